@@ -1,0 +1,91 @@
+#include "cli.hpp"
+
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/sinks/rotating_file_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "mybackup/error.hpp"
+#include "mybackup/fs.hpp"
+
+namespace mybackup::cli {
+
+const Home& Context::home() {
+  if (!home_) {
+    home_ = std::make_unique<Home>(Home::locate(home_option));
+  }
+  return *home_;
+}
+
+Config Context::load_config() {
+  home().require_initialized();
+  return mybackup::load_config(home().config_path());
+}
+
+spdlog::logger& Context::log() {
+  if (!logger_) {
+    try {
+      if (home().initialized()) {
+        make_directories(home().log_directory(), 0700);
+        auto sink = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(home().log_directory() + "/mybackup.log",
+                                                                           5 * 1024 * 1024, 3);
+        logger_ = std::make_shared<spdlog::logger>("mybackup", std::move(sink));
+        logger_->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z [%l] pid=%P %v");
+        logger_->flush_on(spdlog::level::info);
+      }
+    } catch (const std::exception&) {
+      logger_.reset();  // an unwritable log must not stop a backup
+    }
+    if (!logger_) {
+      logger_ = std::make_shared<spdlog::logger>("mybackup", std::make_shared<spdlog::sinks::null_sink_mt>());
+    }
+  }
+  return *logger_;
+}
+
+void say(const Context& context, const std::string& line) {
+  if (!context.quiet) {
+    std::cout << line << '\n';
+  }
+}
+
+std::string format_bytes(std::uint64_t bytes) {
+  static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  if (bytes < 1024) {
+    return std::to_string(bytes) + " B";
+  }
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 5) {
+    value /= 1024;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f %s", value, kUnits[unit]);
+  return text;
+}
+
+std::string format_count(std::uint64_t count) {
+  std::string digits = std::to_string(count);
+  for (int i = static_cast<int>(digits.size()) - 3; i > 0; i -= 3) {
+    digits.insert(static_cast<std::size_t>(i), ",");
+  }
+  return digits;
+}
+
+std::string format_duration(double seconds) {
+  char text[32];
+  if (seconds < 60) {
+    std::snprintf(text, sizeof text, "%.1f s", seconds);
+  } else {
+    const auto whole = static_cast<long>(seconds);
+    std::snprintf(text, sizeof text, "%ld min %02ld s", whole / 60, whole % 60);
+  }
+  return text;
+}
+
+void add_example(CLI::App& command, const std::string& example) { command.footer("\nExample:\n  " + example); }
+
+}  // namespace mybackup::cli

@@ -1,0 +1,59 @@
+#pragma once
+// Shared pieces of the command-line front end: the per-invocation context, output helpers and
+// the registration function of each command group. Library code never prints; this layer does.
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "mybackup/config.hpp"
+#include "mybackup/home.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace mybackup::cli {
+
+/// Exit codes (documented in README and `mybackup --help`).
+enum ExitCode : int { kOk = 0, kError = 1, kUsage = 2, kPartial = 3 };
+
+/// State shared by every command of one invocation.
+struct Context {
+  std::string home_option;  // --home
+  bool quiet = false;       // --quiet
+  int exit_code = kOk;      // a command may lower success to kPartial
+
+  /// The home, located once (from --home, MYBACKUP_HOME or ~/.mybackup).
+  const Home& home();
+  /// Config of an initialized home (Error(not_found) with a hint otherwise).
+  Config load_config();
+  /// The log of this home (logs/mybackup.log, rotating); a no-op logger before `init`.
+  spdlog::logger& log();
+
+ private:
+  std::unique_ptr<Home> home_;
+  std::shared_ptr<spdlog::logger> logger_;
+};
+
+/// Prints to stdout unless --quiet.
+void say(const Context& context, const std::string& line);
+
+/// "1.5 GiB", "12.0 MiB", "512 B".
+std::string format_bytes(std::uint64_t bytes);
+/// "1,234,567".
+std::string format_count(std::uint64_t count);
+/// "3.2 s", "1 min 05 s".
+std::string format_duration(double seconds);
+/// Adds the standard "Example:" footer to a command's --help.
+void add_example(CLI::App& command, const std::string& example);
+
+void register_init(CLI::App& app, Context& context);
+void register_sources(CLI::App& app, Context& context);
+void register_config(CLI::App& app, Context& context);
+void register_backup(CLI::App& app, Context& context);
+void register_status(CLI::App& app, Context& context);
+
+}  // namespace mybackup::cli

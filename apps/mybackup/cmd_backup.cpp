@@ -1,0 +1,215 @@
+// `mybackup backup`: one incremental run over every source (or one).
+
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <mutex>
+
+#include "cli.hpp"
+#include "mybackup/backup.hpp"
+#include "mybackup/catalog.hpp"
+#include "mybackup/clock.hpp"
+#include "mybackup/error.hpp"
+#include "mybackup/json.hpp"
+#include "mybackup/keys.hpp"
+#include "mybackup/lock.hpp"
+#include "mybackup/repository.hpp"
+#include "mybackup/scanner.hpp"
+
+namespace mybackup::cli {
+
+namespace {
+
+struct BackupFlags {
+  std::string source;
+  bool dry_run = false;
+  bool verbose = false;
+  bool json = false;
+};
+
+const char* action_name(FileAction action) {
+  switch (action) {
+    case FileAction::added: return "added";
+    case FileAction::changed: return "changed";
+    case FileAction::deleted: return "deleted";
+    case FileAction::skipped: return "skipped";
+  }
+  return "?";
+}
+
+std::vector<BackupSource> selected_sources(const Config& config, const std::string& only) {
+  if (config.sources.empty()) {
+    throw Error(ErrorKind::usage, "no source to back up: add one with `mybackup add DIR`");
+  }
+  std::vector<BackupSource> sources;
+  const std::string wanted = only.empty() ? "" : normalize_path(only);
+  for (const SourceConfig& source : config.sources) {
+    if (wanted.empty() || source.path == wanted) {
+      sources.push_back({source.path, source.exclude});
+    }
+  }
+  if (sources.empty()) {
+    std::string list;
+    for (const SourceConfig& source : config.sources) {
+      list += (list.empty() ? "" : ", ") + source.path;
+    }
+    throw Error(ErrorKind::usage, wanted + " is not a source (sources: " + list + "); add it first with `mybackup add " + wanted + "`");
+  }
+  return sources;
+}
+
+/// Opens the destination for a run, checking it is the repository this catalog indexes.
+std::unique_ptr<Repository> open_destination(const std::string& destination, const MasterKey& key, const Catalog& catalog,
+                                             bool dry_run) {
+  const std::string known_id = catalog.repository_id();
+  const CreateIfMissing create = (known_id.empty() && !dry_run) ? CreateIfMissing::yes : CreateIfMissing::no;
+  std::unique_ptr<Repository> repository;
+  try {
+    repository = Repository::open(make_local_backend(destination), key, create);
+  } catch (const Error& error) {
+    if (error.kind() != ErrorKind::not_found) {
+      throw;
+    }
+    if (!known_id.empty()) {
+      throw Error(ErrorKind::mismatch, "destination " + destination + " holds no repository, but this catalog indexes repository " +
+                                           known_id + ": set the destination back to where it is, or start a new home");
+    }
+    return nullptr;  // dry run before the first backup: nothing there yet
+  }
+  if (!known_id.empty() && repository->info().id != known_id) {
+    throw Error(ErrorKind::mismatch, "destination " + destination + " belongs to another repository (" + repository->info().id +
+                                         ", this catalog indexes " + known_id + "): choose the right destination or another home");
+  }
+  return repository;
+}
+
+void print_report(Context& context, const BackupFlags& flags, const BackupReport& report, const std::string& destination) {
+  const RunStats& s = report.stats;
+  const double seconds = static_cast<double>(report.finished_ns - report.started_ns) / 1e9;
+  if (flags.json) {
+    JsonWriter json(true);
+    json.begin_object()
+        .key("dry_run").value(flags.dry_run)
+        .key("status").value(s.status)
+        .key("destination").value(destination)
+        .key("seconds").value(seconds)
+        .key("files_new").value(s.files_new)
+        .key("files_changed").value(s.files_changed)
+        .key("files_deleted").value(s.files_deleted)
+        .key("files_unchanged").value(s.files_unchanged)
+        .key("files_skipped").value(s.files_skipped)
+        .key("bytes_scanned").value(s.bytes_scanned)
+        .key("bytes_read").value(s.bytes_read)
+        .key("bytes_new").value(s.bytes_new)
+        .key("bytes_stored").value(s.bytes_stored)
+        .key("packs").value(report.packs_written)
+        .key("manifest").value(report.manifest_key)
+        .key("skipped").begin_array();
+    for (const ScanProblem& problem : report.problems) {
+      json.begin_object().key("path").value(problem.path).key("reason").value(problem.reason).end_object();
+    }
+    json.end_array()
+        .key("timing").begin_object()
+        .key("scan_seconds").value(report.scan_seconds)
+        .key("store_seconds").value(report.store_seconds)
+        .key("commit_seconds").value(report.commit_seconds)
+        .end_object()
+        .end_object();
+    std::cout << json.str() << '\n';
+    return;
+  }
+  const std::string what = flags.dry_run ? "Dry run (nothing written)" : "Backup finished";
+  say(context, what + " in " + format_duration(seconds) + ": " + format_count(s.files_new) + " new, " +
+                   format_count(s.files_changed) + " changed, " + format_count(s.files_deleted) + " deleted, " +
+                   format_count(s.files_unchanged) + " unchanged" +
+                   (s.files_skipped > 0 ? ", " + format_count(s.files_skipped) + " skipped" : ""));
+  say(context, std::string("  read ") + format_bytes(s.bytes_read) + ", new data " + format_bytes(s.bytes_new) + ", " +
+                   (flags.dry_run ? "would store " : "stored ") + format_bytes(s.bytes_stored) + " in " +
+                   format_count(report.packs_written) + " pack(s) " + (flags.dry_run ? "on " : "to ") + destination);
+}
+
+void run(Context& context, const BackupFlags& flags) {
+  const Config config = context.load_config();
+  const std::vector<BackupSource> sources = selected_sources(config, flags.source);
+  if (config.destination_primary.empty()) {
+    throw Error(ErrorKind::usage, "destination missing: run `mybackup config set destination DIR`");
+  }
+  const std::string& destination = config.destination_primary;
+  const MasterKey key = load_key_file(context.home().key_path(config));
+  Catalog catalog(context.home().catalog_path());
+  const KeySet keys = KeySet::derive(key);
+
+  BackupOptions options;
+  options.sources = sources;
+  options.compression_level = config.compression_enabled ? config.compression_level : 0;
+  options.dry_run = flags.dry_run;
+  std::mutex output;
+  options.on_file = [&](FileAction action, EntryType type, const std::string& path, std::uint64_t, const std::string& note) {
+    std::lock_guard lock(output);
+    const std::string shown = path + (type == EntryType::directory ? "/" : "");
+    if (action == FileAction::skipped) {
+      std::cerr << "mybackup: skipped: " << shown << ": " << note << '\n';
+      context.log().warn("backup: skipped {}: {}", path, note);
+    } else if (flags.verbose && !flags.json) {
+      std::cout << (flags.dry_run ? "would be " : "") << action_name(action) << "  " << shown << '\n';
+    }
+  };
+
+  const std::int64_t started = system_clock().now_ns();
+  std::string source_names;
+  for (const BackupSource& source : sources) {
+    source_names += (source_names.empty() ? "" : ", ") + source.path;
+  }
+  context.log().info("backup: start{} sources [{}] destination {}", flags.dry_run ? " (dry run)" : "", source_names, destination);
+  try {
+    std::unique_ptr<Repository> repository = open_destination(destination, key, catalog, flags.dry_run);
+    BackupTarget target;
+    target.keys = &keys;
+    target.chunker = repository ? repository->info().chunker : ChunkerParams{};
+    target.repository = repository.get();
+    BackupReport report;
+    if (flags.dry_run) {
+      report = run_backup(catalog, target, options);
+    } else {
+      const RepositoryLock lock(repository->backend(), "backup");
+      catalog.set_repository_id(repository->info().id);
+      report = run_backup(catalog, target, options);
+    }
+    const RunStats& s = report.stats;
+    context.log().info(
+        "backup: {} in {:.2f}s: new {} changed {} deleted {} unchanged {} skipped {}; read {} B, new {} B, stored {} B in {} "
+        "packs; manifest {}; time scan {:.2f}s store {:.2f}s commit {:.2f}s",
+        s.status, static_cast<double>(report.finished_ns - report.started_ns) / 1e9, s.files_new, s.files_changed,
+        s.files_deleted, s.files_unchanged, s.files_skipped, s.bytes_read, s.bytes_new, s.bytes_stored, report.packs_written,
+        report.manifest_key.empty() ? "none" : report.manifest_key, report.scan_seconds, report.store_seconds,
+        report.commit_seconds);
+    print_report(context, flags, report, destination);
+    if (!report.problems.empty()) {
+      context.exit_code = kPartial;
+    }
+  } catch (const Error& error) {
+    if (!flags.dry_run) {
+      try {
+        catalog.record_failed_run(RunKind::backup, started, system_clock().now_ns(), error.what());
+      } catch (const std::exception&) {
+        // The run already failed; the catalog may be what broke.
+      }
+    }
+    throw;
+  }
+}
+
+}  // namespace
+
+void register_backup(CLI::App& app, Context& context) {
+  auto* command = app.add_subcommand("backup", "Back up every source (only what changed since the last run)");
+  auto flags = std::make_shared<BackupFlags>();
+  command->add_option("-s,--source", flags->source, "Back up only this source");
+  command->add_flag("-n,--dry-run", flags->dry_run, "Read and report what would be stored; write nothing");
+  command->add_flag("-v,--verbose", flags->verbose, "One line per added, changed, deleted or skipped file");
+  command->add_flag("--json", flags->json, "Print one JSON summary object");
+  add_example(*command, "mybackup backup --dry-run --verbose\n  mybackup backup --source ~/Documents");
+  command->callback([&context, flags] { run(context, *flags); });
+}
+
+}  // namespace mybackup::cli

@@ -1,0 +1,122 @@
+// `mybackup status`: what is backed up, how much space it takes, and how the last run went.
+
+#include <iostream>
+
+#include "cli.hpp"
+#include "mybackup/catalog.hpp"
+#include "mybackup/clock.hpp"
+#include "mybackup/json.hpp"
+
+namespace mybackup::cli {
+
+namespace {
+
+std::uint64_t saved(std::uint64_t before, std::uint64_t after) { return before > after ? before - after : 0; }
+
+void show(Context& context, bool json) {
+  const Config config = context.load_config();
+  const Catalog catalog(context.home().catalog_path());
+  const CatalogSummary summary = catalog.summary();
+  const std::optional<RunRecord> last = catalog.last_run();
+  const std::string repository_id = catalog.repository_id();
+  const std::uint64_t dedup_saved = saved(summary.original_bytes, summary.unique_bytes);
+  const std::uint64_t compression_saved = saved(summary.unique_bytes, summary.compressed_bytes);
+
+  if (json) {
+    JsonWriter out(true);
+    out.begin_object()
+        .key("home").value(context.home().root())
+        .key("repository_id").value(repository_id)
+        .key("destinations").begin_object()
+        .key("primary").value(config.destination_primary)
+        .key("secondary").value(config.destination_secondary)
+        .end_object()
+        .key("files").value(summary.files)
+        .key("versions").value(summary.versions)
+        .key("current_bytes").value(summary.current_bytes)
+        .key("original_bytes").value(summary.original_bytes)
+        .key("unique_bytes").value(summary.unique_bytes)
+        .key("stored_bytes").value(summary.stored_bytes)
+        .key("saved_by_dedup_bytes").value(dedup_saved)
+        .key("saved_by_compression_bytes").value(compression_saved)
+        .key("chunks").value(summary.chunks)
+        .key("packs").value(summary.packs)
+        .key("runs").value(summary.runs)
+        .key("last_run");
+    if (last) {
+      out.begin_object()
+          .key("kind").value(last->kind)
+          .key("started").value(format_utc(last->started_ns))
+          .key("seconds").value(static_cast<double>(last->finished_ns - last->started_ns) / 1e9)
+          .key("status").value(last->stats.status)
+          .key("error").value(last->stats.error)
+          .key("files_new").value(last->stats.files_new)
+          .key("files_changed").value(last->stats.files_changed)
+          .key("files_deleted").value(last->stats.files_deleted)
+          .key("files_skipped").value(last->stats.files_skipped)
+          .end_object();
+    } else {
+      out.null();
+    }
+    out.key("sources").begin_array();
+    for (const SourceConfig& source : config.sources) {
+      out.begin_object().key("path").value(source.path).key("files").value(catalog.file_count_under(source.path));
+      out.key("exclude").begin_array();
+      for (const std::string& pattern : source.exclude) {
+        out.value(pattern);
+      }
+      out.end_array().end_object();
+    }
+    out.end_array().end_object();
+    std::cout << out.str() << '\n';
+    return;
+  }
+
+  std::cout << "Home:         " << context.home().root() << '\n';
+  std::cout << "Destination:  " << (config.destination_primary.empty() ? "(not set: run `mybackup config set destination DIR`)"
+                                                                        : config.destination_primary)
+            << (repository_id.empty() ? "" : "  (repository " + repository_id.substr(0, 8) + ")") << '\n';
+  if (!config.destination_secondary.empty()) {
+    std::cout << "Secondary:    " << config.destination_secondary << '\n';
+  }
+  std::cout << "Files:        " << format_count(summary.files) << " (" << format_bytes(summary.current_bytes) << "), "
+            << format_count(summary.versions) << " versions in history (" << format_bytes(summary.original_bytes) << ")\n";
+  std::cout << "Stored:       " << format_bytes(summary.stored_bytes) << " in " << format_count(summary.packs)
+            << " packs; saved " << format_bytes(dedup_saved) << " by deduplication, " << format_bytes(compression_saved)
+            << " by compression\n";
+  if (last) {
+    std::string outcome = last->stats.status;
+    if (last->stats.status == "failed") {
+      outcome += ": " + last->stats.error;
+    } else {
+      outcome += " (" + format_count(last->stats.files_new) + " new, " + format_count(last->stats.files_changed) + " changed, " +
+                 format_count(last->stats.files_deleted) + " deleted" +
+                 (last->stats.files_skipped > 0 ? ", " + format_count(last->stats.files_skipped) + " skipped" : "") + ")";
+    }
+    std::cout << "Last run:     " << last->kind << " " << format_local(last->started_ns) << ", "
+              << format_duration(static_cast<double>(last->finished_ns - last->started_ns) / 1e9) << ", " << outcome << '\n';
+  } else {
+    std::cout << "Last run:     never (run `mybackup backup`)\n";
+  }
+  std::cout << "Sources:" << (config.sources.empty() ? "      (none: add one with `mybackup add DIR`)" : "") << '\n';
+  for (const SourceConfig& source : config.sources) {
+    std::string patterns;
+    for (const std::string& pattern : source.exclude) {
+      patterns += (patterns.empty() ? "" : ", ") + pattern;
+    }
+    std::cout << "  " << source.path << "  " << format_count(catalog.file_count_under(source.path)) << " files"
+              << (patterns.empty() ? "" : ", exclude: " + patterns) << '\n';
+  }
+}
+
+}  // namespace
+
+void register_status(CLI::App& app, Context& context) {
+  auto* command = app.add_subcommand("status", "Show what is backed up, the space used and saved, and the last run");
+  auto json = std::make_shared<bool>(false);
+  command->add_flag("--json", *json, "Print one JSON object");
+  add_example(*command, "mybackup status --json");
+  command->callback([&context, json] { show(context, *json); });
+}
+
+}  // namespace mybackup::cli

@@ -1,0 +1,74 @@
+#pragma once
+// One backup run: scan the sources, store what changed, record it.
+//
+//   scan (this thread) → change detection against the catalog: an entry whose size, mtime,
+//   inode and mode match its latest version is not read
+//   → readers (one per core): read, FastCDC-chunk, SHA-256 of the file, HMAC id of each chunk;
+//     a chunk whose id is already known (catalog or this run) is only referenced
+//   → compressors (one per core): zstd (kept only if it shrinks), AES-256-GCM blob
+//   → writer: appends blobs to a pack; full packs are stored on the destination
+//   → when every pack is durable: the run's manifest, then one catalog transaction.
+// The queues between stages are bounded in bytes, so memory does not grow with the data.
+//
+// Per-file problems (unreadable, vanished, changed while being read, special files) are
+// collected in the report, never thrown; destination and catalog failures throw, and then
+// nothing of the run is recorded in the catalog (packs already written are harmless orphans).
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "mybackup/catalog.hpp"
+#include "mybackup/clock.hpp"
+#include "mybackup/keys.hpp"
+#include "mybackup/repository.hpp"
+#include "mybackup/scanner.hpp"
+
+namespace mybackup {
+
+struct BackupSource {
+  std::string path;  // absolute, normalized
+  std::vector<std::string> exclude;
+};
+
+enum class FileAction { added, changed, deleted, skipped };
+
+/// Called from worker threads (the callee must be thread-safe). `path` is absolute.
+using FileCallback = std::function<void(FileAction action, EntryType type, const std::string& path,
+                                        std::uint64_t size, const std::string& note)>;
+
+struct BackupOptions {
+  std::vector<BackupSource> sources;
+  int compression_level = 3;  // 0: store raw
+  bool dry_run = false;       // read and report; write nothing anywhere
+  unsigned threads = 0;       // workers per stage; 0: one per core
+  FileCallback on_file;       // optional
+  const Clock* clock = nullptr;  // nullptr: the system clock
+};
+
+struct BackupReport {
+  RunStats stats;
+  std::vector<ScanProblem> problems;  // every skipped file, with its reason
+  std::uint64_t seq = 0;              // 0 when no manifest was written
+  std::string manifest_key;
+  std::uint64_t packs_written = 0;
+  std::int64_t started_ns = 0;
+  std::int64_t finished_ns = 0;
+  // Where the time went (seconds).
+  double scan_seconds = 0;
+  double store_seconds = 0;
+  double commit_seconds = 0;
+};
+
+/// What the run writes to, or only reads from for a dry run.
+struct BackupTarget {
+  const KeySet* keys = nullptr;        // chunk ids and gear table
+  ChunkerParams chunker;               // the repository's parameters
+  Repository* repository = nullptr;    // REQUIRES: non-null unless dry_run
+};
+
+/// Runs one backup. The caller holds the repository's writer lock (unless dry_run).
+BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const BackupOptions& options);
+
+}  // namespace mybackup

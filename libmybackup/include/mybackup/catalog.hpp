@@ -1,0 +1,122 @@
+#pragma once
+// The catalog (backups.db, SQLite): the local index of everything on the destination.
+//
+// It holds the runs, every version of every path, the chunk list of each version, and where each
+// chunk is stored. It is an index, not the truth: every fact in it comes from a manifest on the
+// destination (record_run takes a Manifest), so it can be rebuilt from there. One transaction per
+// run; WAL journal; the schema version is checked on open.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "mybackup/manifest.hpp"
+
+namespace mybackup {
+
+constexpr int kCatalogSchemaVersion = 1;
+
+/// Hash functor so chunk ids can key unordered containers (ids are already uniform).
+struct ChunkIdHash {
+  std::size_t operator()(const ChunkId& id) const noexcept {
+    std::size_t value = 0;
+    for (std::size_t i = 0; i < sizeof value; ++i) {
+      value = value << 8 | id[i];
+    }
+    return value;
+  }
+};
+using ChunkIdSet = std::unordered_set<ChunkId, ChunkIdHash>;
+
+/// The most recent version recorded for a path.
+struct LatestVersion {
+  std::uint32_t number = 0;
+  EntryType type = EntryType::file;
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  std::uint32_t mode = 0;
+  std::uint64_t inode = 0;
+  std::string link_target;
+};
+
+/// Figures a run reports beyond what its manifest holds.
+struct RunStats {
+  std::string status = "ok";  // "ok", "partial" (some files skipped) or "failed"
+  std::string error;          // for failed runs
+  std::uint64_t files_new = 0;
+  std::uint64_t files_changed = 0;
+  std::uint64_t files_deleted = 0;
+  std::uint64_t files_unchanged = 0;
+  std::uint64_t files_skipped = 0;
+  std::uint64_t bytes_scanned = 0;  // size of every file considered
+  std::uint64_t bytes_read = 0;     // size of the files actually read
+  std::uint64_t bytes_new = 0;      // raw bytes of chunks stored for the first time
+  std::uint64_t bytes_stored = 0;   // bytes written to the destination (packs)
+};
+
+struct RunRecord {
+  std::int64_t id = 0;
+  std::uint64_t seq = 0;
+  std::string kind;
+  std::int64_t started_ns = 0;
+  std::int64_t finished_ns = 0;
+  RunStats stats;
+};
+
+struct CatalogSummary {
+  std::uint64_t files = 0;           // paths whose latest version is a regular file
+  std::uint64_t versions = 0;        // file versions in history (deletion markers not counted)
+  std::uint64_t original_bytes = 0;  // sum of the sizes of all file versions
+  std::uint64_t current_bytes = 0;   // sum of the sizes of the latest file versions
+  std::uint64_t unique_bytes = 0;    // raw bytes of distinct chunks (after deduplication)
+  std::uint64_t compressed_bytes = 0;  // sum of blob lengths (after compression and encryption)
+  std::uint64_t stored_bytes = 0;    // sum of pack sizes on the destination
+  std::uint64_t chunks = 0;
+  std::uint64_t packs = 0;
+  std::uint64_t runs = 0;
+};
+
+class Catalog {
+ public:
+  /// Opens or creates the catalog at `path`. Error(config) if the file is not a catalog or its
+  /// schema version is not kCatalogSchemaVersion.
+  explicit Catalog(const std::string& path);
+  ~Catalog();
+  Catalog(const Catalog&) = delete;
+  Catalog& operator=(const Catalog&) = delete;
+
+  /// The id of the repository this catalog indexes; empty before the first backup.
+  std::string repository_id() const;
+  void set_repository_id(const std::string& id);
+
+  /// The latest version of `root` and of every path below it, deletion markers included.
+  std::unordered_map<std::string, LatestVersion> latest_under(const std::string& root) const;
+
+  /// Every chunk id stored so far.
+  ChunkIdSet known_chunks() const;
+
+  /// Records a finished run in one transaction: its packs, their chunks, the new versions (with
+  /// their chunk lists), and the run itself. Nothing is recorded if it throws.
+  /// REQUIRES: every chunk a version lists is in the manifest's packs or already in the catalog.
+  void record_run(const Manifest& manifest, const std::string& manifest_key, const RunStats& stats);
+
+  /// Records a run that failed before it could write a manifest (shown by `status`).
+  void record_failed_run(RunKind kind, std::int64_t started_ns, std::int64_t finished_ns, const std::string& error);
+
+  /// The highest manifest sequence number recorded (0 if none).
+  std::uint64_t last_seq() const;
+  std::optional<RunRecord> last_run() const;
+  CatalogSummary summary() const;
+  /// Number of paths below `root` whose latest version is a regular file.
+  std::uint64_t file_count_under(const std::string& root) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mybackup

@@ -1,0 +1,24 @@
+#pragma once
+// Time comes through this seam so tests can run scheduling and date logic without sleeping.
+
+#include <cstdint>
+#include <string>
+
+namespace mybackup {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  /// Nanoseconds since the Unix epoch (UTC).
+  virtual std::int64_t now_ns() const = 0;
+};
+
+/// The real clock (CLOCK_REALTIME).
+const Clock& system_clock();
+
+/// "2026-11-21T12:34:56Z" for a Unix time in nanoseconds.
+std::string format_utc(std::int64_t unix_ns);
+/// "2026-11-21 13:34:56" in the local time zone.
+std::string format_local(std::int64_t unix_ns);
+
+}  // namespace mybackup

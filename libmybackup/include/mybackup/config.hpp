@@ -1,0 +1,73 @@
+#pragma once
+// config.yaml: the user's settings, in the structure of the original MyBackup tool.
+//
+//   version: '1.0.0'
+//   created_at: '2026-01-20T14:30:00'
+//   encryption: {algorithm: AES-256-GCM, key_file: key}     # the key itself is never in here
+//   compression: {enabled: true, algorithm: zstd, level: 3}
+//   sources: [{path: /home/me/Documents, exclude: ['*.tmp'], added_at: '…'}]
+//   destinations: {primary: /mnt/backups, secondary: null}
+//   watch: {enabled: true, interval: 300, realtime: true}
+//   retention: {keep_days: 30, keep_versions: 10, auto_clean: false}
+//
+// Errors name the file and line: "/home/me/.mybackup/config.yaml:12: compression.level must be …".
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mybackup {
+
+struct SourceConfig {
+  std::string path;  // absolute, normalized
+  std::vector<std::string> exclude;
+  std::string added_at;
+};
+
+struct Config {
+  std::string version = "1.0.0";
+  std::string created_at;
+
+  std::string encryption_algorithm = "AES-256-GCM";
+  std::string key_file = "key";  // relative to the home, or absolute
+
+  bool compression_enabled = true;
+  int compression_level = 3;  // 1..22
+
+  std::vector<SourceConfig> sources;
+
+  std::string destination_primary;    // empty: not set
+  std::string destination_secondary;  // empty: not set
+
+  bool watch_enabled = true;
+  int watch_interval = 300;  // seconds, > 0
+  bool watch_realtime = true;
+
+  int retention_keep_days = 30;     // >= 0
+  int retention_keep_versions = 10;  // >= 1
+  bool retention_auto_clean = false;
+
+  /// The source whose path equals `path`, or nullptr.
+  const SourceConfig* find_source(const std::string& path) const;
+};
+
+/// Reads config.yaml. Error(config) "<path>:<line>: <problem>" if it does not parse or holds an
+/// unknown key or an invalid value; Error(not_found) if it is missing.
+Config load_config(const std::string& path);
+
+/// Writes config.yaml atomically (temporary file, fsync, rename).
+void save_config(const std::string& path, const Config& config);
+
+/// The keys `config set` accepts, in display order. "destination" is an alias of
+/// "destinations.primary".
+const std::vector<std::string>& config_keys();
+
+/// Sets one key from its text form. Error(usage) for an unknown key ("unknown key 'x': valid keys
+/// are …") or an invalid value ("compression.level must be a whole number from 1 to 22, got '0'").
+/// Paths are made absolute.
+void set_config_value(Config& config, const std::string& key, const std::string& value);
+
+/// Every key with its value as text, in display order ("" for unset).
+std::vector<std::pair<std::string, std::string>> config_values(const Config& config);
+
+}  // namespace mybackup

@@ -1,0 +1,84 @@
+#pragma once
+// A repository: the destination's objects, read and written with the repository's keys.
+//
+//   mybackup-repo.json          plaintext marker: format, version, id, chunker parameters, key check
+//   data/<2 hex>/<64 hex>.enc   packs (pack.hpp), named by the SHA-256 of their bytes
+//   snapshots/<seq>-<id>.enc    one manifest per run (manifest.hpp)
+//   locks/writer.json           the writer lock (lock.hpp)
+// All object names are made in this module and nowhere else.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mybackup/backend.hpp"
+#include "mybackup/chunker.hpp"
+#include "mybackup/keys.hpp"
+#include "mybackup/manifest.hpp"
+#include "mybackup/pack.hpp"
+
+namespace mybackup {
+
+constexpr int kRepositoryFormatVersion = 1;
+
+struct RepositoryInfo {
+  std::string id;  // 32 hex digits, random
+  int version = kRepositoryFormatVersion;
+  ChunkerParams chunker;
+  std::int64_t created_ns = 0;
+};
+
+enum class CreateIfMissing { no, yes };
+
+class Repository {
+ public:
+  /// Opens the repository in `backend`.
+  /// - No marker and CreateIfMissing::yes: creates one if the location is empty (or absent).
+  /// - No marker otherwise: Error(not_found) if the location is empty, Error(mismatch) if it holds
+  ///   other files ("not a mybackup repository").
+  /// - A marker whose key check fails: Error(mismatch) ("created with a different key").
+  /// - A marker of an unknown format or version: Error(corrupt).
+  static std::unique_ptr<Repository> open(std::unique_ptr<Backend> backend, const MasterKey& key,
+                                          CreateIfMissing create);
+
+  const RepositoryInfo& info() const { return info_; }
+  const KeySet& keys() const { return keys_; }
+  Backend& backend() { return *backend_; }
+  std::string location() const { return backend_->location(); }
+
+  // ---- names
+  static std::string pack_key(const std::string& pack_name);
+  static std::string manifest_key(std::uint64_t seq, const std::string& run_id);
+  /// The sequence number in a manifest key, or 0 if the key is not a manifest name.
+  static std::uint64_t manifest_seq(const std::string& key);
+
+  // ---- packs and chunks
+  /// Stores a finished pack (atomic, durable). A pack already present is left as it is.
+  void put_pack(const FinishedPack& pack);
+  /// Reads one blob from a pack, authenticates it, decompresses it and checks that its
+  /// content hashes to its id. Error(not_found) if the pack is missing, Error(crypto) or
+  /// Error(corrupt) if the blob is damaged.
+  Bytes read_chunk(const std::string& pack_name, const PackEntry& where) const;
+  /// The chunk id of `data` (HMAC-SHA256 with id_key).
+  ChunkId chunk_id(ByteView data) const;
+
+  // ---- manifests
+  /// Encodes, compresses, encrypts and stores a manifest under manifest_key(seq, run_id).
+  /// Returns the key. Error(exists) if that key is taken.
+  std::string put_manifest(const Manifest& manifest);
+  /// Keys of all manifests, in sequence order.
+  std::vector<std::string> manifest_keys() const;
+  Manifest read_manifest(const std::string& key) const;
+  /// One more than the highest sequence number on the destination.
+  std::uint64_t next_manifest_seq() const;
+
+ private:
+  Repository(std::unique_ptr<Backend> backend, KeySet keys, RepositoryInfo info);
+
+  std::unique_ptr<Backend> backend_;
+  KeySet keys_;
+  RepositoryInfo info_;
+};
+
+}  // namespace mybackup

@@ -1,0 +1,81 @@
+#pragma once
+// Walking a source tree: what is there, with the metadata the change detector needs.
+//
+// Symbolic links are recorded as links (never followed). Empty directories are kept.
+// Special files (fifo, socket, character or block device) are skipped with a note.
+// Entries the scanner cannot read (permission denied, vanished while walking) are reported as
+// problems, never thrown, so one unreadable directory does not stop a backup.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mybackup {
+
+/// What a path is. `deleted` only appears in history (a deletion marker); the scanner never
+/// produces it.
+enum class EntryType : std::uint8_t { file = 1, directory = 2, symlink = 3, deleted = 4 };
+
+struct ScanEntry {
+  std::string path;        // absolute, normalized (no trailing slash, no "." or "..")
+  EntryType type = EntryType::file;
+  std::uint32_t mode = 0;  // permission bits (07777)
+  std::uint64_t size = 0;  // bytes for files, target length for symlinks, 0 for directories
+  std::int64_t mtime_ns = 0;
+  std::uint64_t inode = 0;
+  std::uint64_t device = 0;
+  std::string link_target;  // symlinks only
+};
+
+struct ScanProblem {
+  std::string path;
+  std::string reason;  // one line, e.g. "skipped: fifo" or "cannot open directory: Permission denied"
+};
+
+/// Exclude patterns of one source, as the user wrote them ("*.tmp", "~*", ".DS_Store", "build/",
+/// "docs/*.pdf").
+///  - A pattern without '/' is a glob (fnmatch) matched against the entry's name: "*.tmp".
+///  - A pattern containing '/' (other than a trailing one) is matched against the path relative
+///    to the source, where '*' and '?' do not cross '/': "docs/*.pdf", "build/cache".
+///  - A trailing '/' restricts the pattern to directories: "node_modules/" skips those directories
+///    (and everything below them) but not a file of that name.
+/// An excluded directory is not descended into.
+class ExcludeMatcher {
+ public:
+  ExcludeMatcher() = default;
+  explicit ExcludeMatcher(std::vector<std::string> patterns);
+
+  /// `relative_path` is relative to the source root, '/'-separated, never empty.
+  bool excluded(std::string_view relative_path, bool is_directory) const;
+
+  const std::vector<std::string>& patterns() const { return patterns_; }
+
+ private:
+  struct Pattern {
+    std::string glob;
+    bool directory_only = false;
+    bool match_path = false;  // match the relative path instead of the name
+  };
+  std::vector<std::string> patterns_;
+  std::vector<Pattern> compiled_;
+};
+
+/// Splits "*.tmp,~*, .DS_Store" at commas, trimming spaces and dropping empty items.
+std::vector<std::string> split_patterns(std::string_view comma_separated);
+
+struct ScanResult {
+  std::vector<ScanEntry> entries;  // sorted by path; the root itself is included
+  std::vector<ScanProblem> problems;
+};
+
+/// Walks `root` (an absolute path to a directory or a single file). Throws Error(not_found) if
+/// the root does not exist and Error(io) if it cannot be read at all; everything below the root
+/// that cannot be read becomes a ScanProblem.
+ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes);
+
+/// Makes `path` absolute (against the current directory) and lexically normal: no "." or ".."
+/// components, no duplicate or trailing slashes. Does not touch the filesystem.
+std::string normalize_path(std::string_view path);
+
+}  // namespace mybackup

@@ -1,0 +1,353 @@
+#include "mybackup/catalog.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <cstring>
+
+#include "mybackup/error.hpp"
+
+namespace mybackup {
+
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs(
+  id INTEGER PRIMARY KEY, seq INTEGER, kind TEXT NOT NULL, manifest TEXT, host TEXT,
+  started_ns INTEGER NOT NULL, finished_ns INTEGER NOT NULL, status TEXT NOT NULL, error TEXT,
+  sources TEXT,
+  files_new INTEGER NOT NULL DEFAULT 0, files_changed INTEGER NOT NULL DEFAULT 0,
+  files_deleted INTEGER NOT NULL DEFAULT 0, files_unchanged INTEGER NOT NULL DEFAULT 0,
+  files_skipped INTEGER NOT NULL DEFAULT 0, bytes_scanned INTEGER NOT NULL DEFAULT 0,
+  bytes_read INTEGER NOT NULL DEFAULT 0, bytes_new INTEGER NOT NULL DEFAULT 0,
+  bytes_stored INTEGER NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX runs_seq ON runs(seq) WHERE seq IS NOT NULL;
+CREATE TABLE packs(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, size INTEGER NOT NULL,
+  run_id INTEGER REFERENCES runs(id));
+CREATE TABLE chunks(id INTEGER PRIMARY KEY, hash BLOB UNIQUE NOT NULL,
+  pack_id INTEGER NOT NULL REFERENCES packs(id), offset INTEGER NOT NULL, length INTEGER NOT NULL,
+  raw_length INTEGER NOT NULL, flags INTEGER NOT NULL, refcount INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE files(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL);
+CREATE TABLE versions(id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id),
+  run_id INTEGER NOT NULL REFERENCES runs(id), number INTEGER NOT NULL, type INTEGER NOT NULL,
+  size INTEGER NOT NULL, stored_size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+  mode INTEGER NOT NULL, inode INTEGER NOT NULL, sha256 BLOB, link_target TEXT,
+  UNIQUE(file_id, number));
+CREATE INDEX versions_run ON versions(run_id);
+CREATE TABLE version_chunks(version_id INTEGER NOT NULL REFERENCES versions(id),
+  seq INTEGER NOT NULL, chunk_id INTEGER NOT NULL REFERENCES chunks(id),
+  PRIMARY KEY(version_id, seq)) WITHOUT ROWID;
+CREATE INDEX version_chunks_chunk ON version_chunks(chunk_id);
+)sql";
+
+/// The latest version of each file, as a subquery usable in other statements.
+constexpr const char* kLatestVersions =
+    "SELECT v.* FROM versions v JOIN (SELECT file_id, MAX(number) AS number FROM versions GROUP BY file_id) m "
+    "ON v.file_id = m.file_id AND v.number = m.number";
+
+/// Upper bound of the paths strictly below `root` in byte order ('0' follows '/').
+std::string below_end(const std::string& root) { return (root == "/" ? std::string() : root) + "0"; }
+std::string below_start(const std::string& root) { return (root == "/" ? std::string() : root) + "/"; }
+
+std::int64_t as_i64(std::uint64_t value) { return static_cast<std::int64_t>(value); }
+
+}  // namespace
+
+struct Catalog::Impl {
+  explicit Impl(const std::string& file) : db(file, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE), path(file) {}
+  SQLite::Database db;
+  std::string path;
+};
+
+Catalog::Catalog(const std::string& path) {
+  try {
+    impl_ = std::make_unique<Impl>(path);
+    SQLite::Database& db = impl_->db;
+    db.exec("PRAGMA journal_mode=WAL");
+    // FULL: a committed run survives a power loss, so the catalog never forgets chunks whose
+    // manifest is already on the destination.
+    db.exec("PRAGMA synchronous=FULL");
+    db.exec("PRAGMA foreign_keys=ON");
+    db.setBusyTimeout(5000);
+    const int version = db.execAndGet("PRAGMA user_version").getInt();
+    if (version == 0) {
+      const bool empty = db.execAndGet("SELECT count(*) FROM sqlite_master").getInt() == 0;
+      if (!empty) {
+        throw Error(ErrorKind::config, path + " is not a mybackup catalog");
+      }
+      SQLite::Transaction transaction(db);
+      db.exec(kSchema);
+      db.exec("PRAGMA user_version=" + std::to_string(kCatalogSchemaVersion));
+      transaction.commit();
+    } else if (version != kCatalogSchemaVersion) {
+      throw Error(ErrorKind::config, path + " has catalog schema version " + std::to_string(version) +
+                                         ", this mybackup reads version " + std::to_string(kCatalogSchemaVersion) +
+                                         ": use a matching mybackup release");
+    }
+  } catch (const SQLite::Exception& error) {
+    throw Error(ErrorKind::config, "cannot open the catalog " + path + ": " + error.what());
+  }
+}
+
+Catalog::~Catalog() = default;
+
+std::string Catalog::repository_id() const {
+  SQLite::Statement query(impl_->db, "SELECT value FROM meta WHERE key = 'repository_id'");
+  return query.executeStep() ? query.getColumn(0).getString() : std::string();
+}
+
+void Catalog::set_repository_id(const std::string& id) {
+  SQLite::Statement update(impl_->db, "INSERT INTO meta(key, value) VALUES('repository_id', ?) "
+                                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  update.bind(1, id);
+  update.exec();
+}
+
+std::unordered_map<std::string, LatestVersion> Catalog::latest_under(const std::string& root) const {
+  std::unordered_map<std::string, LatestVersion> latest;
+  SQLite::Statement query(impl_->db,
+                          std::string("SELECT f.path, l.number, l.type, l.size, l.mtime_ns, l.mode, l.inode, l.link_target "
+                                      "FROM files f JOIN (") +
+                              kLatestVersions + ") l ON l.file_id = f.id "
+                              "WHERE f.path = ? OR (f.path >= ? AND f.path < ?)");
+  query.bind(1, root);
+  query.bind(2, below_start(root));
+  query.bind(3, below_end(root));
+  while (query.executeStep()) {
+    LatestVersion version;
+    version.number = static_cast<std::uint32_t>(query.getColumn(1).getInt64());
+    version.type = static_cast<EntryType>(query.getColumn(2).getInt());
+    version.size = static_cast<std::uint64_t>(query.getColumn(3).getInt64());
+    version.mtime_ns = query.getColumn(4).getInt64();
+    version.mode = static_cast<std::uint32_t>(query.getColumn(5).getInt64());
+    version.inode = static_cast<std::uint64_t>(query.getColumn(6).getInt64());
+    version.link_target = query.getColumn(7).getString();
+    latest.emplace(query.getColumn(0).getString(), std::move(version));
+  }
+  return latest;
+}
+
+ChunkIdSet Catalog::known_chunks() const {
+  ChunkIdSet ids;
+  SQLite::Statement query(impl_->db, "SELECT hash FROM chunks");
+  while (query.executeStep()) {
+    const SQLite::Column column = query.getColumn(0);
+    ChunkId id{};
+    if (column.getBytes() == static_cast<int>(id.size())) {
+      std::memcpy(id.data(), column.getBlob(), id.size());
+      ids.insert(id);
+    }
+  }
+  return ids;
+}
+
+void Catalog::record_run(const Manifest& manifest, const std::string& manifest_key, const RunStats& stats) {
+  SQLite::Database& db = impl_->db;
+  try {
+    SQLite::Transaction transaction(db);
+
+    std::string sources;
+    for (const std::string& source : manifest.sources) {
+      sources += (sources.empty() ? "" : "\n") + source;
+    }
+    SQLite::Statement run(db,
+                          "INSERT INTO runs(seq, kind, manifest, host, started_ns, finished_ns, status, error, sources, "
+                          "files_new, files_changed, files_deleted, files_unchanged, files_skipped, bytes_scanned, "
+                          "bytes_read, bytes_new, bytes_stored) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    if (manifest_key.empty()) {
+      run.bind(1);  // a run that changed nothing wrote no manifest
+    } else {
+      run.bind(1, as_i64(manifest.seq));
+    }
+    run.bind(2, manifest.kind == RunKind::backup ? "backup" : "clean");
+    run.bind(3, manifest_key);
+    run.bind(4, manifest.host);
+    run.bind(5, manifest.started_ns);
+    run.bind(6, manifest.finished_ns);
+    run.bind(7, stats.status);
+    run.bind(8, stats.error);
+    run.bind(9, sources);
+    const std::uint64_t counters[] = {stats.files_new,     stats.files_changed, stats.files_deleted,
+                                      stats.files_unchanged, stats.files_skipped, stats.bytes_scanned,
+                                      stats.bytes_read,    stats.bytes_new,     stats.bytes_stored};
+    int column = 10;
+    for (const std::uint64_t counter : counters) {
+      run.bind(column++, as_i64(counter));
+    }
+    run.exec();
+    const std::int64_t run_id = db.getLastInsertRowid();
+
+    SQLite::Statement insert_pack(db, "INSERT INTO packs(name, size, run_id) VALUES(?,?,?) "
+                                      "ON CONFLICT(name) DO UPDATE SET size = excluded.size RETURNING id");
+    SQLite::Statement insert_chunk(db, "INSERT OR IGNORE INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
+                                       "VALUES(?,?,?,?,?,?)");
+    for (const ManifestPack& pack : manifest.packs) {
+      insert_pack.bind(1, pack.name);
+      insert_pack.bind(2, as_i64(pack.size));
+      insert_pack.bind(3, run_id);
+      if (!insert_pack.executeStep()) {
+        throw Error(ErrorKind::io, "cannot record pack " + pack.name);
+      }
+      const std::int64_t pack_id = insert_pack.getColumn(0).getInt64();
+      insert_pack.reset();
+      for (const PackEntry& blob : pack.blobs) {
+        insert_chunk.bind(1, blob.id.data(), static_cast<int>(blob.id.size()));
+        insert_chunk.bind(2, pack_id);
+        insert_chunk.bind(3, static_cast<std::int64_t>(blob.offset));
+        insert_chunk.bind(4, static_cast<std::int64_t>(blob.length));
+        insert_chunk.bind(5, static_cast<std::int64_t>(blob.raw_length));
+        insert_chunk.bind(6, static_cast<int>(blob.flags));
+        insert_chunk.exec();
+        insert_chunk.reset();
+      }
+    }
+
+    SQLite::Statement find_file(db, "SELECT id FROM files WHERE path = ?");
+    SQLite::Statement insert_file(db, "INSERT INTO files(path) VALUES(?)");
+    SQLite::Statement find_chunk(db, "SELECT id, length FROM chunks WHERE hash = ?");
+    SQLite::Statement insert_version(db,
+                                     "INSERT INTO versions(file_id, run_id, number, type, size, stored_size, mtime_ns, mode, "
+                                     "inode, sha256, link_target) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+    SQLite::Statement insert_link(db, "INSERT INTO version_chunks(version_id, seq, chunk_id) VALUES(?,?,?)");
+    SQLite::Statement add_reference(db, "UPDATE chunks SET refcount = refcount + 1 WHERE id = ?");
+    SQLite::Statement set_stored(db, "UPDATE versions SET stored_size = ? WHERE id = ?");
+    for (const ManifestVersion& version : manifest.versions) {
+      find_file.bind(1, version.path);
+      std::int64_t file_id = 0;
+      if (find_file.executeStep()) {
+        file_id = find_file.getColumn(0).getInt64();
+      } else {
+        insert_file.bind(1, version.path);
+        insert_file.exec();
+        insert_file.reset();
+        file_id = db.getLastInsertRowid();
+      }
+      find_file.reset();
+
+      insert_version.bind(1, file_id);
+      insert_version.bind(2, run_id);
+      insert_version.bind(3, static_cast<std::int64_t>(version.number));
+      insert_version.bind(4, static_cast<int>(version.type));
+      insert_version.bind(5, as_i64(version.size));
+      insert_version.bind(6, static_cast<std::int64_t>(0));
+      insert_version.bind(7, version.mtime_ns);
+      insert_version.bind(8, static_cast<std::int64_t>(version.mode));
+      insert_version.bind(9, as_i64(version.inode));
+      if (version.type == EntryType::file) {
+        insert_version.bind(10, version.sha256.data(), static_cast<int>(version.sha256.size()));
+      } else {
+        insert_version.bind(10);
+      }
+      if (version.type == EntryType::symlink) {
+        insert_version.bind(11, version.link_target);
+      } else {
+        insert_version.bind(11);
+      }
+      insert_version.exec();
+      insert_version.reset();
+      const std::int64_t version_id = db.getLastInsertRowid();
+
+      std::int64_t stored = 0;
+      std::int64_t seq = 0;
+      for (const ChunkId& id : version.chunks) {
+        find_chunk.bind(1, id.data(), static_cast<int>(id.size()));
+        if (!find_chunk.executeStep()) {
+          throw Error(ErrorKind::corrupt, "manifest " + manifest_key + " references unknown chunk " + to_hex(id));
+        }
+        const std::int64_t chunk_id = find_chunk.getColumn(0).getInt64();
+        stored += find_chunk.getColumn(1).getInt64();
+        find_chunk.reset();
+        insert_link.bind(1, version_id);
+        insert_link.bind(2, seq++);
+        insert_link.bind(3, chunk_id);
+        insert_link.exec();
+        insert_link.reset();
+        add_reference.bind(1, chunk_id);
+        add_reference.exec();
+        add_reference.reset();
+      }
+      if (stored != 0) {
+        set_stored.bind(1, stored);
+        set_stored.bind(2, version_id);
+        set_stored.exec();
+        set_stored.reset();
+      }
+    }
+    transaction.commit();
+  } catch (const SQLite::Exception& error) {
+    throw Error(ErrorKind::io, "cannot update the catalog " + impl_->path + ": " + error.what());
+  }
+}
+
+void Catalog::record_failed_run(RunKind kind, std::int64_t started_ns, std::int64_t finished_ns, const std::string& error) {
+  SQLite::Statement run(impl_->db, "INSERT INTO runs(kind, started_ns, finished_ns, status, error) VALUES(?,?,?,'failed',?)");
+  run.bind(1, kind == RunKind::backup ? "backup" : "clean");
+  run.bind(2, started_ns);
+  run.bind(3, finished_ns);
+  run.bind(4, error);
+  run.exec();
+}
+
+std::uint64_t Catalog::last_seq() const {
+  return static_cast<std::uint64_t>(impl_->db.execAndGet("SELECT coalesce(max(seq), 0) FROM runs").getInt64());
+}
+
+std::optional<RunRecord> Catalog::last_run() const {
+  SQLite::Statement query(impl_->db,
+                          "SELECT id, coalesce(seq, 0), kind, started_ns, finished_ns, status, coalesce(error, ''), files_new, "
+                          "files_changed, files_deleted, files_unchanged, files_skipped, bytes_scanned, bytes_read, "
+                          "bytes_new, bytes_stored FROM runs ORDER BY id DESC LIMIT 1");
+  if (!query.executeStep()) {
+    return std::nullopt;
+  }
+  RunRecord run;
+  run.id = query.getColumn(0).getInt64();
+  run.seq = static_cast<std::uint64_t>(query.getColumn(1).getInt64());
+  run.kind = query.getColumn(2).getString();
+  run.started_ns = query.getColumn(3).getInt64();
+  run.finished_ns = query.getColumn(4).getInt64();
+  run.stats.status = query.getColumn(5).getString();
+  run.stats.error = query.getColumn(6).getString();
+  std::uint64_t* counters[] = {&run.stats.files_new,     &run.stats.files_changed, &run.stats.files_deleted,
+                               &run.stats.files_unchanged, &run.stats.files_skipped, &run.stats.bytes_scanned,
+                               &run.stats.bytes_read,    &run.stats.bytes_new,     &run.stats.bytes_stored};
+  int column = 7;
+  for (std::uint64_t* counter : counters) {
+    *counter = static_cast<std::uint64_t>(query.getColumn(column++).getInt64());
+  }
+  return run;
+}
+
+CatalogSummary Catalog::summary() const {
+  SQLite::Database& db = impl_->db;
+  CatalogSummary summary;
+  const auto number = [&db](const std::string& sql) {
+    return static_cast<std::uint64_t>(db.execAndGet(sql).getInt64());
+  };
+  const std::string file_type = std::to_string(static_cast<int>(EntryType::file));
+  summary.files = number(std::string("SELECT count(*) FROM (") + kLatestVersions + ") WHERE type = " + file_type);
+  summary.current_bytes =
+      number(std::string("SELECT coalesce(sum(size), 0) FROM (") + kLatestVersions + ") WHERE type = " + file_type);
+  summary.versions = number("SELECT count(*) FROM versions WHERE type = " + file_type);
+  summary.original_bytes = number("SELECT coalesce(sum(size), 0) FROM versions WHERE type = " + file_type);
+  summary.unique_bytes = number("SELECT coalesce(sum(raw_length), 0) FROM chunks");
+  summary.compressed_bytes = number("SELECT coalesce(sum(length), 0) FROM chunks");
+  summary.stored_bytes = number("SELECT coalesce(sum(size), 0) FROM packs");
+  summary.chunks = number("SELECT count(*) FROM chunks");
+  summary.packs = number("SELECT count(*) FROM packs");
+  summary.runs = number("SELECT count(*) FROM runs WHERE status != 'failed'");
+  return summary;
+}
+
+std::uint64_t Catalog::file_count_under(const std::string& root) const {
+  SQLite::Statement query(impl_->db, std::string("SELECT count(*) FROM files f JOIN (") + kLatestVersions +
+                                         ") l ON l.file_id = f.id WHERE l.type = ? AND (f.path = ? OR (f.path >= ? AND f.path < ?))");
+  query.bind(1, static_cast<int>(EntryType::file));
+  query.bind(2, root);
+  query.bind(3, below_start(root));
+  query.bind(4, below_end(root));
+  query.executeStep();
+  return static_cast<std::uint64_t>(query.getColumn(0).getInt64());
+}
+
+}  // namespace mybackup

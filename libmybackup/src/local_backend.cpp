@@ -1,0 +1,175 @@
+// The local-directory Backend: one file per object, written through fs.hpp's atomic helpers.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <mutex>
+#include <set>
+
+#include "mybackup/backend.hpp"
+#include "mybackup/error.hpp"
+#include "mybackup/fs.hpp"
+
+namespace mybackup {
+
+namespace {
+
+bool is_temporary(const std::string& name) { return name.rfind(".tmp-", 0) == 0; }
+
+void list_recursive(const std::string& directory, const std::string& key_prefix, std::vector<std::string>& out) {
+  DIR* dir = ::opendir(directory.c_str());
+  if (dir == nullptr) {
+    if (errno == ENOENT) {
+      return;
+    }
+    throw_system_error(errno, "cannot list " + directory);
+  }
+  std::vector<std::pair<std::string, bool>> children;
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name == "." || name == ".." || is_temporary(name)) {
+      continue;
+    }
+    bool is_dir = entry->d_type == DT_DIR;
+    if (entry->d_type == DT_UNKNOWN) {
+      struct stat info {};
+      is_dir = ::stat(join_path(directory, name).c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+    }
+    children.emplace_back(name, is_dir);
+  }
+  ::closedir(dir);
+  for (const auto& [name, is_dir] : children) {
+    if (is_dir) {
+      list_recursive(join_path(directory, name), key_prefix + name + "/", out);
+    } else {
+      out.push_back(key_prefix + name);
+    }
+  }
+}
+
+class LocalBackend final : public Backend {
+ public:
+  explicit LocalBackend(std::string root) : root_(std::move(root)) {}
+
+  std::string location() const override { return root_; }
+
+  void put(const std::string& key, ByteView data, Overwrite overwrite) override {
+    const std::string path = path_of(key);
+    ensure_directory(parent_directory(path));
+    if (overwrite == Overwrite::yes) {
+      write_file_atomic(path, data);
+    } else {
+      create_file_atomic(path, data);
+    }
+  }
+
+  Bytes get(const std::string& key) const override { return read_file(path_of(key)); }
+
+  Bytes get_range(const std::string& key, std::uint64_t offset, std::uint64_t length) const override {
+    const std::string path = path_of(key);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      throw_system_error(errno, "cannot open " + path);
+    }
+    Bytes data(length);
+    std::uint64_t done = 0;
+    while (done < length) {
+      const ssize_t n = ::pread(fd, data.data() + done, length - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n <= 0) {
+        const int saved = errno;
+        ::close(fd);
+        if (n == 0) {
+          throw Error(ErrorKind::corrupt, path + " is shorter than expected (truncated?)");
+        }
+        throw_system_error(saved, "cannot read " + path);
+      }
+      done += static_cast<std::uint64_t>(n);
+    }
+    ::close(fd);
+    return data;
+  }
+
+  std::optional<std::uint64_t> size(const std::string& key) const override {
+    struct stat info {};
+    if (::stat(path_of(key).c_str(), &info) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) {
+        return std::nullopt;
+      }
+      throw_system_error(errno, "cannot stat " + path_of(key));
+    }
+    return static_cast<std::uint64_t>(info.st_size);
+  }
+
+  std::vector<std::string> list(const std::string& prefix) const override {
+    std::vector<std::string> keys;
+    list_recursive(path_of(prefix), prefix.empty() ? "" : prefix + "/", keys);
+    std::sort(keys.begin(), keys.end());
+    return keys;
+  }
+
+  bool empty() const override {
+    DIR* dir = ::opendir(root_.c_str());
+    if (dir == nullptr) {
+      if (errno == ENOENT) {
+        return true;
+      }
+      throw_system_error(errno, "cannot open " + root_);
+    }
+    bool found = false;
+    while (const dirent* entry = ::readdir(dir)) {
+      const std::string name = entry->d_name;
+      if (name != "." && name != "..") {
+        found = true;
+        break;
+      }
+    }
+    ::closedir(dir);
+    return !found;
+  }
+
+  void remove(const std::string& key) override {
+    const std::string path = path_of(key);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      throw_system_error(errno, "cannot delete " + path);
+    }
+  }
+
+ private:
+  std::string path_of(const std::string& key) const { return key.empty() ? root_ : join_path(root_, key); }
+
+  /// Creates a directory once per backend; new directories are made durable in their parent.
+  void ensure_directory(const std::string& directory) {
+    {
+      std::lock_guard lock(mutex_);
+      if (known_directories_.count(directory) != 0) {
+        return;
+      }
+    }
+    const bool existed = path_exists(directory);
+    make_directories(directory);
+    if (!existed) {
+      sync_directory(parent_directory(directory));
+    }
+    std::lock_guard lock(mutex_);
+    known_directories_.insert(directory);
+  }
+
+  std::string root_;
+  std::mutex mutex_;
+  std::set<std::string> known_directories_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_local_backend(const std::string& root) {
+  return std::make_unique<LocalBackend>(root);
+}
+
+}  // namespace mybackup
