@@ -75,6 +75,10 @@ std::string format_count(std::uint64_t count) {
   return digits;
 }
 
+std::string counted(std::uint64_t count, const std::string& noun) {
+  return format_count(count) + " " + noun + (count == 1 ? "" : "s");
+}
+
 std::string format_duration(double seconds) {
   char text[32];
   if (seconds < 60) {

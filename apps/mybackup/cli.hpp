@@ -45,6 +45,8 @@ void say(const Context& context, const std::string& line);
 std::string format_bytes(std::uint64_t bytes);
 /// "1,234,567".
 std::string format_count(std::uint64_t count);
+/// "1 file", "2,000 files" (English plural with an s).
+std::string counted(std::uint64_t count, const std::string& noun);
 /// "3.2 s", "1 min 05 s".
 std::string format_duration(double seconds);
 /// Adds the standard "Example:" footer to a command's --help.

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <csignal>
+#include <cstring>
 #include <iostream>
 #include <mutex>
 
@@ -27,6 +29,23 @@ struct BackupFlags {
   bool json = false;
 };
 
+/// Set by SIGINT/SIGTERM: the run stops at a safe point, releases the lock and records nothing.
+/// A second signal ends the process at once (the handler restores the default action).
+std::atomic<bool> g_cancel{false};
+
+extern "C" void on_stop_signal(int signal_number) {
+  g_cancel.store(true);
+  std::signal(signal_number, SIG_DFL);
+}
+
+void install_stop_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
 const char* action_name(FileAction action) {
   switch (action) {
     case FileAction::added: return "added";
@@ -37,7 +56,24 @@ const char* action_name(FileAction action) {
   return "?";
 }
 
-std::vector<BackupSource> selected_sources(const Config& config, const std::string& only) {
+/// An exclude pattern matching exactly `path` (a directory) below `root`, or "" if it is not below.
+std::string anchored_exclude(const std::string& root, const std::string& path) {
+  const std::string prefix = root == "/" ? "/" : root + "/";
+  if (path.empty() || path.compare(0, prefix.size(), prefix) != 0) {
+    return "";
+  }
+  std::string pattern = "/";
+  for (const char c : path.substr(prefix.size())) {
+    if (c == '*' || c == '?' || c == '[' || c == '\\') {
+      pattern += '\\';  // fnmatch escape: match the character itself
+    }
+    pattern += c;
+  }
+  return pattern + "/";
+}
+
+std::vector<BackupSource> selected_sources(const Config& config, const std::string& only,
+                                           const std::vector<std::string>& never_back_up) {
   if (config.sources.empty()) {
     throw Error(ErrorKind::usage, "no source to back up: add one with `mybackup add DIR`");
   }
@@ -45,7 +81,15 @@ std::vector<BackupSource> selected_sources(const Config& config, const std::stri
   const std::string wanted = only.empty() ? "" : normalize_path(only);
   for (const SourceConfig& source : config.sources) {
     if (wanted.empty() || source.path == wanted) {
-      sources.push_back({source.path, source.exclude});
+      BackupSource selected{source.path, source.exclude};
+      // A repository or a home inside a source would be backed up into itself, live lock and
+      // catalog included: they are always left out.
+      for (const std::string& path : never_back_up) {
+        if (std::string pattern = anchored_exclude(source.path, path); !pattern.empty()) {
+          selected.exclude.push_back(pattern);
+        }
+      }
+      sources.push_back(std::move(selected));
     }
   }
   if (sources.empty()) {
@@ -125,12 +169,14 @@ void print_report(Context& context, const BackupFlags& flags, const BackupReport
                    (s.files_skipped > 0 ? ", " + format_count(s.files_skipped) + " skipped" : ""));
   say(context, std::string("  read ") + format_bytes(s.bytes_read) + ", new data " + format_bytes(s.bytes_new) + ", " +
                    (flags.dry_run ? "would store " : "stored ") + format_bytes(s.bytes_stored) + " in " +
-                   format_count(report.packs_written) + " pack(s) " + (flags.dry_run ? "on " : "to ") + destination);
+                   counted(report.packs_written, "pack") + (flags.dry_run ? " on " : " to ") + destination);
 }
 
 void run(Context& context, const BackupFlags& flags) {
   const Config config = context.load_config();
-  const std::vector<BackupSource> sources = selected_sources(config, flags.source);
+  const std::vector<BackupSource> sources =
+      selected_sources(config, flags.source,
+                       {config.destination_primary, config.destination_secondary, context.home().root()});
   if (config.destination_primary.empty()) {
     throw Error(ErrorKind::usage, "destination missing: run `mybackup config set destination DIR`");
   }
@@ -143,15 +189,19 @@ void run(Context& context, const BackupFlags& flags) {
   options.sources = sources;
   options.compression_level = config.compression_enabled ? config.compression_level : 0;
   options.dry_run = flags.dry_run;
+  options.cancel = &g_cancel;
+  install_stop_handlers();
   std::mutex output;
   options.on_file = [&](FileAction action, EntryType type, const std::string& path, std::uint64_t, const std::string& note) {
     std::lock_guard lock(output);
     const std::string shown = path + (type == EntryType::directory ? "/" : "");
     if (action == FileAction::skipped) {
-      std::cerr << "mybackup: skipped: " << shown << ": " << note << '\n';
+      const std::string reason = note.rfind("skipped: ", 0) == 0 ? note.substr(9) : note;
+      std::cerr << "mybackup: skipped " << shown << ": " << reason << '\n';
       context.log().warn("backup: skipped {}: {}", path, note);
     } else if (flags.verbose && !flags.json) {
-      std::cout << (flags.dry_run ? "would be " : "") << action_name(action) << "  " << shown << '\n';
+      std::cout << (flags.dry_run ? "would be " : "") << action_name(action) << std::string(9 - std::strlen(action_name(action)), ' ')
+                << shown << '\n';
     }
   };
 

@@ -12,6 +12,7 @@ namespace mybackup::cli {
 void register_config(CLI::App& app, Context& context) {
   auto* config = app.add_subcommand("config", "Show or change settings (config.yaml)");
   config->require_subcommand(1);
+  add_example(*config, "mybackup config set destination /mnt/backups\n  mybackup config show");
 
   auto* set = config->add_subcommand("set", "Change one setting");
   auto key = std::make_shared<std::string>();
@@ -27,7 +28,7 @@ void register_config(CLI::App& app, Context& context) {
     for (const auto& [name, text] : config_values(settings)) {
       if (name == canonical) {
         context.log().info("config set {} = {}", name, text);
-        say(context, name + " = " + text);
+        say(context, name + " = " + (text.empty() ? "(not set)" : text));
       }
     }
   });

@@ -27,10 +27,17 @@ void show(Context& context, bool json) {
     out.begin_object()
         .key("home").value(context.home().root())
         .key("repository_id").value(repository_id)
-        .key("destinations").begin_object()
-        .key("primary").value(config.destination_primary)
-        .key("secondary").value(config.destination_secondary)
-        .end_object()
+        .key("destinations").begin_object();
+    for (const auto& [name, path] : {std::pair{"primary", &config.destination_primary},
+                                     std::pair{"secondary", &config.destination_secondary}}) {
+      out.key(name);
+      if (path->empty()) {
+        out.null();
+      } else {
+        out.value(*path);
+      }
+    }
+    out.end_object()
         .key("files").value(summary.files)
         .key("versions").value(summary.versions)
         .key("current_bytes").value(summary.current_bytes)
@@ -79,10 +86,10 @@ void show(Context& context, bool json) {
   if (!config.destination_secondary.empty()) {
     std::cout << "Secondary:    " << config.destination_secondary << '\n';
   }
-  std::cout << "Files:        " << format_count(summary.files) << " (" << format_bytes(summary.current_bytes) << "), "
-            << format_count(summary.versions) << " versions in history (" << format_bytes(summary.original_bytes) << ")\n";
-  std::cout << "Stored:       " << format_bytes(summary.stored_bytes) << " in " << format_count(summary.packs)
-            << " packs; saved " << format_bytes(dedup_saved) << " by deduplication, " << format_bytes(compression_saved)
+  std::cout << "Files:        " << counted(summary.files, "file") << " (" << format_bytes(summary.current_bytes) << "), "
+            << counted(summary.versions, "version") << " in history (" << format_bytes(summary.original_bytes) << ")\n";
+  std::cout << "Stored:       " << format_bytes(summary.stored_bytes) << " in " << counted(summary.packs, "pack")
+            << "; saved " << format_bytes(dedup_saved) << " by deduplication, " << format_bytes(compression_saved)
             << " by compression\n";
   if (last) {
     std::string outcome = last->stats.status;
@@ -104,7 +111,7 @@ void show(Context& context, bool json) {
     for (const std::string& pattern : source.exclude) {
       patterns += (patterns.empty() ? "" : ", ") + pattern;
     }
-    std::cout << "  " << source.path << "  " << format_count(catalog.file_count_under(source.path)) << " files"
+    std::cout << "  " << source.path << "  " << counted(catalog.file_count_under(source.path), "file")
               << (patterns.empty() ? "" : ", exclude: " + patterns) << '\n';
   }
 }

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "bounded_queue.hpp"
+#include "buffer_pool.hpp"
 #include "mybackup/chunker.hpp"
 #include "mybackup/compress.hpp"
 #include "mybackup/error.hpp"
@@ -25,9 +26,14 @@ namespace mybackup {
 namespace {
 
 constexpr std::size_t kReadBlock = 1024 * 1024;
-constexpr std::size_t kCompressQueueBudget = 32 * 1024 * 1024;
-constexpr std::size_t kWriteQueueBudget = 32 * 1024 * 1024;
+constexpr std::size_t kCompressQueueBudget = 24 * 1024 * 1024;
+constexpr std::size_t kWriteQueueBudget = 16 * 1024 * 1024;
+// One finished pack may wait while another is being stored: storing (write + fsync) overlaps
+// with compression instead of stalling it.
+constexpr std::size_t kUploadQueueBudget = kPackTargetSize;
 constexpr int kReadAttempts = 3;
+constexpr const char* kInterrupted = "interrupted: nothing of this run was recorded (run the backup again to finish it)";
+constexpr std::size_t kIdleBufferBudget = 24 * 1024 * 1024;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -85,7 +91,9 @@ class Pipeline {
         chunker_(target.chunker, make_gear_table(target.keys->gear_seed)),
         threads_(threads),
         compress_queue_(kCompressQueueBudget),
-        write_queue_(kWriteQueueBudget) {}
+        write_queue_(kWriteQueueBudget),
+        upload_queue_(kUploadQueueBudget),
+        buffers_(kIdleBufferBudget) {}
 
   /// Processes every task; fills `versions` (file versions), `problems`, `packs` and stats.
   void run(std::vector<FileTask>& tasks) {
@@ -95,6 +103,7 @@ class Pipeline {
     tasks_ = &tasks;
     std::vector<std::thread> readers;
     std::vector<std::thread> compressors;
+    std::thread uploader([this] { guarded([this] { upload_loop(); }); });
     std::thread writer([this] { guarded([this] { write_loop(); }); });
     for (unsigned i = 0; i < threads_; ++i) {
       compressors.emplace_back([this] { guarded([this] { compress_loop(); }); });
@@ -111,6 +120,8 @@ class Pipeline {
     }
     write_queue_.close();
     writer.join();
+    upload_queue_.close();
+    uploader.join();
     if (failure_) {
       std::rethrow_exception(failure_);
     }
@@ -137,6 +148,7 @@ class Pipeline {
       stop_ = true;
       compress_queue_.abort();
       write_queue_.abort();
+      upload_queue_.abort();
     }
   }
 
@@ -152,6 +164,8 @@ class Pipeline {
     }
   }
 
+  bool cancelled() const { return options_.cancel != nullptr && options_.cancel->load(); }
+
   void read_loop() {
     HmacSha256 hmac(target_.keys->id_key);
     Bytes buffer(2 * static_cast<std::size_t>(target_.chunker.max_size) + kReadBlock);
@@ -160,11 +174,20 @@ class Pipeline {
       if (index >= tasks_->size() || stop_) {
         return;
       }
+      if (cancelled()) {
+        throw Error(ErrorKind::interrupted, kInterrupted);
+      }
       FileTask& task = (*tasks_)[index];
       std::string problem;
       for (int attempt = 1; attempt <= kReadAttempts; ++attempt) {
         ManifestVersion version;
         problem = read_file(task, hmac, buffer, version);
+        if (cancelled()) {
+          throw Error(ErrorKind::interrupted, kInterrupted);
+        }
+        if (stop_) {
+          return;  // another stage failed; run() rethrows its error
+        }
         if (problem.empty()) {
           report(task.is_new ? FileAction::added : FileAction::changed, task.entry, "");
           std::lock_guard lock(mutex_);
@@ -200,7 +223,7 @@ class Pipeline {
     std::size_t end = 0;
     bool at_eof = false;
     const std::size_t max_size = target_.chunker.max_size;
-    while (!stop_) {
+    while (!stop_ && !cancelled()) {
       // Keep at least max_size bytes ahead of `start` (or everything up to EOF): then next_cut
       // always finds a cut.
       while (!at_eof && end - start < max_size) {
@@ -233,12 +256,15 @@ class Pipeline {
       total += cut;
       if (claim(id)) {
         bytes_new += cut;
-        compress_queue_.push(RawChunk{id, Bytes(chunk.begin(), chunk.end())}, cut);
+        RawChunk raw{id, buffers_.acquire()};
+        raw.data.assign(chunk.begin(), chunk.end());
+        const std::size_t weight = raw.data.capacity();  // what it really occupies
+        compress_queue_.push(std::move(raw), weight);
       }
       start += cut;
     }
-    if (stop_) {
-      return "interrupted";
+    if (stop_ || cancelled()) {
+      return "interrupted";  // the run is being abandoned; read_loop reports why
     }
     struct stat after {};
     if (::fstat(file.fd, &after) != 0 || after.st_size != before.st_size || mtime_of(after) != mtime_of(before) ||
@@ -272,10 +298,12 @@ class Pipeline {
       sealed.raw_length = static_cast<std::uint32_t>(chunk->data.size());
       const bool shrunk = compressor && compressor->compress(chunk->data, compressed);
       sealed.flags = shrunk ? kBlobCompressed : 0;
+      sealed.blob = buffers_.acquire();
       seal_blob(target_.keys->enc_key, chunk->id, sealed.flags, shrunk ? ByteView(compressed) : ByteView(chunk->data),
                 sealed.blob);
-      const std::size_t weight = sealed.blob.size();
-      chunk.reset();  // release the raw bytes before blocking on the writer
+      const std::size_t weight = sealed.blob.capacity();
+      buffers_.release(std::move(chunk->data));  // before blocking on the writer
+      chunk.reset();
       write_queue_.push(std::move(sealed), weight);
     }
   }
@@ -283,18 +311,30 @@ class Pipeline {
   void write_loop() {
     PackBuilder builder;
     while (std::optional<SealedChunk> chunk = write_queue_.pop()) {
-      builder.add(chunk->id, chunk->blob, chunk->raw_length, chunk->flags);
-      if (builder.size() >= kPackTargetSize) {
-        flush(builder);
+      if (!builder.fits(chunk->blob.size())) {
+        close_pack(builder);
       }
+      builder.add(chunk->id, chunk->blob, chunk->raw_length, chunk->flags);
+      buffers_.release(std::move(chunk->blob));
     }
     if (!builder.empty() && !stop_) {
-      flush(builder);
+      close_pack(builder);
     }
   }
 
-  void flush(PackBuilder& builder) {
+  void close_pack(PackBuilder& builder) {
     FinishedPack pack = builder.finish(target_.keys->enc_key);
+    const std::size_t weight = pack.bytes.size();
+    upload_queue_.push(std::move(pack), weight);
+  }
+
+  void upload_loop() {
+    while (std::optional<FinishedPack> pack = upload_queue_.pop()) {
+      store(*pack);
+    }
+  }
+
+  void store(FinishedPack& pack) {
     if (!options_.dry_run) {
       target_.repository->put_pack(pack);
     }
@@ -314,6 +354,8 @@ class Pipeline {
   unsigned threads_;
   BoundedQueue<RawChunk> compress_queue_;
   BoundedQueue<SealedChunk> write_queue_;
+  BoundedQueue<FinishedPack> upload_queue_;
+  BufferPool buffers_;
   std::vector<FileTask>* tasks_ = nullptr;
   std::atomic<std::size_t> next_task_{0};
   std::atomic<bool> stop_{false};
@@ -427,7 +469,22 @@ BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const Back
   auto phase = std::chrono::steady_clock::now();
   SourcePlan plan;
   for (const BackupSource& source : options.sources) {
-    const ScanResult scan = scan_tree(source.path, ExcludeMatcher(source.exclude));
+    ScanResult scan;
+    try {
+      scan = scan_tree(source.path, ExcludeMatcher(source.exclude));
+    } catch (const Error& error) {
+      if (error.kind() != ErrorKind::not_found) {
+        throw;
+      }
+      // A missing source (unmounted disk, renamed folder) is skipped, not taken as deleted.
+      const ScanProblem problem{source.path, "source not found (is its disk mounted? stop backing it up with `mybackup remove " +
+                                                 source.path + "`)"};
+      report.problems.push_back(problem);
+      if (options.on_file) {
+        options.on_file(FileAction::skipped, EntryType::directory, problem.path, 0, problem.reason);
+      }
+      continue;
+    }
     for (const ScanProblem& problem : scan.problems) {
       report.problems.push_back(problem);
       if (options.on_file) {
@@ -471,6 +528,9 @@ BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const Back
   report.stats.files_skipped = report.problems.size();
   report.stats.status = report.problems.empty() ? "ok" : "partial";
   report.store_seconds = seconds_since(phase);
+  if (options.cancel != nullptr && options.cancel->load()) {
+    throw Error(ErrorKind::interrupted, kInterrupted);
+  }
 
   // 3. Manifest, then catalog: the catalog only ever points at data that is durable.
   phase = std::chrono::steady_clock::now();

@@ -63,26 +63,27 @@ Catalog::Catalog(const std::string& path) {
   try {
     impl_ = std::make_unique<Impl>(path);
     SQLite::Database& db = impl_->db;
+    db.setBusyTimeout(5000);
+    // Check what the file is before changing anything in it (journal_mode=WAL is persistent).
+    const int version = db.execAndGet("PRAGMA user_version").getInt();
+    if (version == 0 && db.execAndGet("SELECT count(*) FROM sqlite_master").getInt() != 0) {
+      throw Error(ErrorKind::config, path + " is not a mybackup catalog");
+    }
+    if (version != 0 && version != kCatalogSchemaVersion) {
+      throw Error(ErrorKind::config, path + " has catalog schema version " + std::to_string(version) +
+                                         ", this mybackup reads version " + std::to_string(kCatalogSchemaVersion) +
+                                         ": use a matching mybackup release");
+    }
     db.exec("PRAGMA journal_mode=WAL");
     // FULL: a committed run survives a power loss, so the catalog never forgets chunks whose
     // manifest is already on the destination.
     db.exec("PRAGMA synchronous=FULL");
     db.exec("PRAGMA foreign_keys=ON");
-    db.setBusyTimeout(5000);
-    const int version = db.execAndGet("PRAGMA user_version").getInt();
     if (version == 0) {
-      const bool empty = db.execAndGet("SELECT count(*) FROM sqlite_master").getInt() == 0;
-      if (!empty) {
-        throw Error(ErrorKind::config, path + " is not a mybackup catalog");
-      }
       SQLite::Transaction transaction(db);
       db.exec(kSchema);
       db.exec("PRAGMA user_version=" + std::to_string(kCatalogSchemaVersion));
       transaction.commit();
-    } else if (version != kCatalogSchemaVersion) {
-      throw Error(ErrorKind::config, path + " has catalog schema version " + std::to_string(version) +
-                                         ", this mybackup reads version " + std::to_string(kCatalogSchemaVersion) +
-                                         ": use a matching mybackup release");
     }
   } catch (const SQLite::Exception& error) {
     throw Error(ErrorKind::config, "cannot open the catalog " + path + ": " + error.what());

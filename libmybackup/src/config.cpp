@@ -188,7 +188,7 @@ Config load_config(const std::string& path) {
     root = YAML::LoadFile(path);
   } catch (const YAML::ParserException& error) {
     throw Error(ErrorKind::config, path + ":" + std::to_string(error.mark.line + 1) + ": " + error.msg +
-                                       " (fix the file or run `mybackup config set` to rewrite it)");
+                                        " (fix that line with a text editor)");
   } catch (const YAML::Exception& error) {
     throw Error(ErrorKind::config, path + ": " + error.what());
   }
@@ -251,7 +251,9 @@ Config load_config(const std::string& path) {
           throw at_line(path, field.second, error.what());
         }
       }
-    } else if (!value.IsNull()) {
+    } else if (!value.IsNull() ||
+               (name != "compression" && name != "destinations" && name != "watch" && name != "retention")) {
+      // An empty known section means its defaults; any other key is unknown, empty or not.
       throw at_line(path, section.first, "unknown key '" + name + "'");
     }
   }

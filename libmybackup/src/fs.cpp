@@ -61,7 +61,7 @@ std::string write_temporary(const std::string& path, ByteView data, unsigned mod
   const std::string temporary = temporary_name_beside(path);
   FileDescriptor fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
   if (fd.get() < 0) {
-    throw_system_error(errno, "cannot create " + temporary);
+    throw_system_error(errno, "cannot write in " + parent_directory(path));
   }
   try {
     write_all(fd.get(), data, path);

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <mutex>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "mybackup/backend.hpp"
 #include "mybackup/error.hpp"
@@ -75,6 +77,18 @@ class LocalBackend final : public Backend {
     if (fd < 0) {
       throw_system_error(errno, "cannot open " + path);
     }
+    // Check the range before allocating: a damaged entry may ask for up to 4 GiB.
+    struct stat info {};
+    if (::fstat(fd, &info) != 0) {
+      const int saved = errno;
+      ::close(fd);
+      throw_system_error(saved, "cannot stat " + path);
+    }
+    const auto object_size = static_cast<std::uint64_t>(info.st_size);
+    if (offset > object_size || length > object_size - offset) {
+      ::close(fd);
+      throw Error(ErrorKind::corrupt, path + " is shorter than expected (truncated?)");
+    }
     Bytes data(length);
     std::uint64_t done = 0;
     while (done < length) {
@@ -125,7 +139,8 @@ class LocalBackend final : public Backend {
     bool found = false;
     while (const dirent* entry = ::readdir(dir)) {
       const std::string name = entry->d_name;
-      if (name != "." && name != "..") {
+      // A temporary left by a crashed put() is not a stored object (list() skips it too).
+      if (name != "." && name != ".." && !is_temporary(name)) {
         found = true;
         break;
       }
@@ -152,10 +167,18 @@ class LocalBackend final : public Backend {
         return;
       }
     }
-    const bool existed = path_exists(directory);
+    // Every directory this creates must be durable in its parent, not only the deepest one:
+    // the first put() may create the root, "data" and "data/ab" at once.
+    std::vector<std::string> missing;
+    for (std::string path = directory; !path_exists(path); path = parent_directory(path)) {
+      missing.push_back(path);
+      if (path == "/" || path == ".") {
+        break;
+      }
+    }
     make_directories(directory);
-    if (!existed) {
-      sync_directory(parent_directory(directory));
+    for (const std::string& created : missing) {
+      sync_directory(parent_directory(created));
     }
     std::lock_guard lock(mutex_);
     known_directories_.insert(directory);

@@ -1,5 +1,6 @@
 #include "mybackup/pack.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "binary_io.hpp"
@@ -58,6 +59,10 @@ void PackBuilder::add(const ChunkId& id, ByteView blob, std::uint32_t raw_length
   entry.length = static_cast<std::uint32_t>(blob.size());
   entry.raw_length = raw_length;
   entry.flags = flags;
+  if (bytes_.empty()) {
+    // One allocation per pack instead of a doubling series (which would also peak at 2x).
+    bytes_.reserve(std::max(kPackTargetSize, blob.size()) + 64 * 1024);
+  }
   bytes_.insert(bytes_.end(), blob.begin(), blob.end());
   entries_.push_back(entry);
 }

@@ -65,7 +65,12 @@ RepositoryInfo decode_marker(const Bytes& raw, const KeySet& keys, const std::st
                                         " is not supported by this mybackup (it reads version " +
                                         std::to_string(kRepositoryFormatVersion) + ")");
   }
-  info.chunker.validate();
+  try {
+    info.chunker.validate();
+  } catch (const Error& error) {
+    // Impossible parameters in a stored marker mean a damaged marker, not a usage error.
+    throw Error(ErrorKind::corrupt, where + " is damaged: " + error.what());
+  }
   if (check != key_check(keys, info.id)) {
     throw Error(ErrorKind::mismatch, "destination " + location +
                                          " was created with a different key: use that repository's key, or choose another destination");

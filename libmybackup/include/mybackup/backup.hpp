@@ -6,7 +6,8 @@
 //   → readers (one per core): read, FastCDC-chunk, SHA-256 of the file, HMAC id of each chunk;
 //     a chunk whose id is already known (catalog or this run) is only referenced
 //   → compressors (one per core): zstd (kept only if it shrinks), AES-256-GCM blob
-//   → writer: appends blobs to a pack; full packs are stored on the destination
+//   → writer: appends blobs to a pack → uploader: stores each full pack (write + fsync), so
+//     storage overlaps with compression
 //   → when every pack is durable: the run's manifest, then one catalog transaction.
 // The queues between stages are bounded in bytes, so memory does not grow with the data.
 //
@@ -14,6 +15,7 @@
 // collected in the report, never thrown; destination and catalog failures throw, and then
 // nothing of the run is recorded in the catalog (packs already written are harmless orphans).
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -45,6 +47,10 @@ struct BackupOptions {
   unsigned threads = 0;       // workers per stage; 0: one per core
   FileCallback on_file;       // optional
   const Clock* clock = nullptr;  // nullptr: the system clock
+  /// Optional: when it becomes true the run stops at the next chunk and throws
+  /// Error(interrupted) without writing a manifest or touching the catalog. Once the manifest
+  /// is being written the run completes (that step is short).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct BackupReport {

@@ -19,6 +19,7 @@ enum class ErrorKind {
   no_space,    // the device is full (ENOSPC, EDQUOT)
   locked,      // another process holds the lock
   mismatch,    // the destination belongs to another repository or key
+  interrupted, // the user asked to stop (SIGINT/SIGTERM); nothing of the run was recorded
 };
 
 /// Short stable name of a kind ("usage", "io", ...), for logs and JSON output.

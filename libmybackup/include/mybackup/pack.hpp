@@ -52,9 +52,13 @@ struct FinishedPack {
 /// Assembles a pack in memory.
 class PackBuilder {
  public:
-  /// Appends a sealed blob. REQUIRES: the pack stays below 4 GiB.
+  /// Appends a sealed blob. REQUIRES: the pack stays below 4 GiB. Callers close a pack before a
+  /// blob would take it past kPackTargetSize (see fits()), so packs stay near the target size.
   void add(const ChunkId& id, ByteView blob, std::uint32_t raw_length, std::uint8_t flags);
   std::size_t size() const { return bytes_.size(); }
+  /// True if a blob of `blob_size` bytes keeps the pack within kPackTargetSize, or the pack is
+  /// empty (an oversized blob gets a pack of its own).
+  bool fits(std::size_t blob_size) const { return bytes_.empty() || bytes_.size() + blob_size <= kPackTargetSize; }
   bool empty() const { return entries_.empty(); }
   /// Appends the encrypted header and returns the pack; the builder is empty again afterwards.
   FinishedPack finish(const AeadKey& key);
