@@ -75,6 +75,25 @@ std::string format_count(std::uint64_t count) {
   return digits;
 }
 
+std::string join(const std::vector<std::string>& items, const std::string& empty) {
+  if (items.empty()) {
+    return empty;
+  }
+  std::string text = items.front();
+  for (std::size_t i = 1; i < items.size(); ++i) {
+    text += ", " + items[i];
+  }
+  return text;
+}
+
+std::string source_paths(const Config& config) {
+  std::vector<std::string> paths;
+  for (const SourceConfig& source : config.sources) {
+    paths.push_back(source.path);
+  }
+  return join(paths, "none");
+}
+
 std::string counted(std::uint64_t count, const std::string& noun) {
   return format_count(count) + " " + noun + (count == 1 ? "" : "s");
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "mybackup/config.hpp"
 #include "mybackup/home.hpp"
@@ -45,6 +46,10 @@ void say(const Context& context, const std::string& line);
 std::string format_bytes(std::uint64_t bytes);
 /// "1,234,567".
 std::string format_count(std::uint64_t count);
+/// "a, b, c" (`empty` when there is nothing to join).
+std::string join(const std::vector<std::string>& items, const std::string& empty = "");
+/// The configured sources' paths, joined ("none" when there are none).
+std::string source_paths(const Config& config);
 /// "1 file", "2,000 files" (English plural with an s).
 std::string counted(std::uint64_t count, const std::string& noun);
 /// "3.2 s", "1 min 05 s".

@@ -15,6 +15,7 @@
 #include "mybackup/json.hpp"
 #include "mybackup/keys.hpp"
 #include "mybackup/lock.hpp"
+#include "mybackup/replay.hpp"
 #include "mybackup/repository.hpp"
 #include "mybackup/scanner.hpp"
 
@@ -93,11 +94,8 @@ std::vector<BackupSource> selected_sources(const Config& config, const std::stri
     }
   }
   if (sources.empty()) {
-    std::string list;
-    for (const SourceConfig& source : config.sources) {
-      list += (list.empty() ? "" : ", ") + source.path;
-    }
-    throw Error(ErrorKind::usage, wanted + " is not a source (sources: " + list + "); add it first with `mybackup add " + wanted + "`");
+    throw Error(ErrorKind::usage, wanted + " is not a source (sources: " + source_paths(config) +
+                                      "); add it first with `mybackup add " + wanted + "`");
   }
   return sources;
 }
@@ -206,11 +204,8 @@ void run(Context& context, const BackupFlags& flags) {
   };
 
   const std::int64_t started = system_clock().now_ns();
-  std::string source_names;
-  for (const BackupSource& source : sources) {
-    source_names += (source_names.empty() ? "" : ", ") + source.path;
-  }
-  context.log().info("backup: start{} sources [{}] destination {}", flags.dry_run ? " (dry run)" : "", source_names, destination);
+  context.log().info("backup: start{} sources [{}] destination {}", flags.dry_run ? " (dry run)" : "",
+                     source_paths(config), destination);
   try {
     std::unique_ptr<Repository> repository = open_destination(destination, key, catalog, flags.dry_run);
     BackupTarget target;
@@ -223,6 +218,10 @@ void run(Context& context, const BackupFlags& flags) {
     } else {
       const RepositoryLock lock(repository->backend(), "backup");
       catalog.set_repository_id(repository->info().id);
+      if (const std::size_t replayed = replay_new_manifests(catalog, *repository); replayed > 0) {
+        context.log().warn("backup: the catalog was behind the destination; recorded {} run(s) found there", replayed);
+      }
+      target.lock = &lock;
       report = run_backup(catalog, target, options);
     }
     const RunStats& s = report.stats;

@@ -65,11 +65,7 @@ void register_config(CLI::App& app, Context& context) {
     }
     std::cout << "sources:" << (settings.sources.empty() ? " (none: add one with `mybackup add DIR`)" : "") << '\n';
     for (const SourceConfig& source : settings.sources) {
-      std::string patterns;
-      for (const std::string& pattern : source.exclude) {
-        patterns += (patterns.empty() ? "" : ", ") + pattern;
-      }
-      std::cout << "  " << source.path << (patterns.empty() ? "" : "  (exclude: " + patterns + ")") << '\n';
+      std::cout << "  " << source.path << (source.exclude.empty() ? "" : "  (exclude: " + join(source.exclude) + ")") << '\n';
     }
   });
 }

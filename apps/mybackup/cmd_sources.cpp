@@ -17,14 +17,6 @@ bool contains(const std::string& outer, const std::string& inner) {
   return inner.compare(0, prefix.size(), prefix) == 0;
 }
 
-std::string source_list(const Config& config) {
-  std::string list;
-  for (const SourceConfig& source : config.sources) {
-    list += (list.empty() ? "" : ", ") + source.path;
-  }
-  return list.empty() ? "none" : list;
-}
-
 void add_source(Context& context, const std::string& raw_path, const std::string& excludes) {
   Config config = context.load_config();
   const std::string path = normalize_path(raw_path);
@@ -46,10 +38,7 @@ void add_source(Context& context, const std::string& raw_path, const std::string
   source.added_at = format_utc(system_clock().now_ns());
   config.sources.push_back(source);
   save_config(context.home().config_path(), config);
-  std::string patterns;
-  for (const std::string& pattern : source.exclude) {
-    patterns += (patterns.empty() ? "" : ", ") + pattern;
-  }
+  const std::string patterns = join(source.exclude);
   context.log().info("add: source {} (exclude: {})", path, patterns.empty() ? "none" : patterns);
   say(context, "Added source " + path + (patterns.empty() ? "" : " (exclude: " + patterns + ")"));
 }
@@ -60,7 +49,7 @@ void remove_source(Context& context, const std::string& raw_path) {
   const auto found = std::find_if(config.sources.begin(), config.sources.end(),
                                   [&](const SourceConfig& source) { return source.path == path; });
   if (found == config.sources.end()) {
-    throw Error(ErrorKind::not_found, path + " is not a source (sources: " + source_list(config) + ")");
+    throw Error(ErrorKind::not_found, path + " is not a source (sources: " + source_paths(config) + ")");
   }
   config.sources.erase(found);
   save_config(context.home().config_path(), config);

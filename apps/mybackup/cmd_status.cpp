@@ -107,10 +107,7 @@ void show(Context& context, bool json) {
   }
   std::cout << "Sources:" << (config.sources.empty() ? "      (none: add one with `mybackup add DIR`)" : "") << '\n';
   for (const SourceConfig& source : config.sources) {
-    std::string patterns;
-    for (const std::string& pattern : source.exclude) {
-      patterns += (patterns.empty() ? "" : ", ") + pattern;
-    }
+    const std::string patterns = join(source.exclude);
     std::cout << "  " << source.path << "  " << counted(catalog.file_count_under(source.path), "file")
               << (patterns.empty() ? "" : ", exclude: " + patterns) << '\n';
   }

@@ -1,6 +1,7 @@
 #include "mybackup/catalog.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
 
 #include <cstring>
 
@@ -276,7 +277,10 @@ void Catalog::record_run(const Manifest& manifest, const std::string& manifest_k
     }
     transaction.commit();
   } catch (const SQLite::Exception& error) {
-    throw Error(ErrorKind::io, "cannot update the catalog " + impl_->path + ": " + error.what());
+    const bool full = error.getErrorCode() == SQLITE_FULL;
+    throw Error(full ? ErrorKind::no_space : ErrorKind::io,
+                "cannot update the catalog " + impl_->path + ": " + error.what() +
+                    (full ? " (free some space on that disk and run the command again)" : ""));
   }
 }
 

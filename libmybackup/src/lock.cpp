@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "mybackup/clock.hpp"
+#include "mybackup/crypto.hpp"
 #include "mybackup/error.hpp"
 #include "mybackup/json.hpp"
 
@@ -27,13 +28,20 @@ bool parse_holder(const Bytes& raw, Holder& holder) {
     holder.pid = root["pid"].as<long>();
     holder.purpose = root["purpose"].as<std::string>("");
     holder.time_ns = root["time_ns"].as<std::int64_t>();
-    return true;
+    return !holder.host.empty();
   } catch (const YAML::Exception&) {
     return false;
   }
 }
 
 bool process_alive(long pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
+
+bool is_stale(const Holder& holder) {
+  if (holder.host == host_name() && !process_alive(holder.pid)) {
+    return true;
+  }
+  return system_clock().now_ns() - holder.time_ns > std::chrono::nanoseconds(RepositoryLock::kStaleAfter).count();
+}
 }  // namespace
 
 std::string host_name() {
@@ -58,42 +66,50 @@ std::string RepositoryLock::describe_self() const {
 }
 
 RepositoryLock::RepositoryLock(Backend& backend, const std::string& purpose) : backend_(backend), purpose_(purpose) {
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    try {
-      backend_.put(kKey, as_bytes(describe_self()), Overwrite::no);
-      refresher_ = std::thread([this] { refresh_loop(); });
-      return;
-    } catch (const Error& error) {
-      if (error.kind() != ErrorKind::exists) {
+  std::array<std::uint8_t, 8> random{};
+  random_bytes(random);
+  key_ = std::string(kDirectory) + "/" + to_hex(random) + ".json";
+  backend_.put(key_, as_bytes(describe_self()), Overwrite::no);
+
+  std::string conflict;
+  try {
+    for (const std::string& other : backend_.list(kDirectory)) {
+      if (other == key_) {
+        continue;
+      }
+      Bytes raw;
+      try {
+        raw = backend_.get(other);
+      } catch (const Error& error) {
+        if (error.kind() == ErrorKind::not_found) {
+          continue;  // released meanwhile
+        }
         throw;
       }
-    }
-    Bytes raw;
-    try {
-      raw = backend_.get(kKey);
-    } catch (const Error& error) {
-      if (error.kind() == ErrorKind::not_found) {
-        continue;  // released meanwhile
+      Holder holder;
+      if (!parse_holder(raw, holder)) {
+        conflict = "an unreadable lock file " + backend_.location() + "/" + other +
+                   " is in the way (delete it if no mybackup is running there)";
+        break;
       }
-      throw;
+      if (is_stale(holder)) {
+        backend_.remove(other);  // its holder is gone
+        continue;
+      }
+      conflict = "the repository at " + backend_.location() + " is locked by " + holder.purpose + " (pid " +
+                 std::to_string(holder.pid) + " on " + holder.host + " since " + format_local(holder.time_ns) +
+                 "): wait for it to finish";
+      break;
     }
-    Holder holder;
-    const std::int64_t age_ns = parse_holder(raw, holder) ? system_clock().now_ns() - holder.time_ns : 0;
-    const bool unreadable = holder.host.empty();
-    const bool dead_here = !unreadable && holder.host == host_name() && !process_alive(holder.pid);
-    const bool abandoned = !unreadable && age_ns > std::chrono::nanoseconds(kStaleAfter).count();
-    if (dead_here || abandoned || (unreadable && attempt > 0)) {
-      backend_.remove(kKey);  // stale: its holder is gone
-      continue;
-    }
-    if (unreadable) {
-      continue;  // possibly being written right now; look again
-    }
-    throw Error(ErrorKind::locked, "the repository at " + backend_.location() + " is locked by " + holder.purpose +
-                                       " (pid " + std::to_string(holder.pid) + " on " + holder.host + " since " +
-                                       format_local(holder.time_ns) + "): wait for it to finish");
+  } catch (...) {
+    backend_.remove(key_);
+    throw;
   }
-  throw Error(ErrorKind::locked, "cannot take the lock of the repository at " + backend_.location() + ": try again");
+  if (!conflict.empty()) {
+    backend_.remove(key_);
+    throw Error(ErrorKind::locked, conflict);
+  }
+  refresher_ = std::thread([this] { refresh_loop(); });
 }
 
 RepositoryLock::~RepositoryLock() {
@@ -106,9 +122,9 @@ RepositoryLock::~RepositoryLock() {
     refresher_.join();
   }
   try {
-    backend_.remove(kKey);
+    backend_.remove(key_);
   } catch (const Error&) {
-    // A lock we cannot remove goes stale and is broken by the next writer on this host.
+    // A lock we cannot remove goes stale and is removed by the next writer on this host.
   }
 }
 
@@ -116,7 +132,11 @@ void RepositoryLock::refresh_loop() {
   std::unique_lock lock(mutex_);
   while (!wake_.wait_for(lock, kRefreshInterval, [this] { return stopping_; })) {
     try {
-      backend_.put(kKey, as_bytes(describe_self()), Overwrite::yes);
+      if (!backend_.size(key_)) {
+        lost_ = true;  // removed by another writer who judged it stale: never recreate it
+        return;
+      }
+      backend_.put(key_, as_bytes(describe_self()), Overwrite::yes);
     } catch (const Error&) {
       // Best effort: a missed refresh only matters after kStaleAfter.
     }

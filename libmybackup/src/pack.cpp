@@ -59,7 +59,7 @@ void PackBuilder::add(const ChunkId& id, ByteView blob, std::uint32_t raw_length
   entry.length = static_cast<std::uint32_t>(blob.size());
   entry.raw_length = raw_length;
   entry.flags = flags;
-  if (bytes_.empty()) {
+  if (bytes_.empty() && bytes_.capacity() < kPackTargetSize) {
     // One allocation per pack instead of a doubling series (which would also peak at 2x).
     bytes_.reserve(std::max(kPackTargetSize, blob.size()) + 64 * 1024);
   }

@@ -24,6 +24,7 @@
 #include "mybackup/catalog.hpp"
 #include "mybackup/clock.hpp"
 #include "mybackup/keys.hpp"
+#include "mybackup/lock.hpp"
 #include "mybackup/repository.hpp"
 #include "mybackup/scanner.hpp"
 
@@ -72,9 +73,13 @@ struct BackupTarget {
   const KeySet* keys = nullptr;        // chunk ids and gear table
   ChunkerParams chunker;               // the repository's parameters
   Repository* repository = nullptr;    // REQUIRES: non-null unless dry_run
+  /// The writer lock held for the run (optional). If it is lost, the run fails with
+  /// Error(locked) before writing its manifest.
+  const RepositoryLock* lock = nullptr;
 };
 
-/// Runs one backup. The caller holds the repository's writer lock (unless dry_run).
+/// Runs one backup. The caller holds the repository's writer lock (unless dry_run) and has
+/// replayed the destination's manifests into the catalog (replay.hpp).
 BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const BackupOptions& options);
 
 }  // namespace mybackup

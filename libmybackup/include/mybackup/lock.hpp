@@ -1,16 +1,23 @@
 #pragma once
-// The exclusive writer lock of a repository: locks/writer.json, holding who took it.
+// The exclusive writer lock of a repository.
+//
+// Each writer creates a lock file of its own, locks/<16 hex random>.json:
 //
 //   {"host": "laptop", "pid": 4242, "purpose": "backup", "time_ns": 1795…, "time": "2026-…Z"}
 //
-// Taking it is one atomic create (Backend::put with Overwrite::no). The holder rewrites the time
-// every kRefreshInterval while it runs. A lock is stale, and is broken, when its holder is on this
-// host and its process no longer exists, or when it has not been refreshed for kStaleAfter
-// (a holder on another machine that died). Anything else is Error(locked), naming the holder.
+// then lists locks/. If any other lock is there and not stale, it removes its own file and fails
+// with Error(locked), naming the holder; stale locks it finds are removed. Two writers starting at
+// the same moment may both back off (run again), but two can never both proceed, and nobody
+// ever deletes a live writer's file, only its own or a dead one's (restic's protocol).
+//
+// A lock is stale when its holder is on this host and its process no longer exists, or when it
+// has not been refreshed for kStaleAfter (a holder on another machine that died). The holder
+// rewrites its file every kRefreshInterval; if it finds the file gone (someone judged it stale
+// after a long suspend) it marks the lock lost() and the run must stop.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -23,15 +30,19 @@ class RepositoryLock {
  public:
   static constexpr std::chrono::seconds kRefreshInterval{60};
   static constexpr std::chrono::seconds kStaleAfter{30 * 60};
+  static constexpr const char* kDirectory = "locks";
 
   /// Takes the lock or throws Error(locked). `purpose` is recorded ("backup", "clean").
   RepositoryLock(Backend& backend, const std::string& purpose);
-  /// Releases the lock (removes the file).
+  /// Releases the lock (removes this holder's file).
   ~RepositoryLock();
   RepositoryLock(const RepositoryLock&) = delete;
   RepositoryLock& operator=(const RepositoryLock&) = delete;
 
-  static constexpr const char* kKey = "locks/writer.json";
+  /// This holder's lock file ("locks/….json").
+  const std::string& key() const { return key_; }
+  /// True once the refresher found this holder's file removed by someone else.
+  bool lost() const { return lost_.load(); }
 
  private:
   void refresh_loop();
@@ -39,6 +50,8 @@ class RepositoryLock {
 
   Backend& backend_;
   std::string purpose_;
+  std::string key_;
+  std::atomic<bool> lost_{false};
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;

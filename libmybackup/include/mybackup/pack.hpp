@@ -60,6 +60,12 @@ class PackBuilder {
   /// empty (an oversized blob gets a pack of its own).
   bool fits(std::size_t blob_size) const { return bytes_.empty() || bytes_.size() + blob_size <= kPackTargetSize; }
   bool empty() const { return entries_.empty(); }
+  /// Gives the builder an empty buffer whose capacity the next pack reuses (saves allocating
+  /// and page-faulting 16 MiB per pack). REQUIRES: empty().
+  void reuse(Bytes&& buffer) {
+    buffer.clear();
+    bytes_ = std::move(buffer);
+  }
   /// Appends the encrypted header and returns the pack; the builder is empty again afterwards.
   FinishedPack finish(const AeadKey& key);
 

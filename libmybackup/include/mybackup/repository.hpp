@@ -4,7 +4,7 @@
 //   mybackup-repo.json          plaintext marker: format, version, id, chunker parameters, key check
 //   data/<2 hex>/<64 hex>.enc   packs (pack.hpp), named by the SHA-256 of their bytes
 //   snapshots/<seq>-<id>.enc    one manifest per run (manifest.hpp)
-//   locks/writer.json           the writer lock (lock.hpp)
+//   locks/<random>.json         writer locks (lock.hpp)
 // All object names are made in this module and nowhere else.
 
 #include <cstdint>

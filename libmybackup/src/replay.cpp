@@ -1,0 +1,30 @@
+#include "mybackup/replay.hpp"
+
+namespace mybackup {
+
+std::size_t replay_new_manifests(Catalog& catalog, const Repository& repository) {
+  const std::uint64_t known = catalog.last_seq();
+  std::size_t replayed = 0;
+  for (const std::string& key : repository.manifest_keys()) {
+    if (Repository::manifest_seq(key) <= known) {
+      continue;
+    }
+    const Manifest manifest = repository.read_manifest(key);
+    RunStats stats;
+    for (const ManifestVersion& version : manifest.versions) {
+      if (version.type == EntryType::deleted) {
+        ++stats.files_deleted;
+      } else if (version.type != EntryType::directory) {
+        ++stats.files_changed;  // new or changed: the manifest does not say which
+      }
+    }
+    for (const ManifestPack& pack : manifest.packs) {
+      stats.bytes_stored += pack.size;
+    }
+    catalog.record_run(manifest, key, stats);
+    ++replayed;
+  }
+  return replayed;
+}
+
+}  // namespace mybackup
