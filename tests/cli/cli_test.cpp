@@ -1,0 +1,1382 @@
+// End-to-end tests of the `mybackup` command line: every test runs the built binary exactly as a
+// user would (fork + exec, its own MYBACKUP_HOME under a fresh temporary directory) and checks the
+// exit code, what it printed, and what it changed on disk -- or, for bad input, that it changed
+// nothing at all.
+//
+// Layout of each test's temporary directory (removed at the end unless the test failed):
+//   home/   MYBACKUP_HOME (created by `mybackup init`, absent before)
+//   src/    a small source tree
+//   dest/   the destination path (absent until the first backup creates it)
+//   user/   $HOME of the child, so nothing ever touches the real ~/.mybackup
+//   out/    the child's captured stdout and stderr
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------- small file helpers
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void write_text(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  ASSERT_TRUE(out.good()) << "cannot write " << path;
+}
+
+void append_text(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::app);
+  out << content;
+  ASSERT_TRUE(out.good()) << "cannot append to " << path;
+}
+
+bool exists(const std::string& path) {
+  struct stat info {};
+  return ::lstat(path.c_str(), &info) == 0;
+}
+
+unsigned file_mode(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) {
+    return 0;
+  }
+  return static_cast<unsigned>(info.st_mode) & 07777U;
+}
+
+/// Every path under `root` (recursively, sorted) with its type, size and a hash of its bytes:
+/// equal listings mean nothing was created, deleted or rewritten with other content.
+std::string listing(const std::string& root) {
+  if (!exists(root)) {
+    return "(absent)";
+  }
+  std::vector<std::string> lines;
+  std::error_code error;
+  for (auto it = fs::recursive_directory_iterator(root, error); !error && it != fs::recursive_directory_iterator();
+       it.increment(error)) {
+    const std::string relative = fs::relative(it->path(), root).string();
+    if (it->is_directory()) {
+      lines.push_back(relative + "/");
+    } else {
+      const std::string bytes = read_text(it->path().string());
+      lines.push_back(relative + " " + std::to_string(bytes.size()) + " " + std::to_string(std::hash<std::string>{}(bytes)));
+    }
+  }
+  std::sort(lines.begin(), lines.end());
+  std::string text;
+  for (const std::string& line : lines) {
+    text += line + "\n";
+  }
+  return text;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+std::size_t count_of(const std::string& text, const std::string& part) {
+  std::size_t count = 0;
+  for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + part.size())) {
+    ++count;
+  }
+  return count;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(line);
+  }
+  return lines;
+}
+
+// ---------------------------------------------------------------- minimal JSON inspection
+
+/// True if `text` is exactly one JSON object (plus surrounding whitespace): braces and brackets
+/// balance, strings are skipped, and the outermost object closes at the very end.
+bool is_one_json_object(const std::string& text) {
+  std::size_t begin = text.find_first_not_of(" \t\r\n");
+  std::size_t end = text.find_last_not_of(" \t\r\n");
+  if (begin == std::string::npos || text[begin] != '{' || text[end] != '}') {
+    return false;
+  }
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = begin; i <= end; ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      --depth;
+      if (depth < 0 || (depth == 0 && i != end)) {
+        return false;
+      }
+    }
+  }
+  return depth == 0 && !in_string;
+}
+
+/// The position just after `"key":` (and any spaces), searching from `from`; npos if absent.
+std::size_t json_value_at(const std::string& json, const std::string& key, std::size_t from = 0) {
+  const std::string quoted = "\"" + key + "\"";
+  std::size_t at = json.find(quoted, from);
+  while (at != std::string::npos) {
+    std::size_t p = at + quoted.size();
+    while (p < json.size() && std::isspace(static_cast<unsigned char>(json[p])) != 0) {
+      ++p;
+    }
+    if (p < json.size() && json[p] == ':') {
+      ++p;
+      while (p < json.size() && std::isspace(static_cast<unsigned char>(json[p])) != 0) {
+        ++p;
+      }
+      return p;
+    }
+    at = json.find(quoted, at + 1);
+  }
+  return std::string::npos;
+}
+
+/// The integer value of the first `"key": N` at or after `from`.
+std::optional<long long> json_int(const std::string& json, const std::string& key, std::size_t from = 0) {
+  const std::size_t p = json_value_at(json, key, from);
+  if (p == std::string::npos) {
+    return std::nullopt;
+  }
+  std::size_t end = p;
+  if (end < json.size() && json[end] == '-') {
+    ++end;
+  }
+  while (end < json.size() && std::isdigit(static_cast<unsigned char>(json[end])) != 0) {
+    ++end;
+  }
+  if (end == p) {
+    return std::nullopt;
+  }
+  return std::stoll(json.substr(p, end - p));
+}
+
+/// The raw text of the first `"key": value` at or after `from`, up to the next ',' '}' or newline.
+std::optional<std::string> json_raw(const std::string& json, const std::string& key, std::size_t from = 0) {
+  const std::size_t p = json_value_at(json, key, from);
+  if (p == std::string::npos) {
+    return std::nullopt;
+  }
+  const std::size_t end = json.find_first_of(",}\n", p);
+  std::string value = json.substr(p, end == std::string::npos ? std::string::npos : end - p);
+  while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back())) != 0) {
+    value.pop_back();
+  }
+  return value;
+}
+
+/// The `"files"` count of the source object whose `"path"` is `path` in `status --json`.
+std::optional<long long> source_files(const std::string& status_json, const std::string& path) {
+  const std::size_t sources = json_value_at(status_json, "sources");
+  if (sources == std::string::npos) {
+    return std::nullopt;
+  }
+  const std::string needle = "\"" + path + "\"";
+  const std::size_t at = status_json.find(needle, sources);
+  if (at == std::string::npos) {
+    return std::nullopt;
+  }
+  return json_int(status_json, "files", at);
+}
+
+std::string in_quotes(const std::string& text) { return "\"" + text + "\""; }
+
+// ---------------------------------------------------------------- running the binary
+
+struct Result {
+  int code = -1;
+  std::string out;
+  std::string err;
+  std::string command;
+};
+
+std::ostream& operator<<(std::ostream& stream, const Result& result) {
+  return stream << "\n$ " << result.command << "\n[exit " << result.code << "]\n[stdout]\n"
+                << result.out << "[stderr]\n"
+                << result.err;
+}
+
+/// Environment changes for one run: a value sets the variable, nullopt removes it.
+struct RunOptions {
+  std::vector<std::pair<std::string, std::optional<std::string>>> env;
+  std::string cwd;  // empty: the test's working directory
+};
+
+::testing::AssertionResult succeeded(const Result& result, int expected = 0) {
+  if (result.code != expected) {
+    return ::testing::AssertionFailure() << "expected exit " << expected << result;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+/// A failed command: `code`, nothing on stdout, exactly one stderr line "mybackup: error: ..."
+/// containing every one of `parts`.
+::testing::AssertionResult failed_with(const Result& result, int code, const std::vector<std::string>& parts) {
+  if (result.code != code) {
+    return ::testing::AssertionFailure() << "expected exit " << code << result;
+  }
+  if (!result.out.empty()) {
+    return ::testing::AssertionFailure() << "expected nothing on stdout" << result;
+  }
+  const std::vector<std::string> err_lines = lines_of(result.err);
+  if (err_lines.size() != 1 || err_lines[0].rfind("mybackup: error: ", 0) != 0 || result.err.back() != '\n') {
+    return ::testing::AssertionFailure() << "expected one stderr line \"mybackup: error: ...\"" << result;
+  }
+  for (const std::string& part : parts) {
+    if (!contains(result.err, part)) {
+      return ::testing::AssertionFailure() << "stderr lacks \"" << part << "\"" << result;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "mybackup_cli_XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
+    root_ = pattern;
+    home_ = root_ + "/home";
+    src_ = root_ + "/src";
+    dest_ = root_ + "/dest";
+    ASSERT_EQ(::mkdir(src_.c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir((root_ + "/user").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir((root_ + "/out").c_str(), 0755), 0);
+  }
+
+  void TearDown() override {
+    check_no_key_leaked();
+    if (!HasFailure()) {
+      // A test may leave read-only directories behind; make everything removable first.
+      std::error_code ignored;
+      for (auto it = fs::recursive_directory_iterator(root_, ignored); !ignored && it != fs::recursive_directory_iterator();
+           it.increment(ignored)) {
+        if (it->is_directory()) {
+          ::chmod(it->path().c_str(), 0755);
+        }
+      }
+      fs::remove_all(root_, ignored);
+    } else {
+      std::cerr << "kept " << root_ << " for inspection\n";
+    }
+  }
+
+  /// Runs `mybackup args...` with MYBACKUP_HOME=home_ and HOME=<tmp>/user (plus `options.env`).
+  Result run(const std::vector<std::string>& args, const RunOptions& options = {}) {
+    Result result;
+    const pid_t pid = start(args, result, options);
+    if (pid <= 0) {
+      return result;
+    }
+    finish(pid, result);
+    return result;
+  }
+
+  /// Starts `mybackup args...` as run() does, without waiting: returns the child's pid (<= 0 if
+  /// fork failed); finish() waits for it and fills in `result`.
+  pid_t start(const std::vector<std::string>& args, Result& result, const RunOptions& options = {}) {
+    result.command = "mybackup";
+    std::vector<std::string> argv_text{MYBACKUP_BIN};
+    for (const std::string& arg : args) {
+      argv_text.push_back(arg);
+      result.command += " " + arg;
+    }
+
+    std::vector<std::pair<std::string, std::optional<std::string>>> changes{{"MYBACKUP_HOME", home_},
+                                                                          {"HOME", root_ + "/user"}};
+    changes.insert(changes.end(), options.env.begin(), options.env.end());
+    std::vector<std::string> env_text;
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+      const std::string item = *entry;
+      const bool replaced = std::any_of(changes.begin(), changes.end(),
+                                        [&](const auto& change) { return item.rfind(change.first + "=", 0) == 0; });
+      if (!replaced) {
+        env_text.push_back(item);
+      }
+    }
+    for (const auto& change : changes) {
+      // The last change of a name wins.
+      const std::string prefix = change.first + "=";
+      env_text.erase(std::remove_if(env_text.begin(), env_text.end(),
+                                    [&prefix](const std::string& item) { return item.rfind(prefix, 0) == 0; }),
+                     env_text.end());
+      if (change.second) {
+        env_text.push_back(prefix + *change.second);
+      }
+    }
+
+    std::vector<char*> argv;
+    for (std::string& arg : argv_text) {
+      argv.push_back(arg.data());
+    }
+    argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (std::string& item : env_text) {
+      envp.push_back(item.data());
+    }
+    envp.push_back(nullptr);
+
+    const std::string out_path = root_ + "/out/stdout";
+    const std::string err_path = root_ + "/out/stderr";
+    const int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    const int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    EXPECT_TRUE(out_fd >= 0 && err_fd >= 0 && null_fd >= 0) << std::strerror(errno);
+    const char* cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
+
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      // Child: only async-signal-safe calls from here on.
+      if ((cwd != nullptr && ::chdir(cwd) != 0) || ::dup2(null_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 ||
+          ::dup2(err_fd, 2) < 0) {
+        ::_exit(126);
+      }
+      ::execve(argv[0], argv.data(), envp.data());
+      ::_exit(127);
+    }
+    ::close(out_fd);
+    ::close(err_fd);
+    ::close(null_fd);
+    EXPECT_GT(pid, 0) << "fork: " << std::strerror(errno);
+    return pid;
+  }
+
+  /// Waits for a child start() returned and records its exit code and output in `result`.
+  void finish(pid_t pid, Result& result) {
+    const std::string out_path = root_ + "/out/stdout";
+    const std::string err_path = root_ + "/out/stderr";
+    // Wait with a deadline, so a hanging command fails the test instead of stalling the suite.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    auto pause = std::chrono::microseconds(200);
+    int status = 0;
+    for (;;) {
+      const pid_t done = ::waitpid(pid, &status, WNOHANG);
+      if (done == pid) {
+        break;
+      }
+      if (done < 0 && errno != EINTR) {
+        ADD_FAILURE() << "waitpid: " << std::strerror(errno);
+        return;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        ADD_FAILURE() << "timed out: " << result.command;
+        break;
+      }
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::microseconds(2000));
+    }
+    result.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    result.out = read_text(out_path);
+    result.err = read_text(err_path);
+    outputs_.push_back(result.out);
+    outputs_.push_back(result.err);
+  }
+
+  // ---- common set-ups
+
+  void init() { ASSERT_TRUE(succeeded(run({"init"}))); }
+
+  /// src/a.txt, src/sub/b.txt, src/sub/c.bin: three files, one subdirectory.
+  void make_tree() {
+    write_text(src_ + "/a.txt", "alpha\n");
+    ASSERT_EQ(::mkdir((src_ + "/sub").c_str(), 0755), 0);
+    write_text(src_ + "/sub/b.txt", "bravo bravo bravo\n");
+    std::string binary;
+    for (int i = 0; i < 5000; ++i) {
+      binary += static_cast<char>((i * 7919) % 251);
+    }
+    write_text(src_ + "/sub/c.bin", binary);
+  }
+
+  /// init, a tree of three files in src/, `add src`, destination dest/.
+  void configure() {
+    init();
+    make_tree();
+    ASSERT_TRUE(succeeded(run({"add", src_})));
+    ASSERT_TRUE(succeeded(run({"config", "set", "destination", dest_})));
+  }
+
+  /// configure() and a first backup.
+  void first_backup() {
+    configure();
+    ASSERT_TRUE(succeeded(run({"backup"})));
+  }
+
+  std::string key_path() const { return home_ + "/key"; }
+  std::string config_path() const { return home_ + "/config.yaml"; }
+  std::string log_path() const { return home_ + "/logs/mybackup.log"; }
+
+  /// The 64-hex-digit line of a key file ("" if there is none).
+  static std::string key_hex(const std::string& path) {
+    for (const std::string& line : lines_of(read_text(path))) {
+      if (line.size() == 64 && std::all_of(line.begin(), line.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; })) {
+        return line;
+      }
+    }
+    return "";
+  }
+
+  /// No key of this test's home (current or set aside by init --force) may appear in anything a
+  /// command printed or in the log.
+  void check_no_key_leaked() {
+    if (!exists(home_)) {
+      return;
+    }
+    std::vector<std::string> keys;
+    std::string logs;
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(home_, error)) {
+      const std::string name = entry.path().filename().string();
+      if (name == "key" || name.rfind("key.old-", 0) == 0) {
+        keys.push_back(key_hex(entry.path().string()));
+      }
+    }
+    for (const auto& entry : fs::directory_iterator(home_ + "/logs", error)) {
+      logs += read_text(entry.path().string());
+    }
+    for (const std::string& key : keys) {
+      ASSERT_EQ(key.size(), 64U) << "a key file without its 64-hex-digit line";
+      std::string upper = key;
+      std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+      for (const std::string& output : outputs_) {
+        EXPECT_FALSE(contains(output, key) || contains(output, upper)) << "the key appeared in a command's output";
+      }
+      EXPECT_FALSE(contains(logs, key) || contains(logs, upper)) << "the key appeared in the log";
+      EXPECT_FALSE(contains(read_text(config_path()), key)) << "the key appeared in config.yaml";
+    }
+  }
+
+  std::string status_json() {
+    const Result status = run({"status", "--json"});
+    EXPECT_TRUE(succeeded(status));
+    EXPECT_TRUE(is_one_json_object(status.out)) << status;
+    return status.out;
+  }
+
+  /// The *.json files in dest/locks (writer locks), sorted.
+  std::vector<std::string> lock_files() const {
+    std::vector<std::string> found;
+    std::error_code error;
+    for (auto it = fs::directory_iterator(dest_ + "/locks", error); !error && it != fs::directory_iterator();
+         it.increment(error)) {
+      if (it->path().extension() == ".json") {
+        found.push_back(it->path().filename().string());
+      }
+    }
+    std::sort(found.begin(), found.end());
+    return found;
+  }
+
+  std::string root_;
+  std::string home_;
+  std::string src_;
+  std::string dest_;
+  std::vector<std::string> outputs_;  // every stdout and stderr of this test, for the key check
+};
+
+// ================================================================ happy path
+
+TEST_F(CliTest, InitCreatesConfigKeyAndCatalog) {
+  const Result result = run({"init"});
+  ASSERT_TRUE(succeeded(result));
+  EXPECT_TRUE(contains(result.out, "Initialized mybackup in " + home_)) << result;
+  EXPECT_TRUE(contains(result.out, "mybackup add")) << "init should say what to do next" << result;
+  EXPECT_EQ(result.err, "");
+  EXPECT_TRUE(exists(config_path()));
+  EXPECT_TRUE(exists(home_ + "/backups.db"));
+  ASSERT_TRUE(exists(key_path()));
+  EXPECT_EQ(file_mode(key_path()), 0600U);
+  EXPECT_EQ(file_mode(home_), 0700U);
+  EXPECT_EQ(key_hex(key_path()).size(), 64U);
+  EXPECT_TRUE(contains(read_text(key_path()), "mybackup-key-v1"));
+}
+
+TEST_F(CliTest, BackupThenStatusShowsFilesAndSource) {
+  configure();
+  const Result backup = run({"backup"});
+  ASSERT_TRUE(succeeded(backup));
+  EXPECT_TRUE(contains(backup.out, "Backup finished in ")) << backup;
+  EXPECT_TRUE(contains(backup.out, "3 new, 0 changed, 0 deleted, 0 unchanged")) << backup;
+  EXPECT_TRUE(contains(backup.out, dest_)) << backup;
+  EXPECT_EQ(backup.err, "");
+  EXPECT_TRUE(exists(dest_ + "/mybackup-repo.json"));
+  EXPECT_TRUE(exists(dest_ + "/snapshots"));
+  EXPECT_TRUE(exists(dest_ + "/data"));
+  EXPECT_EQ(lock_files(), std::vector<std::string>{}) << "the lock must be released after the run";
+
+  const Result status = run({"status"});
+  ASSERT_TRUE(succeeded(status));
+  EXPECT_TRUE(contains(status.out, "Destination:  " + dest_)) << status;
+  EXPECT_TRUE(contains(status.out, "Files:        3 files (")) << status;
+  EXPECT_TRUE(contains(status.out, "3 versions in history")) << status;
+  EXPECT_TRUE(contains(status.out, "Last run:     backup ")) << status;
+  EXPECT_TRUE(contains(status.out, "ok (3 new, 0 changed, 0 deleted)")) << status;
+  EXPECT_TRUE(contains(status.out, "  " + src_ + "  3 files")) << status;
+}
+
+TEST_F(CliTest, SecondBackupFindsNothingNewAndWritesNothing) {
+  first_backup();
+  const std::string dest_before = listing(dest_);
+  const Result second = run({"backup"});
+  ASSERT_TRUE(succeeded(second));
+  EXPECT_TRUE(contains(second.out, "0 new, 0 changed, 0 deleted, 3 unchanged")) << second;
+  EXPECT_EQ(listing(dest_), dest_before) << "an unchanged tree must not add anything to the destination";
+}
+
+TEST_F(CliTest, EditDeleteAndAddAreCounted) {
+  first_backup();
+  write_text(src_ + "/a.txt", "alpha, edited and longer\n");
+  ASSERT_EQ(::unlink((src_ + "/sub/b.txt").c_str()), 0);
+  write_text(src_ + "/d.txt", "delta\n");
+  const Result result = run({"backup", "--verbose"});
+  ASSERT_TRUE(succeeded(result));
+  EXPECT_TRUE(contains(result.out, "1 new, 1 changed, 1 deleted, 1 unchanged")) << result;
+  EXPECT_TRUE(contains(result.out, "added    " + src_ + "/d.txt")) << result;
+  EXPECT_TRUE(contains(result.out, "changed  " + src_ + "/a.txt")) << result;
+  EXPECT_TRUE(contains(result.out, "deleted  " + src_ + "/sub/b.txt")) << result;
+  EXPECT_FALSE(contains(result.out, "c.bin")) << "unchanged files are not listed" << result;
+
+  const std::string status = status_json();
+  EXPECT_EQ(json_int(status, "files"), 3) << status;     // a.txt, c.bin, d.txt
+  EXPECT_EQ(json_int(status, "versions"), 5) << status;  // 3 + a.txt v2 + d.txt
+}
+
+TEST_F(CliTest, BackupJsonIsOneObjectWithCounts) {
+  first_backup();
+  write_text(src_ + "/new.txt", "new\n");
+  const Result result = run({"backup", "--json", "--verbose"});
+  ASSERT_TRUE(succeeded(result));
+  ASSERT_TRUE(is_one_json_object(result.out)) << result;
+  EXPECT_EQ(result.err, "");
+  EXPECT_EQ(json_raw(result.out, "dry_run"), "false") << result;
+  EXPECT_EQ(json_raw(result.out, "status"), in_quotes("ok")) << result;
+  EXPECT_EQ(json_raw(result.out, "destination"), in_quotes(dest_)) << result;
+  EXPECT_EQ(json_int(result.out, "files_new"), 1) << result;
+  EXPECT_EQ(json_int(result.out, "files_changed"), 0) << result;
+  EXPECT_EQ(json_int(result.out, "files_deleted"), 0) << result;
+  EXPECT_EQ(json_int(result.out, "files_unchanged"), 3) << result;
+  EXPECT_EQ(json_int(result.out, "files_skipped"), 0) << result;
+  EXPECT_EQ(json_int(result.out, "bytes_read"), 4) << result;
+  EXPECT_TRUE(json_raw(result.out, "manifest").value_or("").rfind("\"snapshots/", 0) == 0) << result;
+  EXPECT_TRUE(contains(result.out, "\"skipped\": []")) << result;
+  EXPECT_FALSE(contains(result.out, "added    ")) << "--verbose lines must not break --json" << result;
+}
+
+TEST_F(CliTest, StatusJsonReportsCatalogAndSources) {
+  init();
+  const std::string empty = status_json();
+  EXPECT_EQ(json_int(empty, "files"), 0) << empty;
+  EXPECT_EQ(json_raw(empty, "last_run"), "null") << empty;
+  EXPECT_EQ(json_raw(empty, "primary"), "null") << empty;
+
+  make_tree();
+  ASSERT_TRUE(succeeded(run({"add", src_, "--exclude", "*.bin"})));
+  ASSERT_TRUE(succeeded(run({"config", "set", "destination", dest_})));
+  ASSERT_TRUE(succeeded(run({"backup"})));
+  const std::string status = status_json();
+  EXPECT_EQ(json_raw(status, "home"), in_quotes(home_)) << status;
+  EXPECT_EQ(json_raw(status, "primary"), in_quotes(dest_)) << status;
+  EXPECT_EQ(json_raw(status, "repository_id").value_or("").size(), 34U) << status;
+  EXPECT_EQ(json_int(status, "files"), 2) << status;  // c.bin excluded
+  EXPECT_EQ(json_int(status, "runs"), 1) << status;
+  EXPECT_EQ(json_raw(status, "kind", json_value_at(status, "last_run")), in_quotes("backup")) << status;
+  EXPECT_EQ(json_raw(status, "status", json_value_at(status, "last_run")), in_quotes("ok")) << status;
+  EXPECT_EQ(source_files(status, src_), 2) << status;
+  EXPECT_TRUE(contains(status, "\"*.bin\"")) << status;
+}
+
+TEST_F(CliTest, DryRunListsFilesAndWritesNothing) {
+  configure();
+  const std::string catalog_before = status_json();
+  const Result first = run({"backup", "--dry-run", "--verbose"});
+  ASSERT_TRUE(succeeded(first));
+  EXPECT_TRUE(contains(first.out, "would be added    " + src_ + "/a.txt")) << first;
+  EXPECT_TRUE(contains(first.out, "would be added    " + src_ + "/sub/b.txt")) << first;
+  EXPECT_TRUE(contains(first.out, "would be added    " + src_ + "/sub/")) << first;
+  EXPECT_TRUE(contains(first.out, "Dry run (nothing written)")) << first;
+  EXPECT_TRUE(contains(first.out, "3 new, 0 changed, 0 deleted, 0 unchanged")) << first;
+  EXPECT_FALSE(exists(dest_)) << "a dry run must not create the destination";
+  EXPECT_EQ(status_json(), catalog_before) << "a dry run must not touch the catalog";
+
+  ASSERT_TRUE(succeeded(run({"backup"})));
+  write_text(src_ + "/a.txt", "alpha, but changed\n");
+  const std::string dest_before = listing(dest_);
+  const std::string catalog_after_backup = status_json();
+  const Result second = run({"backup", "-n", "-v"});
+  ASSERT_TRUE(succeeded(second));
+  EXPECT_TRUE(contains(second.out, "would be changed  " + src_ + "/a.txt")) << second;
+  EXPECT_TRUE(contains(second.out, "0 new, 1 changed, 0 deleted, 2 unchanged")) << second;
+  EXPECT_EQ(listing(dest_), dest_before) << "a dry run must not write to the destination";
+  EXPECT_EQ(status_json(), catalog_after_backup) << "a dry run must not touch the catalog";
+
+  const Result json = run({"backup", "--dry-run", "--json"});
+  ASSERT_TRUE(succeeded(json));
+  ASSERT_TRUE(is_one_json_object(json.out)) << json;
+  EXPECT_EQ(json_raw(json.out, "dry_run"), "true") << json;
+  EXPECT_EQ(json_int(json.out, "files_changed"), 1) << json;
+  EXPECT_EQ(listing(dest_), dest_before);
+}
+
+TEST_F(CliTest, SourceOptionBacksUpOnlyThatSource) {
+  configure();
+  const std::string src2 = root_ + "/src2";
+  ASSERT_EQ(::mkdir(src2.c_str(), 0755), 0);
+  write_text(src2 + "/only.txt", "only\n");
+  ASSERT_TRUE(succeeded(run({"add", src2})));
+
+  const Result one = run({"backup", "--source", src2 + "/"});  // a trailing slash, as tab completion adds
+  ASSERT_TRUE(succeeded(one));
+  EXPECT_TRUE(contains(one.out, "1 new, 0 changed, 0 deleted, 0 unchanged")) << one;
+  std::string status = status_json();
+  EXPECT_EQ(source_files(status, src2), 1) << status;
+  EXPECT_EQ(source_files(status, src_), 0) << status;
+
+  const Result all = run({"backup"});
+  ASSERT_TRUE(succeeded(all));
+  EXPECT_TRUE(contains(all.out, "3 new, 0 changed, 0 deleted, 1 unchanged")) << all;
+  status = status_json();
+  EXPECT_EQ(source_files(status, src_), 3) << status;
+  EXPECT_EQ(source_files(status, src2), 1) << status;
+
+  const std::string dest_before = listing(dest_);
+  const Result other = run({"backup", "--source", root_ + "/elsewhere"});
+  EXPECT_TRUE(failed_with(other, 2, {root_ + "/elsewhere", "is not a source", "mybackup add"}));
+  EXPECT_EQ(listing(dest_), dest_before);
+}
+
+TEST_F(CliTest, RemoveKeepsHistoryAndBackupThenHasNoSource) {
+  first_backup();
+  const Result removed = run({"remove", src_});
+  ASSERT_TRUE(succeeded(removed));
+  EXPECT_TRUE(contains(removed.out, "Removed source " + src_)) << removed;
+  EXPECT_FALSE(contains(read_text(config_path()), src_));
+
+  const std::string status = status_json();
+  EXPECT_EQ(json_int(status, "versions"), 3) << "history stays after remove" << status;
+  EXPECT_EQ(json_int(status, "files"), 3) << status;
+  EXPECT_TRUE(contains(status, "\"sources\": []")) << status;
+
+  const std::string dest_before = listing(dest_);
+  const Result backup = run({"backup"});
+  EXPECT_TRUE(failed_with(backup, 2, {"no source", "mybackup add"}));
+  EXPECT_EQ(listing(dest_), dest_before);
+
+  const std::string config_before = read_text(config_path());
+  const Result again = run({"remove", src_});
+  EXPECT_TRUE(failed_with(again, 1, {src_, "is not a source"}));
+  EXPECT_EQ(read_text(config_path()), config_before);
+}
+
+TEST_F(CliTest, EveryCommandHelpHasAnExample) {
+  const std::vector<std::vector<std::string>> commands = {
+      {"--help"},          {"init", "--help"},           {"add", "--help"},           {"remove", "--help"},
+      {"config", "--help"}, {"config", "set", "--help"}, {"config", "show", "--help"}, {"backup", "--help"},
+      {"status", "--help"}};
+  for (const std::vector<std::string>& command : commands) {
+    const Result result = run(command);
+    EXPECT_TRUE(succeeded(result));
+    EXPECT_TRUE(contains(result.out, "Example:\n  mybackup ")) << result;
+    EXPECT_TRUE(contains(result.out, "Usage")) << result;
+  }
+  EXPECT_FALSE(exists(home_)) << "--help must not create the home";
+}
+
+TEST_F(CliTest, VersionPrintsNameAndSemver) {
+  const Result result = run({"--version"});
+  ASSERT_TRUE(succeeded(result));
+  const std::vector<std::string> lines = lines_of(result.out);
+  ASSERT_EQ(lines.size(), 1U) << result;
+  const std::string& line = lines[0];
+  ASSERT_EQ(line.rfind("mybackup ", 0), 0U) << result;
+  const std::string version = line.substr(9);
+  EXPECT_EQ(count_of(version, "."), 2U) << result;
+  EXPECT_TRUE(std::all_of(version.begin(), version.end(),
+                          [](char c) { return c == '.' || std::isdigit(static_cast<unsigned char>(c)) != 0; }))
+      << result;
+  EXPECT_EQ(result.err, "");
+}
+
+TEST_F(CliTest, HomeOptionOverridesEnvironmentAndDefaultIsUnderHOME) {
+  const std::string other = root_ + "/other";
+  const RunOptions env_other{{{"MYBACKUP_HOME", other}}, ""};
+  const Result result = run({"--home", home_, "init"}, env_other);
+  ASSERT_TRUE(succeeded(result));
+  EXPECT_TRUE(exists(config_path()));
+  EXPECT_FALSE(exists(other)) << "--home must win over MYBACKUP_HOME";
+  const Result status = run({"--home", home_, "status", "--json"}, env_other);
+  ASSERT_TRUE(succeeded(status));
+  EXPECT_EQ(json_raw(status.out, "home"), in_quotes(home_)) << status;
+
+  // Without --home and MYBACKUP_HOME: ~/.mybackup.
+  const RunOptions no_env{{{"MYBACKUP_HOME", std::nullopt}}, ""};
+  ASSERT_TRUE(succeeded(run({"init"}, no_env)));
+  EXPECT_TRUE(exists(root_ + "/user/.mybackup/config.yaml"));
+
+  // A relative --home is taken against the current directory.
+  ASSERT_TRUE(succeeded(run({"--home", "rel-home", "init"}, RunOptions{{}, root_})));
+  EXPECT_TRUE(exists(root_ + "/rel-home/config.yaml"));
+}
+
+TEST_F(CliTest, RelativeSourcePathIsMadeAbsolute) {
+  init();
+  make_tree();
+  const Result added = run({"add", "."}, RunOptions{{}, src_});
+  ASSERT_TRUE(succeeded(added));
+  EXPECT_TRUE(contains(added.out, "Added source " + src_ + "\n")) << added;
+  EXPECT_TRUE(contains(read_text(config_path()), "'" + src_ + "'"));
+}
+
+TEST_F(CliTest, QuietPrintsNothingButErrors) {
+  configure();
+  const Result quiet = run({"--quiet", "backup"});
+  ASSERT_TRUE(succeeded(quiet));
+  EXPECT_EQ(quiet.out, "");
+  EXPECT_EQ(quiet.err, "");
+  const Result error = run({"-q", "config", "set", "compression.level", "0"});
+  EXPECT_TRUE(failed_with(error, 2, {"compression.level"}));
+}
+
+TEST_F(CliTest, LogFileRecordsEachCommand) {
+  first_backup();
+  EXPECT_TRUE(failed_with(run({"config", "set", "nonsense", "1"}), 2, {"unknown key"}));
+  ASSERT_TRUE(exists(log_path()));
+  const std::string log = read_text(log_path());
+  EXPECT_TRUE(contains(log, "init: initialized " + home_)) << log;
+  EXPECT_TRUE(contains(log, "add: source " + src_)) << log;
+  EXPECT_TRUE(contains(log, "config set destinations.primary = " + dest_)) << log;
+  EXPECT_TRUE(contains(log, "backup: start")) << log;
+  EXPECT_TRUE(contains(log, "backup: ok")) << log;
+  EXPECT_TRUE(contains(log, "unknown key 'nonsense'")) << "errors are logged too\n" << log;
+  for (const std::string& line : lines_of(log)) {
+    EXPECT_TRUE(contains(line, " pid=")) << line;
+  }
+}
+
+TEST_F(CliTest, KeyNeverAppearsInOutputOrLog) {
+  first_backup();
+  const std::string key = key_hex(key_path());
+  ASSERT_EQ(key.size(), 64U);
+  const Result show = run({"config", "show"});
+  ASSERT_TRUE(succeeded(show));
+  EXPECT_TRUE(contains(show.out, "encryption = AES-256-GCM (key file " + key_path() + ")")) << show;
+  EXPECT_TRUE(contains(show.out, "destinations.primary = " + dest_)) << show;
+  EXPECT_TRUE(contains(show.out, "compression.level = 3")) << show;
+  const Result json = run({"config", "show", "--json"});
+  ASSERT_TRUE(succeeded(json));
+  EXPECT_TRUE(is_one_json_object(json.out)) << json;
+  EXPECT_EQ(json_raw(json.out, "key_file"), in_quotes(key_path())) << json;
+  ASSERT_TRUE(succeeded(run({"status"})));
+  ASSERT_TRUE(succeeded(run({"backup", "--verbose", "--json"})));
+  ASSERT_TRUE(succeeded(run({"backup", "--dry-run", "--verbose"})));
+  // check_no_key_leaked() (TearDown) checks every output above and the log; check here as well so
+  // the failure points at this test's purpose.
+  for (const std::string& output : outputs_) {
+    EXPECT_FALSE(contains(output, key));
+  }
+  EXPECT_FALSE(contains(read_text(log_path()), key));
+}
+
+// ================================================================ bad input: init
+
+TEST_F(CliTest, InitTwiceFailsAndKeepsTheKey) {
+  init();
+  const std::string key_before = read_text(key_path());
+  const std::string config_before = read_text(config_path());
+  const Result again = run({"init"});
+  EXPECT_TRUE(failed_with(again, 1, {"already initialized", home_, "mybackup init --force"}));
+  EXPECT_EQ(read_text(key_path()), key_before);
+  EXPECT_EQ(read_text(config_path()), config_before);
+}
+
+TEST_F(CliTest, InitForceKeepsTheOldKeyAside) {
+  init();
+  const std::string old_key = read_text(key_path());
+  ASSERT_TRUE(succeeded(run({"add", src_})));
+  const Result forced = run({"init", "--force"});
+  ASSERT_TRUE(succeeded(forced));
+  std::vector<std::string> old_keys;
+  std::vector<std::string> old_configs;
+  for (const auto& entry : fs::directory_iterator(home_)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("key.old-", 0) == 0) {
+      old_keys.push_back(entry.path().string());
+    }
+    if (name.rfind("config.yaml.old-", 0) == 0) {
+      old_configs.push_back(entry.path().string());
+    }
+  }
+  ASSERT_EQ(old_keys.size(), 1U) << listing(home_);
+  EXPECT_EQ(read_text(old_keys[0]), old_key);
+  EXPECT_EQ(file_mode(old_keys[0]), 0600U);
+  EXPECT_NE(read_text(key_path()), old_key);
+  EXPECT_EQ(file_mode(key_path()), 0600U);
+  ASSERT_EQ(old_configs.size(), 1U) << listing(home_);
+  EXPECT_TRUE(contains(read_text(old_configs[0]), src_));
+  EXPECT_FALSE(contains(read_text(config_path()), src_)) << "the new config starts empty";
+}
+
+// ================================================================ bad input: add
+
+TEST_F(CliTest, AddMissingPathFails) {
+  init();
+  const std::string config_before = read_text(config_path());
+  const Result result = run({"add", root_ + "/nowhere"});
+  EXPECT_TRUE(failed_with(result, 1, {root_ + "/nowhere", "no such file or directory"}));
+  EXPECT_EQ(read_text(config_path()), config_before);
+}
+
+TEST_F(CliTest, AddSameSourceTwiceFails) {
+  init();
+  ASSERT_TRUE(succeeded(run({"add", src_})));
+  const std::string config_before = read_text(config_path());
+  const Result result = run({"add", src_ + "/"});
+  EXPECT_TRUE(failed_with(result, 1, {src_, "already a source"}));
+  EXPECT_EQ(read_text(config_path()), config_before);
+}
+
+TEST_F(CliTest, AddOverlappingSourceFails) {
+  init();
+  make_tree();
+  ASSERT_TRUE(succeeded(run({"add", src_})));
+  const std::string config_before = read_text(config_path());
+  const Result inside = run({"add", src_ + "/sub"});
+  EXPECT_TRUE(failed_with(inside, 2, {src_ + "/sub", "overlaps the source " + src_}));
+  const Result outside = run({"add", root_});
+  EXPECT_TRUE(failed_with(outside, 2, {"overlaps the source " + src_}));
+  EXPECT_EQ(read_text(config_path()), config_before);
+}
+
+// ================================================================ bad input: config
+
+TEST_F(CliTest, ConfigSetRejectsBadKeysAndValues) {
+  init();
+  const std::string config_before = read_text(config_path());
+  struct Case {
+    std::string key;
+    std::string value;
+    std::vector<std::string> parts;
+  };
+  const std::vector<Case> cases = {
+      {"colour", "blue", {"unknown key 'colour'", "valid keys are", "compression.level"}},
+      {"compression.level", "0", {"compression.level", "from 1 to 22", "'0'"}},
+      {"compression.level", "23", {"compression.level", "from 1 to 22", "'23'"}},
+      {"compression.level", "abc", {"compression.level", "from 1 to 22", "'abc'"}},
+      {"watch.interval", "-5", {"watch.interval", "at least 1", "'-5'"}},
+      {"retention.keep_versions", "0", {"retention.keep_versions", "at least 1", "'0'"}},
+      {"compression.enabled", "maybe", {"compression.enabled", "true or false"}},
+  };
+  for (const Case& item : cases) {
+    const Result result = run({"config", "set", item.key, item.value});
+    EXPECT_TRUE(failed_with(result, 2, item.parts));
+    EXPECT_EQ(read_text(config_path()), config_before) << result;
+  }
+  const Result good = run({"config", "set", "compression.level", "22"});
+  ASSERT_TRUE(succeeded(good));
+  EXPECT_EQ(good.out, "compression.level = 22\n");
+}
+
+TEST_F(CliTest, BrokenConfigNamesFileAndLine) {
+  configure();
+  append_text(config_path(), "compression: [unclosed\n");
+  const std::string config_before = read_text(config_path());
+  const std::size_t line_count = lines_of(config_before).size();
+  for (const std::vector<std::string>& command :
+       {std::vector<std::string>{"status"}, std::vector<std::string>{"backup"}, std::vector<std::string>{"config", "show"}}) {
+    const Result result = run(command);
+    EXPECT_TRUE(failed_with(result, 1, {config_path() + ":"}));
+    // The error is on the appended line (or the end of the file just after it).
+    EXPECT_TRUE(contains(result.err, config_path() + ":" + std::to_string(line_count) + ":") ||
+                contains(result.err, config_path() + ":" + std::to_string(line_count + 1) + ":"))
+        << result;
+  }
+  EXPECT_EQ(read_text(config_path()), config_before);
+  EXPECT_FALSE(exists(dest_));
+}
+
+TEST_F(CliTest, InvalidValueInConfigFileNamesItsLine) {
+  init();
+  std::string text = read_text(config_path());
+  const std::size_t at = text.find("level: 3");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, 8, "level: 99");
+  write_text(config_path(), text);
+  const std::size_t line = static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n')) + 1;
+  const Result result = run({"status"});
+  EXPECT_TRUE(failed_with(result, 1, {config_path() + ":" + std::to_string(line) + ":", "compression.level", "'99'"}));
+  EXPECT_EQ(read_text(config_path()), text);
+}
+
+// The parse error of a broken config.yaml tells the user to fix that line with a text editor; it
+// does not suggest `mybackup config set`, which has to load the file first and fails the same way.
+TEST_F(CliTest, BrokenConfigHintIsActionable) {
+  init();
+  append_text(config_path(), "compression: [unclosed\n");
+  const std::string config_before = read_text(config_path());
+  const Result status = run({"status"});
+  EXPECT_TRUE(failed_with(status, 1, {config_path() + ":", "fix that line"}));
+  EXPECT_FALSE(contains(status.err, "mybackup config set")) << status;
+  // `config set` indeed cannot repair it, and leaves the file alone.
+  const Result set = run({"config", "set", "compression.level", "5"});
+  EXPECT_TRUE(failed_with(set, 1, {config_path() + ":", "fix that line"}));
+  EXPECT_EQ(read_text(config_path()), config_before);
+}
+
+// ================================================================ bad input: backup preconditions
+
+TEST_F(CliTest, BackupWithoutSourceFails) {
+  init();
+  ASSERT_TRUE(succeeded(run({"config", "set", "destination", dest_})));
+  const Result result = run({"backup"});
+  EXPECT_TRUE(failed_with(result, 2, {"no source", "mybackup add"}));
+  EXPECT_FALSE(exists(dest_));
+}
+
+TEST_F(CliTest, BackupWithoutDestinationFails) {
+  init();
+  make_tree();
+  ASSERT_TRUE(succeeded(run({"add", src_})));
+  const Result result = run({"backup"});
+  EXPECT_TRUE(failed_with(result, 2, {"destination", "mybackup config set destination"}));
+  const Result status = run({"status"});
+  EXPECT_TRUE(contains(status.out, "mybackup config set destination")) << status;
+}
+
+TEST_F(CliTest, EveryCommandBeforeInitSaysNotInitialized) {
+  const std::vector<std::vector<std::string>> commands = {
+      {"status"}, {"status", "--json"}, {"backup"}, {"add", src_}, {"remove", src_}, {"config", "show"},
+      {"config", "set", "destination", dest_}};
+  for (const std::vector<std::string>& command : commands) {
+    const Result result = run(command);
+    EXPECT_TRUE(failed_with(result, 1, {"not initialized", home_, "mybackup init"}));
+  }
+  EXPECT_FALSE(exists(home_)) << "a failed command must not create the home";
+  EXPECT_FALSE(exists(dest_));
+}
+
+TEST_F(CliTest, MissingKeyFileIsNamed) {
+  first_backup();
+  ASSERT_EQ(::unlink(key_path().c_str()), 0);
+  const std::string dest_before = listing(dest_);
+  const Result result = run({"backup"});
+  EXPECT_TRUE(failed_with(result, 1, {"key file " + key_path(), "missing"}));
+  EXPECT_EQ(listing(dest_), dest_before);
+}
+
+TEST_F(CliTest, DamagedKeyFileIsDetected) {
+  first_backup();
+  std::string text = read_text(key_path());
+  const std::string hex = key_hex(key_path());
+  const std::size_t at = text.find(hex);
+  ASSERT_NE(at, std::string::npos);
+  text[at + 10] = text[at + 10] == '0' ? '1' : '0';
+  write_text(key_path(), text);
+  const std::string dest_before = listing(dest_);
+  const Result result = run({"backup"});
+  EXPECT_TRUE(failed_with(result, 1, {"key file " + key_path(), "damaged"}));
+  EXPECT_EQ(listing(dest_), dest_before);
+}
+
+// ================================================================ bad input: destination
+
+TEST_F(CliTest, DestinationOfAnotherRepositoryIsRefused) {
+  first_backup();
+  const std::string home_a = home_;
+  home_ = root_ + "/home-b";  // from here on, run() uses the second home
+  init();
+  ASSERT_TRUE(succeeded(run({"add", src_})));
+  ASSERT_TRUE(succeeded(run({"config", "set", "destination", dest_})));
+  const std::string dest_before = listing(dest_);
+  const Result result = run({"backup"});
+  EXPECT_TRUE(failed_with(result, 1, {dest_, "different key"}));
+  EXPECT_EQ(listing(dest_), dest_before);
+  check_no_key_leaked();
+  home_ = home_a;
+}
+
+TEST_F(CliTest, NonEmptyDestinationThatIsNoRepositoryIsRefused) {
+  configure();
+  ASSERT_EQ(::mkdir(dest_.c_str(), 0755), 0);
+  write_text(dest_ + "/holiday.jpg", "not a backup");
+  const std::string dest_before = listing(dest_);
+  const Result result = run({"backup"});
+  EXPECT_TRUE(failed_with(result, 1, {dest_, "not empty", "empty or new directory"}));
+  EXPECT_EQ(listing(dest_), dest_before);
+  const Result dry = run({"backup", "--dry-run"});
+  EXPECT_TRUE(failed_with(dry, 1, {dest_, "not empty"}));
+}
+
+TEST_F(CliTest, DestinationUnderARegularFileFails) {
+  configure();
+  write_text(root_ + "/afile", "a file, not a directory");
+  const std::string bad = root_ + "/afile/sub";
+  ASSERT_TRUE(succeeded(run({"config", "set", "destination", bad})));
+  const Result result = run({"backup"});
+  EXPECT_TRUE(failed_with(result, 1, {bad}));
+  EXPECT_EQ(read_text(root_ + "/afile"), "a file, not a directory");
+}
+
+TEST_F(CliTest, LostDestinationIsReportedAndNotRecreated) {
+  first_backup();
+  ASSERT_EQ(::rename(dest_.c_str(), (root_ + "/moved").c_str()), 0);
+  const Result result = run({"backup"});
+  EXPECT_TRUE(failed_with(result, 1, {dest_, "holds no repository", "set the destination back"}));
+  EXPECT_FALSE(exists(dest_)) << "a new, empty repository must not silently replace the lost one";
+  const std::string status = status_json();
+  EXPECT_EQ(json_raw(status, "status", json_value_at(status, "last_run")), in_quotes("failed")) << status;
+  EXPECT_EQ(json_int(status, "files"), 3) << status;
+}
+
+// A destination inside a source (`config set destination ~/Documents/backups` after `add
+// ~/Documents`) is accepted, and the backup leaves it out of the scan: the repository (its packs,
+// snapshots and live lock files) is never backed up into itself, so an unchanged tree stays
+// "0 new" and the repository does not grow.
+TEST_F(CliTest, DestinationInsideASourceIsNotBackedUpIntoItself) {
+  init();
+  make_tree();
+  ASSERT_TRUE(succeeded(run({"add", src_})));
+  const std::string inner = src_ + "/backups";
+  ASSERT_TRUE(succeeded(run({"config", "set", "destination", inner})));
+  const Result first = run({"backup"});
+  ASSERT_TRUE(succeeded(first));
+  EXPECT_TRUE(contains(first.out, "3 new, 0 changed, 0 deleted, 0 unchanged")) << first;
+  const std::string repository_before = listing(inner);
+  const Result second = run({"backup", "--verbose"});
+  ASSERT_TRUE(succeeded(second));
+  EXPECT_TRUE(contains(second.out, "0 new, 0 changed, 0 deleted, 3 unchanged")) << second;
+  // The summary line names the destination; no per-file line may.
+  EXPECT_FALSE(contains(second.out, "    " + inner)) << "the repository was backed up into itself" << second;
+  EXPECT_EQ(listing(inner), repository_before) << "an unchanged tree must not make the repository grow";
+  const std::string status = status_json();
+  EXPECT_EQ(source_files(status, src_), 3) << status;
+}
+
+// The home (catalog, key, logs) inside a source is left out of the scan the same way: the
+// catalog, which changes during every backup, is never backed up into itself, nor is the key.
+TEST_F(CliTest, HomeInsideASourceIsNotBackedUp) {
+  home_ = src_ + "/.mybackup";  // from here on, run() uses a home inside the source
+  init();
+  make_tree();
+  ASSERT_TRUE(succeeded(run({"add", src_})));
+  ASSERT_TRUE(succeeded(run({"config", "set", "destination", dest_})));
+  const Result first = run({"backup", "--verbose"});
+  ASSERT_TRUE(succeeded(first));
+  EXPECT_TRUE(contains(first.out, "3 new, 0 changed, 0 deleted, 0 unchanged")) << first;
+  EXPECT_FALSE(contains(first.out, home_)) << "the home was backed up" << first;
+  const Result second = run({"backup", "--verbose"});
+  ASSERT_TRUE(succeeded(second));
+  EXPECT_TRUE(contains(second.out, "0 new, 0 changed, 0 deleted, 3 unchanged")) << second;
+  EXPECT_EQ(source_files(status_json(), src_), 3);
+}
+
+// A source directory that has disappeared (an unmounted disk, a renamed folder) is skipped with
+// exit 3 and a hint naming the fix (mount it again, or `mybackup remove PATH`); its files are not
+// recorded as deleted, and once it is back the next backup finds them unchanged.
+TEST_F(CliTest, MissingSourceDirectoryIsNamedWithTheFix) {
+  first_backup();
+  const std::string moved = root_ + "/src-moved";
+  ASSERT_EQ(::rename(src_.c_str(), moved.c_str()), 0);
+  const Result result = run({"backup"});
+  EXPECT_TRUE(succeeded(result, 3));
+  EXPECT_TRUE(contains(result.err, src_)) << result;
+  EXPECT_TRUE(contains(result.err, "mybackup remove " + src_)) << "the message should name the fix" << result;
+  EXPECT_TRUE(contains(result.out, "0 new, 0 changed, 0 deleted, 0 unchanged, 1 skipped")) << result;
+  for (const std::string& line : lines_of(result.err)) {
+    EXPECT_EQ(line.rfind("mybackup: ", 0), 0U) << result;
+  }
+  const std::string status = status_json();
+  EXPECT_EQ(source_files(status, src_), 3) << "a missing source must not mark its files deleted" << status;
+  EXPECT_EQ(json_raw(status, "status", json_value_at(status, "last_run")), in_quotes("partial")) << status;
+  ASSERT_EQ(::rename(moved.c_str(), src_.c_str()), 0);
+  const Result back = run({"backup"});
+  ASSERT_TRUE(succeeded(back));
+  EXPECT_TRUE(contains(back.out, "0 new, 0 changed, 0 deleted, 3 unchanged")) << back;
+}
+
+TEST_F(CliTest, ReadOnlyDestinationFails) {
+  if (::geteuid() == 0) {
+    GTEST_SKIP() << "root writes into a 0555 directory anyway";
+  }
+  configure();
+  ASSERT_EQ(::mkdir(dest_.c_str(), 0555), 0);
+  const Result result = run({"backup"});
+  EXPECT_TRUE(failed_with(result, 1, {dest_, "Permission denied"}));
+  ::chmod(dest_.c_str(), 0755);
+  EXPECT_EQ(listing(dest_), "");
+}
+
+// ================================================================ bad input: lock
+
+class LockTest : public CliTest {
+ protected:
+  /// A lock file of another writer: any *.json file in locks/ is one, whatever its name.
+  void write_lock(long pid) {
+    char host[256] = {};
+    ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+    const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch());
+    ASSERT_TRUE(::mkdir((dest_ + "/locks").c_str(), 0755) == 0 || errno == EEXIST) << std::strerror(errno);
+    write_text(dest_ + "/locks/writer.json", std::string("{\"host\": \"") + host + "\", \"pid\": " + std::to_string(pid) +
+                                                 ", \"purpose\": \"backup\", \"time_ns\": " + std::to_string(now.count()) +
+                                                 ", \"time\": \"2026-01-01T00:00:00Z\"}\n");
+  }
+};
+
+TEST_F(LockTest, LiveLockBlocksAndStaleLockIsBroken) {
+  first_backup();
+  write_text(src_ + "/new.txt", "new\n");
+
+  write_lock(static_cast<long>(::getpid()));
+  const std::string dest_before = listing(dest_);
+  const Result locked = run({"backup"});
+  EXPECT_TRUE(failed_with(locked, 1, {"locked", dest_, "pid " + std::to_string(::getpid())}));
+  EXPECT_EQ(listing(dest_), dest_before) << "a refused run must leave the destination (and the lock) as they were";
+
+  // A holder on this host that no longer exists: its lock is stale and is broken.
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::_exit(0);
+  }
+  ASSERT_GT(child, 0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  write_lock(static_cast<long>(child));
+  const Result broken = run({"backup"});
+  ASSERT_TRUE(succeeded(broken));
+  EXPECT_TRUE(contains(broken.out, "1 new, 0 changed, 0 deleted, 3 unchanged")) << broken;
+  EXPECT_EQ(lock_files(), std::vector<std::string>{}) << "the stale lock is broken and the run's own released";
+}
+
+// ================================================================ interruption
+
+/// Every regular file below `root` (recursively), relative to it.
+std::vector<std::string> files_below(const std::string& root) {
+  std::vector<std::string> files;
+  std::error_code error;
+  for (auto it = fs::recursive_directory_iterator(root, error); !error && it != fs::recursive_directory_iterator();
+       it.increment(error)) {
+    if (it->is_regular_file()) {
+      files.push_back(fs::relative(it->path(), root).string());
+    }
+  }
+  return files;
+}
+
+/// Every entry below `root` whose name starts with ".tmp-" (a put() that never finished).
+std::vector<std::string> temporaries_below(const std::string& root) {
+  std::vector<std::string> found;
+  std::error_code error;
+  for (auto it = fs::recursive_directory_iterator(root, error); !error && it != fs::recursive_directory_iterator();
+       it.increment(error)) {
+    if (it->path().filename().string().rfind(".tmp-", 0) == 0) {
+      found.push_back(it->path().string());
+    }
+  }
+  return found;
+}
+
+/// Writes `size` bytes from /dev/urandom (incompressible, so a backup of it takes real work).
+void write_random_file(const std::string& path, std::size_t size) {
+  std::ifstream random("/dev/urandom", std::ios::binary);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  std::string block(1024 * 1024, '\0');
+  for (std::size_t done = 0; done < size; done += block.size()) {
+    const std::size_t n = std::min(block.size(), size - done);
+    random.read(block.data(), static_cast<std::streamsize>(n));
+    out.write(block.data(), static_cast<std::streamsize>(n));
+  }
+  ASSERT_TRUE(random.good() && out.good()) << "cannot write " << path;
+}
+
+// Ctrl-C in the middle of a backup: the run stops at a safe point, says it was interrupted (exit
+// 1), releases its lock, writes no manifest and records the failed run; the next backup works.
+TEST_F(CliTest, InterruptedBackupRecordsNothingAndReleasesTheLock) {
+  init();
+  constexpr int kFiles = 4;
+  constexpr std::size_t kFileSize = 50 * 1024 * 1024;  // 200 MiB in all: seconds of work
+  for (int i = 0; i < kFiles; ++i) {
+    write_random_file(src_ + "/big" + std::to_string(i) + ".bin", kFileSize);
+  }
+  write_text(src_ + "/small.txt", "small\n");
+  ASSERT_TRUE(succeeded(run({"add", src_})));
+  ASSERT_TRUE(succeeded(run({"config", "set", "destination", dest_})));
+
+  Result interrupted;
+  const pid_t pid = start({"backup"}, interrupted);
+  ASSERT_GT(pid, 0);
+  // Wait until the run is storing data: its lock file exists (so its Ctrl-C handler is installed)
+  // and its first pack is on the destination. A full run takes about a second here (ASan build);
+  // the first pack is stored after a tenth of that.
+  const auto stored_a_pack = [&] {
+    for (const std::string& file : files_below(dest_ + "/data")) {
+      if (fs::path(file).filename().string().rfind(".tmp-", 0) != 0) {
+        return true;
+      }
+    }
+    return false;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (lock_files().empty() || !stored_a_pack()) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      FAIL() << "the backup ended before the signal could be sent (exit "
+             << (WIFEXITED(status) ? WEXITSTATUS(status) : -1) << "): if it succeeded, make the source bigger\n"
+             << read_text(root_ + "/out/stderr");
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+      FAIL() << "the backup never started storing";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // Still running (else the source is too small for this machine and the test proves nothing).
+  int early_status = 0;
+  const pid_t early = ::waitpid(pid, &early_status, WNOHANG);
+  if (early == pid) {
+    FAIL() << "the backup finished before the signal: make the source bigger (exit "
+           << (WIFEXITED(early_status) ? WEXITSTATUS(early_status) : -1) << ")";
+  }
+  ASSERT_EQ(early, 0) << std::strerror(errno);
+  ASSERT_EQ(::kill(pid, SIGINT), 0) << std::strerror(errno);
+  finish(pid, interrupted);
+
+  EXPECT_TRUE(failed_with(interrupted, 1, {"interrupted"}));
+  EXPECT_EQ(lock_files(), std::vector<std::string>{}) << "the lock must be released";
+  EXPECT_EQ(files_below(dest_ + "/snapshots"), std::vector<std::string>{}) << "no manifest may be written";
+  EXPECT_EQ(temporaries_below(dest_), std::vector<std::string>{});
+  EXPECT_FALSE(files_below(dest_ + "/data").empty());  // packs stored before the signal: harmless orphans
+  std::string status = status_json();
+  const std::size_t last_run = json_value_at(status, "last_run");
+  EXPECT_EQ(json_raw(status, "status", last_run), in_quotes("failed")) << status;
+  EXPECT_TRUE(contains(json_raw(status, "error", last_run).value_or(""), "interrupted")) << status;
+  EXPECT_EQ(json_int(status, "files"), 0) << status;
+
+  // The next backup, left alone, stores everything.
+  const Result again = run({"backup"});
+  ASSERT_TRUE(succeeded(again));
+  EXPECT_TRUE(contains(again.out, std::to_string(kFiles + 1) + " new, 0 changed, 0 deleted, 0 unchanged")) << again;
+  EXPECT_EQ(lock_files(), std::vector<std::string>{});
+  EXPECT_EQ(files_below(dest_ + "/snapshots").size(), 1U);
+  status = status_json();
+  EXPECT_EQ(json_raw(status, "status", json_value_at(status, "last_run")), in_quotes("ok")) << status;
+  EXPECT_EQ(json_int(status, "files"), kFiles + 1) << status;
+}
+
+// ================================================================ partial backups
+
+TEST_F(CliTest, UnreadableSourceFileIsSkippedWithExitThree) {
+  configure();
+  std::string skipped_path;
+  std::string reason;
+  if (::geteuid() != 0) {
+    skipped_path = src_ + "/secret.txt";
+    write_text(skipped_path, "secret\n");
+    ASSERT_EQ(::chmod(skipped_path.c_str(), 0), 0);
+    reason = "Permission denied";
+  } else {
+    // Root reads everything; a fifo is a file the scanner skips with a note instead.
+    skipped_path = src_ + "/pipe";
+    ASSERT_EQ(::mkfifo(skipped_path.c_str(), 0644), 0);
+    reason = "fifo";
+  }
+  const Result result = run({"backup"});
+  EXPECT_TRUE(succeeded(result, 3));
+  EXPECT_TRUE(contains(result.err, skipped_path)) << result;
+  EXPECT_TRUE(contains(result.err, reason)) << result;
+  EXPECT_TRUE(contains(result.out, "3 new, 0 changed, 0 deleted, 0 unchanged, 1 skipped")) << result;
+  for (const std::string& line : lines_of(result.err)) {
+    EXPECT_EQ(line.rfind("mybackup: ", 0), 0U) << result;
+  }
+
+  const Result json = run({"backup", "--json"});
+  EXPECT_TRUE(succeeded(json, 3));
+  ASSERT_TRUE(is_one_json_object(json.out)) << json;
+  EXPECT_EQ(json_raw(json.out, "status"), in_quotes("partial")) << json;
+  EXPECT_EQ(json_int(json.out, "files_skipped"), 1) << json;
+  EXPECT_EQ(json_raw(json.out, "path", json_value_at(json.out, "skipped")), in_quotes(skipped_path)) << json;
+
+  const std::string status = status_json();
+  EXPECT_EQ(json_raw(status, "status", json_value_at(status, "last_run")), in_quotes("partial")) << status;
+  ::chmod(skipped_path.c_str(), 0644);
+}
+
+// ================================================================ bad input: the command line
+
+TEST_F(CliTest, UnknownOptionOrCommandIsUsageError) {
+  init();
+  const std::string config_before = read_text(config_path());
+  const std::vector<std::vector<std::string>> commands = {
+      {"backup", "--bogus"}, {"frobnicate"}, {"status", "extra"}, {}, {"config"}, {"add"}};
+  for (const std::vector<std::string>& command : commands) {
+    const Result result = run(command);
+    EXPECT_EQ(result.code, 2) << result;
+    EXPECT_EQ(result.out, "") << result;
+    EXPECT_FALSE(result.err.empty()) << result;
+  }
+  EXPECT_EQ(read_text(config_path()), config_before);
+  EXPECT_FALSE(exists(dest_));
+}
+
+// A mistyped command is named in the error, which points at `mybackup --help`.
+TEST_F(CliTest, UnknownCommandIsNamed) {
+  const Result command = run({"frobnicate"});
+  EXPECT_TRUE(failed_with(command, 2, {"unknown command 'frobnicate'", "mybackup --help"}));
+}
+
+// Command-line parse errors (CLI11's) follow the convention of every other error: one line,
+// "mybackup: error: ... (see mybackup --help)".
+TEST_F(CliTest, CommandLineErrorsFollowTheErrorLineConvention) {
+  const Result option = run({"backup", "--bogus"});
+  EXPECT_TRUE(failed_with(option, 2, {"--bogus", "--help"}));
+  const Result missing = run({"config", "set", "compression.level"});
+  EXPECT_TRUE(failed_with(missing, 2, {"value", "--help"}));
+}
+
+}  // namespace

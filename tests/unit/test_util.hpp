@@ -1,0 +1,393 @@
+#pragma once
+// Small header-only helpers shared by the unit tests (namespace mybackup::testing).
+//
+// Note: inside `namespace mybackup { ... }` an unqualified `testing::` names this namespace, not
+// GoogleTest's; write `::testing::Test` there (GoogleTest's own macros already do).
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <ostream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "mybackup/bytes.hpp"
+#include "mybackup/error.hpp"
+
+namespace mybackup {
+
+namespace testing {
+
+/// A fresh directory /tmp/<prefix>XXXXXX (mkdtemp), removed with everything in it at the end.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "mybackup_test_") {
+    std::string pattern = "/tmp/" + prefix + "XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
+    }
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  /// The path of `relative` inside the directory.
+  std::string operator/(const std::string& relative) const { return path_ + "/" + relative; }
+
+ private:
+  std::string path_;
+};
+
+/// What a call threw: the kind and message of a mybackup::Error, or nothing. Compares equal to
+/// an ErrorKind and reads like std::optional<ErrorKind>; prints as "corrupt: <message>" or
+/// "no error", so a failed EXPECT_EQ(error_kind(...), ErrorKind::x) shows what really happened.
+/// (A PrintTo(ErrorKind) here would be an ODR hazard: test files that do not include this header
+/// would instantiate GoogleTest's printer for ErrorKind differently.)
+class ErrorOutcome {
+ public:
+  ErrorOutcome() = default;
+  ErrorOutcome(ErrorKind kind, std::string message) : kind_(kind), message_(std::move(message)) {}
+
+  bool has_value() const { return kind_.has_value(); }
+  explicit operator bool() const { return has_value(); }
+  /// REQUIRES: has_value().
+  ErrorKind operator*() const { return *kind_; }
+  const std::optional<ErrorKind>& kind() const { return kind_; }
+  /// So `std::optional<ErrorKind> kind = error_kind(...)` keeps working.
+  operator std::optional<ErrorKind>() const { return kind_; }  // NOLINT(google-explicit-constructor)
+  const std::string& message() const { return message_; }
+
+  friend bool operator==(const ErrorOutcome& outcome, ErrorKind kind) { return outcome.kind_ == kind; }
+  friend std::ostream& operator<<(std::ostream& out, const ErrorOutcome& outcome) {
+    if (!outcome.kind_) {
+      return out << "no error";
+    }
+    return out << to_string(*outcome.kind_) << ": " << outcome.message_;
+  }
+
+ private:
+  std::optional<ErrorKind> kind_;
+  std::string message_;
+};
+
+/// Runs `action` and reports the mybackup::Error it throws, if any. Any other exception
+/// propagates (and fails the test).
+inline ErrorOutcome error_kind(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& error) {
+    return ErrorOutcome(error.kind(), error.what());
+  }
+  return ErrorOutcome();
+}
+
+/// The message of the mybackup::Error that `action` throws, or "" if it returns normally.
+inline std::string error_message(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
+}
+
+inline Bytes to_bytes(const std::string& text) { return Bytes(text.begin(), text.end()); }
+
+/// Deterministic pseudo-random bytes (incompressible in practice).
+inline Bytes random_data(std::size_t size, std::uint32_t seed = 1) {
+  std::mt19937 generator(seed);
+  Bytes out(size);
+  for (std::uint8_t& byte : out) {
+    byte = static_cast<std::uint8_t>(generator() >> 24);
+  }
+  return out;
+}
+
+inline void write_text_file(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  if (!out.good()) {
+    throw std::runtime_error("cannot write " + path);
+  }
+}
+
+inline std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw std::runtime_error("cannot read " + path);
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+/// Every regular file below `directory` (hidden ones included), as paths relative to it, sorted.
+inline std::vector<std::string> files_under(const std::string& directory) {
+  std::vector<std::string> files;
+  std::error_code error;
+  if (!std::filesystem::exists(directory, error)) {
+    return files;
+  }
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(directory)) {
+    if (entry.is_regular_file()) {
+      files.push_back(std::filesystem::relative(entry.path(), directory).string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+/// Every entry name below `directory` (files and directories) that starts with ".tmp-".
+inline std::vector<std::string> temporaries_under(const std::string& directory) {
+  std::vector<std::string> found;
+  std::error_code error;
+  if (!std::filesystem::exists(directory, error)) {
+    return found;
+  }
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(directory)) {
+    if (entry.path().filename().string().rfind(".tmp-", 0) == 0) {
+      found.push_back(entry.path().string());
+    }
+  }
+  return found;
+}
+
+/// One member of a parsed JSON object: its type and, for a string, its decoded value, otherwise
+/// its source text (a number's digits, a nested object's or array's JSON, "true", "null").
+struct JsonMember {
+  enum class Type { string, number, object, array, boolean, null };
+  Type type = Type::null;
+  std::string text;
+};
+
+/// A strict parser for one JSON object (RFC 8259, no extensions); returns its top-level members.
+/// Throws std::runtime_error on anything that is not valid JSON, so tests can check that a
+/// document the program wrote is real JSON and not just something yaml-cpp accepts.
+class JsonObjectParser {
+ public:
+  static std::map<std::string, JsonMember> parse(std::string_view text) {
+    JsonObjectParser parser(text);
+    parser.skip_space();
+    if (parser.peek() != '{') {
+      parser.fail("an object");
+    }
+    std::map<std::string, JsonMember> members;
+    parser.object(&members);
+    parser.skip_space();
+    if (parser.position_ != text.size()) {
+      parser.fail("the end of the document");
+    }
+    return members;
+  }
+
+ private:
+  explicit JsonObjectParser(std::string_view text) : text_(text) {}
+
+  [[noreturn]] void fail(const std::string& expected) const {
+    throw std::runtime_error("invalid JSON at offset " + std::to_string(position_) + ": expected " + expected);
+  }
+  char peek() const { return position_ < text_.size() ? text_[position_] : '\0'; }
+  void expect(char c) {
+    if (peek() != c) {
+      fail(std::string("'") + c + "'");
+    }
+    ++position_;
+  }
+  void skip_space() {
+    while (peek() == ' ' || peek() == '\n' || peek() == '\r' || peek() == '\t') {
+      ++position_;
+    }
+  }
+  void literal(std::string_view word) {
+    if (text_.substr(position_, word.size()) != word) {
+      fail(std::string(word));
+    }
+    position_ += word.size();
+  }
+
+  JsonMember value() {
+    skip_space();
+    const std::size_t start = position_;
+    JsonMember member;
+    const char c = peek();
+    if (c == '{') {
+      object(nullptr);
+      member.type = JsonMember::Type::object;
+    } else if (c == '[') {
+      array();
+      member.type = JsonMember::Type::array;
+    } else if (c == '"') {
+      member.type = JsonMember::Type::string;
+      member.text = string();
+      return member;
+    } else if (c == 't' || c == 'f') {
+      literal(c == 't' ? "true" : "false");
+      member.type = JsonMember::Type::boolean;
+    } else if (c == 'n') {
+      literal("null");
+      member.type = JsonMember::Type::null;
+    } else {
+      number();
+      member.type = JsonMember::Type::number;
+    }
+    member.text = std::string(text_.substr(start, position_ - start));
+    return member;
+  }
+
+  void object(std::map<std::string, JsonMember>* members) {
+    expect('{');
+    skip_space();
+    if (peek() == '}') {
+      ++position_;
+      return;
+    }
+    for (;;) {
+      skip_space();
+      const std::string name = string();
+      skip_space();
+      expect(':');
+      JsonMember member = value();
+      if (members != nullptr && !members->emplace(name, std::move(member)).second) {
+        fail("no duplicate member \"" + name + "\"");
+      }
+      skip_space();
+      if (peek() == ',') {
+        ++position_;
+        continue;
+      }
+      expect('}');
+      return;
+    }
+  }
+
+  void array() {
+    expect('[');
+    skip_space();
+    if (peek() == ']') {
+      ++position_;
+      return;
+    }
+    for (;;) {
+      value();
+      skip_space();
+      if (peek() == ',') {
+        ++position_;
+        continue;
+      }
+      expect(']');
+      return;
+    }
+  }
+
+  std::string string() {
+    expect('"');
+    std::string out;
+    for (;;) {
+      if (position_ >= text_.size()) {
+        fail("a closing quote");
+      }
+      const char c = text_[position_++];
+      if (c == '"') {
+        return out;
+      }
+      if (static_cast<unsigned char>(c) < 0x20) {
+        fail("no control character inside a string");
+      }
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      const char escaped = peek();
+      ++position_;
+      switch (escaped) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          const std::string_view hex = text_.substr(position_, 4);
+          if (hex.size() != 4 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos) {
+            fail("four hex digits");
+          }
+          position_ += 4;
+          out += "\\u";  // kept escaped: tests only compare ASCII text
+          out += hex;
+          break;
+        }
+        default: fail("a valid escape");
+      }
+    }
+  }
+
+  void number() {
+    const std::size_t start = position_;
+    if (peek() == '-') {
+      ++position_;
+    }
+    if (peek() == '0') {
+      ++position_;
+    } else if (peek() >= '1' && peek() <= '9') {
+      while (peek() >= '0' && peek() <= '9') {
+        ++position_;
+      }
+    } else {
+      position_ = start;
+      fail("a value");
+    }
+    if (peek() == '.') {
+      ++position_;
+      if (!(peek() >= '0' && peek() <= '9')) {
+        fail("a digit");
+      }
+      while (peek() >= '0' && peek() <= '9') {
+        ++position_;
+      }
+    }
+    if (peek() == 'e' || peek() == 'E') {
+      ++position_;
+      if (peek() == '+' || peek() == '-') {
+        ++position_;
+      }
+      if (!(peek() >= '0' && peek() <= '9')) {
+        fail("a digit");
+      }
+      while (peek() >= '0' && peek() <= '9') {
+        ++position_;
+      }
+    }
+  }
+
+  std::string_view text_;
+  std::size_t position_ = 0;
+};
+
+inline std::map<std::string, JsonMember> parse_json_object(std::string_view text) {
+  return JsonObjectParser::parse(text);
+}
+
+}  // namespace testing
+}  // namespace mybackup
