@@ -4,6 +4,7 @@
 #include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -44,6 +45,53 @@ spdlog::logger& Context::log() {
   }
   return *logger_;
 }
+
+namespace {
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_stop_signal(int signal_number) {
+  g_stop.store(true);
+  std::signal(signal_number, SIG_DFL);
+}
+
+}  // namespace
+
+const std::atomic<bool>& stop_requested() { return g_stop; }
+
+void install_stop_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+
+std::unique_ptr<Repository> open_destination(const std::string& destination, const MasterKey& key, const Catalog& catalog,
+                                             DestinationUse use) {
+  const std::string known_id = catalog.repository_id();
+  const CreateIfMissing create =
+      (known_id.empty() && use == DestinationUse::write) ? CreateIfMissing::yes : CreateIfMissing::no;
+  std::unique_ptr<Repository> repository;
+  try {
+    repository = Repository::open(make_local_backend(destination), key, create);
+  } catch (const Error& error) {
+    if (error.kind() != ErrorKind::not_found) {
+      throw;
+    }
+    if (!known_id.empty()) {
+      throw Error(ErrorKind::mismatch, "destination " + destination + " holds no repository, but this catalog indexes repository " +
+                                           known_id + ": set the destination back to where it is, or start a new home");
+    }
+    return nullptr;  // a read before the first backup: nothing there yet
+  }
+  if (!known_id.empty() && repository->info().id != known_id) {
+    throw Error(ErrorKind::mismatch, "destination " + destination + " belongs to another repository (" + repository->info().id +
+                                         ", this catalog indexes " + known_id + "): choose the right destination or another home");
+  }
+  return repository;
+}
+
 
 void say(const Context& context, const std::string& line) {
   if (!context.quiet) {
@@ -94,8 +142,8 @@ std::string source_paths(const Config& config) {
   return join(paths, "none");
 }
 
-std::string counted(std::uint64_t count, const std::string& noun) {
-  return format_count(count) + " " + noun + (count == 1 ? "" : "s");
+std::string counted(std::uint64_t count, const std::string& noun, const std::string& plural) {
+  return format_count(count) + " " + (count == 1 ? noun : plural.empty() ? noun + "s" : plural);
 }
 
 std::string format_duration(double seconds) {

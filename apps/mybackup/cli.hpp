@@ -4,13 +4,17 @@
 
 #include <CLI/CLI.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "mybackup/catalog.hpp"
 #include "mybackup/config.hpp"
 #include "mybackup/home.hpp"
+#include "mybackup/keys.hpp"
+#include "mybackup/repository.hpp"
 
 namespace spdlog {
 class logger;
@@ -39,6 +43,19 @@ struct Context {
   std::shared_ptr<spdlog::logger> logger_;
 };
 
+/// SIGINT/SIGTERM set stop_requested(); long commands stop at a safe point. A second signal ends
+/// the process at once (the handler restores the default action).
+void install_stop_handlers();
+const std::atomic<bool>& stop_requested();
+
+enum class DestinationUse { read, write };
+
+/// Opens the primary destination, checking that it is the repository this catalog indexes.
+/// For DestinationUse::write, creates the repository when the catalog has none yet. Returns
+/// nullptr for a read before the first backup (nothing there yet).
+std::unique_ptr<Repository> open_destination(const std::string& destination, const MasterKey& key, const Catalog& catalog,
+                                             DestinationUse use);
+
 /// Prints to stdout unless --quiet.
 void say(const Context& context, const std::string& line);
 
@@ -50,8 +67,8 @@ std::string format_count(std::uint64_t count);
 std::string join(const std::vector<std::string>& items, const std::string& empty = "");
 /// The configured sources' paths, joined ("none" when there are none).
 std::string source_paths(const Config& config);
-/// "1 file", "2,000 files" (English plural with an s).
-std::string counted(std::uint64_t count, const std::string& noun);
+/// "1 file", "2,000 files"; `plural` when adding an s is wrong ("directories").
+std::string counted(std::uint64_t count, const std::string& noun, const std::string& plural = "");
 /// "3.2 s", "1 min 05 s".
 std::string format_duration(double seconds);
 /// Adds the standard "Example:" footer to a command's --help.
@@ -62,5 +79,7 @@ void register_sources(CLI::App& app, Context& context);
 void register_config(CLI::App& app, Context& context);
 void register_backup(CLI::App& app, Context& context);
 void register_status(CLI::App& app, Context& context);
+void register_history(CLI::App& app, Context& context);
+void register_restore(CLI::App& app, Context& context);
 
 }  // namespace mybackup::cli

@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <cstring>
 #include <iostream>
 #include <mutex>
@@ -29,23 +28,6 @@ struct BackupFlags {
   bool verbose = false;
   bool json = false;
 };
-
-/// Set by SIGINT/SIGTERM: the run stops at a safe point, releases the lock and records nothing.
-/// A second signal ends the process at once (the handler restores the default action).
-std::atomic<bool> g_cancel{false};
-
-extern "C" void on_stop_signal(int signal_number) {
-  g_cancel.store(true);
-  std::signal(signal_number, SIG_DFL);
-}
-
-void install_stop_handlers() {
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-}
 
 const char* action_name(FileAction action) {
   switch (action) {
@@ -98,31 +80,6 @@ std::vector<BackupSource> selected_sources(const Config& config, const std::stri
                                       "); add it first with `mybackup add " + wanted + "`");
   }
   return sources;
-}
-
-/// Opens the destination for a run, checking it is the repository this catalog indexes.
-std::unique_ptr<Repository> open_destination(const std::string& destination, const MasterKey& key, const Catalog& catalog,
-                                             bool dry_run) {
-  const std::string known_id = catalog.repository_id();
-  const CreateIfMissing create = (known_id.empty() && !dry_run) ? CreateIfMissing::yes : CreateIfMissing::no;
-  std::unique_ptr<Repository> repository;
-  try {
-    repository = Repository::open(make_local_backend(destination), key, create);
-  } catch (const Error& error) {
-    if (error.kind() != ErrorKind::not_found) {
-      throw;
-    }
-    if (!known_id.empty()) {
-      throw Error(ErrorKind::mismatch, "destination " + destination + " holds no repository, but this catalog indexes repository " +
-                                           known_id + ": set the destination back to where it is, or start a new home");
-    }
-    return nullptr;  // dry run before the first backup: nothing there yet
-  }
-  if (!known_id.empty() && repository->info().id != known_id) {
-    throw Error(ErrorKind::mismatch, "destination " + destination + " belongs to another repository (" + repository->info().id +
-                                         ", this catalog indexes " + known_id + "): choose the right destination or another home");
-  }
-  return repository;
 }
 
 void print_report(Context& context, const BackupFlags& flags, const BackupReport& report, const std::string& destination) {
@@ -187,7 +144,7 @@ void run(Context& context, const BackupFlags& flags) {
   options.sources = sources;
   options.compression_level = config.compression_enabled ? config.compression_level : 0;
   options.dry_run = flags.dry_run;
-  options.cancel = &g_cancel;
+  options.cancel = &stop_requested();
   install_stop_handlers();
   std::mutex output;
   options.on_file = [&](FileAction action, EntryType type, const std::string& path, std::uint64_t, const std::string& note) {
@@ -207,7 +164,8 @@ void run(Context& context, const BackupFlags& flags) {
   context.log().info("backup: start{} sources [{}] destination {}", flags.dry_run ? " (dry run)" : "",
                      source_paths(config), destination);
   try {
-    std::unique_ptr<Repository> repository = open_destination(destination, key, catalog, flags.dry_run);
+    std::unique_ptr<Repository> repository =
+        open_destination(destination, key, catalog, flags.dry_run ? DestinationUse::read : DestinationUse::write);
     BackupTarget target;
     target.keys = &keys;
     target.chunker = repository ? repository->info().chunker : ChunkerParams{};

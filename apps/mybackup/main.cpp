@@ -66,6 +66,8 @@ int main(int argc, char** argv) {
   register_config(app, context);
   register_backup(app, context);
   register_status(app, context);
+  register_history(app, context);
+  register_restore(app, context);
 
   if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
     std::cerr << "mybackup: error: unknown command '" << unknown << "' (see mybackup --help for the commands)\n";

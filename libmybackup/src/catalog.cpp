@@ -293,6 +293,87 @@ void Catalog::record_failed_run(RunKind kind, std::int64_t started_ns, std::int6
   run.exec();
 }
 
+namespace {
+constexpr const char* kVersionColumns =
+    "v.id, f.path, v.number, v.type, v.size, v.stored_size, v.mtime_ns, v.mode, v.sha256, v.link_target, r.finished_ns";
+
+VersionRecord read_version(SQLite::Statement& query) {
+  VersionRecord version;
+  version.id = query.getColumn(0).getInt64();
+  version.path = query.getColumn(1).getString();
+  version.number = static_cast<std::uint32_t>(query.getColumn(2).getInt64());
+  version.type = static_cast<EntryType>(query.getColumn(3).getInt());
+  version.size = static_cast<std::uint64_t>(query.getColumn(4).getInt64());
+  version.stored_size = static_cast<std::uint64_t>(query.getColumn(5).getInt64());
+  version.mtime_ns = query.getColumn(6).getInt64();
+  version.mode = static_cast<std::uint32_t>(query.getColumn(7).getInt64());
+  const SQLite::Column sha = query.getColumn(8);
+  if (sha.getBytes() == static_cast<int>(version.sha256.size())) {
+    std::memcpy(version.sha256.data(), sha.getBlob(), version.sha256.size());
+  }
+  version.link_target = query.getColumn(9).getString();
+  version.run_finished_ns = query.getColumn(10).getInt64();
+  return version;
+}
+}  // namespace
+
+std::vector<VersionRecord> Catalog::versions_of(const std::string& path) const {
+  SQLite::Statement query(impl_->db, std::string("SELECT ") + kVersionColumns +
+                                         " FROM files f JOIN versions v ON v.file_id = f.id JOIN runs r ON r.id = v.run_id "
+                                         "WHERE f.path = ? ORDER BY v.number");
+  query.bind(1, path);
+  std::vector<VersionRecord> versions;
+  while (query.executeStep()) {
+    versions.push_back(read_version(query));
+  }
+  return versions;
+}
+
+std::vector<VersionRecord> Catalog::state_at(const std::string& root, std::int64_t at_ns) const {
+  // Version numbers grow with time, so the latest version as of at_ns is the highest number
+  // among the versions of runs finished by then.
+  SQLite::Statement query(impl_->db,
+                          std::string("SELECT ") + kVersionColumns +
+                              " FROM files f JOIN versions v ON v.file_id = f.id JOIN runs r ON r.id = v.run_id "
+                              "WHERE (f.path = ? OR (f.path >= ? AND f.path < ?)) AND v.number = ("
+                              "  SELECT max(v2.number) FROM versions v2 JOIN runs r2 ON r2.id = v2.run_id "
+                              "  WHERE v2.file_id = f.id AND r2.finished_ns <= ?) "
+                              "ORDER BY f.path");
+  query.bind(1, root);
+  query.bind(2, below_start(root));
+  query.bind(3, below_end(root));
+  query.bind(4, at_ns);
+  std::vector<VersionRecord> versions;
+  while (query.executeStep()) {
+    versions.push_back(read_version(query));
+  }
+  return versions;
+}
+
+std::vector<ChunkLocation> Catalog::chunks_of(std::int64_t version_id) const {
+  SQLite::Statement query(impl_->db,
+                          "SELECT c.hash, p.name, c.offset, c.length, c.raw_length, c.flags FROM version_chunks vc "
+                          "LEFT JOIN chunks c ON c.id = vc.chunk_id LEFT JOIN packs p ON p.id = c.pack_id "
+                          "WHERE vc.version_id = ? ORDER BY vc.seq");
+  query.bind(1, version_id);
+  std::vector<ChunkLocation> chunks;
+  while (query.executeStep()) {
+    ChunkLocation location;
+    const SQLite::Column hash = query.getColumn(0);
+    if (hash.getBytes() != static_cast<int>(location.entry.id.size()) || query.getColumn(1).isNull()) {
+      throw Error(ErrorKind::corrupt, "the catalog " + impl_->path + " lost track of a chunk of this version");
+    }
+    std::memcpy(location.entry.id.data(), hash.getBlob(), location.entry.id.size());
+    location.pack = query.getColumn(1).getString();
+    location.entry.offset = static_cast<std::uint32_t>(query.getColumn(2).getInt64());
+    location.entry.length = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
+    location.entry.raw_length = static_cast<std::uint32_t>(query.getColumn(4).getInt64());
+    location.entry.flags = static_cast<std::uint8_t>(query.getColumn(5).getInt());
+    chunks.push_back(std::move(location));
+  }
+  return chunks;
+}
+
 std::uint64_t Catalog::last_seq() const {
   return static_cast<std::uint64_t>(impl_->db.execAndGet("SELECT coalesce(max(seq), 0) FROM runs").getInt64());
 }

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -534,6 +535,251 @@ TEST(Catalog, RepositoryIdCanBeSetAndReplaced) {
   EXPECT_EQ(catalog.repository_id(), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
   catalog.set_repository_id("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
   EXPECT_EQ(catalog.repository_id(), "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+}
+
+// ---- versions_of, state_at, chunks_of
+
+std::vector<std::string> paths_of(const std::vector<VersionRecord>& versions) {
+  std::vector<std::string> paths;
+  for (const VersionRecord& version : versions) {
+    paths.push_back(version.path);
+  }
+  return paths;
+}
+
+const VersionRecord* find_path(const std::vector<VersionRecord>& versions, const std::string& path) {
+  for (const VersionRecord& version : versions) {
+    if (version.path == path) {
+      return &version;
+    }
+  }
+  return nullptr;
+}
+
+TEST(Catalog, VersionsOfListsEveryVersionOldestFirst) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  record_both(catalog);
+  const std::int64_t first_finished = manifest_with_seq(1).finished_ns;
+  const std::int64_t second_finished = manifest_with_seq(2).finished_ns;
+
+  const std::vector<VersionRecord> f1 = catalog.versions_of("/r/f1");
+  ASSERT_EQ(f1.size(), 2u);
+  const ManifestVersion want1 = file_version("/r/f1", 1, 500, {});
+  const ManifestVersion want2 = file_version("/r/f1", 2, 600, {});
+  EXPECT_EQ(f1[0].path, "/r/f1");
+  EXPECT_EQ(f1[0].number, 1u);
+  EXPECT_EQ(f1[0].type, EntryType::file);
+  EXPECT_EQ(f1[0].size, 500u);
+  EXPECT_EQ(f1[0].stored_size, 110u + 120u);
+  EXPECT_EQ(f1[0].mtime_ns, want1.mtime_ns);
+  EXPECT_EQ(f1[0].mode, 0644u);
+  EXPECT_EQ(f1[0].sha256, want1.sha256);
+  EXPECT_EQ(f1[0].link_target, "");
+  EXPECT_EQ(f1[0].run_finished_ns, first_finished);
+  EXPECT_EQ(f1[1].path, "/r/f1");
+  EXPECT_EQ(f1[1].number, 2u);
+  EXPECT_EQ(f1[1].size, 600u);
+  EXPECT_EQ(f1[1].stored_size, 110u + 120u + 50u);  // shared chunks counted fully
+  EXPECT_EQ(f1[1].mtime_ns, want2.mtime_ns);
+  EXPECT_EQ(f1[1].sha256, want2.sha256);
+  EXPECT_EQ(f1[1].run_finished_ns, second_finished);
+  EXPECT_NE(f1[0].id, f1[1].id);
+
+  const std::vector<VersionRecord> f2 = catalog.versions_of("/r/f2");  // the deletion marker too
+  ASSERT_EQ(f2.size(), 2u);
+  EXPECT_EQ(f2[0].type, EntryType::file);
+  EXPECT_EQ(f2[0].number, 1u);
+  EXPECT_EQ(f2[1].type, EntryType::deleted);
+  EXPECT_EQ(f2[1].number, 2u);
+  EXPECT_EQ(f2[1].sha256, Digest{});
+  EXPECT_EQ(f2[1].run_finished_ns, second_finished);
+
+  const std::vector<VersionRecord> link = catalog.versions_of("/r/l");
+  ASSERT_EQ(link.size(), 1u);
+  EXPECT_EQ(link[0].type, EntryType::symlink);
+  EXPECT_EQ(link[0].link_target, "f1");
+  EXPECT_EQ(link[0].size, 2u);
+  EXPECT_EQ(link[0].mode, 0777u);
+  EXPECT_EQ(link[0].sha256, Digest{});
+
+  const std::vector<VersionRecord> d = catalog.versions_of("/r/d");
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].type, EntryType::directory);
+  EXPECT_EQ(d[0].mode, 0755u);
+  EXPECT_EQ(d[0].mtime_ns, directory_version("/r/d", 1).mtime_ns);
+  EXPECT_EQ(d[0].stored_size, 0u);
+
+  EXPECT_TRUE(catalog.versions_of("/r/f").empty());   // not a prefix match
+  EXPECT_TRUE(catalog.versions_of("/r/f1/").empty());
+  EXPECT_TRUE(catalog.versions_of("/nowhere").empty());
+}
+
+TEST(Catalog, VersionsOfOrdersByNumberNotByInsertion) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  catalog.record_run(first_manifest(), "snapshots/0000000001-x.enc", RunStats{});
+  Manifest later = manifest_with_seq(2);
+  later.versions = {file_version("/r/f2", 3, 400, {chunk(3)}), deletion_marker("/r/f2", 2)};  // same run
+  catalog.record_run(later, "snapshots/0000000002-x.enc", RunStats{});
+
+  const std::vector<VersionRecord> f2 = catalog.versions_of("/r/f2");
+  ASSERT_EQ(f2.size(), 3u);
+  EXPECT_EQ(f2[0].number, 1u);
+  EXPECT_EQ(f2[1].number, 2u);
+  EXPECT_EQ(f2[1].type, EntryType::deleted);
+  EXPECT_EQ(f2[2].number, 3u);
+  EXPECT_EQ(f2[2].type, EntryType::file);
+}
+
+TEST(Catalog, StateAtBeforeBetweenAndAfterRuns) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  record_both(catalog);
+  const std::int64_t first_finished = manifest_with_seq(1).finished_ns;    // 1500
+  const std::int64_t second_finished = manifest_with_seq(2).finished_ns;  // 2500
+  const std::vector<std::string> all = {"/r", "/r/d", "/r/f1", "/r/f2", "/r/l"};
+
+  // Before the first run finished (even after it started): nothing.
+  EXPECT_TRUE(catalog.state_at("/r", 0).empty());
+  EXPECT_TRUE(catalog.state_at("/r", manifest_with_seq(1).started_ns).empty());
+  EXPECT_TRUE(catalog.state_at("/r", first_finished - 1).empty());
+  EXPECT_TRUE(catalog.state_at("/r", std::numeric_limits<std::int64_t>::min()).empty());
+
+  // At the first run's finish and until the second's: the first state.
+  for (const std::int64_t at : {first_finished, first_finished + 1, second_finished - 1}) {
+    const std::vector<VersionRecord> state = catalog.state_at("/r", at);
+    EXPECT_EQ(paths_of(state), all) << at;  // sorted by path
+    for (const VersionRecord& version : state) {
+      EXPECT_EQ(version.number, 1u) << version.path;
+      EXPECT_EQ(version.run_finished_ns, first_finished) << version.path;
+    }
+    const VersionRecord* f1 = find_path(state, "/r/f1");
+    ASSERT_NE(f1, nullptr);
+    EXPECT_EQ(f1->size, 500u);
+    EXPECT_EQ(f1->sha256, file_version("/r/f1", 1, 500, {}).sha256);
+    const VersionRecord* f2 = find_path(state, "/r/f2");
+    ASSERT_NE(f2, nullptr);
+    EXPECT_EQ(f2->type, EntryType::file);
+  }
+
+  // From the second run's finish on: f1 v2, and f2's deletion marker (returned, not dropped).
+  for (const std::int64_t at : {second_finished, second_finished + 1'000'000, std::numeric_limits<std::int64_t>::max()}) {
+    const std::vector<VersionRecord> state = catalog.state_at("/r", at);
+    EXPECT_EQ(paths_of(state), all) << at;
+    const VersionRecord* f1 = find_path(state, "/r/f1");
+    ASSERT_NE(f1, nullptr);
+    EXPECT_EQ(f1->number, 2u);
+    EXPECT_EQ(f1->size, 600u);
+    EXPECT_EQ(f1->run_finished_ns, second_finished);
+    const VersionRecord* f2 = find_path(state, "/r/f2");
+    ASSERT_NE(f2, nullptr);
+    EXPECT_EQ(f2->type, EntryType::deleted);
+    EXPECT_EQ(f2->number, 2u);
+    const VersionRecord* d = find_path(state, "/r/d");  // unchanged paths keep their old version
+    ASSERT_NE(d, nullptr);
+    EXPECT_EQ(d->number, 1u);
+    EXPECT_EQ(d->run_finished_ns, first_finished);
+  }
+
+  // The ids agree with versions_of.
+  const std::vector<VersionRecord> versions = catalog.versions_of("/r/f1");
+  ASSERT_EQ(versions.size(), 2u);
+  EXPECT_EQ(find_path(catalog.state_at("/r", first_finished), "/r/f1")->id, versions[0].id);
+  EXPECT_EQ(find_path(catalog.state_at("/r", second_finished), "/r/f1")->id, versions[1].id);
+
+  // A single path as the root; a failed run recorded later changes nothing.
+  catalog.record_failed_run(RunKind::backup, 3000, 4000, "failed");
+  EXPECT_EQ(paths_of(catalog.state_at("/r/f1", second_finished)), std::vector<std::string>{"/r/f1"});
+  EXPECT_EQ(catalog.state_at("/r", 5000).size(), all.size());
+}
+
+TEST(Catalog, StateAtRespectsTheRootBoundary) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  Manifest manifest = manifest_with_seq(1);
+  for (const char* path : {"/a", "/a/b", "/a/b/c", "/a/b/c/d", "/a/b.txt", "/a/b0", "/a/bc", "/a/bc/d", "/a/b-x",
+                           "/a/b/~z", "/z"}) {
+    manifest.versions.push_back(directory_version(path, 1));
+  }
+  catalog.record_run(manifest, "snapshots/0000000001-x.enc", RunStats{});
+  const std::int64_t at = std::numeric_limits<std::int64_t>::max();
+
+  const std::vector<std::string> under_ab = {"/a/b", "/a/b/c", "/a/b/c/d", "/a/b/~z"};
+  EXPECT_EQ(paths_of(catalog.state_at("/a/b", at)), under_ab);
+  const std::vector<std::string> under_abc = {"/a/bc", "/a/bc/d"};
+  EXPECT_EQ(paths_of(catalog.state_at("/a/bc", at)), under_abc);
+  EXPECT_EQ(paths_of(catalog.state_at("/a/b/c/d", at)), std::vector<std::string>{"/a/b/c/d"});
+  EXPECT_TRUE(catalog.state_at("/a/b/c/d/e", at).empty());
+  EXPECT_TRUE(catalog.state_at("/q", at).empty());
+  EXPECT_EQ(catalog.state_at("/", at).size(), manifest.versions.size());
+  EXPECT_EQ(catalog.state_at("/a", at).size(), manifest.versions.size() - 1);  // all but /z
+  const std::vector<VersionRecord> everything = catalog.state_at("/", at);
+  EXPECT_TRUE(std::is_sorted(everything.begin(), everything.end(),
+                             [](const VersionRecord& x, const VersionRecord& y) { return x.path < y.path; }));
+}
+
+TEST(Catalog, ChunksOfReturnsChunksInFileOrderWithTheirPacks) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  record_both(catalog);
+  const std::vector<VersionRecord> f1 = catalog.versions_of("/r/f1");
+  ASSERT_EQ(f1.size(), 2u);
+
+  // Version 2 reuses the chunks of run 1 and adds one from run 2's pack.
+  const std::vector<ChunkLocation> chunks = catalog.chunks_of(f1[1].id);
+  ASSERT_EQ(chunks.size(), 3u);
+  const std::vector<ChunkId> ids = {chunk(1), chunk(2), chunk(4)};
+  const std::vector<std::string> packs = {pack_name("pack one"), pack_name("pack one"), pack_name("pack three")};
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    EXPECT_EQ(chunks[i].entry.id, ids[i]) << i;
+    EXPECT_EQ(chunks[i].pack, packs[i]) << i;
+    EXPECT_EQ(chunks[i].entry.flags, kBlobCompressed) << i;
+  }
+  EXPECT_EQ(chunks[0].entry.offset, 0u);
+  EXPECT_EQ(chunks[0].entry.length, 110u);
+  EXPECT_EQ(chunks[0].entry.raw_length, 200u);
+  EXPECT_EQ(chunks[1].entry.offset, 110u);
+  EXPECT_EQ(chunks[1].entry.length, 120u);
+  EXPECT_EQ(chunks[1].entry.raw_length, 300u);
+  EXPECT_EQ(chunks[2].entry.offset, 0u);
+  EXPECT_EQ(chunks[2].entry.length, 50u);
+  EXPECT_EQ(chunks[2].entry.raw_length, 100u);
+
+  const std::vector<ChunkLocation> first = catalog.chunks_of(f1[0].id);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0].entry.id, chunk(1));
+  EXPECT_EQ(first[1].entry.id, chunk(2));
+
+  const std::vector<VersionRecord> f2 = catalog.versions_of("/r/f2");
+  ASSERT_EQ(f2.size(), 2u);
+  const std::vector<ChunkLocation> f2_chunks = catalog.chunks_of(f2[0].id);
+  ASSERT_EQ(f2_chunks.size(), 1u);
+  EXPECT_EQ(f2_chunks[0].entry.id, chunk(3));
+  EXPECT_EQ(f2_chunks[0].pack, pack_name("pack two"));
+  EXPECT_TRUE(catalog.chunks_of(f2[1].id).empty());  // the deletion marker
+  EXPECT_TRUE(catalog.chunks_of(catalog.versions_of("/r/d")[0].id).empty());
+  EXPECT_TRUE(catalog.chunks_of(catalog.versions_of("/r/l")[0].id).empty());
+  EXPECT_TRUE(catalog.chunks_of(987654321).empty());  // unknown version id
+}
+
+TEST(Catalog, ChunksOfKeepsRepeatedChunksInOrder) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  catalog.record_run(first_manifest(), "snapshots/0000000001-x.enc", RunStats{});
+  Manifest repeat = manifest_with_seq(2);  // a file whose content repeats: c2 c1 c2 c2
+  repeat.versions = {file_version("/r/rep", 1, 1100, {chunk(2), chunk(1), chunk(2), chunk(2)})};
+  catalog.record_run(repeat, "snapshots/0000000002-x.enc", RunStats{});
+
+  const std::vector<VersionRecord> versions = catalog.versions_of("/r/rep");
+  ASSERT_EQ(versions.size(), 1u);
+  const std::vector<ChunkLocation> chunks = catalog.chunks_of(versions[0].id);
+  ASSERT_EQ(chunks.size(), 4u);
+  const std::vector<ChunkId> ids = {chunk(2), chunk(1), chunk(2), chunk(2)};
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    EXPECT_EQ(chunks[i].entry.id, ids[i]) << i;
+    EXPECT_EQ(chunks[i].pack, pack_name("pack one")) << i;
+  }
 }
 
 }  // namespace

@@ -80,6 +80,27 @@ struct CatalogSummary {
   std::uint64_t runs = 0;
 };
 
+/// One recorded version of a path, with the run that recorded it.
+struct VersionRecord {
+  std::int64_t id = 0;  // the catalog's row id (for chunks_of)
+  std::string path;
+  std::uint32_t number = 0;
+  EntryType type = EntryType::file;
+  std::uint64_t size = 0;
+  std::uint64_t stored_size = 0;  // bytes of its chunks on the destination (shared chunks counted fully)
+  std::int64_t mtime_ns = 0;
+  std::uint32_t mode = 0;
+  Digest sha256{};  // files only
+  std::string link_target;
+  std::int64_t run_finished_ns = 0;  // when the run that recorded it finished
+};
+
+/// Where one chunk of a version is stored.
+struct ChunkLocation {
+  std::string pack;  // pack name (hex)
+  PackEntry entry;
+};
+
 class Catalog {
  public:
   /// Opens or creates the catalog at `path`. Error(config) if the file is not a catalog or its
@@ -106,6 +127,17 @@ class Catalog {
 
   /// Records a run that failed before it could write a manifest (shown by `status`).
   void record_failed_run(RunKind kind, std::int64_t started_ns, std::int64_t finished_ns, const std::string& error);
+
+  /// Every version of `path`, oldest first (deletion markers included). Empty if unknown.
+  std::vector<VersionRecord> versions_of(const std::string& path) const;
+
+  /// The state at time `at_ns`: for `root` and every path below it, its latest version from a run
+  /// finished at or before `at_ns`, deletion markers included (callers skip them). Sorted by path.
+  std::vector<VersionRecord> state_at(const std::string& root, std::int64_t at_ns) const;
+
+  /// The chunks of a file version, in file order, with where each is stored.
+  /// Error(corrupt) if the catalog lost track of one.
+  std::vector<ChunkLocation> chunks_of(std::int64_t version_id) const;
 
   /// The highest manifest sequence number recorded (0 if none).
   std::uint64_t last_seq() const;
