@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
 #include <cerrno>
 #include <cstring>
 
@@ -376,29 +379,76 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
     }
     return report;
   }
-  Restorer restorer(catalog, repository, options, root.get(), root_existed);
+  // Directories first, in order, so every parent exists before its children; then files and
+  // symlinks on one worker per core, each with its own directory cache.
+  std::vector<const RestoreItem*> directories;
+  std::vector<const RestoreItem*> leaves;
   for (const RestoreItem* item : ordered) {
+    (item->version.type == EntryType::directory ? directories : leaves).push_back(item);
+  }
+  std::mutex mutex;  // serializes on_item and the merge of per-worker reports
+  std::atomic<bool> cancelled{false};
+  const auto process = [&](Restorer& restorer, const RestoreItem& item, RestoreReport& counts) {
     if (options.cancel != nullptr && options.cancel->load()) {
-      if (!options.dry_run) {
-        restorer.finish_directories(report);  // leave no half-set-up directories behind
-      }
-      throw Error(ErrorKind::interrupted, kInterrupted);
+      cancelled = true;
+      return false;
     }
     RestoreAction action = RestoreAction::failed;
     std::string note;
     try {
-      action = restorer.restore_item(*item, report);
+      action = restorer.restore_item(item, counts);
     } catch (const ItemError& error) {
       note = error.reason;
     } catch (const Error& error) {
       note = error.what();  // per-item: never stops the rest of the restore
     }
     if (action == RestoreAction::failed) {
-      report.problems.push_back({item->relative, item->version.path, item->version.number, note});
+      counts.problems.push_back({item.relative, item.version.path, item.version.number, note});
     }
     if (options.on_item) {
-      options.on_item(action, *item, note);
+      std::lock_guard lock(mutex);
+      options.on_item(action, item, note);
     }
+    return true;
+  };
+
+  Restorer restorer(catalog, repository, options, root.get(), root_existed);
+  for (const RestoreItem* item : directories) {
+    if (!process(restorer, *item, report)) {
+      break;
+    }
+  }
+  const unsigned workers =
+      static_cast<unsigned>(std::min<std::size_t>(std::max(1U, std::thread::hardware_concurrency()), leaves.size()));
+  std::atomic<std::size_t> next{0};
+  std::vector<std::thread> threads;
+  for (unsigned i = 0; i < workers && !cancelled; ++i) {
+    threads.emplace_back([&] {
+      Restorer worker(catalog, repository, options, root.get(), root_existed);
+      RestoreReport counts;
+      for (std::size_t index = next++; index < leaves.size(); index = next++) {
+        if (!process(worker, *leaves[index], counts)) {
+          break;
+        }
+      }
+      std::lock_guard lock(mutex);
+      report.files += counts.files;
+      report.symlinks += counts.symlinks;
+      report.identical += counts.identical;
+      report.bytes += counts.bytes;
+      report.problems.insert(report.problems.end(), counts.problems.begin(), counts.problems.end());
+    });
+  }
+  for (std::thread& thread : threads) {
+    thread.join();
+  }
+  std::sort(report.problems.begin(), report.problems.end(),
+            [](const RestoreProblem& a, const RestoreProblem& b) { return a.target < b.target; });
+  if (cancelled) {
+    if (!options.dry_run) {
+      restorer.finish_directories(report);  // leave no half-set-up directories behind
+    }
+    throw Error(ErrorKind::interrupted, kInterrupted);
   }
   if (!options.dry_run) {
     restorer.finish_directories(report);

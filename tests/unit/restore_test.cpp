@@ -883,20 +883,37 @@ TEST_F(RestoreDryRun, CancelledBeforeStartIsInterrupted) {
 }
 
 TEST_F(RestoreDryRun, CancelledMidwayKeepsCompleteFilesOnly) {
+  // Files are restored by several workers, so which ones finish before the cancel is seen is not
+  // fixed: what must hold is that every file present is complete and correct, no temporary is
+  // left, and files cancelled before they started are absent. Enough files that the cancel always
+  // lands while work remains (more items than workers).
+  make_dir(src("many"));
+  for (int i = 0; i < 40; ++i) {
+    write_file(src("many/f" + std::to_string(i) + ".txt"), "content " + std::to_string(i));
+  }
+  backup();
   std::atomic<bool> cancel{false};
-  int calls = 0;
+  int file_calls = 0;
   RestoreOptions options;
   options.cancel = &cancel;
-  options.on_item = [&](RestoreAction, const RestoreItem&, const std::string&) {
-    if (++calls == 2) {  // "" then a.txt
+  options.on_item = [&](RestoreAction action, const RestoreItem& item, const std::string&) {
+    if (item.version.type == EntryType::file && action == RestoreAction::restored && ++file_calls == 1) {
       cancel = true;
     }
   };
   EXPECT_EQ(testing::error_kind([&] { restore(*catalog_, *repo_, plan_latest(out_), options); }),
             ErrorKind::interrupted);
-  EXPECT_EQ(calls, 2);
-  EXPECT_EQ(testing::files_under(out_), std::vector<std::string>{"a.txt"});
-  EXPECT_EQ(testing::read_text_file(out("a.txt")), "a");
+  EXPECT_GE(file_calls, 1);
+  const std::vector<std::string> present = testing::files_under(out_);
+  EXPECT_FALSE(present.empty());
+  EXPECT_LT(present.size(), 43u) << "the cancel must stop the restore before every item is written";
+  for (const std::string& name : present) {
+    if (name.rfind("many/f", 0) == 0) {
+      EXPECT_EQ(testing::read_text_file(out(name)), "content " + name.substr(6, name.size() - 10)) << name;
+    } else if (name == "a.txt" || name == "sub/b.txt") {
+      EXPECT_EQ(testing::read_text_file(out(name)), name == "a.txt" ? "a" : "b") << name;
+    }
+  }
   EXPECT_TRUE(restore_temporaries(out_).empty());
 }
 

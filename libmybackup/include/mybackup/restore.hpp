@@ -42,7 +42,7 @@ struct RestorePlan {
 
 enum class RestoreAction { restored, identical, failed, would_restore };
 
-/// Called once per item, from the restoring thread.
+/// Called once per item, from the worker threads but never two calls at once.
 using RestoreCallback = std::function<void(RestoreAction action, const RestoreItem& item, const std::string& note)>;
 
 struct RestoreOptions {
@@ -72,8 +72,10 @@ struct RestoreReport {
 /// without a leading '/'.
 void check_relative_path(std::string_view relative);
 
-/// Restores every item of the plan (parents before children). Throws only for problems with the
-/// root itself (cannot be created or opened) or when cancelled.
+/// Restores every item of the plan: directories first (parents before children), then files and
+/// symlinks on one worker thread per core. Throws only for problems with the root itself (cannot
+/// be created or opened) or when cancelled (after giving the directories restored so far their
+/// mode and mtime).
 RestoreReport restore(const Catalog& catalog, const Repository& repository, const RestorePlan& plan,
                       const RestoreOptions& options);
 
