@@ -37,7 +37,7 @@ void list_versions(Context& context, const std::string& raw_path, bool json) {
     for (const VersionRecord& version : versions) {
       out.begin_object()
           .key("version").value(version.number)
-          .key("date").value(format_utc(version.run_finished_ns))
+          .key("date").value(format_utc_exact(version.run_finished_ns))
           .key("type").value(type_name(version.type))
           .key("size").value(version.size)
           .key("stored").value(version.stored_size)

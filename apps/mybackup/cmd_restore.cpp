@@ -133,18 +133,18 @@ void list_restorable(Context& context, const Catalog& catalog, bool json) {
   const std::vector<VersionRecord> state = catalog.state_at("/", std::numeric_limits<std::int64_t>::max());
   if (json) {
     JsonWriter out(true);
-    out.begin_array();
+    out.begin_object().key("files").begin_array();
     for (const VersionRecord& version : state) {
       if (version.type == EntryType::file || version.type == EntryType::symlink) {
         out.begin_object()
             .key("path").value(version.path)
             .key("version").value(version.number)
-            .key("date").value(format_utc(version.run_finished_ns))
+            .key("date").value(format_utc_exact(version.run_finished_ns))
             .key("size").value(version.size)
             .end_object();
       }
     }
-    out.end_array();
+    out.end_array().end_object();
     std::cout << out.str() << '\n';
     return;
   }

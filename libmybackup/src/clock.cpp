@@ -1,5 +1,6 @@
 #include "mybackup/clock.hpp"
 
+#include <cstdio>
 #include <ctime>
 
 namespace mybackup {
@@ -38,6 +39,20 @@ const Clock& system_clock() {
 }
 
 std::string format_utc(std::int64_t unix_ns) { return format_time(unix_ns, true); }
+
+std::string format_utc_exact(std::int64_t unix_ns) {
+  std::int64_t fraction = unix_ns % 1'000'000'000;
+  std::int64_t seconds_ns = unix_ns - fraction;
+  if (fraction < 0) {
+    fraction += 1'000'000'000;
+    seconds_ns -= 1'000'000'000;
+  }
+  char digits[16];
+  std::snprintf(digits, sizeof digits, ".%09lld", static_cast<long long>(fraction));
+  std::string text = format_time(seconds_ns, true);
+  text.insert(text.size() - 1, digits);  // before the 'Z'
+  return text;
+}
 
 std::string format_local(std::int64_t unix_ns) { return format_time(unix_ns, false); }
 

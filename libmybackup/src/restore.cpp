@@ -181,6 +181,10 @@ class Restorer {
       if (options_.dry_run) {
         return exists ? RestoreAction::identical : RestoreAction::would_restore;
       }
+      if (exists && options_.existing == ExistingFile::keep) {
+        // An existing directory keeps the mode and time its owner gave it (like existing files).
+        return RestoreAction::identical;
+      }
       if (!exists && ::mkdirat(directory, name.c_str(), 0700) != 0 && errno != EEXIST) {
         throw ItemError{std::string("cannot create directory: ") + std::strerror(errno)};
       }
@@ -279,7 +283,7 @@ class Restorer {
       try {
         chunks = catalog_.chunks_of(version.id);
       } catch (const Error& error) {
-        throw ItemError{"version " + std::to_string(version.number) + ": " + error.what()};
+        throw ItemError{error.what()};
       }
       for (const ChunkLocation& chunk : chunks) {
         Bytes data;
@@ -287,15 +291,14 @@ class Restorer {
           data = repository_.read_chunk(chunk.pack, chunk.entry);
         } catch (const Error& error) {
           // Missing pack, failed authentication or a chunk that does not match its id.
-          throw ItemError{"version " + std::to_string(version.number) + " cannot be read: " + error.what()};
+          throw ItemError{std::string("cannot be read: ") + error.what()};
         }
         hash.update(data);
         write_all(file.get(), data);
         written += data.size();
       }
       if (written != version.size || hash.finish() != version.sha256) {
-        throw ItemError{"version " + std::to_string(version.number) +
-                        " does not match its recorded size and SHA-256 (damaged catalog or repository)"};
+        throw ItemError{"does not match its recorded size and SHA-256 (damaged catalog or repository)"};
       }
       const timespec times[2] = {to_timespec(version.mtime_ns), to_timespec(version.mtime_ns)};
       if (::fchmod(file.get(), version.mode & 07777) != 0 || ::futimens(file.get(), times) != 0) {

@@ -725,8 +725,8 @@ class RestoreDamaged : public Restore {
     const RestoreProblem& problem = report.problems[0];
     EXPECT_EQ(problem.target, "bad.bin");
     EXPECT_EQ(problem.path, src("bad.bin"));
-    EXPECT_EQ(problem.number, 2u);
-    EXPECT_TRUE(contains(problem.reason, "version 2")) << problem.reason;
+    EXPECT_EQ(problem.number, 2u);  // the version travels in its own field; the CLI prints it
+    EXPECT_FALSE(problem.reason.empty());
     EXPECT_FALSE(exists_no_follow(out_dir + "/bad.bin"));
     EXPECT_TRUE(restore_temporaries(out_dir).empty());
     EXPECT_EQ(testing::read_text_file(out_dir + "/good.txt"), "good content");
@@ -750,7 +750,7 @@ TEST_F(RestoreDamaged, FlippedByteInAPackFailsThatFileOnly) {
 
   expect_only_bad_failed(report, out_);
   EXPECT_EQ(name_of(seen.actions["bad.bin"]), "failed");
-  EXPECT_TRUE(contains(seen.notes["bad.bin"], "version 2")) << seen.notes["bad.bin"];
+  EXPECT_TRUE(contains(seen.notes["bad.bin"], "cannot be read")) << seen.notes["bad.bin"];
   EXPECT_EQ(name_of(seen.actions["good.txt"]), "restored");
 
   // The older version lives in an intact pack and still restores.
@@ -781,7 +781,7 @@ TEST_F(RestoreDamaged, WrongRecordedHashLeavesNothing) {
   const RestoreReport report = restore(*catalog_, *repo_, plan, RestoreOptions{});
 
   ASSERT_EQ(report.problems.size(), 1u) << describe(report);
-  EXPECT_TRUE(contains(report.problems[0].reason, "version 2")) << report.problems[0].reason;
+  EXPECT_EQ(report.problems[0].number, 2u);
   EXPECT_TRUE(contains(report.problems[0].reason, "SHA-256")) << report.problems[0].reason;
   EXPECT_FALSE(exists_no_follow(out("bad.bin")));
   EXPECT_TRUE(restore_temporaries(out_).empty());

@@ -18,6 +18,8 @@ const Clock& system_clock();
 
 /// "2026-11-21T12:34:56Z" for a Unix time in nanoseconds.
 std::string format_utc(std::int64_t unix_ns);
+/// "2026-11-21T12:34:56.123456789Z": exact, so it can be given back to `restore --date`.
+std::string format_utc_exact(std::int64_t unix_ns);
 /// "2026-11-21 13:34:56" in the local time zone.
 std::string format_local(std::int64_t unix_ns);
 

@@ -13,7 +13,8 @@
 //    way is reported, never followed: nothing is written outside the root;
 //  - an existing file that differs is left alone and reported, unless ExistingFile::overwrite;
 //    an identical one (same type, same content or link target) is left alone and counted;
-//  - directories get their recorded mode and mtime after their contents are written.
+//  - directories the restore creates get their recorded mode and mtime after their contents are
+//    written; existing directories keep theirs unless ExistingFile::overwrite.
 // Per-item problems are collected in the report, never thrown.
 
 #include <atomic>
