@@ -469,7 +469,8 @@ void plan_source(const ScanResult& scan, const std::unordered_map<std::string, L
       if (entry.type == EntryType::file) {
         unchanged = unchanged && last.size == entry.size && last.inode == entry.inode;
       } else if (entry.type == EntryType::symlink) {
-        unchanged = same_kind && last.link_target == entry.link_target;
+        // A link's mode means nothing on Linux; its target and time do (restore sets both).
+        unchanged = same_kind && last.link_target == entry.link_target && last.mtime_ns == entry.mtime_ns;
       }
       if (unchanged) {
         if (entry.type != EntryType::directory) {

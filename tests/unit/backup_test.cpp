@@ -385,6 +385,25 @@ TEST_F(Backup, SecondRunWithoutChangesStoresNothing) {
   EXPECT_EQ(catalog_->summary().runs, 3u);
 }
 
+TEST_F(Backup, SymlinkWithTheSameTargetButANewTimeIsANewVersion) {
+  make_tree(false);
+  backup();
+  // Re-created with the same target: only its time differs, and restore sets a link's time.
+  ASSERT_EQ(::unlink(src("link").c_str()), 0);
+  make_symlink("small.txt", src("link"));
+  set_mtime(src("link"), 1'600'000'000);
+
+  const BackupReport report = backup();
+
+  EXPECT_EQ(report.stats.files_changed, 1u);
+  EXPECT_EQ(report.stats.files_unchanged, 4u);
+  const auto latest = catalog_->latest_under(src_);
+  EXPECT_EQ(latest.at(src("link")).number, 2u);
+  EXPECT_EQ(latest.at(src("link")).mtime_ns, mtime_ns_of(src("link")));
+  EXPECT_EQ(latest.at(src("link")).link_target, "small.txt");
+  EXPECT_EQ(backup().stats.files_unchanged, 5u);  // and unchanged again after that
+}
+
 TEST_F(Backup, DetectsChangedDeletedAndNewFiles) {
   make_tree(false);
   backup();
