@@ -52,6 +52,20 @@ std::string below_start(const std::string& root) { return (root == "/" ? std::st
 
 std::int64_t as_i64(std::uint64_t value) { return static_cast<std::int64_t>(value); }
 
+/// Runs a catalog operation, turning SQLite's exceptions into the library's error kinds: a full
+/// disk is no_space (with the fix), anything else io, both naming the catalog file.
+template <typename Body>
+auto guarded(const std::string& path, Body&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const SQLite::Exception& error) {
+    const bool full = error.getErrorCode() == SQLITE_FULL;
+    throw Error(full ? ErrorKind::no_space : ErrorKind::io,
+                "catalog " + path + ": " + error.what() +
+                    (full ? " (free some space on that disk and run the command again)" : ""));
+  }
+}
+
 }  // namespace
 
 struct Catalog::Impl {
@@ -94,58 +108,66 @@ Catalog::Catalog(const std::string& path) {
 Catalog::~Catalog() = default;
 
 std::string Catalog::repository_id() const {
-  SQLite::Statement query(impl_->db, "SELECT value FROM meta WHERE key = 'repository_id'");
-  return query.executeStep() ? query.getColumn(0).getString() : std::string();
+  return guarded(impl_->path, [&] {
+    SQLite::Statement query(impl_->db, "SELECT value FROM meta WHERE key = 'repository_id'");
+    return query.executeStep() ? query.getColumn(0).getString() : std::string();
+  });
 }
 
 void Catalog::set_repository_id(const std::string& id) {
-  SQLite::Statement update(impl_->db, "INSERT INTO meta(key, value) VALUES('repository_id', ?) "
-                                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
-  update.bind(1, id);
-  update.exec();
+  return guarded(impl_->path, [&] {
+    SQLite::Statement update(impl_->db, "INSERT INTO meta(key, value) VALUES('repository_id', ?) "
+                                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    update.bind(1, id);
+    update.exec();
+  });
 }
 
 std::unordered_map<std::string, LatestVersion> Catalog::latest_under(const std::string& root) const {
-  std::unordered_map<std::string, LatestVersion> latest;
-  SQLite::Statement query(impl_->db,
-                          std::string("SELECT f.path, l.number, l.type, l.size, l.mtime_ns, l.mode, l.inode, l.link_target "
-                                      "FROM files f JOIN (") +
-                              kLatestVersions + ") l ON l.file_id = f.id "
-                              "WHERE f.path = ? OR (f.path >= ? AND f.path < ?)");
-  query.bind(1, root);
-  query.bind(2, below_start(root));
-  query.bind(3, below_end(root));
-  while (query.executeStep()) {
-    LatestVersion version;
-    version.number = static_cast<std::uint32_t>(query.getColumn(1).getInt64());
-    version.type = static_cast<EntryType>(query.getColumn(2).getInt());
-    version.size = static_cast<std::uint64_t>(query.getColumn(3).getInt64());
-    version.mtime_ns = query.getColumn(4).getInt64();
-    version.mode = static_cast<std::uint32_t>(query.getColumn(5).getInt64());
-    version.inode = static_cast<std::uint64_t>(query.getColumn(6).getInt64());
-    version.link_target = query.getColumn(7).getString();
-    latest.emplace(query.getColumn(0).getString(), std::move(version));
-  }
-  return latest;
+  return guarded(impl_->path, [&] {
+    std::unordered_map<std::string, LatestVersion> latest;
+    SQLite::Statement query(impl_->db,
+                            std::string("SELECT f.path, l.number, l.type, l.size, l.mtime_ns, l.mode, l.inode, l.link_target "
+                                        "FROM files f JOIN (") +
+                                kLatestVersions + ") l ON l.file_id = f.id "
+                                "WHERE f.path = ? OR (f.path >= ? AND f.path < ?)");
+    query.bind(1, root);
+    query.bind(2, below_start(root));
+    query.bind(3, below_end(root));
+    while (query.executeStep()) {
+      LatestVersion version;
+      version.number = static_cast<std::uint32_t>(query.getColumn(1).getInt64());
+      version.type = static_cast<EntryType>(query.getColumn(2).getInt());
+      version.size = static_cast<std::uint64_t>(query.getColumn(3).getInt64());
+      version.mtime_ns = query.getColumn(4).getInt64();
+      version.mode = static_cast<std::uint32_t>(query.getColumn(5).getInt64());
+      version.inode = static_cast<std::uint64_t>(query.getColumn(6).getInt64());
+      version.link_target = query.getColumn(7).getString();
+      latest.emplace(query.getColumn(0).getString(), std::move(version));
+    }
+    return latest;
+  });
 }
 
 ChunkIdSet Catalog::known_chunks() const {
-  ChunkIdSet ids;
-  SQLite::Statement query(impl_->db, "SELECT hash FROM chunks");
-  while (query.executeStep()) {
-    const SQLite::Column column = query.getColumn(0);
-    ChunkId id{};
-    if (column.getBytes() == static_cast<int>(id.size())) {
-      std::memcpy(id.data(), column.getBlob(), id.size());
-      ids.insert(id);
+  return guarded(impl_->path, [&] {
+    ChunkIdSet ids;
+    SQLite::Statement query(impl_->db, "SELECT hash FROM chunks");
+    while (query.executeStep()) {
+      const SQLite::Column column = query.getColumn(0);
+      ChunkId id{};
+      if (column.getBytes() == static_cast<int>(id.size())) {
+        std::memcpy(id.data(), column.getBlob(), id.size());
+        ids.insert(id);
+      }
     }
-  }
-  return ids;
+    return ids;
+  });
 }
 
 void Catalog::record_run(const Manifest& manifest, const std::string& manifest_key, const RunStats& stats) {
-  SQLite::Database& db = impl_->db;
-  try {
+  return guarded(impl_->path, [&] {
+    SQLite::Database& db = impl_->db;
     SQLite::Transaction transaction(db);
 
     std::string sources;
@@ -276,21 +298,18 @@ void Catalog::record_run(const Manifest& manifest, const std::string& manifest_k
       }
     }
     transaction.commit();
-  } catch (const SQLite::Exception& error) {
-    const bool full = error.getErrorCode() == SQLITE_FULL;
-    throw Error(full ? ErrorKind::no_space : ErrorKind::io,
-                "cannot update the catalog " + impl_->path + ": " + error.what() +
-                    (full ? " (free some space on that disk and run the command again)" : ""));
-  }
+  });
 }
 
 void Catalog::record_failed_run(RunKind kind, std::int64_t started_ns, std::int64_t finished_ns, const std::string& error) {
-  SQLite::Statement run(impl_->db, "INSERT INTO runs(kind, started_ns, finished_ns, status, error) VALUES(?,?,?,'failed',?)");
-  run.bind(1, kind == RunKind::backup ? "backup" : "clean");
-  run.bind(2, started_ns);
-  run.bind(3, finished_ns);
-  run.bind(4, error);
-  run.exec();
+  return guarded(impl_->path, [&] {
+    SQLite::Statement run(impl_->db, "INSERT INTO runs(kind, started_ns, finished_ns, status, error) VALUES(?,?,?,'failed',?)");
+    run.bind(1, kind == RunKind::backup ? "backup" : "clean");
+    run.bind(2, started_ns);
+    run.bind(3, finished_ns);
+    run.bind(4, error);
+    run.exec();
+  });
 }
 
 namespace {
@@ -318,122 +337,136 @@ VersionRecord read_version(SQLite::Statement& query) {
 }  // namespace
 
 std::vector<VersionRecord> Catalog::versions_of(const std::string& path) const {
-  SQLite::Statement query(impl_->db, std::string("SELECT ") + kVersionColumns +
-                                         " FROM files f JOIN versions v ON v.file_id = f.id JOIN runs r ON r.id = v.run_id "
-                                         "WHERE f.path = ? ORDER BY v.number");
-  query.bind(1, path);
-  std::vector<VersionRecord> versions;
-  while (query.executeStep()) {
-    versions.push_back(read_version(query));
-  }
-  return versions;
+  return guarded(impl_->path, [&] {
+    SQLite::Statement query(impl_->db, std::string("SELECT ") + kVersionColumns +
+                                           " FROM files f JOIN versions v ON v.file_id = f.id JOIN runs r ON r.id = v.run_id "
+                                           "WHERE f.path = ? ORDER BY v.number");
+    query.bind(1, path);
+    std::vector<VersionRecord> versions;
+    while (query.executeStep()) {
+      versions.push_back(read_version(query));
+    }
+    return versions;
+  });
 }
 
 std::vector<VersionRecord> Catalog::state_at(const std::string& root, std::int64_t at_ns) const {
-  // Version numbers grow with time, so the latest version as of at_ns is the highest number
-  // among the versions of runs finished by then.
-  SQLite::Statement query(impl_->db,
-                          std::string("SELECT ") + kVersionColumns +
-                              " FROM files f JOIN versions v ON v.file_id = f.id JOIN runs r ON r.id = v.run_id "
-                              "WHERE (f.path = ? OR (f.path >= ? AND f.path < ?)) AND v.number = ("
-                              "  SELECT max(v2.number) FROM versions v2 JOIN runs r2 ON r2.id = v2.run_id "
-                              "  WHERE v2.file_id = f.id AND r2.finished_ns <= ?) "
-                              "ORDER BY f.path");
-  query.bind(1, root);
-  query.bind(2, below_start(root));
-  query.bind(3, below_end(root));
-  query.bind(4, at_ns);
-  std::vector<VersionRecord> versions;
-  while (query.executeStep()) {
-    versions.push_back(read_version(query));
-  }
-  return versions;
+  return guarded(impl_->path, [&] {
+    // Version numbers grow with time, so the latest version as of at_ns is the highest number
+    // among the versions of runs finished by then.
+    SQLite::Statement query(impl_->db,
+                            std::string("SELECT ") + kVersionColumns +
+                                " FROM files f JOIN versions v ON v.file_id = f.id JOIN runs r ON r.id = v.run_id "
+                                "WHERE (f.path = ? OR (f.path >= ? AND f.path < ?)) AND v.number = ("
+                                "  SELECT max(v2.number) FROM versions v2 JOIN runs r2 ON r2.id = v2.run_id "
+                                "  WHERE v2.file_id = f.id AND r2.finished_ns <= ?) "
+                                "ORDER BY f.path");
+    query.bind(1, root);
+    query.bind(2, below_start(root));
+    query.bind(3, below_end(root));
+    query.bind(4, at_ns);
+    std::vector<VersionRecord> versions;
+    while (query.executeStep()) {
+      versions.push_back(read_version(query));
+    }
+    return versions;
+  });
 }
 
 std::vector<ChunkLocation> Catalog::chunks_of(std::int64_t version_id) const {
-  SQLite::Statement query(impl_->db,
-                          "SELECT c.hash, p.name, c.offset, c.length, c.raw_length, c.flags FROM version_chunks vc "
-                          "LEFT JOIN chunks c ON c.id = vc.chunk_id LEFT JOIN packs p ON p.id = c.pack_id "
-                          "WHERE vc.version_id = ? ORDER BY vc.seq");
-  query.bind(1, version_id);
-  std::vector<ChunkLocation> chunks;
-  while (query.executeStep()) {
-    ChunkLocation location;
-    const SQLite::Column hash = query.getColumn(0);
-    if (hash.getBytes() != static_cast<int>(location.entry.id.size()) || query.getColumn(1).isNull()) {
-      throw Error(ErrorKind::corrupt, "the catalog " + impl_->path + " lost track of a chunk of this version");
+  return guarded(impl_->path, [&] {
+    SQLite::Statement query(impl_->db,
+                            "SELECT c.hash, p.name, c.offset, c.length, c.raw_length, c.flags FROM version_chunks vc "
+                            "LEFT JOIN chunks c ON c.id = vc.chunk_id LEFT JOIN packs p ON p.id = c.pack_id "
+                            "WHERE vc.version_id = ? ORDER BY vc.seq");
+    query.bind(1, version_id);
+    std::vector<ChunkLocation> chunks;
+    while (query.executeStep()) {
+      ChunkLocation location;
+      const SQLite::Column hash = query.getColumn(0);
+      if (hash.getBytes() != static_cast<int>(location.entry.id.size()) || query.getColumn(1).isNull()) {
+        throw Error(ErrorKind::corrupt, "the catalog " + impl_->path + " lost track of a chunk of this version");
+      }
+      std::memcpy(location.entry.id.data(), hash.getBlob(), location.entry.id.size());
+      location.pack = query.getColumn(1).getString();
+      location.entry.offset = static_cast<std::uint32_t>(query.getColumn(2).getInt64());
+      location.entry.length = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
+      location.entry.raw_length = static_cast<std::uint32_t>(query.getColumn(4).getInt64());
+      location.entry.flags = static_cast<std::uint8_t>(query.getColumn(5).getInt());
+      chunks.push_back(std::move(location));
     }
-    std::memcpy(location.entry.id.data(), hash.getBlob(), location.entry.id.size());
-    location.pack = query.getColumn(1).getString();
-    location.entry.offset = static_cast<std::uint32_t>(query.getColumn(2).getInt64());
-    location.entry.length = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
-    location.entry.raw_length = static_cast<std::uint32_t>(query.getColumn(4).getInt64());
-    location.entry.flags = static_cast<std::uint8_t>(query.getColumn(5).getInt());
-    chunks.push_back(std::move(location));
-  }
-  return chunks;
+    return chunks;
+  });
 }
 
 std::uint64_t Catalog::last_seq() const {
-  return static_cast<std::uint64_t>(impl_->db.execAndGet("SELECT coalesce(max(seq), 0) FROM runs").getInt64());
+  return guarded(impl_->path, [&] {
+    return static_cast<std::uint64_t>(impl_->db.execAndGet("SELECT coalesce(max(seq), 0) FROM runs").getInt64());
+  });
 }
 
 std::optional<RunRecord> Catalog::last_run() const {
-  SQLite::Statement query(impl_->db,
-                          "SELECT id, coalesce(seq, 0), kind, started_ns, finished_ns, status, coalesce(error, ''), files_new, "
-                          "files_changed, files_deleted, files_unchanged, files_skipped, bytes_scanned, bytes_read, "
-                          "bytes_new, bytes_stored FROM runs ORDER BY id DESC LIMIT 1");
-  if (!query.executeStep()) {
-    return std::nullopt;
-  }
-  RunRecord run;
-  run.id = query.getColumn(0).getInt64();
-  run.seq = static_cast<std::uint64_t>(query.getColumn(1).getInt64());
-  run.kind = query.getColumn(2).getString();
-  run.started_ns = query.getColumn(3).getInt64();
-  run.finished_ns = query.getColumn(4).getInt64();
-  run.stats.status = query.getColumn(5).getString();
-  run.stats.error = query.getColumn(6).getString();
-  std::uint64_t* counters[] = {&run.stats.files_new,     &run.stats.files_changed, &run.stats.files_deleted,
-                               &run.stats.files_unchanged, &run.stats.files_skipped, &run.stats.bytes_scanned,
-                               &run.stats.bytes_read,    &run.stats.bytes_new,     &run.stats.bytes_stored};
-  int column = 7;
-  for (std::uint64_t* counter : counters) {
-    *counter = static_cast<std::uint64_t>(query.getColumn(column++).getInt64());
-  }
-  return run;
+  return guarded(impl_->path, [&]() -> std::optional<RunRecord> {
+    SQLite::Statement query(impl_->db,
+                            "SELECT id, coalesce(seq, 0), kind, started_ns, finished_ns, status, coalesce(error, ''), files_new, "
+                            "files_changed, files_deleted, files_unchanged, files_skipped, bytes_scanned, bytes_read, "
+                            "bytes_new, bytes_stored FROM runs ORDER BY id DESC LIMIT 1");
+    if (!query.executeStep()) {
+      return std::nullopt;
+    }
+    RunRecord run;
+    run.id = query.getColumn(0).getInt64();
+    run.seq = static_cast<std::uint64_t>(query.getColumn(1).getInt64());
+    run.kind = query.getColumn(2).getString();
+    run.started_ns = query.getColumn(3).getInt64();
+    run.finished_ns = query.getColumn(4).getInt64();
+    run.stats.status = query.getColumn(5).getString();
+    run.stats.error = query.getColumn(6).getString();
+    std::uint64_t* counters[] = {&run.stats.files_new,     &run.stats.files_changed, &run.stats.files_deleted,
+                                 &run.stats.files_unchanged, &run.stats.files_skipped, &run.stats.bytes_scanned,
+                                 &run.stats.bytes_read,    &run.stats.bytes_new,     &run.stats.bytes_stored};
+    int column = 7;
+    for (std::uint64_t* counter : counters) {
+      *counter = static_cast<std::uint64_t>(query.getColumn(column++).getInt64());
+    }
+    return run;
+  });
 }
 
 CatalogSummary Catalog::summary() const {
-  SQLite::Database& db = impl_->db;
-  CatalogSummary summary;
-  const auto number = [&db](const std::string& sql) {
-    return static_cast<std::uint64_t>(db.execAndGet(sql).getInt64());
-  };
-  const std::string file_type = std::to_string(static_cast<int>(EntryType::file));
-  summary.files = number(std::string("SELECT count(*) FROM (") + kLatestVersions + ") WHERE type = " + file_type);
-  summary.current_bytes =
-      number(std::string("SELECT coalesce(sum(size), 0) FROM (") + kLatestVersions + ") WHERE type = " + file_type);
-  summary.versions = number("SELECT count(*) FROM versions WHERE type = " + file_type);
-  summary.original_bytes = number("SELECT coalesce(sum(size), 0) FROM versions WHERE type = " + file_type);
-  summary.unique_bytes = number("SELECT coalesce(sum(raw_length), 0) FROM chunks");
-  summary.compressed_bytes = number("SELECT coalesce(sum(length), 0) FROM chunks");
-  summary.stored_bytes = number("SELECT coalesce(sum(size), 0) FROM packs");
-  summary.chunks = number("SELECT count(*) FROM chunks");
-  summary.packs = number("SELECT count(*) FROM packs");
-  summary.runs = number("SELECT count(*) FROM runs WHERE status != 'failed'");
-  return summary;
+  return guarded(impl_->path, [&] {
+    SQLite::Database& db = impl_->db;
+    CatalogSummary summary;
+    const auto number = [&db](const std::string& sql) {
+      return static_cast<std::uint64_t>(db.execAndGet(sql).getInt64());
+    };
+    const std::string file_type = std::to_string(static_cast<int>(EntryType::file));
+    summary.files = number(std::string("SELECT count(*) FROM (") + kLatestVersions + ") WHERE type = " + file_type);
+    summary.current_bytes =
+        number(std::string("SELECT coalesce(sum(size), 0) FROM (") + kLatestVersions + ") WHERE type = " + file_type);
+    summary.versions = number("SELECT count(*) FROM versions WHERE type = " + file_type);
+    summary.original_bytes = number("SELECT coalesce(sum(size), 0) FROM versions WHERE type = " + file_type);
+    summary.unique_bytes = number("SELECT coalesce(sum(raw_length), 0) FROM chunks");
+    summary.compressed_bytes = number("SELECT coalesce(sum(length), 0) FROM chunks");
+    summary.stored_bytes = number("SELECT coalesce(sum(size), 0) FROM packs");
+    summary.chunks = number("SELECT count(*) FROM chunks");
+    summary.packs = number("SELECT count(*) FROM packs");
+    summary.runs = number("SELECT count(*) FROM runs WHERE status != 'failed'");
+    return summary;
+  });
 }
 
 std::uint64_t Catalog::file_count_under(const std::string& root) const {
-  SQLite::Statement query(impl_->db, std::string("SELECT count(*) FROM files f JOIN (") + kLatestVersions +
-                                         ") l ON l.file_id = f.id WHERE l.type = ? AND (f.path = ? OR (f.path >= ? AND f.path < ?))");
-  query.bind(1, static_cast<int>(EntryType::file));
-  query.bind(2, root);
-  query.bind(3, below_start(root));
-  query.bind(4, below_end(root));
-  query.executeStep();
-  return static_cast<std::uint64_t>(query.getColumn(0).getInt64());
+  return guarded(impl_->path, [&] {
+    SQLite::Statement query(impl_->db, std::string("SELECT count(*) FROM files f JOIN (") + kLatestVersions +
+                                           ") l ON l.file_id = f.id WHERE l.type = ? AND (f.path = ? OR (f.path >= ? AND f.path < ?))");
+    query.bind(1, static_cast<int>(EntryType::file));
+    query.bind(2, root);
+    query.bind(3, below_start(root));
+    query.bind(4, below_end(root));
+    query.executeStep();
+    return static_cast<std::uint64_t>(query.getColumn(0).getInt64());
+  });
 }
 
 }  // namespace mybackup

@@ -4,6 +4,7 @@
 #include "mybackup/error.hpp"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "test_util.hpp"
 
@@ -13,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <limits>
 #include <optional>
@@ -251,6 +253,32 @@ TEST(Catalog, ReopeningKeepsData) {
   const auto latest = reopened.latest_under("/r");
   ASSERT_EQ(latest.count("/r/f1"), 1u);
   EXPECT_EQ(latest.at("/r/f1").number, 2u);
+}
+
+TEST(Catalog, SqliteFailuresBecomeTypedErrorsNamingTheCatalog) {
+  TempDir dir("catalog_test_");
+  const std::string path = dir / "backups.db";
+  Catalog catalog(path);
+  // Break the schema underneath the open catalog, as a damaged file would.
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "DROP TABLE version_chunks; DROP TABLE versions; DROP TABLE runs", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+
+  for (const auto& query : std::vector<std::function<void()>>{
+           [&] { catalog.last_run(); }, [&] { catalog.summary(); }, [&] { catalog.latest_under("/"); },
+           [&] { catalog.versions_of("/a"); }, [&] { catalog.state_at("/", 0); }, [&] { catalog.last_seq(); }}) {
+    try {
+      query();
+      ADD_FAILURE() << "a query on a broken catalog must fail";
+    } catch (const Error& error) {
+      EXPECT_EQ(error.kind(), ErrorKind::io);
+      EXPECT_NE(std::string(error.what()).find(path), std::string::npos) << error.what();
+    } catch (const std::exception& error) {
+      ADD_FAILURE() << "not a mybackup::Error: " << error.what();
+    }
+  }
 }
 
 TEST(Catalog, FileThatIsNotSqliteIsAConfigError) {
