@@ -34,6 +34,7 @@ namespace mybackup {
 namespace {
 
 using testing::FaultInjectingBackend;
+using testing::expect_same_summary;
 using testing::TempDir;
 
 // Repository::open always records the default chunker parameters (512 KiB / 1 MiB / 8 MiB), and
@@ -98,19 +99,6 @@ std::uint64_t total_size_under(const std::string& directory) {
 }
 
 // ---- catalog and destination views
-
-void expect_same_summary(const CatalogSummary& a, const CatalogSummary& b) {
-  EXPECT_EQ(a.files, b.files);
-  EXPECT_EQ(a.versions, b.versions);
-  EXPECT_EQ(a.original_bytes, b.original_bytes);
-  EXPECT_EQ(a.current_bytes, b.current_bytes);
-  EXPECT_EQ(a.unique_bytes, b.unique_bytes);
-  EXPECT_EQ(a.compressed_bytes, b.compressed_bytes);
-  EXPECT_EQ(a.stored_bytes, b.stored_bytes);
-  EXPECT_EQ(a.chunks, b.chunks);
-  EXPECT_EQ(a.packs, b.packs);
-  EXPECT_EQ(a.runs, b.runs);
-}
 
 void expect_same_latest(const std::unordered_map<std::string, LatestVersion>& a,
                         const std::unordered_map<std::string, LatestVersion>& b) {

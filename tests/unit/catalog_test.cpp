@@ -27,6 +27,8 @@ namespace mybackup {
 namespace {
 
 using testing::TempDir;
+using testing::expect_same_summary;
+using testing::catch_error;
 
 ChunkId chunk(std::uint8_t n) {
   ChunkId id{};
@@ -159,19 +161,6 @@ void record_both(Catalog& catalog) {
 }
 
 // Figures compared field by field, so a failure names the field.
-void expect_same_summary(const CatalogSummary& a, const CatalogSummary& b) {
-  EXPECT_EQ(a.files, b.files);
-  EXPECT_EQ(a.versions, b.versions);
-  EXPECT_EQ(a.original_bytes, b.original_bytes);
-  EXPECT_EQ(a.current_bytes, b.current_bytes);
-  EXPECT_EQ(a.unique_bytes, b.unique_bytes);
-  EXPECT_EQ(a.compressed_bytes, b.compressed_bytes);
-  EXPECT_EQ(a.stored_bytes, b.stored_bytes);
-  EXPECT_EQ(a.chunks, b.chunks);
-  EXPECT_EQ(a.packs, b.packs);
-  EXPECT_EQ(a.runs, b.runs);
-}
-
 std::vector<std::string> sorted_paths(const std::unordered_map<std::string, LatestVersion>& latest) {
   std::vector<std::string> paths;
   for (const auto& [path, version] : latest) {
@@ -209,17 +198,6 @@ void patch_header_byte(const std::string& path, std::streamoff offset, std::uint
   const char byte = static_cast<char>(value);
   file.write(&byte, 1);
   ASSERT_TRUE(file.good()) << path;
-}
-
-template <typename Body>
-Error catch_error(Body body) {
-  try {
-    body();
-  } catch (const Error& error) {
-    return error;
-  }
-  ADD_FAILURE() << "no mybackup::Error thrown";
-  return Error(ErrorKind::io, "<none>");
 }
 
 TEST(Catalog, FreshCatalogIsEmpty) {

@@ -23,22 +23,12 @@ namespace mybackup {
 namespace {
 
 using testing::TempDir;
+using testing::catch_error;
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
   ASSERT_TRUE(out.good()) << path;
-}
-
-template <typename Body>
-Error catch_error(Body body) {
-  try {
-    body();
-  } catch (const Error& error) {
-    return error;
-  }
-  ADD_FAILURE() << "no mybackup::Error thrown";
-  return Error(ErrorKind::io, "<none>");
 }
 
 bool starts_with(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_util.hpp"
+
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,30 +24,7 @@ namespace mybackup {
 namespace {
 
 // A fresh directory under /tmp, removed at the end unless the test failed (kept for inspection).
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = "/tmp/scanner_test_XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
-    }
-    path_ = pattern;
-  }
-  ~TempDir() {
-    if (!::testing::Test::HasFailure()) {
-      std::error_code ignored;
-      std::filesystem::remove_all(path_, ignored);
-    }
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& relative) const { return path_ + "/" + relative; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 void write_file(const std::string& path, const std::string& content) {
   std::ofstream out(path, std::ios::binary);
@@ -77,7 +56,7 @@ const ScanEntry* find_entry(const ScanResult& result, const std::string& path) {
 }
 
 TEST(ScanTree, RecordsFilesEmptyAndNestedDirectories) {
-  TempDir dir;
+  TempDir dir("scanner_test_");
   write_file(dir / "a.txt", "hello");
   make_dir(dir / "empty");
   make_dir(dir / "nested");
@@ -112,7 +91,7 @@ TEST(ScanTree, RecordsFilesEmptyAndNestedDirectories) {
 }
 
 TEST(ScanTree, RecordsSymlinksWithoutFollowingThem) {
-  TempDir dir;
+  TempDir dir("scanner_test_");
   make_dir(dir / "target");
   write_file(dir / "target/inside.txt", "x");
   make_symlink("target", dir / "link_dir");
@@ -145,7 +124,7 @@ TEST(ScanTree, RecordsSymlinksWithoutFollowingThem) {
 }
 
 TEST(ScanTree, SkipsSpecialFilesWithAProblem) {
-  TempDir dir;
+  TempDir dir("scanner_test_");
   write_file(dir / "regular", "r");
   ASSERT_EQ(mkfifo((dir / "pipe").c_str(), 0644), 0);
   const int sock = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -173,7 +152,7 @@ TEST(ScanTree, UnreadableDirectoryIsAProblemAndStillListed) {
   if (geteuid() == 0) {
     GTEST_SKIP() << "root can read every directory";
   }
-  TempDir dir;
+  TempDir dir("scanner_test_");
   make_dir(dir / "locked");
   write_file(dir / "locked/secret", "s");
   write_file(dir / "visible", "v");
@@ -190,7 +169,7 @@ TEST(ScanTree, UnreadableDirectoryIsAProblemAndStillListed) {
 }
 
 TEST(ScanTree, EntriesAreSortedByPath) {
-  TempDir dir;
+  TempDir dir("scanner_test_");
   for (const char* name : {"b", "a.txt", "B", "a-b", "_x", "z"}) {
     write_file(dir / name, "");
   }
@@ -208,7 +187,7 @@ TEST(ScanTree, EntriesAreSortedByPath) {
 }
 
 TEST(ScanTree, RecordsModeMtimeInodeAndDevice) {
-  TempDir dir;
+  TempDir dir("scanner_test_");
   write_file(dir / "file", "abc");
   make_dir(dir / "sub");
   ASSERT_EQ(chmod((dir / "file").c_str(), 04640), 0);
@@ -233,7 +212,7 @@ TEST(ScanTree, RecordsModeMtimeInodeAndDevice) {
 }
 
 TEST(ScanTree, SingleFileRootIsTheOnlyEntry) {
-  TempDir dir;
+  TempDir dir("scanner_test_");
   write_file(dir / "only.txt", "1234");
   write_file(dir / "other.txt", "");
 
@@ -247,7 +226,7 @@ TEST(ScanTree, SingleFileRootIsTheOnlyEntry) {
 }
 
 TEST(ScanTree, RootPathIsNormalized) {
-  TempDir dir;
+  TempDir dir("scanner_test_");
   make_dir(dir / "sub");
   write_file(dir / "sub/f", "");
 
@@ -258,7 +237,7 @@ TEST(ScanTree, RootPathIsNormalized) {
 }
 
 TEST(ScanTree, MissingRootThrowsNotFound) {
-  TempDir dir;
+  TempDir dir("scanner_test_");
   const std::string missing = dir / "missing";
   try {
     scan_tree(missing, ExcludeMatcher());
@@ -270,7 +249,7 @@ TEST(ScanTree, MissingRootThrowsNotFound) {
 }
 
 TEST(ScanTree, WalksTreesDeeperThanTheHeldDescriptorLimit) {
-  TempDir dir;
+  TempDir dir("scanner_test_");
   std::string path = dir.path();
   constexpr int kDepth = 200;
   for (int i = 0; i < kDepth; ++i) {
@@ -347,7 +326,7 @@ TEST(ExcludeMatcher, KeepsPatternsAsWrittenAndIgnoresRootOnlyPatterns) {
 }
 
 TEST(ScanTree, AppliesExcludes) {
-  TempDir dir;
+  TempDir dir("scanner_test_");
   write_file(dir / "keep.txt", "");
   write_file(dir / "junk.tmp", "");
   write_file(dir / "~lock", "");

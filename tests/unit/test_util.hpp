@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "mybackup/bytes.hpp"
+#include "mybackup/catalog.hpp"
 #include "mybackup/error.hpp"
 
 namespace mybackup {
@@ -34,6 +35,32 @@ namespace mybackup {
 namespace testing {
 
 /// A fresh directory /tmp/<prefix>XXXXXX (mkdtemp), removed with everything in it at the end.
+/// Runs `body` and returns the mybackup::Error it throws (a test failure if it throws none).
+template <typename Body>
+Error catch_error(Body body) {
+  try {
+    body();
+  } catch (const Error& error) {
+    return error;
+  }
+  ADD_FAILURE() << "no mybackup::Error thrown";
+  return Error(ErrorKind::io, "<none>");
+}
+
+/// Every figure of two catalog summaries is equal.
+inline void expect_same_summary(const CatalogSummary& a, const CatalogSummary& b) {
+  EXPECT_EQ(a.files, b.files);
+  EXPECT_EQ(a.versions, b.versions);
+  EXPECT_EQ(a.original_bytes, b.original_bytes);
+  EXPECT_EQ(a.current_bytes, b.current_bytes);
+  EXPECT_EQ(a.unique_bytes, b.unique_bytes);
+  EXPECT_EQ(a.compressed_bytes, b.compressed_bytes);
+  EXPECT_EQ(a.stored_bytes, b.stored_bytes);
+  EXPECT_EQ(a.chunks, b.chunks);
+  EXPECT_EQ(a.packs, b.packs);
+  EXPECT_EQ(a.runs, b.runs);
+}
+
 class TempDir {
  public:
   explicit TempDir(const std::string& prefix = "mybackup_test_") {
@@ -43,9 +70,12 @@ class TempDir {
     }
     path_ = pattern;
   }
+  /// Removed at the end, unless the test failed: then it stays for a look.
   ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
+    if (!::testing::Test::HasFailure()) {
+      std::error_code ignored;
+      std::filesystem::remove_all(path_, ignored);
+    }
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
