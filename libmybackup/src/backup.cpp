@@ -16,6 +16,7 @@
 
 #include "bounded_queue.hpp"
 #include "buffer_pool.hpp"
+#include "unique_fd.hpp"
 #include "mybackup/chunker.hpp"
 #include "mybackup/compress.hpp"
 #include "mybackup/error.hpp"
@@ -102,16 +103,6 @@ struct ReaderState {
   Sealer sealer;
   SealedBatch batch;  // small sealed chunks waiting to go to the writer
   std::size_t batch_bytes = 0;
-};
-
-/// Closes a descriptor when it leaves scope.
-struct ScopedFd {
-  int fd = -1;
-  ~ScopedFd() {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
 };
 
 int open_for_reading(const std::string& path) {
@@ -256,12 +247,12 @@ class Pipeline {
   /// Reads one file into `version`. Returns "" on success or the reason it was skipped.
   std::string read_file(FileTask& task, ReaderState& state, ManifestVersion& version) {
     Bytes& buffer = state.buffer;
-    ScopedFd file{open_for_reading(task.entry.path)};
-    if (file.fd < 0) {
+    UniqueFd file(open_for_reading(task.entry.path));
+    if (file.get() < 0) {
       return errno == ENOENT ? "vanished before it could be read" : std::string("cannot open: ") + std::strerror(errno);
     }
     struct stat before {};
-    if (::fstat(file.fd, &before) != 0 || !S_ISREG(before.st_mode)) {
+    if (::fstat(file.get(), &before) != 0 || !S_ISREG(before.st_mode)) {
       return "is no longer a regular file";
     }
     Sha256 file_hash;
@@ -280,7 +271,7 @@ class Pipeline {
           end -= start;
           start = 0;
         }
-        const ssize_t n = ::read(file.fd, buffer.data() + end, kReadBlock);
+        const ssize_t n = ::read(file.get(), buffer.data() + end, kReadBlock);
         if (n < 0) {
           if (errno == EINTR) {
             continue;
@@ -324,7 +315,7 @@ class Pipeline {
       return "interrupted";  // the run is being abandoned; read_loop reports why
     }
     struct stat after {};
-    if (::fstat(file.fd, &after) != 0 || after.st_size != before.st_size || mtime_of(after) != mtime_of(before) ||
+    if (::fstat(file.get(), &after) != 0 || after.st_size != before.st_size || mtime_of(after) != mtime_of(before) ||
         total != static_cast<std::uint64_t>(before.st_size)) {
       return "changed while being read";
     }

@@ -8,33 +8,11 @@
 
 #include "mybackup/crypto.hpp"
 #include "mybackup/error.hpp"
+#include "unique_fd.hpp"
 
 namespace mybackup {
 
 namespace {
-
-/// Closes a descriptor when it leaves scope.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-  /// Closes now and reports the error close(2) returns (a deferred write error on some systems).
-  int close_checked() {
-    const int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
 
 std::string temporary_name_beside(const std::string& path) {
   std::array<std::uint8_t, 8> random{};
@@ -42,24 +20,10 @@ std::string temporary_name_beside(const std::string& path) {
   return join_path(parent_directory(path), ".tmp-" + to_hex(random));
 }
 
-void write_all(int fd, ByteView data, const std::string& what) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      throw_system_error(errno, "cannot write " + what);
-    }
-    done += static_cast<std::size_t>(n);
-  }
-}
-
 /// Writes and fsyncs a new temporary file beside `path`; returns its name. Removes it on failure.
 std::string write_temporary(const std::string& path, ByteView data, unsigned mode) {
   const std::string temporary = temporary_name_beside(path);
-  FileDescriptor fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+  UniqueFd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
   if (fd.get() < 0) {
     throw_system_error(errno, "cannot write in " + parent_directory(path));
   }
@@ -79,6 +43,21 @@ std::string write_temporary(const std::string& path, ByteView data, unsigned mod
 }
 
 }  // namespace
+
+void write_all(int fd, ByteView data, const std::string& what) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      throw_system_error(errno, "cannot write " + what);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+}
+
 
 void write_file_atomic(const std::string& path, ByteView data, unsigned mode) {
   const std::string temporary = write_temporary(path, data, mode);
@@ -105,7 +84,7 @@ void create_file_atomic(const std::string& path, ByteView data, unsigned mode) {
 }
 
 Bytes read_file(const std::string& path) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     throw_system_error(errno, "cannot open " + path);
   }
@@ -150,7 +129,7 @@ void make_directories(const std::string& path, unsigned mode) {
 }
 
 void sync_directory(const std::string& path) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0) {
     throw_system_error(errno, "cannot open directory " + path);
   }

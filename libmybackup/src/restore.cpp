@@ -14,6 +14,7 @@
 #include "mybackup/crypto.hpp"
 #include "mybackup/error.hpp"
 #include "mybackup/fs.hpp"
+#include "unique_fd.hpp"
 
 namespace mybackup {
 
@@ -24,34 +25,6 @@ constexpr const char* kInterrupted = "interrupted: the files restored so far are
 /// A per-item failure: reported, never fatal for the run.
 struct ItemError {
   std::string reason;
-};
-
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = other.fd_;
-      other.fd_ = -1;
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-    }
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
 };
 
 std::vector<std::string> split(std::string_view relative) {
@@ -86,23 +59,9 @@ std::string temporary_name() {
   return ".mybackup-restore-" + to_hex(random);
 }
 
-void write_all(int fd, ByteView data) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      throw ItemError{std::string("cannot write: ") + std::strerror(errno)};
-    }
-    done += static_cast<std::size_t>(n);
-  }
-}
-
 /// SHA-256 of an existing file (opened without following a symlink), or nullopt if unreadable.
 std::optional<Digest> hash_existing(int directory, const std::string& name) {
-  Fd file(::openat(directory, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd file(::openat(directory, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (file.get() < 0) {
     return std::nullopt;
   }
@@ -136,14 +95,14 @@ class Restorer {
     if (relative == cached_path_ && cached_.get() >= 0) {
       return cached_.get();
     }
-    Fd current(::dup(root_));
+    UniqueFd current(::dup(root_));
     std::string walked;
     for (const std::string& part : split(relative)) {
       walked += (walked.empty() ? "" : "/") + part;
       if (create && !options_.dry_run && ::mkdirat(current.get(), part.c_str(), 0755) != 0 && errno != EEXIST) {
         throw ItemError{"cannot create directory " + walked + ": " + std::strerror(errno)};
       }
-      Fd next(::openat(current.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      UniqueFd next(::openat(current.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (next.get() < 0) {
         if (errno == ELOOP || errno == ENOTDIR) {
           throw ItemError{"a symbolic link or a file is in the way at " + walked + " (nothing is written through it)"};
@@ -272,7 +231,7 @@ class Restorer {
   /// Returns the bytes written.
   std::uint64_t write_file(const VersionRecord& version, int directory, const std::string& name, bool replacing) {
     const std::string temporary = temporary_name();
-    Fd file(::openat(directory, temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    UniqueFd file(::openat(directory, temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (file.get() < 0) {
       throw ItemError{std::string("cannot create a file there: ") + std::strerror(errno)};
     }
@@ -294,7 +253,7 @@ class Restorer {
           throw ItemError{std::string("cannot be read: ") + error.what()};
         }
         hash.update(data);
-        write_all(file.get(), data);
+        write_all(file.get(), data, name);
         written += data.size();
       }
       if (written != version.size || hash.finish() != version.sha256) {
@@ -325,7 +284,7 @@ class Restorer {
   const RestoreOptions& options_;
   int root_;
   bool root_existed_;
-  Fd cached_;
+  UniqueFd cached_;
   std::string cached_path_ = "\x01";  // never a real path
   std::vector<const RestoreItem*> directories_;
 };
@@ -368,7 +327,7 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
   if (!options.dry_run) {
     make_directories(plan.root);
   }
-  Fd root(::open(plan.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd root(::open(plan.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (root.get() < 0 && !(options.dry_run && !root_existed)) {
     throw_system_error(errno, "cannot open " + plan.root);
   }
