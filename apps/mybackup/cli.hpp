@@ -15,6 +15,8 @@
 #include "mybackup/home.hpp"
 #include "mybackup/keys.hpp"
 #include "mybackup/repository.hpp"
+#include "mybackup/clean.hpp"
+#include "mybackup/retention.hpp"
 
 namespace spdlog {
 class logger;
@@ -56,6 +58,14 @@ enum class DestinationUse { read, write };
 std::unique_ptr<Repository> open_destination(const std::string& destination, const MasterKey& key, const Catalog& catalog,
                                              DestinationUse use);
 
+/// One clean of `repository` with `policy`: under the writer lock after catching up with the
+/// destination (unless dry_run), logged, damaged packs reported on stderr. Used by `clean` and by
+/// `backup` when retention.auto_clean is on.
+CleanReport clean_repository(Context& context, Catalog& catalog, Repository& repository, const RetentionPolicy& policy,
+                             bool dry_run);
+/// The retention policy config.yaml sets.
+RetentionPolicy retention_policy(const Config& config);
+
 /// Prints to stdout unless --quiet.
 void say(const Context& context, const std::string& line);
 
@@ -81,5 +91,6 @@ void register_backup(CLI::App& app, Context& context);
 void register_status(CLI::App& app, Context& context);
 void register_history(CLI::App& app, Context& context);
 void register_restore(CLI::App& app, Context& context);
+void register_clean(CLI::App& app, Context& context);
 
 }  // namespace mybackup::cli

@@ -127,6 +127,20 @@ void print_report(Context& context, const BackupFlags& flags, const BackupReport
                    counted(report.packs_written, "pack") + (flags.dry_run ? " on " : " to ") + destination);
 }
 
+/// retention.auto_clean: a clean after every successful backup. The backup is recorded whatever
+/// happens here, so a failure says so.
+void auto_clean(Context& context, const Config& config, Catalog& catalog, Repository& repository, bool json) {
+  try {
+    const CleanReport report = clean_repository(context, catalog, repository, retention_policy(config), false);
+    if (!json) {
+      say(context, "Automatic clean: " + counted(report.versions_removed, "old version") + " removed, " +
+                       format_bytes(report.bytes_freed()) + " freed");
+    }
+  } catch (const Error& error) {
+    throw Error(error.kind(), std::string("the backup is done, but the automatic clean after it failed: ") + error.what());
+  }
+}
+
 void run(Context& context, const BackupFlags& flags) {
   const Config config = context.load_config();
   const std::vector<BackupSource> sources =
@@ -163,9 +177,9 @@ void run(Context& context, const BackupFlags& flags) {
   const std::int64_t started = system_clock().now_ns();
   context.log().info("backup: start{} sources [{}] destination {}", flags.dry_run ? " (dry run)" : "",
                      source_paths(config), destination);
+  std::unique_ptr<Repository> repository;
   try {
-    std::unique_ptr<Repository> repository =
-        open_destination(destination, key, catalog, flags.dry_run ? DestinationUse::read : DestinationUse::write);
+    repository = open_destination(destination, key, catalog, flags.dry_run ? DestinationUse::read : DestinationUse::write);
     BackupTarget target;
     target.keys = &keys;
     target.chunker = repository ? repository->info().chunker : ChunkerParams{};
@@ -203,6 +217,9 @@ void run(Context& context, const BackupFlags& flags) {
       }
     }
     throw;
+  }
+  if (config.retention_auto_clean && !flags.dry_run) {
+    auto_clean(context, config, catalog, *repository, flags.json);
   }
 }
 

@@ -17,7 +17,8 @@ void show(Context& context, bool json) {
   const Config config = context.load_config();
   const Catalog catalog(context.home().catalog_path());
   const CatalogSummary summary = catalog.summary();
-  const std::optional<RunRecord> last = catalog.last_run();
+  const std::optional<RunRecord> last = catalog.last_run("backup");
+  const std::optional<RunRecord> last_clean = catalog.last_run("clean");
   const std::string repository_id = catalog.repository_id();
   const std::uint64_t dedup_saved = saved(summary.original_bytes, summary.unique_bytes);
   const std::uint64_t compression_saved = saved(summary.unique_bytes, summary.compressed_bytes);
@@ -65,6 +66,18 @@ void show(Context& context, bool json) {
     } else {
       out.null();
     }
+    out.key("last_clean");
+    if (last_clean) {
+      out.begin_object()
+          .key("started").value(format_utc(last_clean->started_ns))
+          .key("seconds").value(static_cast<double>(last_clean->finished_ns - last_clean->started_ns) / 1e9)
+          .key("status").value(last_clean->stats.status)
+          .key("error").value(last_clean->stats.error)
+          .key("versions_removed").value(last_clean->stats.files_deleted)
+          .end_object();
+    } else {
+      out.null();
+    }
     out.key("sources").begin_array();
     for (const SourceConfig& source : config.sources) {
       out.begin_object().key("path").value(source.path).key("files").value(catalog.file_count_under(source.path));
@@ -100,10 +113,16 @@ void show(Context& context, bool json) {
                  format_count(last->stats.files_deleted) + " deleted" +
                  (last->stats.files_skipped > 0 ? ", " + format_count(last->stats.files_skipped) + " skipped" : "") + ")";
     }
-    std::cout << "Last run:     " << last->kind << " " << format_local(last->started_ns) << ", "
+    std::cout << "Last backup:  " << format_local(last->started_ns) << ", "
               << format_duration(static_cast<double>(last->finished_ns - last->started_ns) / 1e9) << ", " << outcome << '\n';
   } else {
-    std::cout << "Last run:     never (run `mybackup backup`)\n";
+    std::cout << "Last backup:  never (run `mybackup backup`)\n";
+  }
+  if (last_clean) {
+    const std::string outcome = last_clean->stats.status == "failed"
+                                    ? "failed: " + last_clean->stats.error
+                                    : last_clean->stats.status + " (" + counted(last_clean->stats.files_deleted, "version") + " removed)";
+    std::cout << "Last clean:   " << format_local(last_clean->started_ns) << ", " << outcome << '\n';
   }
   std::cout << "Sources:" << (config.sources.empty() ? "      (none: add one with `mybackup add DIR`)" : "") << '\n';
   for (const SourceConfig& source : config.sources) {

@@ -66,6 +66,72 @@ auto guarded(const std::string& path, Body&& body) -> decltype(body()) {
   }
 }
 
+/// A clean run's removed versions: each goes with its chunk references (a version may list one
+/// chunk several times; each listing is one reference), and its path when nothing is left of it.
+void forget_removed_versions(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key) {
+  if (manifest.removed.empty()) {
+    return;
+  }
+  SQLite::Statement find(db, "SELECT v.id, v.file_id FROM versions v JOIN files f ON f.id = v.file_id "
+                             "WHERE f.path = ? AND v.number = ?");
+  SQLite::Statement release(db, "UPDATE chunks SET refcount = refcount - (SELECT count(*) FROM version_chunks vc "
+                                "WHERE vc.version_id = ?1 AND vc.chunk_id = chunks.id) "
+                                "WHERE id IN (SELECT chunk_id FROM version_chunks WHERE version_id = ?1)");
+  SQLite::Statement unlink(db, "DELETE FROM version_chunks WHERE version_id = ?");
+  SQLite::Statement erase(db, "DELETE FROM versions WHERE id = ?");
+  SQLite::Statement erase_file(db, "DELETE FROM files WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM versions WHERE file_id = ?1)");
+  for (const ManifestRemoval& removal : manifest.removed) {
+    find.bind(1, removal.path);
+    find.bind(2, static_cast<std::int64_t>(removal.number));
+    if (!find.executeStep()) {
+      throw Error(ErrorKind::corrupt, "manifest " + manifest_key + " removes version " + std::to_string(removal.number) +
+                                          " of " + removal.path + ", which the catalog does not have");
+    }
+    const std::int64_t version_id = find.getColumn(0).getInt64();
+    const std::int64_t file_id = find.getColumn(1).getInt64();
+    find.reset();
+    for (SQLite::Statement* step : {&release, &unlink, &erase}) {
+      step->bind(1, version_id);
+      step->exec();
+      step->reset();
+    }
+    erase_file.bind(1, file_id);
+    erase_file.exec();
+    erase_file.reset();
+  }
+}
+
+/// A clean run's deleted packs, with the chunks still located in them (all unreferenced: live
+/// ones were moved by the run's own packs first).
+void forget_deleted_packs(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key) {
+  SQLite::Statement find(db, "SELECT id FROM packs WHERE name = ?");
+  SQLite::Statement in_use(db, "SELECT count(*) FROM chunks WHERE pack_id = ? AND refcount > 0");
+  SQLite::Statement erase_chunks(db, "DELETE FROM chunks WHERE pack_id = ?");
+  SQLite::Statement erase_pack(db, "DELETE FROM packs WHERE id = ?");
+  for (const std::string& name : manifest.deleted_packs) {
+    find.bind(1, name);
+    const bool known = find.executeStep();
+    const std::int64_t pack_id = known ? find.getColumn(0).getInt64() : 0;
+    find.reset();
+    if (!known) {
+      continue;  // an orphan: never indexed
+    }
+    in_use.bind(1, pack_id);
+    in_use.executeStep();
+    const std::int64_t used = in_use.getColumn(0).getInt64();
+    in_use.reset();
+    if (used != 0) {
+      throw Error(ErrorKind::corrupt, "manifest " + manifest_key + " deletes pack " + name + ", which still holds " +
+                                          std::to_string(used) + " chunk(s) in use: refusing to record it");
+    }
+    for (SQLite::Statement* step : {&erase_chunks, &erase_pack}) {
+      step->bind(1, pack_id);
+      step->exec();
+      step->reset();
+    }
+  }
+}
+
 }  // namespace
 
 struct Catalog::Impl {
@@ -203,8 +269,14 @@ void Catalog::record_run(const Manifest& manifest, const std::string& manifest_k
 
     SQLite::Statement insert_pack(db, "INSERT INTO packs(name, size, run_id) VALUES(?,?,?) "
                                       "ON CONFLICT(name) DO UPDATE SET size = excluded.size RETURNING id");
-    SQLite::Statement insert_chunk(db, "INSERT OR IGNORE INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
-                                       "VALUES(?,?,?,?,?,?)");
+    // A backup never stores a chunk it knows; if an old location exists it stays. A clean run's
+    // packs hold live chunks copied out of packs it is about to delete: those chunks move.
+    SQLite::Statement insert_chunk(db, manifest.kind == RunKind::clean
+                                           ? "INSERT INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
+                                             "VALUES(?,?,?,?,?,?) ON CONFLICT(hash) DO UPDATE SET pack_id = excluded.pack_id, "
+                                             "offset = excluded.offset, length = excluded.length, flags = excluded.flags"
+                                           : "INSERT OR IGNORE INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
+                                             "VALUES(?,?,?,?,?,?)");
     for (const ManifestPack& pack : manifest.packs) {
       insert_pack.bind(1, pack.name);
       insert_pack.bind(2, as_i64(pack.size));
@@ -297,6 +369,8 @@ void Catalog::record_run(const Manifest& manifest, const std::string& manifest_k
         set_stored.reset();
       }
     }
+    forget_removed_versions(db, manifest, manifest_key);
+    forget_deleted_packs(db, manifest, manifest_key);
     transaction.commit();
   });
 }
@@ -347,6 +421,75 @@ std::vector<VersionRecord> Catalog::versions_of(const std::string& path) const {
       versions.push_back(read_version(query));
     }
     return versions;
+  });
+}
+
+std::vector<VersionRecord> Catalog::all_versions() const {
+  return guarded(impl_->path, [&] {
+    SQLite::Statement query(impl_->db, std::string("SELECT ") + kVersionColumns +
+                                           " FROM files f JOIN versions v ON v.file_id = f.id JOIN runs r ON r.id = v.run_id "
+                                           "ORDER BY f.path, v.number");
+    std::vector<VersionRecord> versions;
+    while (query.executeStep()) {
+      versions.push_back(read_version(query));
+    }
+    return versions;
+  });
+}
+
+std::vector<PackUsage> Catalog::pack_usage(const std::vector<std::int64_t>& removing) const {
+  return guarded(impl_->path, [&] {
+    SQLite::Database& db = impl_->db;
+    // The removed versions go in a temporary table (this connection only; the catalog file is
+    // not written), so one query can subtract their references.
+    db.exec("CREATE TEMP TABLE IF NOT EXISTS usage_removing(version_id INTEGER PRIMARY KEY)");
+    SQLite::Transaction transaction(db);
+    db.exec("DELETE FROM usage_removing");
+    SQLite::Statement add(db, "INSERT OR IGNORE INTO usage_removing(version_id) VALUES(?)");
+    for (const std::int64_t id : removing) {
+      add.bind(1, id);
+      add.exec();
+      add.reset();
+    }
+    SQLite::Statement query(db,
+                            "SELECT p.name, p.size, c.hash, c.offset, c.length, c.raw_length, c.flags, "
+                            "c.refcount - coalesce(d.refs, 0) FROM packs p LEFT JOIN chunks c ON c.pack_id = p.id "
+                            "LEFT JOIN (SELECT vc.chunk_id, count(*) AS refs FROM version_chunks vc "
+                            "  JOIN usage_removing u ON u.version_id = vc.version_id GROUP BY vc.chunk_id) d "
+                            "ON d.chunk_id = c.id ORDER BY p.name, c.offset");
+    std::vector<PackUsage> packs;
+    while (query.executeStep()) {
+      const std::string name = query.getColumn(0).getString();
+      if (packs.empty() || packs.back().name != name) {
+        packs.emplace_back();
+        packs.back().name = name;
+        packs.back().size = static_cast<std::uint64_t>(query.getColumn(1).getInt64());
+      }
+      PackUsage& pack = packs.back();
+      const SQLite::Column hash = query.getColumn(2);
+      if (hash.isNull()) {
+        continue;  // a pack with no chunk left in it
+      }
+      PackEntry entry;
+      if (hash.getBytes() != static_cast<int>(entry.id.size())) {
+        throw Error(ErrorKind::corrupt, "the catalog " + impl_->path + " holds a malformed chunk id");
+      }
+      std::memcpy(entry.id.data(), hash.getBlob(), entry.id.size());
+      entry.offset = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
+      entry.length = static_cast<std::uint32_t>(query.getColumn(4).getInt64());
+      entry.raw_length = static_cast<std::uint32_t>(query.getColumn(5).getInt64());
+      entry.flags = static_cast<std::uint8_t>(query.getColumn(6).getInt());
+      if (query.getColumn(7).getInt64() > 0) {
+        pack.live_bytes += entry.length;
+        pack.live.push_back(entry);
+      } else {
+        ++pack.dead_chunks;
+        pack.dead_bytes += entry.length;
+      }
+    }
+    db.exec("DELETE FROM usage_removing");
+    transaction.commit();
+    return packs;
   });
 }
 
@@ -405,12 +548,13 @@ std::uint64_t Catalog::last_seq() const {
   });
 }
 
-std::optional<RunRecord> Catalog::last_run() const {
+std::optional<RunRecord> Catalog::last_run(const std::string& kind) const {
   return guarded(impl_->path, [&]() -> std::optional<RunRecord> {
     SQLite::Statement query(impl_->db,
                             "SELECT id, coalesce(seq, 0), kind, started_ns, finished_ns, status, coalesce(error, ''), files_new, "
                             "files_changed, files_deleted, files_unchanged, files_skipped, bytes_scanned, bytes_read, "
-                            "bytes_new, bytes_stored FROM runs ORDER BY id DESC LIMIT 1");
+                            "bytes_new, bytes_stored FROM runs WHERE ?1 = '' OR kind = ?1 ORDER BY id DESC LIMIT 1");
+    query.bind(1, kind);
     if (!query.executeStep()) {
       return std::nullopt;
     }

@@ -9,7 +9,8 @@ namespace mybackup {
 
 namespace {
 constexpr std::string_view kMagic = "MBKM";
-constexpr std::uint8_t kVersion = 1;
+constexpr std::uint8_t kVersion = 2;
+constexpr std::uint8_t kOldestReadableVersion = 1;  // no removed / deleted_packs sections
 
 template <std::size_t N>
 void read_digest(binary::Reader& reader, std::array<std::uint8_t, N>& out) {
@@ -68,6 +69,15 @@ Bytes encode_manifest(const Manifest& manifest) {
       }
     }
   }
+  w.varint(manifest.removed.size());
+  for (const ManifestRemoval& removal : manifest.removed) {
+    w.string(removal.path);
+    w.varint(removal.number);
+  }
+  w.varint(manifest.deleted_packs.size());
+  for (const std::string& name : manifest.deleted_packs) {
+    w.raw(from_hex(name));
+  }
   return out;
 }
 
@@ -76,7 +86,8 @@ Manifest decode_manifest(ByteView data) {
   if (std::memcmp(r.raw(4).data(), kMagic.data(), 4) != 0) {
     r.fail();
   }
-  if (r.u8() != kVersion) {
+  const std::uint8_t format = r.u8();
+  if (format < kOldestReadableVersion || format > kVersion) {
     throw Error(ErrorKind::corrupt, "manifest has an unknown format version (a newer mybackup wrote it?)");
   }
   Manifest manifest;
@@ -132,6 +143,20 @@ Manifest decode_manifest(ByteView data) {
         read_digest(r, id);
       }
     }
+  }
+  if (format >= 2) {
+    manifest.removed.resize(r.count(2));
+    for (ManifestRemoval& removal : manifest.removed) {
+      removal.path = r.string();
+      removal.number = static_cast<std::uint32_t>(r.varint());
+    }
+    manifest.deleted_packs.resize(r.count(32));
+    for (std::string& name : manifest.deleted_packs) {
+      name = to_hex(r.raw(32));
+    }
+  }
+  if (r.remaining() != 0) {
+    r.fail();
   }
   return manifest;
 }

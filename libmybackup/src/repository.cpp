@@ -122,6 +122,31 @@ std::string Repository::pack_key(const std::string& pack_name) {
   return "data/" + pack_name.substr(0, 2) + "/" + pack_name + ".enc";
 }
 
+std::string Repository::pack_name(const std::string& key) {
+  // data/ + 2 hex + / + 64 hex + .enc
+  constexpr std::size_t kNameStart = 8;
+  if (key.size() != kNameStart + 64 + 4 || key.compare(0, 5, "data/") != 0 || key[7] != '/' ||
+      key.compare(key.size() - 4, 4, ".enc") != 0 || key.compare(5, 2, key, kNameStart, 2) != 0) {
+    return "";
+  }
+  const std::string name = key.substr(kNameStart, 64);
+  if (name.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return "";
+  }
+  return name;
+}
+
+std::vector<std::string> Repository::pack_names() const {
+  std::vector<std::string> names;
+  for (const std::string& key : backend_->list("data")) {
+    if (std::string name = pack_name(key); !name.empty()) {
+      names.push_back(std::move(name));
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 std::string Repository::manifest_key(std::uint64_t seq, const std::string& run_id) {
   char number[32];
   std::snprintf(number, sizeof number, "%010llu", static_cast<unsigned long long>(seq));

@@ -65,7 +65,8 @@ TEST_F(CliTest, BackupThenStatusShowsFilesAndSource) {
   EXPECT_TRUE(contains(status.out, "Destination:  " + dest_)) << status;
   EXPECT_TRUE(contains(status.out, "Files:        3 files (")) << status;
   EXPECT_TRUE(contains(status.out, "3 versions in history")) << status;
-  EXPECT_TRUE(contains(status.out, "Last run:     backup ")) << status;
+  EXPECT_TRUE(contains(status.out, "Last backup:  ")) << status;
+  EXPECT_FALSE(contains(status.out, "Last clean:")) << status;
   EXPECT_TRUE(contains(status.out, "ok (3 new, 0 changed, 0 deleted)")) << status;
   EXPECT_TRUE(contains(status.out, "  " + src_ + "  3 files")) << status;
 }

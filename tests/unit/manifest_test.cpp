@@ -88,6 +88,8 @@ Manifest sample_manifest() {
   deleted.mtime_ns = std::numeric_limits<std::int64_t>::min();
 
   manifest.versions = {file, empty_file, directory, link, deleted};
+  manifest.removed = {{"/home/ana/Documents/old.txt", 1}, {"/home/ana/Documents/old.txt", 300}, {"/é", 7}};
+  manifest.deleted_packs = {to_hex(digest_of("old pack")), to_hex(digest_of("rewritten pack"))};
   return manifest;
 }
 
@@ -131,6 +133,12 @@ void expect_same_manifest(const Manifest& actual, const Manifest& expected) {
     EXPECT_EQ(a.link_target, e.link_target) << e.path;
     EXPECT_EQ(a.chunks, e.chunks) << e.path;
   }
+  ASSERT_EQ(actual.removed.size(), expected.removed.size());
+  for (std::size_t r = 0; r < expected.removed.size(); ++r) {
+    EXPECT_EQ(actual.removed[r].path, expected.removed[r].path);
+    EXPECT_EQ(actual.removed[r].number, expected.removed[r].number);
+  }
+  EXPECT_EQ(actual.deleted_packs, expected.deleted_packs);
 }
 
 TEST(Manifest, encode_then_decode_round_trip) {
@@ -207,10 +215,29 @@ TEST(Manifest, bad_magic_is_corrupt) {
   EXPECT_EQ(error_kind([&] { decode_manifest(Bytes{}); }), ErrorKind::corrupt);
 }
 
+TEST(Manifest, version_1_manifests_without_clean_sections_are_still_read) {
+  Manifest manifest = sample_manifest();
+  manifest.removed.clear();
+  manifest.deleted_packs.clear();
+  Bytes encoded = encode_manifest(manifest);
+  ASSERT_EQ(encoded[4], 2);
+  // Version 1 is version 2 without the two trailing counts (both zero here).
+  encoded[4] = 1;
+  ASSERT_EQ(encoded.back(), 0);
+  encoded.resize(encoded.size() - 2);
+  expect_same_manifest(decode_manifest(encoded), manifest);
+}
+
+TEST(Manifest, trailing_bytes_are_corrupt) {
+  Bytes encoded = encode_manifest(sample_manifest());
+  encoded.push_back(0);
+  EXPECT_EQ(error_kind([&] { decode_manifest(encoded); }), ErrorKind::corrupt);
+}
+
 TEST(Manifest, unknown_version_is_rejected) {
   Bytes encoded = encode_manifest(sample_manifest());
-  ASSERT_EQ(encoded[4], 1);
-  encoded[4] = 2;
+  ASSERT_EQ(encoded[4], 2);
+  encoded[4] = 3;
   EXPECT_EQ(error_kind([&] { decode_manifest(encoded); }), ErrorKind::corrupt);
   EXPECT_NE(testing::error_message([&] { decode_manifest(encoded); }).find("version"), std::string::npos);
   encoded[4] = 0;
@@ -230,7 +257,8 @@ TEST(Manifest, unknown_run_kind_or_entry_type_is_corrupt) {
   manifest.versions = {version};
   Bytes one = encode_manifest(manifest);
   // The type byte follows the path string: ... count=1, len=2, '/', 'x', type.
-  const std::size_t type_at = one.size() - 6;
+  // Then the two empty clean sections (removed, deleted_packs): two zero counts.
+  const std::size_t type_at = one.size() - 8;
   ASSERT_EQ(one[type_at], static_cast<std::uint8_t>(EntryType::directory));
   for (const std::uint8_t bad : {std::uint8_t{0}, std::uint8_t{5}, std::uint8_t{0xff}}) {
     one[type_at] = bad;

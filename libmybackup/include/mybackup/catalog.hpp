@@ -43,7 +43,8 @@ struct LatestVersion {
   std::string link_target;
 };
 
-/// Figures a run reports beyond what its manifest holds.
+/// Figures a run reports beyond what its manifest holds. A clean run uses files_deleted for the
+/// versions it removed from history and bytes_stored for the bytes of the packs it wrote.
 struct RunStats {
   std::string status = "ok";  // "ok", "partial" (some files skipped) or "failed"
   std::string error;          // for failed runs
@@ -95,6 +96,16 @@ struct VersionRecord {
   std::int64_t run_finished_ns = 0;  // when the run that recorded it finished
 };
 
+/// One pack, and which of its chunks some set of versions still references (Catalog::pack_usage).
+struct PackUsage {
+  std::string name;                // hex
+  std::uint64_t size = 0;          // bytes on the destination
+  std::vector<PackEntry> live;     // chunks still referenced, in pack order
+  std::uint64_t live_bytes = 0;    // their blob bytes
+  std::uint64_t dead_chunks = 0;   // chunks no remaining version references
+  std::uint64_t dead_bytes = 0;    // their blob bytes
+};
+
 /// Where one chunk of a version is stored.
 struct ChunkLocation {
   std::string pack;  // pack name (hex)
@@ -120,9 +131,19 @@ class Catalog {
   /// Every chunk id stored so far.
   ChunkIdSet known_chunks() const;
 
-  /// Records a finished run in one transaction: its packs, their chunks, the new versions (with
-  /// their chunk lists), and the run itself. Nothing is recorded if it throws.
-  /// REQUIRES: every chunk a version lists is in the manifest's packs or already in the catalog.
+  /// Records a finished run in one transaction: the run itself, its packs and their chunks, the
+  /// new versions (with their chunk lists), then, for a clean run, the versions it removed and the
+  /// packs it deleted. Nothing is recorded if it throws.
+  /// - A backup's chunk that the catalog already knows stays where it is; a clean run's packs
+  ///   move the chunks they list (live chunks copied out of a pack being rewritten).
+  /// - A removed version is forgotten with its chunk references; a path left with no version is
+  ///   forgotten too. Chunks nobody references stay known (a later backup may reuse them) until
+  ///   their pack is deleted.
+  /// - A deleted pack is forgotten with every chunk still located in it; a pack name the catalog
+  ///   does not know (an orphan of an interrupted run) is ignored.
+  /// Error(corrupt) if a version lists a chunk that is neither in the manifest's packs nor
+  /// already known, if a removed version does not exist, or if a deleted pack still holds a
+  /// referenced chunk (the catalog refuses to lose data it indexes).
   void record_run(const Manifest& manifest, const std::string& manifest_key, const RunStats& stats);
 
   /// Records a run that failed before it could write a manifest (shown by `status`).
@@ -130,6 +151,13 @@ class Catalog {
 
   /// Every version of `path`, oldest first (deletion markers included). Empty if unknown.
   std::vector<VersionRecord> versions_of(const std::string& path) const;
+
+  /// Every version of every path: grouped by path (in byte order), oldest first within a path.
+  std::vector<VersionRecord> all_versions() const;
+
+  /// Every pack the catalog knows, in name order, with which of its chunks stay referenced once
+  /// the versions whose row ids are in `removing` are gone (empty: as things are now).
+  std::vector<PackUsage> pack_usage(const std::vector<std::int64_t>& removing) const;
 
   /// The state at time `at_ns`: for `root` and every path below it, its latest version from a run
   /// finished at or before `at_ns`, deletion markers included (callers skip them). Sorted by path.
@@ -141,7 +169,8 @@ class Catalog {
 
   /// The highest manifest sequence number recorded (0 if none).
   std::uint64_t last_seq() const;
-  std::optional<RunRecord> last_run() const;
+  /// The most recent run of `kind` ("backup", "clean"), or of any kind when `kind` is empty.
+  std::optional<RunRecord> last_run(const std::string& kind = "") const;
   CatalogSummary summary() const;
   /// Number of paths below `root` whose latest version is a regular file.
   std::uint64_t file_count_under(const std::string& root) const;

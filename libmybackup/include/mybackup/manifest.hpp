@@ -6,16 +6,23 @@
 // Stored as snapshots/<seq:10 digits>-<run id:16 hex>.enc: the encoding below, zstd-compressed,
 // sealed as a blob whose id is SHA-256("manifest " + file name) (docs/format.md).
 //
-//   manifest := "MBKM" version:u8(=1) kind:u8 seq:varint run_id:string host:string
+//   manifest := "MBKM" version:u8(=2) kind:u8 seq:varint run_id:string host:string
 //               started_ns:svarint finished_ns:svarint
 //               sources:count string*
 //               packs:count pack*
 //               versions:count version*
+//               removed:count (path:string number:varint)*      (format version 2)
+//               deleted_packs:count name:32*                     (format version 2)
 //   pack     := name:32 (raw SHA-256) size:varint blobs:count (id:32 offset:varint length:varint
 //               raw_length:varint flags:u8)*
 //   version  := path:string type:u8 number:varint mode:varint mtime_ns:svarint size:varint
 //               inode:varint sha256:32 (files only) target:string (symlinks only)
 //               chunks:count id:32*  (files only)
+//
+// A clean run's manifest lists the versions it removed from history, the packs it wrote (its live
+// chunks copied out of packs it rewrote: a chunk listed here moves to its new place) and the packs
+// it deleted. Replaying it applies them in that order: moves, removals, deletions. Version 1
+// manifests (no removed or deleted_packs sections) are still read.
 
 #include <cstdint>
 #include <string>
@@ -47,6 +54,12 @@ struct ManifestVersion {
   std::vector<ChunkId> chunks;       // in file order
 };
 
+/// A version that a clean run removed from history.
+struct ManifestRemoval {
+  std::string path;
+  std::uint32_t number = 0;
+};
+
 struct Manifest {
   RunKind kind = RunKind::backup;
   std::uint64_t seq = 0;     // 1, 2, 3, … per repository
@@ -57,6 +70,8 @@ struct Manifest {
   std::vector<std::string> sources;
   std::vector<ManifestPack> packs;
   std::vector<ManifestVersion> versions;
+  std::vector<ManifestRemoval> removed;    // clean runs only
+  std::vector<std::string> deleted_packs;  // clean runs only: hex names
 };
 
 Bytes encode_manifest(const Manifest& manifest);

@@ -34,6 +34,11 @@ void seal_blob(const AeadKey& key, const ChunkId& id, std::uint8_t flags, ByteVi
 /// Error(corrupt) if the framing is wrong, Error(crypto) if authentication fails.
 Bytes open_blob(const AeadKey& key, const ChunkId& id, ByteView blob, std::uint8_t& flags);
 
+/// Bytes a pack adds after its blobs for `entries` entries: the sealed header and its length.
+constexpr std::size_t pack_trailer_size(std::size_t entries) {
+  return 4 + kAeadNonceSize + (1 + 4 + entries * (32 + 4 + 4 + 4 + 1)) + kAeadTagSize + 4;
+}
+
 /// Where one blob sits inside a pack.
 struct PackEntry {
   ChunkId id{};

@@ -50,6 +50,8 @@ class Repository {
   // ---- names
   static std::string pack_key(const std::string& pack_name);
   static std::string manifest_key(std::uint64_t seq, const std::string& run_id);
+  /// The pack name in a pack key ("data/ab/ab12….enc" → "ab12…"), or "" if the key is not one.
+  static std::string pack_name(const std::string& key);
   /// The sequence number in a manifest key, or 0 if the key is not a manifest name.
   static std::uint64_t manifest_seq(const std::string& key);
 
@@ -62,6 +64,9 @@ class Repository {
   Bytes read_chunk(const std::string& pack_name, const PackEntry& where) const;
   /// The chunk id of `data` (HMAC-SHA256 with id_key).
   ChunkId chunk_id(ByteView data) const;
+
+  /// Names of every pack stored on the destination, sorted.
+  std::vector<std::string> pack_names() const;
 
   // ---- manifests
   /// Encodes, compresses, encrypts and stores a manifest under manifest_key(seq, run_id).
