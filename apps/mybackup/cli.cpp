@@ -93,6 +93,56 @@ std::unique_ptr<Repository> open_destination(const std::string& destination, con
 }
 
 
+std::unique_ptr<Repository> open_for_reading(Context& context, const Config& config, const MasterKey& key,
+                                             const Catalog& catalog) {
+  if (config.destination_primary.empty()) {
+    throw Error(ErrorKind::usage, "destination missing: run `mybackup config set destination DIR`");
+  }
+  const auto open_secondary = [&]() -> std::unique_ptr<Repository> {
+    if (config.destination_secondary.empty()) {
+      return nullptr;
+    }
+    try {
+      return open_destination(config.destination_secondary, key, catalog, DestinationUse::read);
+    } catch (const Error& error) {
+      context.log().warn("secondary destination {} unusable: {}", config.destination_secondary, error.what());
+      return nullptr;
+    }
+  };
+  std::unique_ptr<Repository> primary;
+  try {
+    primary = open_destination(config.destination_primary, key, catalog, DestinationUse::read);
+  } catch (const Error& error) {
+    if (error.kind() != ErrorKind::mismatch && error.kind() != ErrorKind::io && error.kind() != ErrorKind::not_found) {
+      throw;
+    }
+    std::unique_ptr<Repository> secondary = open_secondary();
+    if (!secondary) {
+      throw;
+    }
+    std::cerr << "mybackup: warning: the primary destination is unusable (" << error.what()
+              << "); reading from the secondary " << secondary->location() << '\n';
+    context.log().warn("primary destination unusable ({}); reading from the secondary {}", error.what(),
+                       secondary->location());
+    return secondary;
+  }
+  if (!primary) {
+    throw Error(ErrorKind::not_found, "no repository at " + config.destination_primary + ": run `mybackup backup` first");
+  }
+  if (std::unique_ptr<Repository> secondary = open_secondary()) {
+    primary->set_fallback(std::move(secondary));
+  }
+  return primary;
+}
+
+void report_fallback_reads(Context& context, const Repository& repository) {
+  for (const Repository::FallbackRead& read : repository.fallback_reads()) {
+    std::cerr << "mybackup: warning: pack " << read.pack << " was read from the secondary destination (on the primary: "
+              << read.reason << "); run `mybackup verify`\n";
+    context.log().warn("pack {} read from the secondary destination (primary: {})", read.pack, read.reason);
+  }
+}
+
 void say(const Context& context, const std::string& line) {
   if (!context.quiet) {
     std::cout << line << '\n';

@@ -17,6 +17,7 @@
 #include "mybackup/repository.hpp"
 #include "mybackup/clean.hpp"
 #include "mybackup/retention.hpp"
+#include "mybackup/sync.hpp"
 
 namespace spdlog {
 class logger;
@@ -66,6 +67,22 @@ CleanReport clean_repository(Context& context, Catalog& catalog, Repository& rep
 /// The retention policy config.yaml sets.
 RetentionPolicy retention_policy(const Config& config);
 
+/// The repository to read from (restore): the primary destination, with the secondary (if one
+/// is configured and reachable) as the fallback for missing or damaged chunks. When the primary
+/// itself is unreachable, the secondary alone, with a warning. Error(not_found) when nothing is
+/// backed up yet.
+std::unique_ptr<Repository> open_for_reading(Context& context, const Config& config, const MasterKey& key,
+                                             const Catalog& catalog);
+/// Tells (stderr and log) which packs had to be read from the secondary destination.
+void report_fallback_reads(Context& context, const Repository& repository);
+
+/// Brings the secondary destination up to date with the primary (`sync`, and after every backup
+/// and clean). Takes both writer locks. Returns what was done.
+SyncReport sync_secondary(Context& context, const Config& config, Catalog& catalog, Repository& primary);
+/// After a backup or a clean: sync_secondary if a secondary is configured; a failure is a
+/// warning (exit code 3) saying how to finish later, since the run itself succeeded.
+void update_secondary_after(Context& context, const Config& config, Catalog& catalog, Repository& primary, bool json);
+
 /// Prints to stdout unless --quiet.
 void say(const Context& context, const std::string& line);
 
@@ -92,5 +109,6 @@ void register_status(CLI::App& app, Context& context);
 void register_history(CLI::App& app, Context& context);
 void register_restore(CLI::App& app, Context& context);
 void register_clean(CLI::App& app, Context& context);
+void register_sync(CLI::App& app, Context& context);
 
 }  // namespace mybackup::cli

@@ -11,6 +11,7 @@
 #include "mybackup/catalog.hpp"
 #include "mybackup/clock.hpp"
 #include "mybackup/error.hpp"
+#include "mybackup/fs.hpp"
 #include "mybackup/json.hpp"
 #include "mybackup/keys.hpp"
 #include "mybackup/lock.hpp"
@@ -159,6 +160,7 @@ void run(Context& context, const BackupFlags& flags) {
   options.compression_level = config.compression_enabled ? config.compression_level : 0;
   options.dry_run = flags.dry_run;
   options.cancel = &stop_requested();
+  options.config = std::string(as_text(read_file(context.home().config_path())));
   install_stop_handlers();
   std::mutex output;
   options.on_file = [&](FileAction action, EntryType type, const std::string& path, std::uint64_t, const std::string& note) {
@@ -218,8 +220,11 @@ void run(Context& context, const BackupFlags& flags) {
     }
     throw;
   }
-  if (config.retention_auto_clean && !flags.dry_run) {
-    auto_clean(context, config, catalog, *repository, flags.json);
+  if (!flags.dry_run) {
+    if (config.retention_auto_clean) {
+      auto_clean(context, config, catalog, *repository, flags.json);
+    }
+    update_secondary_after(context, config, catalog, *repository, flags.json);
   }
 }
 

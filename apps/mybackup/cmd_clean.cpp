@@ -92,11 +92,18 @@ void run(Context& context, const CleanFlags& flags) {
   Catalog catalog(context.home().catalog_path());
   std::unique_ptr<Repository> repository = open_destination(config.destination_primary, key, catalog, DestinationUse::read);
   if (!repository) {
-    say(context, "Nothing to clean: nothing is backed up on " + config.destination_primary + " yet");
+    if (flags.json) {
+      print_report(context, CleanReport{}, policy, flags.dry_run, true, config.destination_primary);
+    } else {
+      say(context, "Nothing to clean: nothing is backed up on " + config.destination_primary + " yet");
+    }
     return;
   }
   const CleanReport report = clean_repository(context, catalog, *repository, policy, flags.dry_run);
   print_report(context, report, policy, flags.dry_run, flags.json, repository->location());
+  if (!flags.dry_run) {
+    update_secondary_after(context, config, catalog, *repository, flags.json);
+  }
 }
 
 }  // namespace

@@ -1,24 +1,108 @@
-// `mybackup init`: create the home (config, key, catalog).
+// `mybackup init`: create the home (config, key, catalog), new or from an existing destination.
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+
 #include "cli.hpp"
+#include "mybackup/backend.hpp"
 #include "mybackup/clock.hpp"
+#include "mybackup/error.hpp"
+#include "mybackup/fs.hpp"
+#include "mybackup/replay.hpp"
+#include "mybackup/scanner.hpp"
 
 namespace mybackup::cli {
 
+namespace {
+
+struct InitFlags {
+  bool force = false;
+  std::string from;      // an existing destination to recover from
+  std::string key_file;  // its key (as `key export` wrote it)
+};
+
+void initialize_new(Context& context, const InitFlags& flags) {
+  const Home& home = context.home();
+  home.initialize(flags.force, format_utc(system_clock().now_ns()));
+  context.log().info("init: initialized {}{}", home.root(), flags.force ? " (--force)" : "");
+  say(context, "Initialized mybackup in " + home.root());
+  say(context, "  key: " + home.root() + "/key  (copy it somewhere safe: without it your backups cannot be read)");
+  say(context, "Next: mybackup add DIR, then mybackup config set destination DIR, then mybackup backup");
+}
+
+/// A fresh machine: the key from a file, the settings and the catalog from the destination.
+void initialize_from(Context& context, const InitFlags& flags) {
+  const auto started = std::chrono::steady_clock::now();
+  if (flags.key_file.empty()) {
+    throw Error(ErrorKind::usage, "init --from needs the repository's key: --key-file FILE (the file `mybackup key export` "
+                                  "wrote, or the old home's key file)");
+  }
+  const Home& home = context.home();
+  if (home.initialized() && !flags.force) {
+    throw Error(ErrorKind::exists, "mybackup is already initialized in " + home.root() +
+                                       ": nothing changed (use another --home, or --force to set the current state aside)");
+  }
+  const std::string destination = normalize_path(flags.from);
+  const MasterKey key = load_key_file(flags.key_file);
+  std::unique_ptr<Repository> repository;
+  try {
+    repository = Repository::open(make_local_backend(destination), key, CreateIfMissing::no);
+  } catch (const Error& error) {
+    if (error.kind() == ErrorKind::not_found) {
+      throw Error(ErrorKind::not_found, destination + " holds no mybackup repository: check the path (is the disk mounted?)");
+    }
+    throw;
+  }
+
+  // The settings the newest backup recorded, pointed at this destination.
+  const std::string recorded = newest_recorded_config(*repository);
+  Config config = recorded.empty() ? Config{} : parse_config(recorded, "the config recorded on " + destination);
+  config.destination_primary = destination;
+  config.key_file = "key";  // the key is written into the home, whatever the old machine used
+  if (config.created_at.empty()) {
+    config.created_at = format_utc(system_clock().now_ns());
+  }
+
+  std::size_t runs = 0;
+  home.initialize_with(key, config, flags.force, format_utc(system_clock().now_ns()), [&](const std::string& catalog_path) {
+    Catalog catalog(catalog_path);
+    catalog.set_repository_id(repository->info().id);
+    runs = replay_new_manifests(catalog, *repository);
+  });
+  const Catalog catalog(home.catalog_path());
+  const CatalogSummary summary = catalog.summary();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  context.log().info("init: recovered {} from {}: {} runs, {} files, {} versions in {:.2f}s", home.root(), destination, runs,
+                     summary.files, summary.versions, seconds);
+  say(context, "Recovered mybackup in " + home.root() + " from " + destination + " in " + format_duration(seconds));
+  say(context, "  " + counted(runs, "run") + ", " + counted(summary.files, "file") + ", " +
+                   counted(summary.versions, "version") + " in history (" + format_bytes(summary.stored_bytes) + " stored)");
+  say(context, "  sources: " + source_paths(config) + (recorded.empty() ? " (no settings were recorded: add sources again)" : ""));
+  say(context, "Next: mybackup restore --list, or mybackup backup to go on backing up");
+}
+
+}  // namespace
+
 void register_init(CLI::App& app, Context& context) {
   auto* command = app.add_subcommand("init", "Create the configuration, the encryption key and the catalog");
-  auto force = std::make_shared<bool>(false);
-  command->add_flag("--force", *force, "Start over in an existing home (the old key, config and catalog are kept as *.old-*)");
-  add_example(*command, "mybackup init            # creates ~/.mybackup/{config.yaml,key,backups.db}");
-  command->callback([&context, force] {
-    const Home& home = context.home();
-    home.initialize(*force, format_utc(system_clock().now_ns()));
-    context.log().info("init: initialized {}{}", home.root(), *force ? " (--force)" : "");
-    say(context, "Initialized mybackup in " + home.root());
-    say(context, "  key: " + home.root() + "/key  (copy it somewhere safe: without it your backups cannot be read)");
-    say(context, "Next: mybackup add DIR, then mybackup config set destination DIR, then mybackup backup");
+  auto flags = std::make_shared<InitFlags>();
+  command->add_flag("--force", flags->force, "Start over in an existing home (the old key, config and catalog are kept as *.old-*)");
+  command->add_option("--from", flags->from,
+                      "Recover from an existing destination: its settings and catalog are rebuilt from what it holds");
+  command->add_option("--key-file", flags->key_file, "With --from: the repository's key file (from `mybackup key export`)");
+  add_example(*command,
+              "mybackup init            # creates ~/.mybackup/{config.yaml,key,backups.db}\n"
+              "  mybackup init --from /mnt/backups --key-file /media/usb/mybackup-key   # a new computer");
+  command->callback([&context, flags] {
+    if (flags->from.empty()) {
+      if (!flags->key_file.empty()) {
+        throw Error(ErrorKind::usage, "--key-file goes with --from DESTINATION (recovering an existing repository)");
+      }
+      initialize_new(context, *flags);
+    } else {
+      initialize_from(context, *flags);
+    }
   });
 }
 

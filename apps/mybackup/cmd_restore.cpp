@@ -199,15 +199,8 @@ void run(Context& context, const RestoreFlags& flags) {
   const std::int64_t at_ns =
       flags.date.empty() ? std::numeric_limits<std::int64_t>::max() : parse_restore_date(flags.date);
   const RestorePlan plan = flags.file.empty() ? plan_directory(catalog, flags, at_ns) : plan_file(catalog, flags, at_ns);
-  if (config.destination_primary.empty()) {
-    throw Error(ErrorKind::usage, "destination missing: run `mybackup config set destination DIR`");
-  }
   const MasterKey key = load_key_file(context.home().key_path(config));
-  const std::unique_ptr<Repository> repository =
-      open_destination(config.destination_primary, key, catalog, DestinationUse::read);
-  if (!repository) {
-    throw Error(ErrorKind::not_found, "no repository at " + config.destination_primary + ": run `mybackup backup` first");
-  }
+  const std::unique_ptr<Repository> repository = open_for_reading(context, config, key, catalog);
 
   RestoreOptions options;
   options.existing = flags.overwrite ? ExistingFile::overwrite : ExistingFile::keep;
@@ -229,6 +222,7 @@ void run(Context& context, const RestoreFlags& flags) {
   };
   context.log().info("restore: start {} items into {}{}", plan.items.size(), plan.root, flags.dry_run ? " (dry run)" : "");
   const RestoreReport report = restore(catalog, *repository, plan, options);
+  report_fallback_reads(context, *repository);
   context.log().info("restore: {} files, {} directories, {} symlinks, {} identical, {} B, {} problems into {}", report.files,
                      report.directories, report.symlinks, report.identical, report.bytes, report.problems.size(), plan.root);
   if (flags.json) {

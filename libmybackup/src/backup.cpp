@@ -603,6 +603,7 @@ BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const Back
   }
   manifest.packs = std::move(packs);
   manifest.versions = std::move(versions);
+  manifest.config = options.config;
   if (target.lock != nullptr && target.lock->lost()) {
     throw Error(ErrorKind::locked, "the lock on " + target.repository->location() +
                                        " was taken over by another writer during this run (was the computer asleep?): "

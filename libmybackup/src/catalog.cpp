@@ -493,6 +493,17 @@ std::vector<PackUsage> Catalog::pack_usage(const std::vector<std::int64_t>& remo
   });
 }
 
+std::unordered_set<std::string> Catalog::pack_names() const {
+  return guarded(impl_->path, [&] {
+    std::unordered_set<std::string> names;
+    SQLite::Statement query(impl_->db, "SELECT name FROM packs");
+    while (query.executeStep()) {
+      names.insert(query.getColumn(0).getString());
+    }
+    return names;
+  });
+}
+
 std::vector<VersionRecord> Catalog::state_at(const std::string& root, std::int64_t at_ns) const {
   return guarded(impl_->path, [&] {
     // Version numbers grow with time, so the latest version as of at_ns is the highest number

@@ -183,9 +183,13 @@ Config load_config(const std::string& path) {
   if (!path_exists(path)) {
     throw Error(ErrorKind::not_found, path + " not found: run `mybackup init`");
   }
+  return parse_config(std::string(as_text(read_file(path))), path);
+}
+
+Config parse_config(const std::string& text, const std::string& path) {
   YAML::Node root;
   try {
-    root = YAML::LoadFile(path);
+    root = YAML::Load(text);
   } catch (const YAML::ParserException& error) {
     throw Error(ErrorKind::config, path + ":" + std::to_string(error.mark.line + 1) + ": " + error.msg +
                                         " (fix that line with a text editor)");

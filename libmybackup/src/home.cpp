@@ -44,20 +44,29 @@ void Home::require_initialized() const {
 }
 
 void Home::initialize(bool force, const std::string& now_text) const {
+  Config config;
+  config.created_at = now_text;
+  initialize_with(MasterKey::generate(), config, force, now_text, [](const std::string& catalog_path) {
+    Catalog catalog(catalog_path);
+  });
+}
+
+void Home::initialize_with(const MasterKey& key, const Config& config, bool force, const std::string& now_text,
+                           const std::function<void(const std::string& catalog_path)>& fill_catalog) const {
   if (initialized() && !force) {
     throw Error(ErrorKind::exists, "mybackup is already initialized in " + root_ +
                                        ": nothing changed (use `mybackup init --force` to start over; the old key is kept)");
   }
   make_directories(root_, 0700);
-  if (force) {
+  const std::vector<std::string> state = {"config.yaml", "key", "backups.db", "backups.db-wal", "backups.db-shm"};
+  if (force && initialized()) {
     std::string stamp = now_text;
     for (char& c : stamp) {
       if (c == ':' || c == ' ') {
         c = '-';
       }
     }
-    for (const std::string& name : {std::string("config.yaml"), std::string("key"), std::string("backups.db"),
-                                    std::string("backups.db-wal"), std::string("backups.db-shm")}) {
+    for (const std::string& name : state) {
       const std::string path = root_ + "/" + name;
       if (path_exists(path) && ::rename(path.c_str(), (path + ".old-" + stamp).c_str()) != 0) {
         throw_system_error(errno, "cannot set aside " + path);
@@ -65,11 +74,22 @@ void Home::initialize(bool force, const std::string& now_text) const {
     }
     sync_directory(root_);
   }
-  Config config;
-  config.created_at = now_text;
+  // Not initialized: what is there was left by an interrupted init. Its key may go only if it is
+  // this very key; its catalog is incomplete and goes.
+  const std::string key_file = key_path(config);
+  if (path_exists(key_file)) {
+    if (load_key_file(key_file).bytes != key.bytes) {
+      throw Error(ErrorKind::exists, key_file + " holds another key and there is no config.yaml beside it: "
+                                                "move that key somewhere safe, then run the command again");
+    }
+    remove_file(key_file);
+  }
+  for (const char* name : {"backups.db", "backups.db-wal", "backups.db-shm"}) {
+    remove_file(root_ + "/" + std::string(name));
+  }
   // The key first: a config without its key would be a home that cannot back up.
-  save_key_file(key_path(config), MasterKey::generate());
-  { Catalog catalog(catalog_path()); }
+  save_key_file(key_file, key);
+  fill_catalog(catalog_path());
   save_config(config_path(), config);
 }
 

@@ -78,6 +78,7 @@ Bytes encode_manifest(const Manifest& manifest) {
   for (const std::string& name : manifest.deleted_packs) {
     w.raw(from_hex(name));
   }
+  w.string(manifest.config);
   return out;
 }
 
@@ -154,6 +155,7 @@ Manifest decode_manifest(ByteView data) {
     for (std::string& name : manifest.deleted_packs) {
       name = to_hex(r.raw(32));
     }
+    manifest.config = r.string();
   }
   if (r.remaining() != 0) {
     r.fail();

@@ -11,6 +11,9 @@ std::size_t replay_new_manifests(Catalog& catalog, const Repository& repository)
     }
     const Manifest manifest = repository.read_manifest(key);
     RunStats stats;
+    if (manifest.kind == RunKind::clean) {
+      stats.files_deleted = manifest.removed.size();  // a clean run's count of removed versions
+    }
     for (const ManifestVersion& version : manifest.versions) {
       if (version.type == EntryType::deleted) {
         ++stats.files_deleted;
@@ -25,6 +28,17 @@ std::size_t replay_new_manifests(Catalog& catalog, const Repository& repository)
     ++replayed;
   }
   return replayed;
+}
+
+std::string newest_recorded_config(const Repository& repository) {
+  const std::vector<std::string> keys = repository.manifest_keys();
+  for (auto key = keys.rbegin(); key != keys.rend(); ++key) {
+    Manifest manifest = repository.read_manifest(*key);
+    if (!manifest.config.empty()) {
+      return std::move(manifest.config);
+    }
+  }
+  return "";
 }
 
 }  // namespace mybackup

@@ -182,7 +182,47 @@ void Repository::put_pack(const FinishedPack& pack) {
 
 ChunkId Repository::chunk_id(ByteView data) const { return HmacSha256::mac(keys_.id_key, data); }
 
+std::string Repository::marker_key() { return kMarkerKey; }
+
+void Repository::set_fallback(std::unique_ptr<Repository> fallback) {
+  if (fallback && fallback->info().id != info_.id) {
+    throw Error(ErrorKind::mismatch, "the secondary destination " + fallback->location() + " holds another repository (" +
+                                         fallback->info().id + ") than " + location() + " (" + info_.id + ")");
+  }
+  fallback_ = std::move(fallback);
+}
+
+std::vector<Repository::FallbackRead> Repository::fallback_reads() const {
+  const std::lock_guard<std::mutex> lock(fallback_mutex_);
+  std::vector<FallbackRead> reads;
+  for (const auto& [pack, reason] : fallback_reads_) {
+    reads.push_back({pack, reason});
+  }
+  return reads;
+}
+
 Bytes Repository::read_chunk(const std::string& pack_name, const PackEntry& where) const {
+  if (!fallback_) {
+    return read_chunk_here(pack_name, where);
+  }
+  try {
+    return read_chunk_here(pack_name, where);
+  } catch (const Error& error) {
+    if (error.kind() != ErrorKind::not_found && error.kind() != ErrorKind::corrupt && error.kind() != ErrorKind::crypto) {
+      throw;
+    }
+    try {
+      Bytes data = fallback_->read_chunk(pack_name, where);
+      const std::lock_guard<std::mutex> lock(fallback_mutex_);
+      fallback_reads_.emplace(pack_name, error.what());
+      return data;
+    } catch (const Error&) {
+      throw error;  // the primary's problem is the one to report
+    }
+  }
+}
+
+Bytes Repository::read_chunk_here(const std::string& pack_name, const PackEntry& where) const {
   const Bytes blob = backend_->get_range(pack_key(pack_name), where.offset, where.length);
   std::uint8_t flags = 0;
   Bytes payload = open_blob(keys_.enc_key, where.id, blob, flags);

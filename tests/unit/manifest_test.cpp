@@ -90,6 +90,7 @@ Manifest sample_manifest() {
   manifest.versions = {file, empty_file, directory, link, deleted};
   manifest.removed = {{"/home/ana/Documents/old.txt", 1}, {"/home/ana/Documents/old.txt", 300}, {"/é", 7}};
   manifest.deleted_packs = {to_hex(digest_of("old pack")), to_hex(digest_of("rewritten pack"))};
+  manifest.config = "# mybackup configuration\nsources:\n  - path: '/home/ana/Documents'\n";
   return manifest;
 }
 
@@ -139,6 +140,7 @@ void expect_same_manifest(const Manifest& actual, const Manifest& expected) {
     EXPECT_EQ(actual.removed[r].number, expected.removed[r].number);
   }
   EXPECT_EQ(actual.deleted_packs, expected.deleted_packs);
+  EXPECT_EQ(actual.config, expected.config);
 }
 
 TEST(Manifest, encode_then_decode_round_trip) {
@@ -219,12 +221,13 @@ TEST(Manifest, version_1_manifests_without_clean_sections_are_still_read) {
   Manifest manifest = sample_manifest();
   manifest.removed.clear();
   manifest.deleted_packs.clear();
+  manifest.config.clear();
   Bytes encoded = encode_manifest(manifest);
   ASSERT_EQ(encoded[4], 2);
-  // Version 1 is version 2 without the two trailing counts (both zero here).
+  // Version 1 is version 2 without the three trailing sections (two zero counts, an empty string).
   encoded[4] = 1;
   ASSERT_EQ(encoded.back(), 0);
-  encoded.resize(encoded.size() - 2);
+  encoded.resize(encoded.size() - 3);
   expect_same_manifest(decode_manifest(encoded), manifest);
 }
 
@@ -257,8 +260,8 @@ TEST(Manifest, unknown_run_kind_or_entry_type_is_corrupt) {
   manifest.versions = {version};
   Bytes one = encode_manifest(manifest);
   // The type byte follows the path string: ... count=1, len=2, '/', 'x', type.
-  // Then the two empty clean sections (removed, deleted_packs): two zero counts.
-  const std::size_t type_at = one.size() - 8;
+  // Then the three empty version 2 sections (removed, deleted_packs, config): three zero bytes.
+  const std::size_t type_at = one.size() - 9;
   ASSERT_EQ(one[type_at], static_cast<std::uint8_t>(EntryType::directory));
   for (const std::uint8_t bad : {std::uint8_t{0}, std::uint8_t{5}, std::uint8_t{0xff}}) {
     one[type_at] = bad;

@@ -52,6 +52,9 @@ struct BackupOptions {
   /// Error(interrupted) without writing a manifest or touching the catalog. Once the manifest
   /// is being written the run completes (that step is short).
   const std::atomic<bool>* cancel = nullptr;
+  /// The text of config.yaml, recorded in the run's manifest so that a new machine can get the
+  /// settings back from the destination (`init --from`). Optional.
+  std::string config;
 };
 
 struct BackupReport {

@@ -159,6 +159,9 @@ class Catalog {
   /// the versions whose row ids are in `removing` are gone (empty: as things are now).
   std::vector<PackUsage> pack_usage(const std::vector<std::int64_t>& removing) const;
 
+  /// Names of every pack the catalog indexes.
+  std::unordered_set<std::string> pack_names() const;
+
   /// The state at time `at_ns`: for `root` and every path below it, its latest version from a run
   /// finished at or before `at_ns`, deletion markers included (callers skip them). Sorted by path.
   std::vector<VersionRecord> state_at(const std::string& root, std::int64_t at_ns) const;

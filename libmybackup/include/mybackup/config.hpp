@@ -55,6 +55,9 @@ struct Config {
 /// unknown key or an invalid value; Error(not_found) if it is missing.
 Config load_config(const std::string& path);
 
+/// Parses the text of a config.yaml; `name` stands for the file in error messages.
+Config parse_config(const std::string& text, const std::string& name);
+
 /// Writes config.yaml atomically (temporary file, fsync, rename).
 void save_config(const std::string& path, const Config& config);
 

@@ -28,6 +28,9 @@ void sync_directory(const std::string& path);
 /// True if `path` exists (lstat succeeds).
 bool path_exists(const std::string& path);
 
+/// Deletes a file; a missing file is not an error. Error(io) otherwise.
+void remove_file(const std::string& path);
+
 /// The directory part of a path ("/a/b" -> "/a", "b" -> ".").
 std::string parent_directory(const std::string& path);
 

@@ -5,9 +5,11 @@
 //   backups.db    the catalog (catalog.hpp)
 //   logs/         mybackup.log (rotating)
 
+#include <functional>
 #include <string>
 
 #include "mybackup/config.hpp"
+#include "mybackup/keys.hpp"
 
 namespace mybackup {
 
@@ -33,6 +35,14 @@ class Home {
   /// On an initialized home: Error(exists) unless `force`; with `force`, the old config, key and
   /// catalog are kept beside the new ones as *.old-<time> (a key is never destroyed).
   void initialize(bool force, const std::string& now_text) const;
+
+  /// Like initialize(), for an existing repository (`init --from`): the home gets `key` and
+  /// `config` instead of new ones. `fill_catalog` receives the new catalog's path and fills it;
+  /// config.yaml is written last, so the home counts as initialized only once the catalog is
+  /// complete. A key file or catalog left by an interrupted earlier attempt (no config.yaml yet)
+  /// is replaced if the key is the same; a different key file is never overwritten (Error(exists)).
+  void initialize_with(const MasterKey& key, const Config& config, bool force, const std::string& now_text,
+                       const std::function<void(const std::string& catalog_path)>& fill_catalog) const;
 
  private:
   std::string root_;

@@ -13,6 +13,7 @@
 //               versions:count version*
 //               removed:count (path:string number:varint)*      (format version 2)
 //               deleted_packs:count name:32*                     (format version 2)
+//               config:string                                    (format version 2)
 //   pack     := name:32 (raw SHA-256) size:varint blobs:count (id:32 offset:varint length:varint
 //               raw_length:varint flags:u8)*
 //   version  := path:string type:u8 number:varint mode:varint mtime_ns:svarint size:varint
@@ -72,6 +73,9 @@ struct Manifest {
   std::vector<ManifestVersion> versions;
   std::vector<ManifestRemoval> removed;    // clean runs only
   std::vector<std::string> deleted_packs;  // clean runs only: hex names
+  /// The text of config.yaml when the run was made (empty if not recorded): what `init --from`
+  /// restores on a new machine. It holds settings only, never key material.
+  std::string config;
 };
 
 Bytes encode_manifest(const Manifest& manifest);

@@ -6,6 +6,7 @@
 // state and reuse version numbers.
 
 #include <cstddef>
+#include <string>
 
 #include "mybackup/catalog.hpp"
 #include "mybackup/repository.hpp"
@@ -16,5 +17,9 @@ namespace mybackup {
 /// in its own transaction. Returns how many were replayed. Errors from reading a manifest
 /// (corrupt, crypto) propagate; what was replayed before stays recorded (and is correct).
 std::size_t replay_new_manifests(Catalog& catalog, const Repository& repository);
+
+/// The config.yaml text recorded by the newest manifest that has one ("" if none does), for
+/// `init --from`. Reads manifests newest first and stops at the first with a config.
+std::string newest_recorded_config(const Repository& repository);
 
 }  // namespace mybackup

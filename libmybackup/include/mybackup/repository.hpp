@@ -8,7 +8,9 @@
 // All object names are made in this module and nowhere else.
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -48,6 +50,8 @@ class Repository {
   std::string location() const { return backend_->location(); }
 
   // ---- names
+  /// The plaintext marker ("mybackup-repo.json"): written once, when the repository is created.
+  static std::string marker_key();
   static std::string pack_key(const std::string& pack_name);
   static std::string manifest_key(std::uint64_t seq, const std::string& run_id);
   /// The pack name in a pack key ("data/ab/ab12….enc" → "ab12…"), or "" if the key is not one.
@@ -60,8 +64,19 @@ class Repository {
   void put_pack(const FinishedPack& pack);
   /// Reads one blob from a pack, authenticates it, decompresses it and checks that its
   /// content hashes to its id. Error(not_found) if the pack is missing, Error(crypto) or
-  /// Error(corrupt) if the blob is damaged.
+  /// Error(corrupt) if the blob is damaged. With a fallback (below), a chunk missing or damaged
+  /// here is read from the fallback instead; the original error is thrown if that fails too.
   Bytes read_chunk(const std::string& pack_name, const PackEntry& where) const;
+
+  /// Another copy of this repository (the secondary destination) that read_chunk falls back to.
+  /// REQUIRES: the same repository id.
+  void set_fallback(std::unique_ptr<Repository> fallback);
+  /// Packs whose chunks had to be read from the fallback so far (each once, sorted), with why.
+  struct FallbackRead {
+    std::string pack;
+    std::string reason;  // the primary's error
+  };
+  std::vector<FallbackRead> fallback_reads() const;
   /// The chunk id of `data` (HMAC-SHA256 with id_key).
   ChunkId chunk_id(ByteView data) const;
 
@@ -80,10 +95,14 @@ class Repository {
 
  private:
   Repository(std::unique_ptr<Backend> backend, KeySet keys, RepositoryInfo info);
+  Bytes read_chunk_here(const std::string& pack_name, const PackEntry& where) const;
 
   std::unique_ptr<Backend> backend_;
   KeySet keys_;
   RepositoryInfo info_;
+  std::unique_ptr<Repository> fallback_;
+  mutable std::mutex fallback_mutex_;
+  mutable std::map<std::string, std::string> fallback_reads_;  // pack → the primary's error
 };
 
 }  // namespace mybackup
