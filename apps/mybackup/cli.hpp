@@ -81,5 +81,6 @@ void register_backup(CLI::App& app, Context& context);
 void register_status(CLI::App& app, Context& context);
 void register_history(CLI::App& app, Context& context);
 void register_restore(CLI::App& app, Context& context);
+void register_schedule(CLI::App& app, Context& context);
 
 }  // namespace mybackup::cli
