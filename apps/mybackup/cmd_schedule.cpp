@@ -372,7 +372,13 @@ void start(Context& context) {
 void status(Context& context) {
   const SchedulePaths paths = paths_of(context);
   const PidFileState state = inspect_pid_file(paths.pid_file);
-  const ScheduleBook book = load_schedule_book(paths.file);
+  ScheduleBook book;
+  std::optional<Error> unreadable;
+  try {
+    book = load_schedule_book(paths.file);
+  } catch (const Error& error) {
+    unreadable = error;  // the service's state is still worth showing
+  }
   manager_log(paths)->info("status: {}", state.running ? "running (pid " + std::to_string(state.pid) + ")" : "not running");
   if (state.running) {
     std::cout << "Backup service: running (pid " << state.pid << ")\n";
@@ -382,7 +388,11 @@ void status(Context& context) {
   } else {
     std::cout << "Backup service: not running (start it with `mybackup schedule start`)\n";
   }
-  std::cout << "Schedules: " << book.size() << " in " << paths.file << '\n';
+  if (unreadable) {
+    std::cout << "Schedules: cannot be read (" << paths.file << ")\n";
+  } else {
+    std::cout << "Schedules: " << book.size() << " in " << paths.file << '\n';
+  }
   const std::int64_t now = system_clock().now_ns();
   const Schedule* next = nullptr;
   std::int64_t next_ns = 0;
@@ -401,6 +411,11 @@ void status(Context& context) {
   std::cout << "Archives: " << list_archives(paths.archive_dir).size() << " in " << paths.archive_dir << '\n';
   std::cout << "Logs: " << join_path(paths.log_dir, "backup_service.log") << ", "
             << join_path(paths.log_dir, "backup_manager.log") << '\n';
+  if (unreadable) {
+    std::cout.flush();
+    std::cerr << "mybackup: error: " << unreadable->what() << '\n';
+    context.exit_code = kError;
+  }
 }
 
 void stop(Context& context) {
