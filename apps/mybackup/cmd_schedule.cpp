@@ -59,8 +59,13 @@ SchedulePaths paths_of(Context& context) {
 std::shared_ptr<spdlog::logger> open_log(const std::string& directory, const std::string& name, bool to_stdout) {
   make_directories(directory, 0700);
   std::vector<spdlog::sink_ptr> sinks;
-  // Appends (O_APPEND): the manager, the service and `schedule run` may write at the same time.
-  sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(join_path(directory, name + ".log")));
+  const std::string path = join_path(directory, name + ".log");
+  try {
+    // Appends (O_APPEND): the manager, the service and `schedule run` may write at the same time.
+    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(path));
+  } catch (const spdlog::spdlog_ex& error) {
+    throw Error(ErrorKind::io, "cannot open the log " + path + ": " + error.what() + " (check schedule.log_dir)");
+  }
   if (to_stdout) {
     sinks.push_back(std::make_shared<spdlog::sinks::stdout_sink_mt>());
   }
@@ -340,6 +345,11 @@ void start(Context& context) {
     } catch (const Error& error) {
       if (write_end >= 0) {
         write_to(write_end, std::string(error.kind() == ErrorKind::usage ? "2" : "1") + error.what());
+      }
+      context.exit_code = kError;
+    } catch (const std::exception& error) {
+      if (write_end >= 0) {
+        write_to(write_end, std::string("1") + error.what());
       }
       context.exit_code = kError;
     }
