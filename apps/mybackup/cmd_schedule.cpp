@@ -98,7 +98,8 @@ std::string time_until(std::int64_t ns) {
 
 std::string archive_summary(const ArchiveResult& result) {
   return format_bytes(result.bytes) + ", " + counted(result.files, "file") + ", " +
-         counted(result.directories, "directory", "directories") + ", " + counted(result.symlinks, "symlink");
+         counted(result.directories, "directory", "directories") +
+         (result.symlinks > 0 ? ", " + counted(result.symlinks, "symlink") : "");
 }
 
 /// Logs every event of the service to backup_service.log.
