@@ -153,6 +153,7 @@ void serve(const SchedulePaths& paths, bool to_stdout, const std::function<void(
   PidFile pid_file(paths.pid_file);
   const ScheduleBook book = load_schedule_book(paths.file);  // an invalid file fails the start, visibly
   make_directories(paths.archive_dir, 0700);
+  make_directories(parent_directory(paths.file), 0700);  // so that its changes can be watched
   const auto log = open_log(paths.log_dir, "backup_service", to_stdout);
   SystemWaiter waiter(paths.file, system_clock());
   log->info("service started (pid {}): {} schedule(s) in {}, archives in {}, catch-up {}", ::getpid(), book.size(),

@@ -86,7 +86,8 @@ class TarWriter {
     archive_entry_copy_pathname(entry.get(), name.c_str());
     archive_entry_copy_stat(entry.get(), &info);
     if (S_ISLNK(info.st_mode)) {
-      std::string target(static_cast<std::size_t>(info.st_size) + 1, '\0');
+      // st_size is the target's length, except on some filesystems that report 0.
+      std::string target(static_cast<std::size_t>(info.st_size > 0 ? info.st_size : 4095) + 1, '\0');
       const ssize_t length = ::readlink(path.c_str(), target.data(), target.size());
       if (length < 0 || static_cast<std::size_t>(length) >= target.size()) {
         result_.problems.push_back(path + ": cannot read the link" + (length < 0 ? std::string(": ") + std::strerror(errno) : ""));
@@ -100,7 +101,9 @@ class TarWriter {
     } else {
       ++result_.others;
     }
-    write_header(entry.get());
+    if (!name.empty()) {  // the source "/" has no entry of its own, only its children
+      write_header(entry.get());
+    }
     if (S_ISDIR(info.st_mode)) {
       add_children(path, name);
     }
@@ -256,12 +259,7 @@ ArchiveResult TarArchiver::write(const std::string& source, const std::string& n
     ArchiveResult result;
     {
       TarWriter writer(fd.get(), final_path, should_stop, directory_info);
-      const std::string top = source == "/" ? "" : base_name(source);
-      if (top.empty()) {
-        writer.add(source, "", true);
-      } else {
-        writer.add(source, top, true);
-      }
+      writer.add(source, source == "/" ? "" : base_name(source), true);
       result = writer.finish();
     }
     if (::fsync(fd.get()) != 0) {

@@ -6,7 +6,11 @@
 
 #include <cstdlib>
 #include <ctime>
+#include <pthread.h>
+
 #include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <functional>
 #include <optional>
 #include <string>
@@ -14,6 +18,7 @@
 
 #include "mybackup/clock.hpp"
 #include "mybackup/error.hpp"
+#include "mybackup/fs.hpp"
 #include "test_util.hpp"
 
 namespace mybackup {
@@ -396,6 +401,51 @@ TEST_F(Service, AnInvalidFileAtStartIsAConfigError) {
   EXPECT_NE(std::string(error.what()).find(settings_.schedule_file + ":2: the time '9:00'"), std::string::npos)
       << error.what();
   EXPECT_EQ(waiter_.waits, 0);
+}
+
+// ---------------------------------------------------------------- the real waiter
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+TEST(SystemWaiter, WakesOnAChangeOfTheFileAndStopsOnSigterm) {
+  TempDir dir("system_waiter_test_");
+  const std::string file = dir / "backup_schedules.txt";
+  write_text_file(file, "");
+  {
+    SystemWaiter waiter(file, system_clock());
+    EXPECT_FALSE(waiter.stop_requested());
+
+    // Another file of the directory does not end the wait early.
+    write_file_atomic(dir / "other.txt", as_bytes("x"));
+    auto start = std::chrono::steady_clock::now();
+    waiter.wait_until(system_clock().now_ns() + 300 * 1'000'000);
+    EXPECT_GE(seconds_since(start), 0.25);
+
+    // A replacement of the schedule file (rename over it, as every edit does) ends it at once.
+    write_file_atomic(file, as_bytes("documents;09:00;docs\n"));
+    start = std::chrono::steady_clock::now();
+    waiter.wait_until(system_clock().now_ns() + 20 * kSecond);
+    EXPECT_LT(seconds_since(start), 5.0);
+
+    // A deadline in the past returns at once.
+    start = std::chrono::steady_clock::now();
+    waiter.wait_until(system_clock().now_ns() - kSecond);
+    EXPECT_LT(seconds_since(start), 1.0);
+
+    // SIGTERM is blocked and read from the signalfd: a stop request, not the end of the process.
+    ASSERT_EQ(::raise(SIGTERM), 0);
+    EXPECT_TRUE(waiter.stop_requested());
+    start = std::chrono::steady_clock::now();
+    waiter.wait_until(system_clock().now_ns() + 20 * kSecond);
+    EXPECT_LT(seconds_since(start), 1.0);
+    EXPECT_TRUE(waiter.stop_requested());  // it stays requested
+  }
+  sigset_t mask;
+  ASSERT_EQ(pthread_sigmask(SIG_SETMASK, nullptr, &mask), 0);
+  EXPECT_EQ(sigismember(&mask, SIGTERM), 0);  // the mask is restored
+  EXPECT_EQ(sigismember(&mask, SIGINT), 0);
 }
 
 }  // namespace
