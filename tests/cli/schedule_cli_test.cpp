@@ -224,6 +224,7 @@ TEST_F(ScheduleCliTest, RunFailuresAreNamed) {
 struct SoonZone {
   std::string tz;
   std::string hhmm;
+  std::time_t due = 0;  // Unix time at which the schedule falls due
 };
 
 SoonZone zone_due_in(int lead) {
@@ -236,17 +237,18 @@ SoonZone zone_due_in(int lead) {
   gmtime_r(&due, &parts);
   char hhmm[8];
   std::snprintf(hhmm, sizeof hhmm, "%02d:%02d", parts.tm_hour, parts.tm_min);
-  return {tz, hhmm};
+  return {tz, hhmm, due - shift};
 }
 
 TEST_F(ScheduleCliTest, TheServiceArchivesWhenDueAndStartStatusStopReport) {
   make_source();
-  const SoonZone zone = zone_due_in(3);
+  const SoonZone zone = zone_due_in(4);
   const RunOptions in_zone{{{"TZ", zone.tz}}, ""};
   ASSERT_TRUE(succeeded(run({"schedule", "create", src_ + ";" + zone.hhmm + ";soon"}, in_zone)));
 
   const Result started = run({"schedule", "start"}, in_zone);
   ASSERT_TRUE(succeeded(started));
+  const bool started_before_due = std::time(nullptr) < zone.due;  // false only on a very slow machine
   EXPECT_TRUE(contains(started.out, "Backup service started (pid ")) << started;
   const std::string pid = lines_of(read_text(pid_path())).at(0);
   EXPECT_TRUE(contains(started.out, "(pid " + pid + ")")) << started;
@@ -262,7 +264,9 @@ TEST_F(ScheduleCliTest, TheServiceArchivesWhenDueAndStartStatusStopReport) {
 
   ASSERT_TRUE(eventually([&] { return exists(archive("soon")); })) << service_log();
   EXPECT_TRUE(contains(service_log(), "next archive: soon at ")) << service_log();
-  EXPECT_FALSE(contains(service_log(), "catch-up:")) << service_log();  // it waited for the due time
+  if (started_before_due) {
+    EXPECT_FALSE(contains(service_log(), "catch-up:")) << service_log();  // it waited for the due time
+  }
   expect_same_as_source(extract(archive("soon"), "soon"));
   ASSERT_TRUE(eventually([&] { return contains(service_log(), "archive soon finished"); }));
 
