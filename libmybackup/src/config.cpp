@@ -83,6 +83,14 @@ const std::vector<KeyRule>& rules() {
        }},
       {"retention.auto_clean", [](const Config& c) { return bool_text(c.retention_auto_clean); },
        [](Config& c, const std::string& v) { c.retention_auto_clean = parse_bool("retention.auto_clean", v); }},
+      {"schedule.file", [](const Config& c) { return c.schedule_file; },
+       [](Config& c, const std::string& v) { c.schedule_file = path_value(v); }},
+      {"schedule.archive_dir", [](const Config& c) { return c.schedule_archive_dir; },
+       [](Config& c, const std::string& v) { c.schedule_archive_dir = path_value(v); }},
+      {"schedule.log_dir", [](const Config& c) { return c.schedule_log_dir; },
+       [](Config& c, const std::string& v) { c.schedule_log_dir = path_value(v); }},
+      {"schedule.catch_up", [](const Config& c) { return bool_text(c.schedule_catch_up); },
+       [](Config& c, const std::string& v) { c.schedule_catch_up = parse_bool("schedule.catch_up", v); }},
   };
   return table;
 }
@@ -256,7 +264,8 @@ Config parse_config(const std::string& text, const std::string& path) {
         }
       }
     } else if (!value.IsNull() ||
-               (name != "compression" && name != "destinations" && name != "watch" && name != "retention")) {
+               (name != "compression" && name != "destinations" && name != "watch" && name != "retention" &&
+                name != "schedule")) {
       // An empty known section means its defaults; any other key is unknown, empty or not.
       throw at_line(path, section.first, "unknown key '" + name + "'");
     }
@@ -313,6 +322,15 @@ void save_config(const std::string& path, const Config& config) {
   out << YAML::Key << "keep_days" << YAML::Value << config.retention_keep_days;
   out << YAML::Key << "keep_versions" << YAML::Value << config.retention_keep_versions;
   out << YAML::Key << "auto_clean" << YAML::Value << config.retention_auto_clean;
+  out << YAML::EndMap;
+  out << YAML::Key << "schedule" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "file" << YAML::Value;
+  text_or_null(config.schedule_file);
+  out << YAML::Key << "archive_dir" << YAML::Value;
+  text_or_null(config.schedule_archive_dir);
+  out << YAML::Key << "log_dir" << YAML::Value;
+  text_or_null(config.schedule_log_dir);
+  out << YAML::Key << "catch_up" << YAML::Value << config.schedule_catch_up;
   out << YAML::EndMap;
   out << YAML::EndMap;
   const std::string text = std::string("# mybackup configuration. Edit by hand or with `mybackup config set KEY VALUE`.\n") +

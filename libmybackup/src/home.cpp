@@ -35,6 +35,18 @@ std::string Home::key_path(const Config& config) const {
   return root_ + "/" + (config.key_file.empty() ? "key" : config.key_file);
 }
 
+std::string Home::schedule_file(const Config& config) const {
+  return config.schedule_file.empty() ? root_ + "/backup_schedules.txt" : config.schedule_file;
+}
+
+std::string Home::schedule_archive_directory(const Config& config) const {
+  return config.schedule_archive_dir.empty() ? root_ + "/backups" : config.schedule_archive_dir;
+}
+
+std::string Home::schedule_log_directory(const Config& config) const {
+  return config.schedule_log_dir.empty() ? log_directory() : config.schedule_log_dir;
+}
+
 bool Home::initialized() const { return path_exists(config_path()); }
 
 void Home::require_initialized() const {

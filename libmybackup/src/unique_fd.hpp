@@ -34,6 +34,12 @@ class UniqueFd {
     }
     fd_ = -1;
   }
+  /// Gives up ownership: returns the descriptor, which the caller must close.
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
   /// Closes now and returns what close(2) returned (it can report a deferred write error).
   int close_checked() {
     const int rc = ::close(fd_);

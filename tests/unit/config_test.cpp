@@ -1,6 +1,7 @@
 #include "mybackup/config.hpp"
 
 #include "mybackup/error.hpp"
+#include "mybackup/home.hpp"
 
 #include <gtest/gtest.h>
 
@@ -71,6 +72,10 @@ Config every_field_set() {
   config.retention_keep_days = 0;
   config.retention_keep_versions = 1;
   config.retention_auto_clean = true;
+  config.schedule_file = "/srv/sched/backup_schedules.txt";
+  config.schedule_archive_dir = "/srv/tar backups";
+  config.schedule_log_dir = "/var/log/mybackup";
+  config.schedule_catch_up = false;
   return config;
 }
 
@@ -95,6 +100,10 @@ void expect_same_config(const Config& a, const Config& b) {
   EXPECT_EQ(a.retention_keep_days, b.retention_keep_days);
   EXPECT_EQ(a.retention_keep_versions, b.retention_keep_versions);
   EXPECT_EQ(a.retention_auto_clean, b.retention_auto_clean);
+  EXPECT_EQ(a.schedule_file, b.schedule_file);
+  EXPECT_EQ(a.schedule_archive_dir, b.schedule_archive_dir);
+  EXPECT_EQ(a.schedule_log_dir, b.schedule_log_dir);
+  EXPECT_EQ(a.schedule_catch_up, b.schedule_catch_up);
 }
 
 // ---- save and load
@@ -127,7 +136,8 @@ TEST(Config, SavedFileHasTheDocumentedStructure) {
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   for (const char* part : {"version:", "created_at:", "encryption:", "key_file:", "compression:", "level: 19",
                            "sources:", "exclude:", "added_at:", "destinations:", "primary:", "secondary:", "watch:",
-                           "interval: 7200", "retention:", "keep_versions: 1", "auto_clean: true"}) {
+                           "interval: 7200", "retention:", "keep_versions: 1", "auto_clean: true", "schedule:",
+                           "archive_dir: '/srv/tar backups'", "log_dir: '/var/log/mybackup'", "catch_up: false"}) {
     EXPECT_TRUE(contains(text, part)) << part << " missing from:\n" << text;
   }
 }
@@ -160,6 +170,10 @@ TEST(Config, SetConfigValueAcceptsEveryKey) {
       {"retention.keep_days", "0", "0"},
       {"retention.keep_versions", "1", "1"},
       {"retention.auto_clean", "Yes", "true"},
+      {"schedule.file", "/srv//sched/backup_schedules.txt", "/srv/sched/backup_schedules.txt"},
+      {"schedule.archive_dir", "/srv/tar/", "/srv/tar"},
+      {"schedule.log_dir", "/var/log/./mybackup", "/var/log/mybackup"},
+      {"schedule.catch_up", "off", "false"},
   };
   std::vector<std::string> covered;
   Config config;
@@ -180,6 +194,49 @@ TEST(Config, SetConfigValueAcceptsEveryKey) {
   EXPECT_EQ(config.retention_keep_days, 0);
   EXPECT_EQ(config.retention_keep_versions, 1);
   EXPECT_TRUE(config.retention_auto_clean);
+  EXPECT_EQ(config.schedule_file, "/srv/sched/backup_schedules.txt");
+  EXPECT_EQ(config.schedule_archive_dir, "/srv/tar");
+  EXPECT_EQ(config.schedule_log_dir, "/var/log/mybackup");
+  EXPECT_FALSE(config.schedule_catch_up);
+}
+
+TEST(Config, ScheduleDefaultsAreUnderTheHome) {
+  const Config config;
+  EXPECT_TRUE(config.schedule_catch_up);
+  EXPECT_EQ(values_of(config)["schedule.file"], "");
+  EXPECT_EQ(values_of(config)["schedule.catch_up"], "true");
+  const Home home("/h/.mybackup");
+  EXPECT_EQ(home.schedule_file(config), "/h/.mybackup/backup_schedules.txt");
+  EXPECT_EQ(home.schedule_archive_directory(config), "/h/.mybackup/backups");
+  EXPECT_EQ(home.schedule_log_directory(config), "/h/.mybackup/logs");
+  EXPECT_EQ(home.schedule_pid_path(), "/h/.mybackup/backup_service.pid");
+  const Config moved = every_field_set();
+  EXPECT_EQ(home.schedule_file(moved), "/srv/sched/backup_schedules.txt");
+  EXPECT_EQ(home.schedule_archive_directory(moved), "/srv/tar backups");
+  EXPECT_EQ(home.schedule_log_directory(moved), "/var/log/mybackup");
+}
+
+TEST(Config, ScheduleSectionIsReadFromAHandWrittenFile) {
+  TempDir dir("config_test_");
+  write_text(dir / "config.yaml",
+             "schedule:\n  file: /srv/s.txt\n  archive_dir: /srv/tars\n  catch_up: no\n");
+  const Config loaded = load_config(dir / "config.yaml");
+  EXPECT_EQ(loaded.schedule_file, "/srv/s.txt");
+  EXPECT_EQ(loaded.schedule_archive_dir, "/srv/tars");
+  EXPECT_EQ(loaded.schedule_log_dir, "");
+  EXPECT_FALSE(loaded.schedule_catch_up);
+
+  write_text(dir / "empty.yaml", "schedule:\n");  // an empty section means the defaults
+  EXPECT_TRUE(load_config(dir / "empty.yaml").schedule_catch_up);
+
+  write_text(dir / "bad.yaml", "version: '1.0.0'\nschedule:\n  catch_up: sometimes\n");
+  const Error bad = catch_error([&] { load_config(dir / "bad.yaml"); });
+  EXPECT_EQ(bad.kind(), ErrorKind::config);
+  EXPECT_TRUE(contains(bad.what(), "bad.yaml:3: schedule.catch_up must be true or false, got 'sometimes'")) << bad.what();
+
+  write_text(dir / "unknown.yaml", "schedule:\n  interval: 5\n");
+  const Error unknown = catch_error([&] { load_config(dir / "unknown.yaml"); });
+  EXPECT_TRUE(contains(unknown.what(), "unknown.yaml:2: unknown key 'schedule.interval'")) << unknown.what();
 }
 
 TEST(Config, SetConfigValueAcceptsBoundsAndBoolSpellings) {
@@ -253,7 +310,8 @@ TEST(Config, InvalidRetentionValuesAreUsageErrors) {
 }
 
 TEST(Config, InvalidBoolsAreUsageErrors) {
-  for (const char* key : {"compression.enabled", "watch.enabled", "watch.realtime", "retention.auto_clean"}) {
+  for (const char* key : {"compression.enabled", "watch.enabled", "watch.realtime", "retention.auto_clean",
+                          "schedule.catch_up"}) {
     expect_usage_error(key, "maybe");
     expect_usage_error(key, "");
   }

@@ -9,6 +9,7 @@
 //   destinations: {primary: /mnt/backups, secondary: null}
 //   watch: {enabled: true, interval: 300, realtime: true}
 //   retention: {keep_days: 30, keep_versions: 10, auto_clean: false}
+//   schedule: {file: null, archive_dir: null, log_dir: null, catch_up: true}  # `mybackup schedule`
 //
 // Errors name the file and line: "/home/me/.mybackup/config.yaml:12: compression.level must be …".
 
@@ -46,6 +47,13 @@ struct Config {
   int retention_keep_days = 30;     // >= 0
   int retention_keep_versions = 10;  // >= 1
   bool retention_auto_clean = false;
+
+  // The legacy scheduler (`mybackup schedule …`). Empty paths mean the defaults under the home:
+  // backup_schedules.txt, backups/ and logs/ (see Home::schedule_file() and its siblings).
+  std::string schedule_file;
+  std::string schedule_archive_dir;
+  std::string schedule_log_dir;
+  bool schedule_catch_up = true;  // on start-up, make once an archive missed earlier today
 
   /// The source whose path equals `path`, or nullptr.
   const SourceConfig* find_source(const std::string& path) const;

@@ -3,7 +3,9 @@
 //   config.yaml   settings (config.hpp)
 //   key           the master key, mode 0600 (keys.hpp)
 //   backups.db    the catalog (catalog.hpp)
-//   logs/         mybackup.log (rotating)
+//   logs/         mybackup.log (rotating); backup_manager.log, backup_service.log (`schedule`)
+//   backup_schedules.txt, backups/, backup_service.pid   the legacy scheduler (`mybackup schedule`),
+//                 unless config.yaml puts them elsewhere (schedule.file, .archive_dir, .log_dir)
 
 #include <functional>
 #include <string>
@@ -26,6 +28,14 @@ class Home {
   std::string log_directory() const { return root_ + "/logs"; }
   /// The key file named by the config (relative names are inside the home).
   std::string key_path(const Config& config) const;
+
+  /// The legacy scheduler's files: schedule.file, schedule.archive_dir and schedule.log_dir of the
+  /// config, or their defaults in the home (backup_schedules.txt, backups/, logs/).
+  std::string schedule_file(const Config& config) const;
+  std::string schedule_archive_directory(const Config& config) const;
+  std::string schedule_log_directory(const Config& config) const;
+  /// The pid file of the running scheduler service (always in the home).
+  std::string schedule_pid_path() const { return root_ + "/backup_service.pid"; }
 
   bool initialized() const;
   /// Error(not_found) "mybackup is not initialized in DIR: run `mybackup init`" unless initialized().
