@@ -513,6 +513,12 @@ BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const Back
   if (target.keys == nullptr || (!options.dry_run && target.repository == nullptr)) {
     throw Error(ErrorKind::usage, "run_backup needs keys and, unless dry_run, a repository");
   }
+  if (catalog.encryptions() >= kEncryptionLimit) {
+    throw Error(ErrorKind::usage, "this repository's key has made " + std::to_string(catalog.encryptions()) +
+                                      " encryptions, the safe limit for AES-GCM with random nonces: start a new "
+                                      "repository with a key of its own (`mybackup --home NEW_HOME init`, then a new "
+                                      "destination); this one stays restorable");
+  }
   const Clock& clock = options.clock != nullptr ? *options.clock : system_clock();
   BackupReport report;
   report.started_ns = clock.now_ns();

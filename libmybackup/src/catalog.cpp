@@ -369,6 +369,18 @@ void Catalog::record_run(const Manifest& manifest, const std::string& manifest_k
         set_stored.reset();
       }
     }
+    if (!manifest_key.empty()) {
+      std::uint64_t sealed = 1 + manifest.packs.size();  // the manifest and each pack header
+      if (manifest.kind == RunKind::backup) {
+        for (const ManifestPack& pack : manifest.packs) {
+          sealed += pack.blobs.size();
+        }
+      }
+      SQLite::Statement count(db, "INSERT INTO meta(key, value) VALUES('encryptions', ?) ON CONFLICT(key) DO UPDATE "
+                                  "SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)");
+      count.bind(1, std::to_string(sealed));
+      count.exec();
+    }
     forget_removed_versions(db, manifest, manifest_key);
     forget_deleted_packs(db, manifest, manifest_key);
     transaction.commit();
@@ -550,6 +562,14 @@ std::vector<ChunkLocation> Catalog::chunks_of(std::int64_t version_id) const {
       chunks.push_back(std::move(location));
     }
     return chunks;
+  });
+}
+
+std::uint64_t Catalog::encryptions() const {
+  return guarded(impl_->path, [&] {
+    return static_cast<std::uint64_t>(
+        impl_->db.execAndGet("SELECT coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'encryptions'), 0)")
+            .getInt64());
   });
 }
 

@@ -790,3 +790,33 @@ TEST(Catalog, ChunksOfKeepsRepeatedChunksInOrder) {
 
 }  // namespace
 }  // namespace mybackup
+
+namespace mybackup {
+namespace {
+
+TEST(Catalog, CountsTheEncryptionsOfTheRepositoryKey) {
+  testing::TempDir dir("catalog_encryptions_");
+  Catalog catalog(dir / "backups.db");
+  EXPECT_EQ(catalog.encryptions(), 0U);
+  Manifest backup;
+  backup.seq = 1;
+  backup.packs = {{pack_name("p1"), 100, {blob(chunk(1), 0, 10, 10), blob(chunk(2), 10, 10, 10)}},
+                  {pack_name("p2"), 100, {blob(chunk(3), 0, 10, 10)}}};
+  catalog.record_run(backup, "snapshots/1", RunStats{});
+  EXPECT_EQ(catalog.encryptions(), 1U + 2 + 3);  // the manifest, two pack headers, three blobs
+
+  Manifest nothing;  // a run that wrote no manifest encrypted nothing
+  catalog.record_run(nothing, "", RunStats{});
+  EXPECT_EQ(catalog.encryptions(), 6U);
+
+  Manifest clean;  // copies blobs as they are: only its pack header and itself are new
+  clean.kind = RunKind::clean;
+  clean.seq = 2;
+  clean.packs = {{pack_name("p3"), 100, {blob(chunk(1), 0, 10, 10), blob(chunk(2), 10, 10, 10)}}};
+  clean.deleted_packs = {pack_name("p1")};
+  catalog.record_run(clean, "snapshots/2", RunStats{});
+  EXPECT_EQ(catalog.encryptions(), 8U);
+}
+
+}  // namespace
+}  // namespace mybackup

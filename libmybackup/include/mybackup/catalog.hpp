@@ -20,6 +20,11 @@ namespace mybackup {
 
 constexpr int kCatalogSchemaVersion = 1;
 
+/// Backups stop once a repository key has made this many encryptions: half of the 2^32 that
+/// NIST SP 800-38D allows for AES-GCM with random 96-bit nonces, so the chance that two blobs
+/// ever share a nonce stays below about 2^-34.
+constexpr std::uint64_t kEncryptionLimit = std::uint64_t{1} << 31;
+
 /// Hash functor so chunk ids can key unordered containers (ids are already uniform).
 struct ChunkIdHash {
   std::size_t operator()(const ChunkId& id) const noexcept {
@@ -169,6 +174,12 @@ class Catalog {
   /// The chunks of a file version, in file order, with where each is stored.
   /// Error(corrupt) if the catalog lost track of one.
   std::vector<ChunkLocation> chunks_of(std::int64_t version_id) const;
+
+  /// How many AES-256-GCM encryptions the repository key has made, as far as the manifests
+  /// recorded tell: every blob a backup stored, every pack header and every manifest (a clean
+  /// copies blobs without encrypting them again). Random 96-bit nonces stay safe for up to 2^32
+  /// encryptions under one key; see kEncryptionLimit.
+  std::uint64_t encryptions() const;
 
   /// The highest manifest sequence number recorded (0 if none).
   std::uint64_t last_seq() const;
