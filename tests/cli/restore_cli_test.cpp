@@ -772,5 +772,118 @@ TEST_F(RestoreCliTest, DryRunWritesNothing) {
   EXPECT_FALSE(exists(file));
 }
 
+// ================================================================ recovery: init --from
+
+// The laptop dies: only the destination and a copy of the key are left. `init --from` in an
+// empty home rebuilds settings and catalog; every run's state restores exactly; history, status
+// and further backups go on as before.
+TEST_F(RestoreCliTest, AHomeRebuiltFromTheDestinationRestoresEveryRun) {
+  ASSERT_NO_FATAL_FAILURE(configure_rich_tree());
+  ASSERT_TRUE(succeeded(run({"config", "set", "retention.keep_versions", "7"})));
+  std::vector<Tree> trees;
+  std::vector<std::int64_t> moments;
+  const auto record = [&](const std::string& counts) {
+    std::int64_t moment = 0;
+    ASSERT_NO_FATAL_FAILURE(backup(counts, moment));
+    trees.push_back(snapshot(src_));
+    moments.push_back(moment);
+  };
+  ASSERT_NO_FATAL_FAILURE(record("5 new, 0 changed, 0 deleted, 0 unchanged"));
+  ASSERT_NO_FATAL_FAILURE(write_text(src_ + "/a.txt", "alpha, edited\n"));
+  ASSERT_NO_FATAL_FAILURE(record("0 new, 1 changed, 0 deleted, 4 unchanged"));
+  ASSERT_EQ(::unlink((src_ + "/b.txt").c_str()), 0);
+  ASSERT_NO_FATAL_FAILURE(record("0 new, 0 changed, 1 deleted, 4 unchanged"));
+  const std::string list_before = run({"list", src_ + "/a.txt", "--json"}).out;
+  const std::string restorable_before = run({"restore", "--list", "--json"}).out;
+
+  const std::string saved_key = root_ + "/usb-key";
+  fs::copy_file(key_path(), saved_key);
+  fs::remove_all(home_);
+
+  // Without the key, or with another one, nothing is created.
+  EXPECT_TRUE(failed_with(run({"init", "--from", dest_}), 2, {"--key-file"}));
+  const std::string other_key = root_ + "/other-key";
+  ASSERT_TRUE(succeeded(run({"--home", root_ + "/other-home", "init"})));
+  fs::copy_file(root_ + "/other-home/key", other_key);
+  const Result wrong = run({"init", "--from", dest_, "--key-file", other_key});
+  EXPECT_NE(wrong.code, 0) << wrong;
+  EXPECT_FALSE(exists(home_ + "/config.yaml")) << wrong;
+  EXPECT_NE(run({"init", "--from", root_ + "/out", "--key-file", saved_key}).code, 0);
+
+  const Result recovered = run({"init", "--from", dest_, "--key-file", saved_key});
+  ASSERT_TRUE(succeeded(recovered));
+  EXPECT_TRUE(contains(recovered.out, "3 runs")) << recovered;
+  EXPECT_EQ(key_hex(key_path()), key_hex(saved_key));
+  EXPECT_EQ(file_mode(key_path()), 0600U);
+  EXPECT_TRUE(contains(run({"config", "show"}).out, "retention.keep_versions = 7"));
+  EXPECT_EQ(run({"list", src_ + "/a.txt", "--json"}).out, list_before);
+  EXPECT_EQ(run({"restore", "--list", "--json"}).out, restorable_before);
+  for (std::size_t i = 0; i < trees.size(); ++i) {
+    const std::string out = root_ + "/recovered-run" + std::to_string(i + 1);
+    ASSERT_TRUE(succeeded(restore({"--directory", src_, "--destination", out, "--date", iso_utc(moments[i])})));
+    EXPECT_TRUE(same_tree(trees[i], snapshot(out))) << "run " << i + 1;
+  }
+  // A second init --from on the recovered home changes nothing.
+  EXPECT_TRUE(failed_with(run({"init", "--from", dest_, "--key-file", saved_key}), 1, {"already initialized"}));
+
+  // Backups go on: version numbers continue where they were.
+  ASSERT_NO_FATAL_FAILURE(write_text(src_ + "/a.txt", "alpha, after the recovery\n"));
+  std::int64_t moment = 0;
+  ASSERT_NO_FATAL_FAILURE(backup("0 new, 1 changed, 0 deleted, 3 unchanged", moment));
+  EXPECT_TRUE(contains(run({"list", src_ + "/a.txt"}).out, "  3  ")) << run({"list", src_ + "/a.txt"});
+}
+
+// ================================================================ the secondary destination
+
+// Backups and cleans keep the secondary a copy of the primary; a restore reads what the primary
+// lost from it and says so; `sync` repairs a secondary that missed runs.
+TEST_F(RestoreCliTest, TheSecondaryIsKeptInStepAndRestoresWhatThePrimaryLost) {
+  const std::string nas = root_ + "/nas";
+  EXPECT_TRUE(failed_with(run({"sync"}), 1, {"not initialized"}));
+  configure();
+  EXPECT_TRUE(failed_with(run({"sync"}), 2, {"destinations.secondary"}));
+  ASSERT_TRUE(succeeded(run({"config", "set", "destinations.secondary", nas})));
+  Result backed_up = run({"backup"});
+  ASSERT_TRUE(succeeded(backed_up));
+  EXPECT_TRUE(contains(backed_up.out, "Secondary " + nas + " updated: 1 pack")) << backed_up;
+  EXPECT_EQ(listing(nas + "/data"), listing(dest_ + "/data"));
+  EXPECT_EQ(listing(nas + "/snapshots"), listing(dest_ + "/snapshots"));
+
+  // The primary loses every pack: the restore still succeeds, from the secondary, and says so.
+  fs::remove_all(dest_ + "/data");
+  const std::string out = root_ + "/restored";
+  const Result restored = restore({"--directory", src_, "--destination", out});
+  ASSERT_TRUE(succeeded(restored)) << restored;
+  EXPECT_TRUE(contains(restored.err, "was read from the secondary destination")) << restored;
+  EXPECT_EQ(read_text(out + "/sub/b.txt"), read_text(src_ + "/sub/b.txt"));
+
+  // `sync` never deletes the secondary's copy of a pack the primary lost, and says so (exit 1).
+  const Result lost = run({"sync"});
+  EXPECT_EQ(lost.code, 1) << lost;
+  EXPECT_TRUE(contains(lost.err, "missing from the primary destination")) << lost;
+  EXPECT_FALSE(listing(nas + "/data").empty());
+  fs::copy(nas + "/data", dest_ + "/data", fs::copy_options::recursive);
+
+  // A secondary that was unreachable during a backup is brought up to date by `sync`.
+  fs::rename(nas, root_ + "/nas-unplugged");
+  ASSERT_TRUE(succeeded(run({"config", "set", "destinations.secondary", root_ + "/out/file-not-dir/x"})));
+  write_text(root_ + "/out/file-not-dir", "a file where a directory should be");
+  write_text(src_ + "/a.txt", "alpha, while the NAS was away\n");
+  const Result partial = run({"backup"});
+  EXPECT_EQ(partial.code, 3) << partial;
+  EXPECT_TRUE(contains(partial.err, "was not updated")) << partial;
+  ASSERT_TRUE(succeeded(run({"config", "set", "destinations.secondary", nas})));
+  fs::rename(root_ + "/nas-unplugged", nas);
+  const Result synced = run({"sync", "--json"});
+  ASSERT_TRUE(succeeded(synced)) << synced;
+  EXPECT_EQ(json_int(synced.out, "packs_copied"), 1) << synced;
+  EXPECT_EQ(json_int(synced.out, "manifests_copied"), 1) << synced;
+  EXPECT_EQ(listing(nas + "/snapshots"), listing(dest_ + "/snapshots"));
+
+  // What clean removes goes from the secondary too.
+  ASSERT_TRUE(succeeded(run({"clean", "--keep-days", "0", "--keep-versions", "1"})));
+  EXPECT_EQ(listing(nas + "/data"), listing(dest_ + "/data"));
+}
+
 }  // namespace
 }  // namespace mybackup_cli_test
