@@ -273,6 +273,17 @@ class RestoreCliTest : public CliTest {
     ASSERT_TRUE(contains(result.out, counts)) << result;
   }
 
+  /// backup() with `counts`, then remembers the tree and the moment just after the run.
+  void record_run(const std::string& counts) {
+    std::int64_t moment = 0;
+    ASSERT_NO_FATAL_FAILURE(backup(counts, moment));
+    trees_.push_back(snapshot(src_));
+    moments_.push_back(moment);
+  }
+
+  std::vector<Tree> trees_;             // the tree after each recorded run
+  std::vector<std::int64_t> moments_;   // the moment just after each recorded run
+
   Result restore(const std::vector<std::string>& args) {
     std::vector<std::string> command{"restore"};
     command.insert(command.end(), args.begin(), args.end());
@@ -289,14 +300,9 @@ class RestoreCliTest : public CliTest {
 // the restore gives the current tree.
 TEST_F(RestoreCliTest, EveryRunCanBeRestoredExactlyAsItWas) {
   ASSERT_NO_FATAL_FAILURE(configure_rich_tree());
-  std::vector<Tree> trees;
-  std::vector<std::int64_t> moments;
-  const auto record = [&](const std::string& counts) {
-    std::int64_t moment = 0;
-    ASSERT_NO_FATAL_FAILURE(backup(counts, moment));
-    trees.push_back(snapshot(src_));
-    moments.push_back(moment);
-  };
+  const std::vector<Tree>& trees = trees_;
+  const std::vector<std::int64_t>& moments = moments_;
+  const auto record = [&](const std::string& counts) { record_run(counts); };
 
   // Run 1: everything is new (4 files and a symlink).
   ASSERT_NO_FATAL_FAILURE(record("5 new, 0 changed, 0 deleted, 0 unchanged"));
@@ -780,14 +786,9 @@ TEST_F(RestoreCliTest, DryRunWritesNothing) {
 TEST_F(RestoreCliTest, AHomeRebuiltFromTheDestinationRestoresEveryRun) {
   ASSERT_NO_FATAL_FAILURE(configure_rich_tree());
   ASSERT_TRUE(succeeded(run({"config", "set", "retention.keep_versions", "7"})));
-  std::vector<Tree> trees;
-  std::vector<std::int64_t> moments;
-  const auto record = [&](const std::string& counts) {
-    std::int64_t moment = 0;
-    ASSERT_NO_FATAL_FAILURE(backup(counts, moment));
-    trees.push_back(snapshot(src_));
-    moments.push_back(moment);
-  };
+  const std::vector<Tree>& trees = trees_;
+  const std::vector<std::int64_t>& moments = moments_;
+  const auto record = [&](const std::string& counts) { record_run(counts); };
   ASSERT_NO_FATAL_FAILURE(record("5 new, 0 changed, 0 deleted, 0 unchanged"));
   ASSERT_NO_FATAL_FAILURE(write_text(src_ + "/a.txt", "alpha, edited\n"));
   ASSERT_NO_FATAL_FAILURE(record("0 new, 1 changed, 0 deleted, 4 unchanged"));

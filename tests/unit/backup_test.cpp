@@ -226,13 +226,7 @@ class Backup : public ::testing::Test {
     repo_ = Repository::open(std::move(owned), key_, CreateIfMissing::yes);
   }
 
-  BackupTarget target() const {
-    BackupTarget target;
-    target.keys = &repo_->keys();
-    target.chunker = repo_->info().chunker;
-    target.repository = repo_.get();
-    return target;
-  }
+  BackupTarget target() const { return BackupTarget::writing_to(*repo_); }
 
   BackupOptions options(std::vector<BackupSource> sources = {}) const {
     BackupOptions options;
@@ -924,10 +918,7 @@ TEST_F(Backup, ThreadCountDoesNotChangeTheVersions) {
   one.threads = 1;
   const BackupReport single = run_backup(*catalog_, target(), one);
 
-  BackupTarget other_target;
-  other_target.keys = &other_repo->keys();
-  other_target.chunker = other_repo->info().chunker;
-  other_target.repository = other_repo.get();
+  const BackupTarget other_target = BackupTarget::writing_to(*other_repo);
   BackupOptions four = options();
   four.threads = 4;
   const BackupReport multi = run_backup(other_catalog, other_target, four);

@@ -93,10 +93,7 @@ class Clean : public ::testing::Test {
 
   /// One backup run finishing at clock_.now, then a day passes.
   void backup() {
-    BackupTarget target;
-    target.keys = &repo_->keys();
-    target.chunker = repo_->info().chunker;
-    target.repository = repo_.get();
+    const BackupTarget target = BackupTarget::writing_to(*repo_);
     BackupOptions options;
     options.sources = {{src_, {}}};
     options.threads = 2;

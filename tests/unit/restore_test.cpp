@@ -239,10 +239,7 @@ class Restore : public ::testing::Test {
   }
 
   BackupReport backup() {
-    BackupTarget target;
-    target.keys = &repo_->keys();
-    target.chunker = repo_->info().chunker;
-    target.repository = repo_.get();
+    const BackupTarget target = BackupTarget::writing_to(*repo_);
     BackupOptions options;
     options.sources = {{src_, {}}};
     options.threads = 2;

@@ -38,10 +38,7 @@ class Sync : public ::testing::Test {
   }
 
   void backup() {
-    BackupTarget target;
-    target.keys = &primary_->keys();
-    target.chunker = primary_->info().chunker;
-    target.repository = primary_.get();
+    const BackupTarget target = BackupTarget::writing_to(*primary_);
     BackupOptions options;
     options.sources = {{src_, {}}};
     options.threads = 2;

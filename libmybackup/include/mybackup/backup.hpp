@@ -79,6 +79,15 @@ struct BackupTarget {
   /// The writer lock held for the run (optional). If it is lost, the run fails with
   /// Error(locked) before writing its manifest.
   const RepositoryLock* lock = nullptr;
+
+  /// Writing to `repository` with its own keys and chunker parameters (no lock).
+  static BackupTarget writing_to(Repository& repository) {
+    BackupTarget target;
+    target.keys = &repository.keys();
+    target.chunker = repository.info().chunker;
+    target.repository = &repository;
+    return target;
+  }
 };
 
 /// Runs one backup. The caller holds the repository's writer lock (unless dry_run) and has
