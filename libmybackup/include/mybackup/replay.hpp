@@ -6,15 +6,19 @@
 // state and reuse version numbers.
 
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 
 #include "mybackup/catalog.hpp"
 #include "mybackup/repository.hpp"
 
 namespace mybackup {
 
-/// Records every manifest whose sequence number is above catalog.last_seq(), oldest first, each
-/// in its own transaction. Returns how many were replayed. Errors from reading a manifest
-/// (corrupt, crypto) propagate; what was replayed before stays recorded (and is correct).
-std::size_t replay_new_manifests(Catalog& catalog, const Repository& repository);
+/// Records every manifest whose sequence number is above catalog.last_seq() (and at most
+/// `up_to_seq`), oldest first, each in its own transaction. Returns how many were replayed.
+/// Errors from reading a manifest (corrupt, crypto) propagate; what was replayed before stays
+/// recorded (and is correct).
+std::size_t replay_new_manifests(Catalog& catalog, const Repository& repository,
+                                 std::uint64_t up_to_seq = std::numeric_limits<std::uint64_t>::max());
 
 }  // namespace mybackup

@@ -45,6 +45,7 @@ class Repository {
   const RepositoryInfo& info() const { return info_; }
   const KeySet& keys() const { return keys_; }
   Backend& backend() { return *backend_; }
+  const Backend& backend() const { return *backend_; }
   std::string location() const { return backend_->location(); }
 
   // ---- names
@@ -62,6 +63,9 @@ class Repository {
   /// content hashes to its id. Error(not_found) if the pack is missing, Error(crypto) or
   /// Error(corrupt) if the blob is damaged.
   Bytes read_chunk(const std::string& pack_name, const PackEntry& where) const;
+  /// The same checks on a blob already in memory (`blob`: the `where.length` bytes at
+  /// `where.offset` of the pack), for callers that hold the whole pack. Same errors.
+  Bytes open_chunk(const std::string& pack_name, const PackEntry& where, ByteView blob) const;
   /// The chunk id of `data` (HMAC-SHA256 with id_key).
   ChunkId chunk_id(ByteView data) const;
 
