@@ -92,5 +92,6 @@ void register_status(CLI::App& app, Context& context);
 void register_history(CLI::App& app, Context& context);
 void register_restore(CLI::App& app, Context& context);
 void register_clean(CLI::App& app, Context& context);
+void register_verify(CLI::App& app, Context& context);
 
 }  // namespace mybackup::cli
