@@ -75,7 +75,7 @@ std::string versions_text(const std::vector<AffectedVersion>& versions) {
 }
 
 /// One line per problem: what, where, why, which file versions, and what the secondary holds.
-std::string problem_line(const VerifyProblem& problem, const std::string& secondary) {
+std::string problem_line(const VerifyProblem& problem, const std::string& primary, const std::string& secondary) {
   std::string line = std::string(severity(problem.kind) == Severity::error ? "error: " : "warning: ") + label(problem.kind);
   if (!problem.chunk.empty()) {
     line += " " + problem.chunk + " in pack " + problem.pack;
@@ -96,7 +96,8 @@ std::string problem_line(const VerifyProblem& problem, const std::string& second
     case SecondaryCopy::intact:
       line += std::string(problem.kind == VerifyProblemKind::missing_pack ? "; missing from" : "; damaged on") +
               " the primary, intact on the secondary " + secondary + " (copy " + secondary + "/" +
-              Repository::pack_key(problem.pack) + " over the primary's to repair it)";
+              Repository::pack_key(problem.pack) + " to " + primary + "/" + Repository::pack_key(problem.pack) +
+              " to repair the primary)";
       break;
     case SecondaryCopy::missing: line += "; not on the secondary " + secondary + " either"; break;
     case SecondaryCopy::damaged: line += "; damaged on the secondary " + secondary + " too"; break;
@@ -180,7 +181,7 @@ void print_human(Context& context, const VerifyReport& report, const std::string
     say(context, "  secondary: " + secondary + " consulted for what is damaged on the primary");
   }
   for (const VerifyProblem& problem : report.problems) {
-    const std::string line = problem_line(problem, secondary);
+    const std::string line = problem_line(problem, destination, secondary);
     if (severity(problem.kind) == Severity::error) {
       std::cout << line << '\n';  // even with --quiet
     } else {
@@ -303,12 +304,12 @@ void run(Context& context, const VerifyFlags& flags) {
                      static_cast<double>(report.finished_ns - report.started_ns) / 1e9, report.packs_read, report.bytes_read,
                      report.chunks_checked, report.manifests_checked, report.versions_compared, report.errors(),
                      report.warnings());
+  const std::string secondary_location = secondary ? secondary->location() : "";
   for (const VerifyProblem& problem : report.problems) {
     if (severity(problem.kind) == Severity::error) {
-      context.log().error("verify: {}", problem_line(problem, config.destination_secondary));
+      context.log().error("verify: {}", problem_line(problem, repository->location(), secondary_location));
     }
   }
-  const std::string secondary_location = secondary ? secondary->location() : "";
   if (flags.json) {
     print_json(report, repository->location(), secondary_location);
   } else {

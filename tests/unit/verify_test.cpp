@@ -333,6 +333,32 @@ TEST_F(Verify, ACatalogThatRecordsAVersionDifferentlyIsADisagreement) {
   EXPECT_NE(report.problems[0].detail.find("recorded differently"), std::string::npos) << describe(report);
 }
 
+TEST_F(Verify, AHeaderThatDisagreesWithTheCatalogIsReported) {
+  two_runs();
+  // A catalog whose index says one chunk of run 1's pack is a byte longer than it is.
+  Catalog altered(dir_ / "altered.db");
+  ChunkId changed{};
+  for (const std::string& key : repo_->manifest_keys()) {
+    Manifest manifest = repo_->read_manifest(key);
+    if (manifest.seq == 1) {
+      changed = manifest.packs.at(0).blobs.at(0).id;
+      ++manifest.packs[0].blobs[0].raw_length;
+    }
+    altered.record_run(manifest, key, RunStats{});
+  }
+
+  const VerifyReport report = verify(true, 100, nullptr, &altered);
+  const VerifyProblem* mismatch = find(report, VerifyProblemKind::header_mismatch);
+  ASSERT_NE(mismatch, nullptr) << describe(report);
+  EXPECT_EQ(mismatch->chunk, to_hex(changed));
+  EXPECT_EQ(report.count(VerifyProblemKind::header_mismatch), 1U) << describe(report);
+  // The chunk does not decompress to the recorded length either, and the catalog disagrees with
+  // the manifests about that pack.
+  EXPECT_EQ(find(report, VerifyProblemKind::damaged_chunk)->chunk, to_hex(changed)) << describe(report);
+  EXPECT_EQ(find(report, VerifyProblemKind::catalog_mismatch)->pack, mismatch->pack) << describe(report);
+  EXPECT_EQ(report.count(VerifyProblemKind::damaged_pack), 0U) << describe(report);  // the pack itself is intact
+}
+
 TEST_F(Verify, ADamagedManifestIsReported) {
   two_runs();
   const std::string manifest = dest_ + "/" + repo_->manifest_keys()[0];

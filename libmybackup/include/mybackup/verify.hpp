@@ -18,8 +18,8 @@
 //
 // Findings go in the report, never thrown, and each one names the file versions it affects.
 // Nothing is written to the catalog or to the destination: the rebuilt catalog lives in a
-// temporary directory, removed at the end. No lock is needed; a backup running at the same time
-// may show up as an unreferenced pack or a manifest the catalog has not recorded yet.
+// temporary directory, removed at the end. No lock is taken; a backup running at the same time
+// shows up as unreferenced packs and, for a moment, as a manifest the catalog has not recorded.
 //
 // A secondary destination (a copy of the same repository), when given, is consulted for every
 // pack found missing or damaged on the primary (and for the pack of every damaged chunk): the
