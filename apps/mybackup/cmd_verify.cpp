@@ -284,11 +284,17 @@ void run(Context& context, const VerifyFlags& flags) {
         return;
       }
       last = now;
-      std::cerr << "\rverify: " << step.stage << " " << step.done;
+      const std::string what = step.stage == "sizes"       ? "checking pack sizes"
+                               : step.stage == "manifests" ? "reading manifests"
+                               : step.stage == "catalog"   ? "comparing the catalog, versions"
+                               : step.stage == "reading"   ? "reading packs"
+                                                           : std::string(step.stage);
+      std::string line = "verify: " + what + " " + std::to_string(step.done);
       if (step.total != 0) {
-        std::cerr << "/" << step.total;
+        line += "/" + std::to_string(step.total);
       }
-      std::cerr << "        " << std::flush;
+      line.resize(std::max<std::size_t>(line.size(), 60), ' ');  // covers a longer previous line
+      std::cerr << '\r' << line << std::flush;
       progress_shown = true;
     };
   }

@@ -447,11 +447,14 @@ class Verifier {
     std::map<std::string, std::vector<AffectedVersion>> by_pack;
     std::map<std::string, std::vector<AffectedVersion>> by_chunk;
     const std::unordered_set<std::string> pack_set(packs.begin(), packs.end());
-    for (const ChunkUse& use : catalog_.versions_using(packs, damaged_chunks_)) {
-      if (pack_set.count(use.pack) != 0) {
-        by_pack[use.pack].push_back({use.path, use.number});
+    const ChunkIdSet chunk_set(damaged_chunks_.begin(), damaged_chunks_.end());
+    for (ChunkUse& use : catalog_.versions_using(packs, damaged_chunks_)) {
+      if (chunk_set.count(use.chunk) != 0) {
+        by_chunk[to_hex(use.chunk)].push_back({use.path, use.number});
       }
-      by_chunk[to_hex(use.chunk)].push_back({use.path, use.number});
+      if (pack_set.count(use.pack) != 0) {
+        by_pack[use.pack].push_back({std::move(use.path), use.number});
+      }
     }
     const auto distinct = [](std::vector<AffectedVersion> versions) {
       std::sort(versions.begin(), versions.end());

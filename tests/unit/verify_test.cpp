@@ -252,6 +252,7 @@ TEST_F(Verify, AFlippedByteInABlobIsFoundByReadingTheDataOnly) {
   EXPECT_EQ(damaged->pack, chunk.pack);
   EXPECT_EQ(damaged->chunk, to_hex(chunk.entry.id));
   EXPECT_EQ(damaged->affected, versions({{src("c.bin"), 1}}));  // a.bin v2 in the same pack is intact
+  ASSERT_NE(find(full, VerifyProblemKind::damaged_pack), nullptr);
   EXPECT_EQ(find(full, VerifyProblemKind::damaged_pack)->pack, chunk.pack);
 }
 
@@ -264,6 +265,7 @@ TEST_F(Verify, AFlippedByteInAPackHeaderIsFound) {
   EXPECT_EQ(kinds_of(report),
             (std::vector<VerifyProblemKind>{VerifyProblemKind::damaged_pack, VerifyProblemKind::damaged_header}))
       << describe(report);
+  ASSERT_NE(find(report, VerifyProblemKind::damaged_header), nullptr);
   EXPECT_EQ(find(report, VerifyProblemKind::damaged_header)->pack, pack);
   EXPECT_TRUE(find(report, VerifyProblemKind::damaged_header)->affected.empty());  // the chunks themselves are intact
 }
@@ -354,8 +356,11 @@ TEST_F(Verify, AHeaderThatDisagreesWithTheCatalogIsReported) {
   EXPECT_EQ(report.count(VerifyProblemKind::header_mismatch), 1U) << describe(report);
   // The chunk does not decompress to the recorded length either, and the catalog disagrees with
   // the manifests about that pack.
-  EXPECT_EQ(find(report, VerifyProblemKind::damaged_chunk)->chunk, to_hex(changed)) << describe(report);
-  EXPECT_EQ(find(report, VerifyProblemKind::catalog_mismatch)->pack, mismatch->pack) << describe(report);
+  const VerifyProblem* damaged = find(report, VerifyProblemKind::damaged_chunk);
+  const VerifyProblem* disagreement = find(report, VerifyProblemKind::catalog_mismatch);
+  ASSERT_TRUE(damaged != nullptr && disagreement != nullptr) << describe(report);
+  EXPECT_EQ(damaged->chunk, to_hex(changed));
+  EXPECT_EQ(disagreement->pack, mismatch->pack);
   EXPECT_EQ(report.count(VerifyProblemKind::damaged_pack), 0U) << describe(report);  // the pack itself is intact
 }
 
@@ -443,11 +448,15 @@ TEST_F(Verify, TheSecondarySaysWhetherAnIntactCopyExists) {
   flip_byte(mirror + "/" + Repository::pack_key(damaged.pack), 3);
   ASSERT_EQ(::unlink((mirror + "/" + Repository::pack_key(missing)).c_str()), 0);
   report = verify(true, 100, secondary.get());
+  ASSERT_TRUE(find(report, VerifyProblemKind::missing_pack) && find(report, VerifyProblemKind::damaged_chunk))
+      << describe(report);
   EXPECT_EQ(find(report, VerifyProblemKind::missing_pack)->secondary, SecondaryCopy::missing) << describe(report);
   EXPECT_EQ(find(report, VerifyProblemKind::damaged_chunk)->secondary, SecondaryCopy::damaged) << describe(report);
 
   // Without a secondary nothing is consulted.
-  EXPECT_EQ(find(verify(true), VerifyProblemKind::damaged_chunk)->secondary, SecondaryCopy::not_checked);
+  report = verify(true);
+  ASSERT_NE(find(report, VerifyProblemKind::damaged_chunk), nullptr) << describe(report);
+  EXPECT_EQ(find(report, VerifyProblemKind::damaged_chunk)->secondary, SecondaryCopy::not_checked);
 }
 
 TEST_F(Verify, ACancelStopsTheCheck) {
