@@ -111,5 +111,6 @@ void register_restore(CLI::App& app, Context& context);
 void register_clean(CLI::App& app, Context& context);
 void register_sync(CLI::App& app, Context& context);
 void register_schedule(CLI::App& app, Context& context);
+void register_verify(CLI::App& app, Context& context);
 
 }  // namespace mybackup::cli

@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
   register_clean(app, context);
   register_sync(app, context);
   register_schedule(app, context);
+  register_verify(app, context);
 
   if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
     std::cerr << "mybackup: error: unknown command '" << unknown << "' (see mybackup --help for the commands)\n";

@@ -573,6 +573,191 @@ std::uint64_t Catalog::encryptions() const {
   });
 }
 
+namespace {
+/// Copies a 32-byte blob column into `id`; false if the column is not one.
+bool read_id(const SQLite::Column& column, ChunkId& id) {
+  if (column.getBytes() != static_cast<int>(id.size())) {
+    return false;
+  }
+  std::memcpy(id.data(), column.getBlob(), id.size());
+  return true;
+}
+}  // namespace
+
+// Both cursors read a statement whose rows come grouped (one version or pack spans several
+// rows): a row that starts the next group stays pending until the following next() call.
+
+struct Catalog::VersionCursor::Impl {
+  Impl(SQLite::Database& db, std::string file)
+      : query(db,
+              "SELECT v.id, f.path, v.number, v.type, v.size, v.mtime_ns, v.mode, v.sha256, v.link_target, c.hash "
+              "FROM files f JOIN versions v ON v.file_id = f.id LEFT JOIN version_chunks vc ON vc.version_id = v.id "
+              "LEFT JOIN chunks c ON c.id = vc.chunk_id ORDER BY f.path, v.number, vc.seq"),
+        path(std::move(file)) {}
+  SQLite::Statement query;
+  std::string path;
+  bool pending = false;
+  bool done = false;
+};
+
+Catalog::VersionCursor::VersionCursor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Catalog::VersionCursor::~VersionCursor() = default;
+
+bool Catalog::VersionCursor::next(VersionContent& version) {
+  Impl& cursor = *impl_;
+  return guarded(cursor.path, [&] {
+    if (cursor.done || (!cursor.pending && !cursor.query.executeStep())) {
+      cursor.done = true;
+      return false;
+    }
+    SQLite::Statement& query = cursor.query;
+    const std::int64_t id = query.getColumn(0).getInt64();
+    version = VersionContent{};
+    version.path = query.getColumn(1).getString();
+    version.number = static_cast<std::uint32_t>(query.getColumn(2).getInt64());
+    version.type = static_cast<EntryType>(query.getColumn(3).getInt());
+    version.size = static_cast<std::uint64_t>(query.getColumn(4).getInt64());
+    version.mtime_ns = query.getColumn(5).getInt64();
+    version.mode = static_cast<std::uint32_t>(query.getColumn(6).getInt64());
+    read_id(query.getColumn(7), version.sha256);
+    version.link_target = query.getColumn(8).getString();
+    do {
+      if (query.getColumn(0).getInt64() != id) {
+        cursor.pending = true;
+        return true;
+      }
+      ChunkId chunk{};
+      if (read_id(query.getColumn(9), chunk)) {
+        version.chunks.push_back(chunk);
+      }
+    } while (query.executeStep());
+    cursor.pending = false;
+    cursor.done = true;
+    return true;
+  });
+}
+
+struct Catalog::PackCursor::Impl {
+  Impl(SQLite::Database& db, std::string file)
+      : query(db,
+              "SELECT p.name, p.size, c.hash, c.offset, c.length, c.raw_length, c.flags FROM packs p "
+              "LEFT JOIN chunks c ON c.pack_id = p.id ORDER BY p.name, c.offset"),
+        path(std::move(file)) {}
+  SQLite::Statement query;
+  std::string path;
+  bool pending = false;
+  bool done = false;
+};
+
+Catalog::PackCursor::PackCursor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Catalog::PackCursor::~PackCursor() = default;
+
+bool Catalog::PackCursor::next(PackIndex& pack) {
+  Impl& cursor = *impl_;
+  return guarded(cursor.path, [&] {
+    if (cursor.done || (!cursor.pending && !cursor.query.executeStep())) {
+      cursor.done = true;
+      return false;
+    }
+    SQLite::Statement& query = cursor.query;
+    pack = PackIndex{};
+    pack.name = query.getColumn(0).getString();
+    pack.size = static_cast<std::uint64_t>(query.getColumn(1).getInt64());
+    do {
+      if (query.getColumn(0).getString() != pack.name) {
+        cursor.pending = true;
+        return true;
+      }
+      if (query.getColumn(2).isNull()) {
+        continue;  // a pack with no chunk left in it
+      }
+      PackEntry entry;
+      if (!read_id(query.getColumn(2), entry.id)) {
+        throw Error(ErrorKind::corrupt, "the catalog " + cursor.path + " holds a malformed chunk id");
+      }
+      entry.offset = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
+      entry.length = static_cast<std::uint32_t>(query.getColumn(4).getInt64());
+      entry.raw_length = static_cast<std::uint32_t>(query.getColumn(5).getInt64());
+      entry.flags = static_cast<std::uint8_t>(query.getColumn(6).getInt());
+      pack.entries.push_back(entry);
+    } while (query.executeStep());
+    cursor.pending = false;
+    cursor.done = true;
+    return true;
+  });
+}
+
+std::unique_ptr<Catalog::VersionCursor> Catalog::version_cursor() const {
+  return guarded(impl_->path, [&] {
+    return std::unique_ptr<VersionCursor>(new VersionCursor(std::make_unique<VersionCursor::Impl>(impl_->db, impl_->path)));
+  });
+}
+
+std::unique_ptr<Catalog::PackCursor> Catalog::pack_cursor() const {
+  return guarded(impl_->path, [&] {
+    return std::unique_ptr<PackCursor>(new PackCursor(std::make_unique<PackCursor::Impl>(impl_->db, impl_->path)));
+  });
+}
+
+std::vector<ChunkUse> Catalog::versions_using(const std::vector<std::string>& packs, const std::vector<ChunkId>& chunks) const {
+  if (packs.empty() && chunks.empty()) {
+    return {};
+  }
+  return guarded(impl_->path, [&] {
+    SQLite::Database& db = impl_->db;
+    // The names and ids go in temporary tables (this connection only; the catalog file is not
+    // written), so one query finds every use.
+    db.exec("CREATE TEMP TABLE IF NOT EXISTS using_packs(name TEXT PRIMARY KEY)");
+    db.exec("CREATE TEMP TABLE IF NOT EXISTS using_chunks(hash BLOB PRIMARY KEY)");
+    SQLite::Transaction transaction(db);
+    db.exec("DELETE FROM using_packs");
+    db.exec("DELETE FROM using_chunks");
+    SQLite::Statement add_pack(db, "INSERT OR IGNORE INTO using_packs(name) VALUES(?)");
+    for (const std::string& name : packs) {
+      add_pack.bind(1, name);
+      add_pack.exec();
+      add_pack.reset();
+    }
+    SQLite::Statement add_chunk(db, "INSERT OR IGNORE INTO using_chunks(hash) VALUES(?)");
+    for (const ChunkId& id : chunks) {
+      add_chunk.bind(1, id.data(), static_cast<int>(id.size()));
+      add_chunk.exec();
+      add_chunk.reset();
+    }
+    SQLite::Statement query(db,
+                            "SELECT DISTINCT p.name, c.hash, f.path, v.number FROM chunks c JOIN packs p ON p.id = c.pack_id "
+                            "JOIN version_chunks vc ON vc.chunk_id = c.id JOIN versions v ON v.id = vc.version_id "
+                            "JOIN files f ON f.id = v.file_id "
+                            "WHERE c.pack_id IN (SELECT p2.id FROM packs p2 JOIN using_packs u ON u.name = p2.name) "
+                            "   OR c.hash IN (SELECT hash FROM using_chunks) "
+                            "ORDER BY p.name, c.hash, f.path, v.number");
+    std::vector<ChunkUse> uses;
+    while (query.executeStep()) {
+      ChunkUse use;
+      use.pack = query.getColumn(0).getString();
+      read_id(query.getColumn(1), use.chunk);
+      use.path = query.getColumn(2).getString();
+      use.number = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
+      uses.push_back(std::move(use));
+    }
+    db.exec("DELETE FROM using_packs");
+    db.exec("DELETE FROM using_chunks");
+    transaction.commit();
+    return uses;
+  });
+}
+
+std::vector<RecordedManifest> Catalog::recorded_manifests() const {
+  return guarded(impl_->path, [&] {
+    SQLite::Statement query(impl_->db, "SELECT seq, manifest FROM runs WHERE seq IS NOT NULL ORDER BY seq");
+    std::vector<RecordedManifest> manifests;
+    while (query.executeStep()) {
+      manifests.push_back({static_cast<std::uint64_t>(query.getColumn(0).getInt64()), query.getColumn(1).getString()});
+    }
+    return manifests;
+  });
+}
+
 std::uint64_t Catalog::last_seq() const {
   return guarded(impl_->path, [&] {
     return static_cast<std::uint64_t>(impl_->db.execAndGet("SELECT coalesce(max(seq), 0) FROM runs").getInt64());

@@ -2,12 +2,16 @@
 
 namespace mybackup {
 
-std::size_t replay_new_manifests(Catalog& catalog, const Repository& repository) {
+std::size_t replay_new_manifests(Catalog& catalog, const Repository& repository, std::uint64_t up_to_seq) {
   const std::uint64_t known = catalog.last_seq();
   std::size_t replayed = 0;
   for (const std::string& key : repository.manifest_keys()) {
-    if (Repository::manifest_seq(key) <= known) {
+    const std::uint64_t seq = Repository::manifest_seq(key);
+    if (seq <= known) {
       continue;
+    }
+    if (seq > up_to_seq) {
+      break;  // keys come in sequence order
     }
     const Manifest manifest = repository.read_manifest(key);
     RunStats stats;

@@ -224,6 +224,10 @@ Bytes Repository::read_chunk(const std::string& pack_name, const PackEntry& wher
 
 Bytes Repository::read_chunk_here(const std::string& pack_name, const PackEntry& where) const {
   const Bytes blob = backend_->get_range(pack_key(pack_name), where.offset, where.length);
+  return open_chunk(pack_name, where, blob);
+}
+
+Bytes Repository::open_chunk(const std::string& pack_name, const PackEntry& where, ByteView blob) const {
   std::uint8_t flags = 0;
   Bytes payload = open_blob(keys_.enc_key, where.id, blob, flags);
   Bytes data = (flags & kBlobCompressed) != 0 ? decompress(payload, where.raw_length) : std::move(payload);

@@ -117,8 +117,49 @@ struct ChunkLocation {
   PackEntry entry;
 };
 
+/// One pack and every chunk the catalog places in it, referenced or not (Catalog::PackCursor).
+struct PackIndex {
+  std::string name;  // hex
+  std::uint64_t size = 0;
+  std::vector<PackEntry> entries;  // by offset
+
+  bool operator==(const PackIndex&) const = default;
+};
+
+/// One version with its chunk list (Catalog::VersionCursor): what a manifest recorded for it.
+struct VersionContent {
+  std::string path;
+  std::uint32_t number = 0;
+  EntryType type = EntryType::file;
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  std::uint32_t mode = 0;
+  Digest sha256{};  // files only
+  std::string link_target;
+  std::vector<ChunkId> chunks;  // in file order
+
+  bool operator==(const VersionContent&) const = default;
+};
+
+/// A file version that lists a chunk of interest (Catalog::versions_using).
+struct ChunkUse {
+  std::string pack;  // where the catalog places the chunk
+  ChunkId chunk{};
+  std::string path;
+  std::uint32_t number = 0;
+};
+
+/// A run the catalog recorded together with its manifest on the destination.
+struct RecordedManifest {
+  std::uint64_t seq = 0;
+  std::string key;  // "snapshots/…"
+};
+
 class Catalog {
  public:
+  class VersionCursor;
+  class PackCursor;
+
   /// Opens or creates the catalog at `path`. Error(config) if the file is not a catalog or its
   /// schema version is not kCatalogSchemaVersion.
   explicit Catalog(const std::string& path);
@@ -180,6 +221,20 @@ class Catalog {
   /// copies blobs without encrypting them again). Random 96-bit nonces stay safe for up to 2^32
   /// encryptions under one key; see kEncryptionLimit.
   std::uint64_t encryptions() const;
+  /// Every version of every path with its chunk list, one at a time, ordered by path (bytes)
+  /// then number: two catalogs can be compared side by side in constant memory.
+  /// REQUIRES: the catalog outlives the cursor, which is used by one thread.
+  std::unique_ptr<VersionCursor> version_cursor() const;
+  /// Every pack with the chunks located in it, one at a time, by name (same requirements).
+  std::unique_ptr<PackCursor> pack_cursor() const;
+
+  /// Every (chunk, file version) pair where the version lists a chunk that is located in one of
+  /// `packs` (hex names) or whose id is in `chunks`; sorted by pack, chunk, path, number, without
+  /// duplicates. One query whatever the number of packs and chunks.
+  std::vector<ChunkUse> versions_using(const std::vector<std::string>& packs, const std::vector<ChunkId>& chunks) const;
+
+  /// The runs recorded with a manifest, in sequence order.
+  std::vector<RecordedManifest> recorded_manifests() const;
 
   /// The highest manifest sequence number recorded (0 if none).
   std::uint64_t last_seq() const;
@@ -191,6 +246,32 @@ class Catalog {
 
  private:
   struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class Catalog::VersionCursor {
+ public:
+  ~VersionCursor();
+  /// Fills `version` with the next one; false at the end. Error(io) if the catalog fails.
+  bool next(VersionContent& version);
+
+ private:
+  friend class Catalog;
+  struct Impl;
+  explicit VersionCursor(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class Catalog::PackCursor {
+ public:
+  ~PackCursor();
+  /// Fills `pack` with the next one; false at the end. Error(io) if the catalog fails.
+  bool next(PackIndex& pack);
+
+ private:
+  friend class Catalog;
+  struct Impl;
+  explicit PackCursor(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -46,6 +46,8 @@ struct PackEntry {
   std::uint32_t length = 0;      // of the blob, overhead included
   std::uint32_t raw_length = 0;  // of the chunk before compression
   std::uint8_t flags = 0;
+
+  bool operator==(const PackEntry&) const = default;
 };
 
 struct FinishedPack {

@@ -7,16 +7,20 @@
 
 #include <cstddef>
 #include <string>
+#include <cstdint>
+#include <limits>
 
 #include "mybackup/catalog.hpp"
 #include "mybackup/repository.hpp"
 
 namespace mybackup {
 
-/// Records every manifest whose sequence number is above catalog.last_seq(), oldest first, each
-/// in its own transaction. Returns how many were replayed. Errors from reading a manifest
-/// (corrupt, crypto) propagate; what was replayed before stays recorded (and is correct).
-std::size_t replay_new_manifests(Catalog& catalog, const Repository& repository);
+/// Records every manifest whose sequence number is above catalog.last_seq() (and at most
+/// `up_to_seq`), oldest first, each in its own transaction. Returns how many were replayed.
+/// Errors from reading a manifest (corrupt, crypto) propagate; what was replayed before stays
+/// recorded (and is correct).
+std::size_t replay_new_manifests(Catalog& catalog, const Repository& repository,
+                                 std::uint64_t up_to_seq = std::numeric_limits<std::uint64_t>::max());
 
 /// The config.yaml text recorded by the newest manifest that has one ("" if none does), for
 /// `init --from`. Reads manifests newest first and stops at the first with a config.

@@ -47,6 +47,7 @@ class Repository {
   const RepositoryInfo& info() const { return info_; }
   const KeySet& keys() const { return keys_; }
   Backend& backend() { return *backend_; }
+  const Backend& backend() const { return *backend_; }
   std::string location() const { return backend_->location(); }
 
   // ---- names
@@ -77,6 +78,9 @@ class Repository {
     std::string reason;  // the primary's error
   };
   std::vector<FallbackRead> fallback_reads() const;
+  /// The same checks on a blob already in memory (`blob`: the `where.length` bytes at
+  /// `where.offset` of the pack), for callers that hold the whole pack. Same errors.
+  Bytes open_chunk(const std::string& pack_name, const PackEntry& where, ByteView blob) const;
   /// The chunk id of `data` (HMAC-SHA256 with id_key).
   ChunkId chunk_id(ByteView data) const;
 

@@ -1,0 +1,345 @@
+// `mybackup verify`: check that the destination holds everything the catalog indexes, intact,
+// and that the catalog agrees with the manifests. Read-only: no lock, nothing written.
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <optional>
+
+#include "cli.hpp"
+#include "mybackup/clock.hpp"
+#include "mybackup/error.hpp"
+#include "mybackup/json.hpp"
+#include "mybackup/verify.hpp"
+
+namespace mybackup::cli {
+
+namespace {
+
+/// How many affected versions a problem line names before "and N more".
+constexpr std::size_t kVersionsShown = 10;
+
+struct VerifyFlags {
+  bool read_data = false;
+  std::optional<std::string> subset;  // "10%" or "10"; absent: every pack
+  bool json = false;
+};
+
+/// "10%", "10" or "12.5" → 10, 10, 12.5. Error(usage) unless it is a number in (0, 100].
+double parse_subset(const std::string& text) {
+  std::string number = text;
+  if (!number.empty() && number.back() == '%') {
+    number.pop_back();
+  }
+  char* end = nullptr;
+  const double value = number.empty() ? 0 : std::strtod(number.c_str(), &end);
+  if (number.empty() || end != number.c_str() + number.size() || !(value > 0 && value <= 100)) {
+    throw Error(ErrorKind::usage, "invalid --subset '" + text + "': give a percentage above 0 and at most 100, like 10% or 10");
+  }
+  return value;
+}
+
+std::string label(VerifyProblemKind kind) {
+  switch (kind) {
+    case VerifyProblemKind::missing_pack: return "missing pack";
+    case VerifyProblemKind::wrong_size: return "pack of the wrong size";
+    case VerifyProblemKind::damaged_pack: return "damaged pack";
+    case VerifyProblemKind::damaged_header: return "damaged pack header";
+    case VerifyProblemKind::header_mismatch: return "pack header disagrees with the catalog";
+    case VerifyProblemKind::damaged_chunk: return "damaged chunk";
+    case VerifyProblemKind::missing_manifest: return "missing manifest";
+    case VerifyProblemKind::unrecorded_manifest: return "manifest not in the catalog";
+    case VerifyProblemKind::damaged_manifest: return "damaged manifest";
+    case VerifyProblemKind::catalog_mismatch: return "catalog disagrees with the manifests";
+    case VerifyProblemKind::unreferenced_pack: return "unreferenced pack";
+  }
+  return "problem";
+}
+
+std::string versions_text(const std::vector<AffectedVersion>& versions) {
+  std::vector<std::string> items;
+  for (std::size_t i = 0; i < versions.size() && i < kVersionsShown; ++i) {
+    items.push_back(versions[i].path + " (version " + std::to_string(versions[i].number) + ")");
+  }
+  std::string text = join(items);
+  if (versions.size() > kVersionsShown) {
+    text += " and " + format_count(versions.size() - kVersionsShown) + " more (--json lists them all)";
+  }
+  return text;
+}
+
+/// One line per problem: what, where, why, which file versions, and what the secondary holds.
+std::string problem_line(const VerifyProblem& problem, const std::string& primary, const std::string& secondary) {
+  std::string line = std::string(severity(problem.kind) == Severity::error ? "error: " : "warning: ") + label(problem.kind);
+  if (!problem.chunk.empty()) {
+    line += " " + problem.chunk + " in pack " + problem.pack;
+  } else if (!problem.pack.empty()) {
+    line += " " + problem.pack;
+  } else if (!problem.manifest.empty()) {
+    line += " " + problem.manifest;
+  }
+  line += ": " + problem.detail;
+  if (!problem.affected.empty()) {
+    line += (problem.kind == VerifyProblemKind::catalog_mismatch ? "; versions: " : "; damaged file versions: ") +
+            versions_text(problem.affected);
+  } else if (problem.kind == VerifyProblemKind::damaged_chunk || problem.kind == VerifyProblemKind::missing_pack ||
+             problem.kind == VerifyProblemKind::wrong_size) {
+    line += "; no file version uses it any more";
+  }
+  switch (problem.secondary) {
+    case SecondaryCopy::intact:
+      line += std::string(problem.kind == VerifyProblemKind::missing_pack ? "; missing from" : "; damaged on") +
+              " the primary, intact on the secondary " + secondary + " (copy " + secondary + "/" +
+              Repository::pack_key(problem.pack) + " to " + primary + "/" + Repository::pack_key(problem.pack) +
+              " to repair the primary)";
+      break;
+    case SecondaryCopy::missing: line += "; not on the secondary " + secondary + " either"; break;
+    case SecondaryCopy::damaged: line += "; damaged on the secondary " + secondary + " too"; break;
+    case SecondaryCopy::not_checked: break;
+  }
+  return line;
+}
+
+void print_json(const VerifyReport& report, const std::string& destination, const std::string& secondary) {
+  JsonWriter out(true);
+  out.begin_object()
+      .key("destination").value(destination)
+      .key("secondary");
+  if (secondary.empty()) {
+    out.null();
+  } else {
+    out.value(secondary);
+  }
+  out.key("read_data").value(report.read_data)
+      .key("subset_percent").value(report.subset_percent)
+      .key("ok").value(report.ok())
+      .key("seconds").value(static_cast<double>(report.finished_ns - report.started_ns) / 1e9)
+      .key("packs_referenced").value(report.packs_referenced)
+      .key("packs_on_destination").value(report.packs_on_destination)
+      .key("packs_read").value(report.packs_read)
+      .key("bytes_read").value(report.bytes_read)
+      .key("chunks_checked").value(report.chunks_checked)
+      .key("manifests_checked").value(report.manifests_checked)
+      .key("versions_compared").value(report.versions_compared)
+      .key("catalog_compared").value(report.catalog_compared)
+      .key("errors").value(report.errors())
+      .key("warnings").value(report.warnings())
+      .key("problems_by_kind").begin_object();
+  std::map<std::string, std::uint64_t> by_kind;
+  for (const VerifyProblem& problem : report.problems) {
+    ++by_kind[std::string(to_string(problem.kind))];
+  }
+  for (const auto& [kind, count] : by_kind) {
+    out.key(kind).value(count);
+  }
+  out.end_object().key("problems").begin_array();
+  for (const VerifyProblem& problem : report.problems) {
+    out.begin_object()
+        .key("kind").value(to_string(problem.kind))
+        .key("severity").value(severity(problem.kind) == Severity::error ? "error" : "warning")
+        .key("pack").value(problem.pack)
+        .key("chunk").value(problem.chunk)
+        .key("manifest").value(problem.manifest)
+        .key("detail").value(problem.detail)
+        .key("secondary").value(to_string(problem.secondary))
+        .key("affected").begin_array();
+    for (const AffectedVersion& version : problem.affected) {
+      out.begin_object().key("path").value(version.path).key("version").value(version.number).end_object();
+    }
+    out.end_array().end_object();
+  }
+  out.end_array().end_object();
+  std::cout << out.str() << '\n';
+}
+
+void print_human(Context& context, const VerifyReport& report, const std::string& destination,
+                 const std::string& secondary) {
+  const double seconds = static_cast<double>(report.finished_ns - report.started_ns) / 1e9;
+  std::string scope = "metadata only; --read-data also reads the packs";
+  if (report.read_data) {
+    char percent[32];
+    std::snprintf(percent, sizeof percent, "%g%%", report.subset_percent);
+    scope = report.subset_percent >= 100 ? "all data read" : std::string("data of a random ") + percent + " of the packs read";
+  }
+  say(context, "Verified " + destination + " in " + format_duration(seconds) + " (" + scope + ")");
+  say(context, "  packs: " + format_count(report.packs_referenced) + " referenced by the catalog, " + counted(report.packs_on_destination, "pack") + " on the destination");
+  say(context, "  manifests: " + format_count(report.manifests_checked) + " read" +
+                   (report.catalog_compared ? "; the catalog was compared with them (" +
+                                                  counted(report.versions_compared, "version") + ")"
+                                            : "; the catalog could not be compared with them"));
+  if (report.read_data) {
+    say(context, "  data: " + counted(report.packs_read, "pack") + " read (" + format_bytes(report.bytes_read) + "), " +
+                     counted(report.chunks_checked, "chunk") + " authenticated and re-hashed");
+  }
+  if (report.secondary_consulted) {
+    say(context, "  secondary: " + secondary + " consulted for what is damaged on the primary");
+  }
+  for (const VerifyProblem& problem : report.problems) {
+    const std::string line = problem_line(problem, destination, secondary);
+    if (severity(problem.kind) == Severity::error) {
+      std::cout << line << '\n';  // even with --quiet
+    } else {
+      say(context, line);
+    }
+  }
+  const std::string warnings =
+      report.warnings() == 0 ? "" : " (" + counted(report.warnings(), "warning") + ")";
+  if (report.ok()) {
+    say(context, "OK: no damage found" + warnings);
+    return;
+  }
+  std::map<std::string, std::uint64_t> by_kind;
+  std::vector<AffectedVersion> versions;
+  bool all_on_secondary = report.secondary_consulted;
+  for (const VerifyProblem& problem : report.problems) {
+    if (severity(problem.kind) == Severity::error) {
+      ++by_kind[label(problem.kind)];
+      if (problem.kind != VerifyProblemKind::catalog_mismatch) {
+        versions.insert(versions.end(), problem.affected.begin(), problem.affected.end());
+      }
+      all_on_secondary = all_on_secondary && problem.secondary == SecondaryCopy::intact;
+    }
+  }
+  std::sort(versions.begin(), versions.end());
+  versions.erase(std::unique(versions.begin(), versions.end()), versions.end());
+  std::vector<std::string> kinds;
+  for (const auto& [kind, count] : by_kind) {
+    kinds.push_back(format_count(count) + " " + kind);
+  }
+  std::cout << "DAMAGED: " << counted(report.errors(), "problem") << " (" << join(kinds) << "); "
+            << counted(versions.size(), "file version") << " cannot be restored intact from " << destination
+            << (all_on_secondary ? ", but every damaged pack is intact on the secondary" : "") << warnings << '\n';
+}
+
+/// The secondary destination, when one is configured and holds this repository; otherwise a
+/// warning says why it is not consulted.
+std::unique_ptr<Repository> open_secondary(Context& context, const Config& config, const MasterKey& key,
+                                           const Repository& primary) {
+  if (config.destination_secondary.empty()) {
+    return nullptr;
+  }
+  try {
+    std::unique_ptr<Repository> secondary =
+        Repository::open(make_local_backend(config.destination_secondary), key, CreateIfMissing::no);
+    if (secondary->info().id == primary.info().id) {
+      return secondary;
+    }
+    const std::string why = "it holds another repository (" + secondary->info().id + ")";
+    std::cerr << "mybackup: warning: the secondary " << config.destination_secondary << " is not consulted: " << why << '\n';
+    context.log().warn("verify: secondary {} not consulted: {}", config.destination_secondary, why);
+  } catch (const Error& error) {
+    std::cerr << "mybackup: warning: the secondary " << config.destination_secondary << " is not consulted: " << error.what()
+              << '\n';
+    context.log().warn("verify: secondary {} not consulted: {}", config.destination_secondary, error.what());
+  }
+  return nullptr;
+}
+
+void run(Context& context, const VerifyFlags& flags) {
+  VerifyOptions options;
+  options.read_data = flags.read_data;
+  if (flags.subset) {
+    options.subset_percent = parse_subset(*flags.subset);
+    if (!flags.read_data) {
+      throw Error(ErrorKind::usage, "--subset chooses which packs --read-data reads: add --read-data");
+    }
+  }
+  const Config config = context.load_config();
+  if (config.destination_primary.empty()) {
+    throw Error(ErrorKind::usage, "destination missing: run `mybackup config set destination DIR`");
+  }
+  const MasterKey key = load_key_file(context.home().key_path(config));
+  const Catalog catalog(context.home().catalog_path());
+  const std::unique_ptr<Repository> repository =
+      open_destination(config.destination_primary, key, catalog, DestinationUse::read);
+  if (!repository) {
+    if (flags.json) {
+      JsonWriter out(true);
+      out.begin_object().key("destination").value(config.destination_primary).key("ok").value(true)
+          .key("nothing_backed_up").value(true).end_object();
+      std::cout << out.str() << '\n';
+    } else {
+      say(context, "Nothing to verify: nothing is backed up on " + config.destination_primary + " yet");
+    }
+    return;
+  }
+  const std::unique_ptr<Repository> secondary = open_secondary(context, config, key, *repository);
+  options.secondary = secondary.get();
+  install_stop_handlers();
+  options.cancel = &stop_requested();
+
+  const bool show_progress = !flags.json && !context.quiet && ::isatty(STDERR_FILENO) != 0;
+  bool progress_shown = false;
+  auto last = std::chrono::steady_clock::time_point{};
+  if (show_progress) {
+    options.on_progress = [&](const VerifyProgress& step) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last < std::chrono::milliseconds(200) && step.done != step.total) {
+        return;
+      }
+      last = now;
+      const std::string what = step.stage == "sizes"       ? "checking pack sizes"
+                               : step.stage == "manifests" ? "reading manifests"
+                               : step.stage == "catalog"   ? "comparing the catalog, versions"
+                               : step.stage == "reading"   ? "reading packs"
+                                                           : std::string(step.stage);
+      std::string line = "verify: " + what + " " + std::to_string(step.done);
+      if (step.total != 0) {
+        line += "/" + std::to_string(step.total);
+      }
+      line.resize(std::max<std::size_t>(line.size(), 60), ' ');  // covers a longer previous line
+      std::cerr << '\r' << line << std::flush;
+      progress_shown = true;
+    };
+  }
+  context.log().info("verify: start{}{} destination {}{}", flags.read_data ? " read-data" : "",
+                     flags.subset ? " subset " + *flags.subset : "",
+                     repository->location(), secondary ? " secondary " + secondary->location() : "");
+  const VerifyReport report = verify_repository(catalog, *repository, options);
+  if (progress_shown) {
+    std::cerr << '\n';
+  }
+  context.log().info("verify: done in {:.2f}s: {} packs read ({} B), {} chunks, {} manifests, {} versions compared; "
+                     "{} errors, {} warnings",
+                     static_cast<double>(report.finished_ns - report.started_ns) / 1e9, report.packs_read, report.bytes_read,
+                     report.chunks_checked, report.manifests_checked, report.versions_compared, report.errors(),
+                     report.warnings());
+  const std::string secondary_location = secondary ? secondary->location() : "";
+  for (const VerifyProblem& problem : report.problems) {
+    if (severity(problem.kind) == Severity::error) {
+      context.log().error("verify: {}", problem_line(problem, repository->location(), secondary_location));
+    }
+  }
+  if (flags.json) {
+    print_json(report, repository->location(), secondary_location);
+  } else {
+    print_human(context, report, repository->location(), secondary_location);
+  }
+  if (!report.ok()) {
+    context.exit_code = kError;
+  }
+}
+
+}  // namespace
+
+void register_verify(CLI::App& app, Context& context) {
+  auto* command = app.add_subcommand(
+      "verify", "Check that the destination holds every pack the catalog needs, intact, and that the catalog agrees "
+                "with the manifests (read-only)");
+  auto flags = std::make_shared<VerifyFlags>();
+  command->add_flag("--read-data", flags->read_data,
+                    "Also read every pack: check its name against its SHA-256, authenticate and re-hash every chunk");
+  command->add_option("--subset", flags->subset,
+                      "With --read-data: read only this random share of the packs (10% or 10)");
+  command->add_flag("--json", flags->json, "Print one JSON object");
+  add_example(*command, "mybackup verify --read-data --subset 10%");
+  command->callback([&context, flags] { run(context, *flags); });
+}
+
+}  // namespace mybackup::cli
