@@ -25,7 +25,7 @@ class logger;
 namespace mybackup::cli {
 
 /// Exit codes (documented in README and `mybackup --help`).
-enum ExitCode : int { kOk = 0, kError = 1, kUsage = 2, kPartial = 3 };
+enum ExitCode : int { kOk = 0, kError = 1, kUsage = 2, kPartial = 3, kWrongKey = 4 };
 
 /// State shared by every command of one invocation.
 struct Context {
