@@ -57,7 +57,8 @@ void Home::initialize(bool force, const std::string& now_text) const {
       }
     }
     for (const std::string& name : {std::string("config.yaml"), std::string("key"), std::string("backups.db"),
-                                    std::string("backups.db-wal"), std::string("backups.db-shm")}) {
+                                    std::string("backups.db-wal"), std::string("backups.db-shm"),
+                                    std::string("keys")}) {
       const std::string path = root_ + "/" + name;
       if (path_exists(path) && ::rename(path.c_str(), (path + ".old-" + stamp).c_str()) != 0) {
         throw_system_error(errno, "cannot set aside " + path);
