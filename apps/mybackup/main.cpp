@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   register_history(app, context);
   register_restore(app, context);
   register_clean(app, context);
+  register_key(app, context);
 
   if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
     std::cerr << "mybackup: error: unknown command '" << unknown << "' (see mybackup --help for the commands)\n";
