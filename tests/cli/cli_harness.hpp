@@ -380,8 +380,8 @@ class CliTest : public ::testing::Test {
     const pid_t pid = ::fork();
     if (pid == 0) {
       // Child: only async-signal-safe calls from here on.
-      if ((new_session && ::setsid() < 0) || (cwd != nullptr && ::chdir(cwd) != 0) || ::dup2(null_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 ||
-          ::dup2(err_fd, 2) < 0) {
+      if ((new_session && ::setsid() < 0) || (cwd != nullptr && ::chdir(cwd) != 0) || ::dup2(null_fd, 0) < 0 ||
+          ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) {
         ::_exit(126);
       }
       ::execve(argv[0], argv.data(), envp.data());
