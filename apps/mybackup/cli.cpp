@@ -170,6 +170,7 @@ void prompt_line(int fd, const std::string& prompt, std::string& out) {
   write_all(fd, prompt);
   out.clear();
   out.reserve(1024);
+  bool too_long = false;
   for (;;) {
     char c = 0;
     const ssize_t n = ::read(fd, &c, 1);
@@ -184,12 +185,20 @@ void prompt_line(int fd, const std::string& prompt, std::string& out) {
     }
     if (out.size() < out.capacity()) {  // never reallocate: a reallocation would leave a copy behind
       out.push_back(c);
+    } else {
+      too_long = true;
     }
   }
   write_all(fd, "\n");
   if (stop_requested()) {
     wipe(out);
     throw Error(ErrorKind::interrupted, "interrupted: nothing changed");
+  }
+  if (too_long) {
+    const std::size_t limit = out.capacity();
+    wipe(out);
+    throw Error(ErrorKind::usage, "a typed passphrase can have at most " + std::to_string(limit) +
+                                      " characters: use a shorter one, or --passphrase-file FILE");
   }
   if (!out.empty() && out.back() == '\r') {
     out.pop_back();
