@@ -4,10 +4,19 @@
 #include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
+#include "mybackup/clock.hpp"
+#include "mybackup/crypto.hpp"
 #include "mybackup/error.hpp"
 #include "mybackup/fs.hpp"
 
@@ -68,7 +77,7 @@ void install_stop_handlers() {
 
 
 std::unique_ptr<Repository> open_destination(const std::string& destination, const MasterKey& key, const Catalog& catalog,
-                                             DestinationUse use) {
+                                             DestinationUse use, Context* context) {
   const std::string known_id = catalog.repository_id();
   const CreateIfMissing create =
       (known_id.empty() && use == DestinationUse::write) ? CreateIfMissing::yes : CreateIfMissing::no;
@@ -89,8 +98,197 @@ std::unique_ptr<Repository> open_destination(const std::string& destination, con
     throw Error(ErrorKind::mismatch, "destination " + destination + " belongs to another repository (" + repository->info().id +
                                          ", this catalog indexes " + known_id + "): choose the right destination or another home");
   }
+  if (use == DestinationUse::write) {
+    if (context == nullptr) {
+      throw std::logic_error("open_destination for a write needs the context");
+    }
+    // The key check above proved this repository uses our key, so our wrapped keys belong there.
+    const auto pending = pending_keys(context->home());
+    for (const std::string& id : move_wrapped_keys(*pending, repository->backend())) {
+      context->log().info("wrapped key {} moved from the home to the destination {}", id, destination);
+    }
+  }
   return repository;
 }
+
+// ---------------------------------------------------------------- passphrases and wrapped keys
+
+Passphrase::~Passphrase() { secure_wipe(std::span(reinterpret_cast<std::uint8_t*>(text_.data()), text_.capacity())); }
+
+namespace {
+void wipe(std::string& text) {
+  secure_wipe(std::span(reinterpret_cast<std::uint8_t*>(text.data()), text.capacity()));
+  text.clear();
+}
+
+/// The terminal's echo turned off for as long as this lives.
+class EchoOff {
+ public:
+  explicit EchoOff(int fd) : fd_(fd) {
+    if (::tcgetattr(fd_, &saved_) == 0) {
+      termios quiet = saved_;
+      quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+      active_ = ::tcsetattr(fd_, TCSAFLUSH, &quiet) == 0;
+    }
+  }
+  ~EchoOff() {
+    if (active_) {
+      ::tcsetattr(fd_, TCSAFLUSH, &saved_);
+    }
+  }
+  EchoOff(const EchoOff&) = delete;
+  EchoOff& operator=(const EchoOff&) = delete;
+  bool active() const { return active_; }
+
+ private:
+  int fd_;
+  termios saved_{};
+  bool active_ = false;
+};
+
+void write_all(int fd, const std::string& text) {
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      throw_system_error(errno, "cannot write to the terminal");
+    }
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+/// One line typed on the terminal `fd` after `prompt`, without echo. Error(usage) when `fd` is no
+/// terminal.
+void prompt_line(int fd, const std::string& prompt, std::string& out) {
+  const EchoOff echo_off(fd);
+  if (!echo_off.active()) {
+    throw Error(ErrorKind::usage, "cannot turn off echo on the terminal: pass --passphrase-file FILE or set MYBACKUP_PASSPHRASE");
+  }
+  write_all(fd, prompt);
+  out.clear();
+  out.reserve(1024);
+  bool too_long = false;
+  for (;;) {
+    char c = 0;
+    const ssize_t n = ::read(fd, &c, 1);
+    if (n < 0 && errno == EINTR) {
+      if (stop_requested()) {
+        break;
+      }
+      continue;
+    }
+    if (n <= 0 || c == '\n') {
+      break;
+    }
+    if (out.size() < out.capacity()) {  // never reallocate: a reallocation would leave a copy behind
+      out.push_back(c);
+    } else {
+      too_long = true;
+    }
+  }
+  write_all(fd, "\n");
+  if (stop_requested()) {
+    wipe(out);
+    throw Error(ErrorKind::interrupted, "interrupted: nothing changed");
+  }
+  if (too_long) {
+    const std::size_t limit = out.capacity();
+    wipe(out);
+    throw Error(ErrorKind::usage, "a typed passphrase can have at most " + std::to_string(limit) +
+                                      " characters: use a shorter one, or --passphrase-file FILE");
+  }
+  if (!out.empty() && out.back() == '\r') {
+    out.pop_back();
+  }
+}
+
+/// Closes a file descriptor at the end of a scope.
+struct FdCloser {
+  int fd;
+  ~FdCloser() {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+};
+}  // namespace
+
+void read_passphrase(const std::string& passphrase_file, PassphraseUse use, Passphrase& out) {
+  std::string& text = out.text_;
+  wipe(text);
+  if (!passphrase_file.empty()) {
+    Bytes raw = read_file(passphrase_file);
+    const auto end = std::find(raw.begin(), raw.end(), static_cast<std::uint8_t>('\n'));
+    text.reserve(static_cast<std::size_t>(end - raw.begin()));
+    text.assign(raw.begin(), end);
+    secure_wipe(raw);
+    if (!text.empty() && text.back() == '\r') {
+      text.pop_back();
+    }
+    if (text.empty()) {
+      throw Error(ErrorKind::usage, "passphrase file " + passphrase_file + " starts with an empty line: put the passphrase on its first line");
+    }
+    return;
+  }
+  if (const char* env = std::getenv("MYBACKUP_PASSPHRASE"); env != nullptr) {
+    text = env;
+    if (text.empty()) {
+      throw Error(ErrorKind::usage, "MYBACKUP_PASSPHRASE is set but empty: set it to the passphrase, or unset it to be asked");
+    }
+    return;
+  }
+  const FdCloser tty{::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)};
+  if (tty.fd < 0) {
+    throw Error(ErrorKind::usage, "a passphrase is needed and there is no terminal to ask for it: pass --passphrase-file FILE, "
+                                  "set MYBACKUP_PASSPHRASE, or run the command on a terminal");
+  }
+  install_stop_handlers();  // Ctrl-C while echo is off ends the prompt and turns echo back on
+  prompt_line(tty.fd, use == PassphraseUse::new_one ? "New passphrase: " : "Passphrase: ", text);
+  if (text.empty()) {
+    throw Error(ErrorKind::usage, "the passphrase is empty: nothing changed (an empty passphrase protects nothing)");
+  }
+  if (use == PassphraseUse::new_one) {
+    std::string again;
+    prompt_line(tty.fd, "Repeat the passphrase: ", again);
+    const bool same = again == text;
+    wipe(again);
+    if (!same) {
+      wipe(text);
+      throw Error(ErrorKind::usage, "passphrases do not match: nothing changed, run the command again");
+    }
+  }
+}
+
+ScryptParams new_key_scrypt_params() {
+  ScryptParams params;
+  if (const char* text = std::getenv("MYBACKUP_TEST_SCRYPT_N"); text != nullptr && *text != '\0') {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long n = std::strtoull(text, &end, 10);
+    params.n = n;
+    if (errno != 0 || *end != '\0' || !params.acceptable()) {
+      throw Error(ErrorKind::usage, std::string("MYBACKUP_TEST_SCRYPT_N=") + text +
+                                        " must be a power of two from 2 to 1048576 (it is for tests only: unset it)");
+    }
+  }
+  return params;
+}
+
+WrapDetails new_key_details(const std::string& label) {
+  WrapDetails details;
+  details.created = format_utc(system_clock().now_ns());
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) == 0) {
+    details.host = host;
+  }
+  details.label = label;
+  return details;
+}
+
+std::unique_ptr<Backend> pending_keys(const Home& home) { return make_local_backend(home.root(), 0600); }
 
 
 std::unique_ptr<Repository> open_for_reading(Context& context, const Config& config, const MasterKey& key,

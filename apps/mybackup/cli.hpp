@@ -13,6 +13,7 @@
 #include "mybackup/catalog.hpp"
 #include "mybackup/config.hpp"
 #include "mybackup/home.hpp"
+#include "mybackup/key_wrap.hpp"
 #include "mybackup/keys.hpp"
 #include "mybackup/repository.hpp"
 #include "mybackup/clean.hpp"
@@ -26,7 +27,7 @@ class logger;
 namespace mybackup::cli {
 
 /// Exit codes (documented in README and `mybackup --help`).
-enum ExitCode : int { kOk = 0, kError = 1, kUsage = 2, kPartial = 3 };
+enum ExitCode : int { kOk = 0, kError = 1, kUsage = 2, kPartial = 3, kWrongKey = 4 };
 
 /// State shared by every command of one invocation.
 struct Context {
@@ -54,10 +55,43 @@ const std::atomic<bool>& stop_requested();
 enum class DestinationUse { read, write };
 
 /// Opens the primary destination, checking that it is the repository this catalog indexes.
-/// For DestinationUse::write, creates the repository when the catalog has none yet. Returns
-/// nullptr for a read before the first backup (nothing there yet).
+/// For DestinationUse::write, creates the repository when the catalog has none yet, and moves the
+/// home's pending passphrase-wrapped keys to it (REQUIRES: `context` for a write, to find the
+/// home and log the move). Returns nullptr for a read before the first backup (nothing there yet).
 std::unique_ptr<Repository> open_destination(const std::string& destination, const MasterKey& key, const Catalog& catalog,
-                                             DestinationUse use);
+                                             DestinationUse use, Context* context = nullptr);
+
+// ---- passphrases and wrapped keys (cmd_init.cpp, cmd_key.cpp)
+
+enum class PassphraseUse { existing, new_one };
+
+/// A passphrase, wiped from memory when it goes (best effort: only this buffer). Not copyable.
+class Passphrase {
+ public:
+  Passphrase() = default;
+  ~Passphrase();
+  Passphrase(const Passphrase&) = delete;
+  Passphrase& operator=(const Passphrase&) = delete;
+  const std::string& text() const { return text_; }
+
+ private:
+  friend void read_passphrase(const std::string&, PassphraseUse, Passphrase&);
+  std::string text_;
+};
+
+/// Reads a passphrase into `out` from, in this order: `passphrase_file` (its first line) if not
+/// empty; $MYBACKUP_PASSPHRASE; the terminal (/dev/tty, echo off; asked twice for a new one).
+/// Error(usage) if none of these exists, the passphrase is empty or the two entries differ.
+void read_passphrase(const std::string& passphrase_file, PassphraseUse use, Passphrase& out);
+
+/// The scrypt cost of new wrapped keys: the production default, or N from the test-only variable
+/// MYBACKUP_TEST_SCRYPT_N (the end-to-end tests set it to keep scrypt cheap; never set it otherwise).
+ScryptParams new_key_scrypt_params();
+/// Creation time (now), this machine's host name and `label`, for a new wrapped key.
+WrapDetails new_key_details(const std::string& label);
+/// The home's store of pending wrapped keys (HOME/keys/<id>.json, mode 0600): keys made while no
+/// destination holds a repository yet, moved there by the next backup.
+std::unique_ptr<Backend> pending_keys(const Home& home);
 
 /// One clean of `repository` with `policy`: under the writer lock after catching up with the
 /// destination (unless dry_run), logged, damaged packs reported on stderr. Used by `clean` and by
@@ -112,5 +146,6 @@ void register_clean(CLI::App& app, Context& context);
 void register_sync(CLI::App& app, Context& context);
 void register_schedule(CLI::App& app, Context& context);
 void register_verify(CLI::App& app, Context& context);
+void register_key(CLI::App& app, Context& context);
 
 }  // namespace mybackup::cli

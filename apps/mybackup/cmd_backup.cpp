@@ -181,7 +181,8 @@ void run(Context& context, const BackupFlags& flags) {
                      source_paths(config), destination);
   std::unique_ptr<Repository> repository;
   try {
-    repository = open_destination(destination, key, catalog, flags.dry_run ? DestinationUse::read : DestinationUse::write);
+    repository =
+        open_destination(destination, key, catalog, flags.dry_run ? DestinationUse::read : DestinationUse::write, &context);
     BackupTarget target;
     target.keys = &keys;
     target.chunker = repository ? repository->info().chunker : ChunkerParams{};

@@ -1,4 +1,6 @@
-// `mybackup init`: create the home (config, key, catalog), new or from an existing destination.
+// `mybackup init`: create the home (config, key, catalog): new, optionally with a
+// passphrase-wrapped copy of the key for the destination, or recovered from an existing
+// destination (--from).
 
 #include <spdlog/spdlog.h>
 
@@ -9,6 +11,7 @@
 #include "mybackup/clock.hpp"
 #include "mybackup/error.hpp"
 #include "mybackup/fs.hpp"
+#include "mybackup/key_wrap.hpp"
 #include "mybackup/replay.hpp"
 #include "mybackup/scanner.hpp"
 
@@ -18,25 +21,48 @@ namespace {
 
 struct InitFlags {
   bool force = false;
-  std::string from;      // an existing destination to recover from
-  std::string key_file;  // its key (as `key export` wrote it)
+  bool passphrase = false;      // new: wrap the key; --from: unlock it with a passphrase
+  std::string passphrase_file;  // implies passphrase
+  std::string from;             // an existing destination to recover from
+  std::string key_file;         // its key (as `key export` wrote it)
+
+  bool wants_passphrase() const { return passphrase || !passphrase_file.empty(); }
 };
 
 void initialize_new(Context& context, const InitFlags& flags) {
   const Home& home = context.home();
+  const bool wrap = flags.wants_passphrase();
+  Passphrase passphrase;
+  if (wrap) {
+    if (home.initialized() && !flags.force) {
+      home.initialize(false, "");  // refuses (Error(exists)) before asking for anything
+    }
+    read_passphrase(flags.passphrase_file, PassphraseUse::new_one, passphrase);
+    new_key_scrypt_params();  // a bad test setting fails before anything is created
+  }
   home.initialize(flags.force, format_utc(system_clock().now_ns()));
   context.log().info("init: initialized {}{}", home.root(), flags.force ? " (--force)" : "");
   say(context, "Initialized mybackup in " + home.root());
   say(context, "  key: " + home.root() + "/key  (copy it somewhere safe: without it your backups cannot be read)");
+  if (wrap) {
+    const Config config = context.load_config();
+    const MasterKey key = load_key_file(home.key_path(config));
+    const WrappedKey wrapped = wrap_master_key(key, passphrase.text(), new_key_scrypt_params(), new_key_details("init"));
+    add_wrapped_key(*pending_keys(home), wrapped);
+    context.log().info("init: wrapped key {} made (pending until the first backup)", wrapped.id);
+    say(context, "  passphrase: key " + wrapped.id + " goes to the destination at the first backup (with the destination "
+                 "and this passphrase, the backups can be recovered anywhere)");
+  }
   say(context, "Next: mybackup add DIR, then mybackup config set destination DIR, then mybackup backup");
 }
 
-/// A fresh machine: the key from a file, the settings and the catalog from the destination.
+/// A fresh machine: the key from a file or a passphrase, the settings and the catalog from the
+/// destination.
 void initialize_from(Context& context, const InitFlags& flags) {
   const auto started = std::chrono::steady_clock::now();
-  if (flags.key_file.empty()) {
-    throw Error(ErrorKind::usage, "init --from needs the repository's key: --key-file FILE (the file `mybackup key export` "
-                                  "wrote, or the old home's key file)");
+  if (flags.key_file.empty() == !flags.wants_passphrase()) {
+    throw Error(ErrorKind::usage, "init --from needs the repository's key, one way: --key-file FILE (the file `mybackup "
+                                  "key export` wrote, or the old home's key file) or --passphrase");
   }
   const Home& home = context.home();
   if (home.initialized() && !flags.force) {
@@ -44,10 +70,18 @@ void initialize_from(Context& context, const InitFlags& flags) {
                                        ": nothing changed (use another --home, or --force to set the current state aside)");
   }
   const std::string destination = normalize_path(flags.from);
-  const MasterKey key = load_key_file(flags.key_file);
+  std::unique_ptr<Backend> backend = make_local_backend(destination);
+  MasterKey key;
+  if (!flags.key_file.empty()) {
+    key = load_key_file(flags.key_file);
+  } else {
+    Passphrase passphrase;
+    read_passphrase(flags.passphrase_file, PassphraseUse::existing, passphrase);
+    key = unlock_with_passphrase(*backend, passphrase.text());
+  }
   std::unique_ptr<Repository> repository;
   try {
-    repository = Repository::open(make_local_backend(destination), key, CreateIfMissing::no);
+    repository = Repository::open(std::move(backend), key, CreateIfMissing::no);
   } catch (const Error& error) {
     if (error.kind() == ErrorKind::not_found) {
       throw Error(ErrorKind::not_found, destination + " holds no mybackup repository: check the path (is the disk mounted?)");
@@ -79,6 +113,7 @@ void initialize_from(Context& context, const InitFlags& flags) {
   say(context, "  " + counted(runs, "run") + ", " + counted(summary.files, "file") + ", " +
                    counted(summary.versions, "version") + " in history (" + format_bytes(summary.stored_bytes) + " stored)");
   say(context, "  sources: " + source_paths(config) + (recorded.empty() ? " (no settings were recorded: add sources again)" : ""));
+  say(context, "  key: " + home.root() + "/key  (keep a copy somewhere safe)");
   say(context, "Next: mybackup restore --list, or mybackup backup to go on backing up");
 }
 
@@ -88,12 +123,19 @@ void register_init(CLI::App& app, Context& context) {
   auto* command = app.add_subcommand("init", "Create the configuration, the encryption key and the catalog");
   auto flags = std::make_shared<InitFlags>();
   command->add_flag("--force", flags->force, "Start over in an existing home (the old key, config and catalog are kept as *.old-*)");
+  command->add_flag("--passphrase", flags->passphrase,
+                    "New home: also protect a copy of the key with a passphrase, stored on the destination (with the "
+                    "destination and the passphrase alone, the backups can be recovered on another computer). "
+                    "With --from: unlock the repository with its passphrase");
+  command->add_option("--passphrase-file", flags->passphrase_file,
+                      "Read the passphrase from the first line of FILE (implies --passphrase; else $MYBACKUP_PASSPHRASE, "
+                      "else asked on the terminal)");
   command->add_option("--from", flags->from,
                       "Recover from an existing destination: its settings and catalog are rebuilt from what it holds");
   command->add_option("--key-file", flags->key_file, "With --from: the repository's key file (from `mybackup key export`)");
   add_example(*command,
-              "mybackup init            # creates ~/.mybackup/{config.yaml,key,backups.db}\n"
-              "  mybackup init --from /mnt/backups --key-file /media/usb/mybackup-key   # a new computer");
+              "mybackup init --passphrase   # creates ~/.mybackup/{config.yaml,key,backups.db}, asks a passphrase\n"
+              "  mybackup init --from /mnt/backups --passphrase   # a new computer");
   command->callback([&context, flags] {
     if (flags->from.empty()) {
       if (!flags->key_file.empty()) {

@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
       ->envname("MYBACKUP_HOME");
   app.add_flag("-q,--quiet", context.quiet, "Print nothing but errors");
   app.footer(
-      "\nExit codes: 0 ok, 1 error, 2 usage, 3 done but some files were skipped.\n"
+      "\nExit codes: 0 ok, 1 error, 2 usage, 3 done but some files were skipped, 4 wrong key or passphrase.\n"
       "Example:\n  mybackup init && mybackup add ~/Documents && mybackup config set destination /mnt/backups && mybackup backup");
 
   // Command-line mistakes read like every other error: one line, the problem, where to look.
@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
   register_sync(app, context);
   register_schedule(app, context);
   register_verify(app, context);
+  register_key(app, context);
 
   if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
     std::cerr << "mybackup: error: unknown command '" << unknown << "' (see mybackup --help for the commands)\n";
@@ -86,7 +87,7 @@ int main(int argc, char** argv) {
     std::cerr << "mybackup: error: " << error.what() << '\n';
     context.log().error("{} failed: {} [{}]", app.get_subcommands().empty() ? "mybackup" : app.get_subcommands()[0]->get_name(),
                         error.what(), to_string(error.kind()));
-    return error.kind() == ErrorKind::usage ? kUsage : kError;
+    return error.kind() == ErrorKind::usage ? kUsage : error.kind() == ErrorKind::wrong_key ? kWrongKey : kError;
   } catch (const std::exception& error) {
     std::cerr << "mybackup: error: " << error.what() << '\n';
     context.log().error("unexpected error: {}", error.what());

@@ -251,6 +251,18 @@ Bytes hkdf_sha256(ByteView key, ByteView salt, ByteView info, std::size_t length
 }
 
 // ---------------------------------------------------------------------------------------------
+// scrypt
+
+void scrypt(std::string_view passphrase, ByteView salt, std::uint64_t n, std::uint64_t r, std::uint64_t p,
+            std::uint64_t max_memory, std::span<std::uint8_t> out) {
+  if (EVP_PBE_scrypt(passphrase.data(), passphrase.size(), salt.data(), salt.size(), n, r, p, max_memory, out.data(),
+                     out.size()) != 1) {
+    secure_wipe(out);
+    fail("scrypt");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // AES-256-GCM
 
 namespace {

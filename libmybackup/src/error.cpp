@@ -17,6 +17,7 @@ std::string_view to_string(ErrorKind kind) {
     case ErrorKind::no_space: return "no_space";
     case ErrorKind::locked: return "locked";
     case ErrorKind::mismatch: return "mismatch";
+    case ErrorKind::wrong_key: return "wrong_key";
     case ErrorKind::interrupted: return "interrupted";
   }
   return "unknown";

@@ -70,7 +70,8 @@ void Home::initialize_with(const MasterKey& key, const Config& config, bool forc
                                        ": nothing changed (use `mybackup init --force` to start over; the old key is kept)");
   }
   make_directories(root_, 0700);
-  const std::vector<std::string> state = {"config.yaml", "key", "backups.db", "backups.db-wal", "backups.db-shm"};
+  // "keys": wrapped copies of the old key waiting for a destination must not reach a new one.
+  const std::vector<std::string> state = {"config.yaml", "key", "backups.db", "backups.db-wal", "backups.db-shm", "keys"};
   if (force && initialized()) {
     std::string stamp = now_text;
     for (char& c : stamp) {

@@ -55,7 +55,8 @@ void list_recursive(const std::string& directory, const std::string& key_prefix,
 
 class LocalBackend final : public Backend {
  public:
-  explicit LocalBackend(std::string root) : root_(std::move(root)) {}
+  LocalBackend(std::string root, unsigned file_mode)
+      : root_(std::move(root)), file_mode_(file_mode), directory_mode_(file_mode | ((file_mode & 0444U) >> 2)) {}
 
   std::string location() const override { return root_; }
 
@@ -63,9 +64,9 @@ class LocalBackend final : public Backend {
     const std::string path = path_of(key);
     ensure_directory(parent_directory(path));
     if (overwrite == Overwrite::yes) {
-      write_file_atomic(path, data);
+      write_file_atomic(path, data, file_mode_);
     } else {
-      create_file_atomic(path, data);
+      create_file_atomic(path, data, file_mode_);
     }
   }
 
@@ -176,7 +177,7 @@ class LocalBackend final : public Backend {
         break;
       }
     }
-    make_directories(directory);
+    make_directories(directory, directory_mode_);
     for (const std::string& created : missing) {
       sync_directory(parent_directory(created));
     }
@@ -185,14 +186,16 @@ class LocalBackend final : public Backend {
   }
 
   std::string root_;
+  unsigned file_mode_;
+  unsigned directory_mode_;  // file_mode_ with x wherever it has r (0644 -> 0755, 0600 -> 0700)
   std::mutex mutex_;
   std::set<std::string> known_directories_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_local_backend(const std::string& root) {
-  return std::make_unique<LocalBackend>(root);
+std::unique_ptr<Backend> make_local_backend(const std::string& root, unsigned file_mode) {
+  return std::make_unique<LocalBackend>(root, file_mode);
 }
 
 }  // namespace mybackup

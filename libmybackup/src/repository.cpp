@@ -72,8 +72,8 @@ RepositoryInfo decode_marker(const Bytes& raw, const KeySet& keys, const std::st
     throw Error(ErrorKind::corrupt, where + " is damaged: " + error.what());
   }
   if (check != key_check(keys, info.id)) {
-    throw Error(ErrorKind::mismatch, "destination " + location +
-                                         " was created with a different key: use that repository's key, or choose another destination");
+    throw Error(ErrorKind::wrong_key, "destination " + location +
+                                          " was created with a different key: use that repository's key, or choose another destination");
   }
   return info;
 }

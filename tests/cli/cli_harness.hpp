@@ -251,6 +251,7 @@ inline std::ostream& operator<<(std::ostream& stream, const Result& result) {
 struct RunOptions {
   std::vector<std::pair<std::string, std::optional<std::string>>> env;
   std::string cwd;  // empty: the test's working directory
+  bool no_terminal = false;  // run in a new session, without a controlling terminal (/dev/tty fails)
 };
 
 inline ::testing::AssertionResult succeeded(const Result& result, int expected = 0) {
@@ -374,12 +375,13 @@ class CliTest : public ::testing::Test {
     const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     EXPECT_TRUE(out_fd >= 0 && err_fd >= 0 && null_fd >= 0) << std::strerror(errno);
     const char* cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
+    const bool new_session = options.no_terminal;
 
     const pid_t pid = ::fork();
     if (pid == 0) {
       // Child: only async-signal-safe calls from here on.
-      if ((cwd != nullptr && ::chdir(cwd) != 0) || ::dup2(null_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 ||
-          ::dup2(err_fd, 2) < 0) {
+      if ((new_session && ::setsid() < 0) || (cwd != nullptr && ::chdir(cwd) != 0) || ::dup2(null_fd, 0) < 0 ||
+          ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) {
         ::_exit(126);
       }
       ::execve(argv[0], argv.data(), envp.data());

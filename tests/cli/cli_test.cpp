@@ -544,7 +544,7 @@ TEST_F(CliTest, DestinationOfAnotherRepositoryIsRefused) {
   ASSERT_TRUE(succeeded(run({"config", "set", "destination", dest_})));
   const std::string dest_before = listing(dest_);
   const Result result = run({"backup"});
-  EXPECT_TRUE(failed_with(result, 1, {dest_, "different key"}));
+  EXPECT_TRUE(failed_with(result, 4, {dest_, "different key"}));
   EXPECT_EQ(listing(dest_), dest_before);
   check_no_key_leaked();
   home_ = home_a;

@@ -834,6 +834,34 @@ TEST_F(RestoreCliTest, AHomeRebuiltFromTheDestinationRestoresEveryRun) {
   EXPECT_TRUE(contains(run({"list", src_ + "/a.txt"}).out, "  3  ")) << run({"list", src_ + "/a.txt"});
 }
 
+// With a passphrase set at init, the destination and the passphrase alone bring everything back;
+// a wrong passphrase is exit code 4 and creates nothing.
+TEST_F(RestoreCliTest, ADestinationAndItsPassphraseAreEnoughToRecover) {
+  RunOptions secret;
+  secret.env = {{"MYBACKUP_PASSPHRASE", "correct horse battery"}, {"MYBACKUP_TEST_SCRYPT_N", "16"}};
+  secret.no_terminal = true;
+  ASSERT_TRUE(succeeded(run({"init", "--passphrase"}, secret)));
+  make_tree();
+  ASSERT_TRUE(succeeded(run({"add", src_})));
+  ASSERT_TRUE(succeeded(run({"config", "set", "destination", dest_})));
+  ASSERT_TRUE(succeeded(run({"backup"})));
+  const std::string key_before = key_hex(key_path());
+  fs::remove_all(home_);
+
+  RunOptions wrong = secret;
+  wrong.env[0].second = "incorrect horse";
+  EXPECT_TRUE(failed_with(run({"init", "--from", dest_, "--passphrase"}, wrong), 4, {"passphrase"}));
+  EXPECT_FALSE(exists(home_));
+  EXPECT_TRUE(failed_with(run({"init", "--from", dest_, "--passphrase", "--key-file", root_ + "/k"}, secret), 2,
+                          {"one way"}));
+
+  ASSERT_TRUE(succeeded(run({"init", "--from", dest_, "--passphrase"}, secret)));
+  EXPECT_EQ(key_hex(key_path()), key_before);
+  const std::string out = root_ + "/restored";
+  ASSERT_TRUE(succeeded(restore({"--directory", src_, "--destination", out})));
+  EXPECT_TRUE(same_tree(snapshot(src_), snapshot(out)));
+}
+
 // ================================================================ the secondary destination
 
 // Backups and cleans keep the secondary a copy of the primary; a restore reads what the primary

@@ -187,6 +187,26 @@ TEST(HkdfSha256Test, Rfc5869Case3EmptySaltAndInfo) {
             "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
 }
 
+// RFC 7914, section 12 (test vectors 2 and 3).
+TEST(ScryptTest, Rfc7914Vectors) {
+  Bytes out(64);
+  scrypt("password", as_bytes("NaCl"), 1024, 8, 16, std::uint64_t{64} << 20, out);
+  EXPECT_EQ(to_hex(out),
+            "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162"
+            "2eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640");
+  scrypt("pleaseletmein", as_bytes("SodiumChloride"), 16384, 8, 1, std::uint64_t{64} << 20, out);
+  EXPECT_EQ(to_hex(out),
+            "7023bdcb3afd7348461c06cd81fd38ebfda8fbba904f8e3ea9b543f6545da1f2"
+            "d5432955613f0fcf62d49705242a9af9e61e85dc0d651e40dfcf017b45575887");
+}
+
+TEST(ScryptTest, RefusesTooLittleMemoryAndBadParameters) {
+  Bytes out(32);
+  // N = 2^14, r = 8 needs 16 MiB.
+  expect_crypto_error([&] { scrypt("pw", as_bytes("salt"), 16384, 8, 1, std::uint64_t{1} << 20, out); });
+  expect_crypto_error([&] { scrypt("pw", as_bytes("salt"), 1000, 8, 1, std::uint64_t{64} << 20, out); });  // not 2^k
+}
+
 TEST(HkdfSha256Test, LengthLimits) {
   EXPECT_TRUE(hkdf_sha256(repeat(0x0b, 22), {}, {}, 0).empty());
   const Bytes longest = hkdf_sha256(repeat(0x0b, 22), {}, {}, 8160);

@@ -177,13 +177,13 @@ TEST(Repository, two_repositories_get_different_ids) {
   EXPECT_NE(open_repo(dir / "a", key)->info().id, open_repo(dir / "b", key)->info().id);
 }
 
-TEST(Repository, a_different_key_is_a_mismatch) {
+TEST(Repository, a_different_key_is_the_wrong_key) {
   TempDir dir;
   open_repo(dir.path(), MasterKey::generate());
   const std::string marker_before = read_text_file(dir / kMarker);
   const MasterKey other = MasterKey::generate();
-  EXPECT_EQ(error_kind([&] { open_repo(dir.path(), other, CreateIfMissing::no); }), ErrorKind::mismatch);
-  EXPECT_EQ(error_kind([&] { open_repo(dir.path(), other, CreateIfMissing::yes); }), ErrorKind::mismatch);
+  EXPECT_EQ(error_kind([&] { open_repo(dir.path(), other, CreateIfMissing::no); }), ErrorKind::wrong_key);
+  EXPECT_EQ(error_kind([&] { open_repo(dir.path(), other, CreateIfMissing::yes); }), ErrorKind::wrong_key);
   EXPECT_EQ(read_text_file(dir / kMarker), marker_before);
 }
 
@@ -218,7 +218,7 @@ TEST(Repository, marker_of_an_unknown_version_is_corrupt) {
   EXPECT_EQ(error_kind([&] { open_repo(dir.path(), key, CreateIfMissing::no); }), ErrorKind::corrupt);
 }
 
-TEST(Repository, damaged_marker_is_corrupt_or_mismatch) {
+TEST(Repository, damaged_marker_is_corrupt_mismatch_or_wrong_key) {
   TempDir dir;
   const MasterKey key = MasterKey::generate();
   open_repo(dir.path(), key);
@@ -241,7 +241,7 @@ TEST(Repository, damaged_marker_is_corrupt_or_mismatch) {
   write_text_file(dir / kMarker, bad_chunker);
   EXPECT_EQ(error_kind([&] { open_repo(dir.path(), key, CreateIfMissing::no); }), ErrorKind::corrupt);
 
-  // A changed id no longer matches the key check.
+  // A changed id no longer matches the key check (which cannot tell a changed id from a wrong key).
   write_text_file(dir / kMarker, original);
   const std::string id = open_repo(dir.path(), key, CreateIfMissing::no)->info().id;
   std::string other_id = original;
@@ -249,7 +249,7 @@ TEST(Repository, damaged_marker_is_corrupt_or_mismatch) {
   ASSERT_NE(id_at, std::string::npos);
   other_id.replace(id_at, 1, id[0] == '0' ? "1" : "0");
   write_text_file(dir / kMarker, other_id);
-  EXPECT_EQ(error_kind([&] { open_repo(dir.path(), key, CreateIfMissing::no); }), ErrorKind::mismatch);
+  EXPECT_EQ(error_kind([&] { open_repo(dir.path(), key, CreateIfMissing::no); }), ErrorKind::wrong_key);
 }
 
 // ---------------------------------------------------------------- names

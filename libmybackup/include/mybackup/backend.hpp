@@ -58,7 +58,8 @@ class Backend {
 
 /// A directory on a local (or mounted) filesystem. Objects are files under `root`; writes go to a
 /// temporary file in the target directory, are fsync'ed, renamed into place, and the directory is
-/// fsync'ed. The root is created on the first put() if missing.
-std::unique_ptr<Backend> make_local_backend(const std::string& root);
+/// fsync'ed. The root is created on the first put() if missing. New files get `file_mode` (0600 for
+/// key material in the home), new directories the same with x wherever it has r (0755, 0700).
+std::unique_ptr<Backend> make_local_backend(const std::string& root, unsigned file_mode = 0644);
 
 }  // namespace mybackup

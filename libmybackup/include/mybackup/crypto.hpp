@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
+#include <string_view>
 
 #include "mybackup/bytes.hpp"
 
@@ -61,6 +63,13 @@ class HmacSha256 {
 
 /// HKDF-SHA256 (RFC 5869): extract with `salt`, expand with `info` to `length` bytes (<= 8160).
 Bytes hkdf_sha256(ByteView key, ByteView salt, ByteView info, std::size_t length);
+
+/// scrypt (RFC 7914) of `passphrase` with `salt` and cost parameters N (a power of two > 1), r and
+/// p, filling `out`. `max_memory` bounds the memory OpenSSL may use (scrypt needs about
+/// 128 * r * (N + p) bytes; OpenSSL's own default limit is 32 MiB, too small for N = 2^15, r = 8).
+/// Throws Error(crypto) if OpenSSL refuses the parameters or fails.
+void scrypt(std::string_view passphrase, ByteView salt, std::uint64_t n, std::uint64_t r, std::uint64_t p,
+            std::uint64_t max_memory, std::span<std::uint8_t> out);
 
 constexpr std::size_t kAeadKeySize = 32;
 constexpr std::size_t kAeadNonceSize = 12;

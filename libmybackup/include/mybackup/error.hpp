@@ -14,11 +14,12 @@ enum class ErrorKind {
   not_found,   // something named does not exist (path, home, source, version)
   exists,      // something that must not exist already does (init on an existing home, duplicate source)
   corrupt,     // stored data failed a structural or integrity check
-  crypto,      // authentication failed or key material is missing, damaged or wrong
+  crypto,      // authentication failed or key material is missing or damaged
   io,          // the operating system refused a read or write (permission, I/O error)
   no_space,    // the device is full (ENOSPC, EDQUOT)
   locked,      // another process holds the lock
-  mismatch,    // the destination belongs to another repository or key
+  mismatch,    // the destination belongs to another repository
+  wrong_key,   // the key or passphrase given does not open this repository or wrapped key
   interrupted, // the user asked to stop (SIGINT/SIGTERM); nothing of the run was recorded
 };
 

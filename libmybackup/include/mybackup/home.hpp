@@ -3,6 +3,7 @@
 //   config.yaml   settings (config.hpp)
 //   key           the master key, mode 0600 (keys.hpp)
 //   backups.db    the catalog (catalog.hpp)
+//   keys/         passphrase-wrapped copies of the key not yet on the destination (key_wrap.hpp)
 //   logs/         mybackup.log (rotating); backup_manager.log, backup_service.log (`schedule`)
 //   backup_schedules.txt, backups/, backup_service.pid   the legacy scheduler (`mybackup schedule`),
 //                 unless config.yaml puts them elsewhere (schedule.file, .archive_dir, .log_dir)
@@ -42,8 +43,9 @@ class Home {
   void require_initialized() const;
 
   /// Creates the home: directory (0700), config.yaml, a new key, an empty catalog.
-  /// On an initialized home: Error(exists) unless `force`; with `force`, the old config, key and
-  /// catalog are kept beside the new ones as *.old-<time> (a key is never destroyed).
+  /// On an initialized home: Error(exists) unless `force`; with `force`, the old config, key,
+  /// catalog and pending wrapped keys are kept beside the new ones as *.old-<time> (a key is never
+  /// destroyed).
   void initialize(bool force, const std::string& now_text) const;
 
   /// Like initialize(), for an existing repository (`init --from`): the home gets `key` and

@@ -39,7 +39,7 @@ class Repository {
   /// - No marker and CreateIfMissing::yes: creates one if the location is empty (or absent).
   /// - No marker otherwise: Error(not_found) if the location is empty, Error(mismatch) if it holds
   ///   other files ("not a mybackup repository").
-  /// - A marker whose key check fails: Error(mismatch) ("created with a different key").
+  /// - A marker whose key check fails: Error(wrong_key) ("created with a different key").
   /// - A marker of an unknown format or version: Error(corrupt).
   static std::unique_ptr<Repository> open(std::unique_ptr<Backend> backend, const MasterKey& key,
                                           CreateIfMissing create);
