@@ -146,19 +146,6 @@ class EchoOff {
   bool active_ = false;
 };
 
-void write_all(int fd, const std::string& text) {
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      throw_system_error(errno, "cannot write to the terminal");
-    }
-    done += static_cast<std::size_t>(n);
-  }
-}
 
 /// One line typed on the terminal `fd` after `prompt`, without echo. Error(usage) when `fd` is no
 /// terminal.
@@ -167,7 +154,7 @@ void prompt_line(int fd, const std::string& prompt, std::string& out) {
   if (!echo_off.active()) {
     throw Error(ErrorKind::usage, "cannot turn off echo on the terminal: pass --passphrase-file FILE or set MYBACKUP_PASSPHRASE");
   }
-  write_all(fd, prompt);
+  write_all(fd, as_bytes(prompt), "to the terminal");
   out.clear();
   out.reserve(1024);
   bool too_long = false;
@@ -189,7 +176,7 @@ void prompt_line(int fd, const std::string& prompt, std::string& out) {
       too_long = true;
     }
   }
-  write_all(fd, "\n");
+  write_all(fd, as_bytes("\n"), "to the terminal");
   if (stop_requested()) {
     wipe(out);
     throw Error(ErrorKind::interrupted, "interrupted: nothing changed");

@@ -171,17 +171,11 @@ void serve(const SchedulePaths& paths, bool to_stdout, const std::function<void(
   log->info("service stopped (pid {})", ::getpid());
 }
 
+/// Best effort: the parent waiting on the pipe may be gone, and there is no one else to tell.
 void write_to(int fd, const std::string& text) {
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return;
-    }
-    done += static_cast<std::size_t>(n);
+  try {
+    write_all(fd, as_bytes(text), "to the starting command");
+  } catch (const Error&) {
   }
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "mybackup/bytes.hpp"
+#include "mybackup/fs.hpp"
 
 namespace mybackup {
 
@@ -51,8 +52,5 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-/// Writes all of `data`, retrying short writes and EINTR. Throws Error(io), or Error(no_space)
-/// for a full device, as "cannot write <what>: <reason>".
-void write_all(int fd, ByteView data, const std::string& what);
 
 }  // namespace mybackup

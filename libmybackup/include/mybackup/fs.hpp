@@ -16,6 +16,10 @@ void write_file_atomic(const std::string& path, ByteView data, unsigned mode = 0
 /// the creation are one atomic step: link(2) of the finished temporary file).
 void create_file_atomic(const std::string& path, ByteView data, unsigned mode = 0644);
 
+/// Writes all of `data` to `fd`, retrying short writes and EINTR. Throws Error(io), or
+/// Error(no_space) for a full device, as "cannot write <what>: <reason>".
+void write_all(int fd, ByteView data, const std::string& what);
+
 /// Reads a whole file. Error(not_found) if missing, Error(io) otherwise.
 Bytes read_file(const std::string& path);
 
