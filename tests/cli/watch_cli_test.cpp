@@ -93,6 +93,38 @@ TEST_F(WatchCliTest, AFailedRunIsNotifiedAndTheWatcherGoesOn) {
   EXPECT_TRUE(contains(read_text(log_path()), "watch: backup failed: ")) << read_text(log_path());
 }
 
+TEST_F(WatchCliTest, StartStatusStopInTheBackground) {
+  configure();
+  ASSERT_TRUE(succeeded(run({"config", "set", "watch.debounce", "1"})));
+  const Result not_yet = run({"watch", "status"});
+  ASSERT_TRUE(succeeded(not_yet));
+  EXPECT_TRUE(contains(not_yet.out, "Watch daemon: not running")) << not_yet;
+
+  const Result started = run({"watch", "start", "--interval", "3600"});
+  ASSERT_TRUE(succeeded(started));
+  ASSERT_TRUE(contains(started.out, "Watch daemon started (pid ")) << started;
+  const std::string pid = started.out.substr(started.out.find("(pid ") + 5, started.out.find(')') - started.out.find("(pid ") - 5);
+  const Result running = run({"watch", "status"});
+  EXPECT_TRUE(contains(running.out, "Watch daemon: running (pid " + pid + ")")) << running;
+  const Result again = run({"watch", "start"});
+  EXPECT_TRUE(succeeded(again));
+  EXPECT_TRUE(contains(again.out, "already running (pid " + pid + ")")) << again;
+
+  EXPECT_TRUE(eventually([&] { return versions_of(src_ + "/a.txt") == 1; })) << read_text(log_path());
+  write_text(src_ + "/a.txt", "alpha, edited in the background\n");
+  EXPECT_TRUE(eventually([&] { return versions_of(src_ + "/a.txt") == 2; })) << read_text(log_path());
+
+  const Result stopped = run({"watch", "stop"});
+  EXPECT_TRUE(succeeded(stopped));
+  EXPECT_TRUE(contains(stopped.out, "Watch daemon stopped (pid " + pid + ")")) << stopped;
+  if (!contains(stopped.out, "stopped")) {
+    ::kill(std::stoi(pid), SIGKILL);  // never leave a daemon behind
+  }
+  EXPECT_TRUE(contains(run({"watch", "status"}).out, "Watch daemon: not running"));
+  EXPECT_TRUE(contains(read_text(log_path()), "watch: stopped (pid " + pid + ")")) << read_text(log_path());
+  EXPECT_TRUE(contains(run({"watch", "stop"}).out, "The watch daemon is not running"));
+}
+
 TEST_F(WatchCliTest, NeedsADestination) {
   init();
   make_tree();
