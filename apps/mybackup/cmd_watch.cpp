@@ -243,6 +243,16 @@ void status(Context& context) {
   } else {
     std::cout << "Watch daemon: not running (start it with `mybackup watch start`)\n";
   }
+  if (context.home().initialized()) {
+    // Watch backups are recorded like every backup: the last one tells whether it works.
+    const std::optional<RunRecord> last = Catalog(context.home().catalog_path()).last_run("backup");
+    if (last) {
+      std::cout << "Last backup: " << format_local(last->started_ns) << ", " << last->stats.status
+                << (last->stats.error.empty() ? "" : ": " + last->stats.error) << '\n';
+    } else {
+      std::cout << "Last backup: none yet\n";
+    }
+  }
   std::cout << "Log: " << join_path(context.home().log_directory(), "mybackup.log") << '\n';
 }
 

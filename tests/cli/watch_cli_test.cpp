@@ -90,6 +90,8 @@ TEST_F(WatchCliTest, AFailedRunIsNotifiedAndTheWatcherGoesOn) {
   EXPECT_EQ(::kill(pid, 0), 0) << "the watcher ended after a failed run";
   stop(pid, watch);
   EXPECT_TRUE(contains(watch.err, "mybackup: error: backup failed: ")) << watch;
+  const Result status = run({"watch", "status"});
+  EXPECT_TRUE(contains(status.out, ", failed: ")) << status;
   EXPECT_TRUE(contains(read_text(log_path()), "watch: backup failed: ")) << read_text(log_path());
 }
 
@@ -120,9 +122,36 @@ TEST_F(WatchCliTest, StartStatusStopInTheBackground) {
   if (!contains(stopped.out, "stopped")) {
     ::kill(std::stoi(pid), SIGKILL);  // never leave a daemon behind
   }
-  EXPECT_TRUE(contains(run({"watch", "status"}).out, "Watch daemon: not running"));
+  const Result after = run({"watch", "status"});
+  EXPECT_TRUE(contains(after.out, "Watch daemon: not running")) << after;
+  EXPECT_TRUE(contains(after.out, "Last backup: ")) << after;
+  EXPECT_TRUE(contains(after.out, ", ok")) << after;
   EXPECT_TRUE(contains(read_text(log_path()), "watch: stopped (pid " + pid + ")")) << read_text(log_path());
   EXPECT_TRUE(contains(run({"watch", "stop"}).out, "The watch daemon is not running"));
+}
+
+TEST_F(WatchCliTest, WaitsForAnotherWriterInsteadOfFailing) {
+  first_backup();
+  // A live writer's lock (this test process, on this host).
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+  ASSERT_TRUE(::mkdir((dest_ + "/locks").c_str(), 0755) == 0 || errno == EEXIST) << std::strerror(errno);
+  write_text(dest_ + "/locks/writer.json", std::string("{\"host\": \"") + host + "\", \"pid\": " +
+                                                std::to_string(::getpid()) + ", \"purpose\": \"backup\", \"time_ns\": " +
+                                                std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                                   std::chrono::system_clock::now().time_since_epoch())
+                                                                   .count()) +
+                                                "}");
+  write_text(src_ + "/a.txt", "alpha, edited while locked\n");
+  Result watch;
+  const pid_t pid = start({"--quiet", "watch", "--interval", "3600"}, watch);
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(eventually([&] { return contains(read_text(log_path()), "watch: repository busy"); })) << read_text(log_path());
+  EXPECT_EQ(versions_of(src_ + "/a.txt"), 1u);
+  ASSERT_EQ(::unlink((dest_ + "/locks/writer.json").c_str()), 0);
+  ASSERT_TRUE(eventually([&] { return versions_of(src_ + "/a.txt") == 2; })) << read_text(log_path());
+  stop(pid, watch);
+  EXPECT_FALSE(contains(read_text(log_path()), "watch: backup failed")) << read_text(log_path());
 }
 
 TEST_F(WatchCliTest, NeedsADestination) {
