@@ -159,6 +159,8 @@ TEST_F(WatchCliTest, NeedsADestination) {
   make_tree();
   ASSERT_TRUE(succeeded(run({"add", src_})));
   EXPECT_TRUE(failed_with(run({"watch"}), 2, {"destination missing"}));
+  EXPECT_TRUE(failed_with(run({"watch", "start"}), 2, {"destination missing"}));
+  EXPECT_TRUE(contains(run({"watch", "status"}).out, "Watch daemon: not running"));
 }
 
 }  // namespace

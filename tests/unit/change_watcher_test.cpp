@@ -67,6 +67,19 @@ TEST(ChangeWatcher, WatchesDirectoriesCreatedAfterTheStart) {
   EXPECT_EQ(changes_within(watcher, 2000), std::vector<std::size_t>{0});
 }
 
+TEST(ChangeWatcher, WatchesATreeMovedInFromOutside) {
+  TempDir a("watch_a_");
+  TempDir outside("watch_outside_");
+  std::filesystem::create_directories(outside / "tree/deeper");
+  ChangeWatcher watcher({{a.path(), {}}});
+  std::filesystem::rename(outside / "tree", a / "tree");
+  EXPECT_EQ(changes_within(watcher, 2000), std::vector<std::size_t>{0});
+  EXPECT_EQ(watcher.watch_count(), 3u);  // a, a/tree, a/tree/deeper
+  EXPECT_TRUE(changes_within(watcher, 100).empty());
+  write(a / "tree/deeper/file", "x");
+  EXPECT_EQ(changes_within(watcher, 2000), std::vector<std::size_t>{0});
+}
+
 TEST(ChangeWatcher, IgnoresExcludedPaths) {
   TempDir a("watch_a_");
   std::filesystem::create_directories(a / "build");
