@@ -274,7 +274,7 @@ void register_watch(CLI::App& app, Context& context) {
   add_options(*start_command);
   add_example(*start_command, "mybackup watch start --interval 600");
   start_command->callback([&context, flags] { start(context, *flags); });
-  auto* stop_command = command->add_subcommand("stop", "Stop the background watch (after the backup in progress)");
+  auto* stop_command = command->add_subcommand("stop", "Stop the background watch (at a safe point of a backup in progress)");
   add_example(*stop_command, "mybackup watch stop");
   stop_command->callback([&context] { stop(context); });
   auto* status_command = command->add_subcommand("status", "Is the background watch running");
