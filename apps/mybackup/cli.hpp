@@ -5,11 +5,15 @@
 #include <CLI/CLI.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <functional>
+#include <optional>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "mybackup/backup.hpp"
 #include "mybackup/catalog.hpp"
 #include "mybackup/config.hpp"
 #include "mybackup/home.hpp"
@@ -117,6 +121,41 @@ SyncReport sync_secondary(Context& context, const Config& config, Catalog& catal
 /// warning (exit code 3) saying how to finish later, since the run itself succeeded.
 void update_secondary_after(Context& context, const Config& config, Catalog& catalog, Repository& primary, bool json);
 
+// ---- backups (cmd_backup.cpp), shared by `backup` and `watch`
+
+struct BackupFlags {
+  std::string source;  // empty: every source
+  bool dry_run = false;
+  bool verbose = false;
+  bool json = false;
+};
+
+/// The configured sources (or only `only`), each with the paths in `never_back_up` that lie below
+/// it excluded. Error(usage) when there is no source or `only` is not one.
+std::vector<BackupSource> selected_sources(const Config& config, const std::string& only,
+                                           const std::vector<std::string>& never_back_up);
+
+/// One `mybackup backup` run: reads the config, takes the writer lock (Error(locked) if held),
+/// backs up, prints the report, then applies retention.auto_clean and updates the secondary.
+/// Sets context.exit_code to kPartial when files were skipped. Stops at a safe point with
+/// Error(interrupted) once stop_requested().
+void backup_once(Context& context, const BackupFlags& flags);
+
+// ---- background services (daemon.cpp)
+
+/// Starts a daemon (new session, no terminal, stdio on /dev/null, working directory /) that runs
+/// `serve`; `serve` calls `ready` once it runs (pid file held). In the calling process: returns
+/// the daemon's pid once ready() was called, or throws the error `serve` failed with (its kind
+/// usage, else io; `silent_failure` if it ended without a word). In the daemon: returns nullopt
+/// after `serve` ended, with context.exit_code set; the caller must return to main at once.
+std::optional<std::string> start_daemon(Context& context, const std::string& what, const std::string& silent_failure,
+                                        const std::function<void(const std::function<void()>& ready)>& serve);
+/// Sends SIGTERM to the process holding `pid_file` (REQUIRES: it is running) and waits until it
+/// released the file; returns its pid. Error(io) after `timeout`, naming `stop_command` to retry
+/// and `slow_reason`. `what` names the service in messages ("the backup service").
+long stop_daemon(const std::string& pid_file, const std::string& what, const std::string& stop_command,
+                 const std::string& slow_reason, std::chrono::seconds timeout);
+
 /// Prints to stdout unless --quiet.
 void say(const Context& context, const std::string& line);
 
@@ -147,5 +186,6 @@ void register_sync(CLI::App& app, Context& context);
 void register_schedule(CLI::App& app, Context& context);
 void register_verify(CLI::App& app, Context& context);
 void register_key(CLI::App& app, Context& context);
+void register_watch(CLI::App& app, Context& context);
 
 }  // namespace mybackup::cli

@@ -23,13 +23,6 @@ namespace mybackup::cli {
 
 namespace {
 
-struct BackupFlags {
-  std::string source;
-  bool dry_run = false;
-  bool verbose = false;
-  bool json = false;
-};
-
 const char* action_name(FileAction action) {
   switch (action) {
     case FileAction::added: return "added";
@@ -55,6 +48,8 @@ std::string anchored_exclude(const std::string& root, const std::string& path) {
   }
   return pattern + "/";
 }
+
+}  // namespace
 
 std::vector<BackupSource> selected_sources(const Config& config, const std::string& only,
                                            const std::vector<std::string>& never_back_up) {
@@ -82,6 +77,8 @@ std::vector<BackupSource> selected_sources(const Config& config, const std::stri
   }
   return sources;
 }
+
+namespace {
 
 void print_report(Context& context, const BackupFlags& flags, const BackupReport& report, const std::string& destination) {
   const RunStats& s = report.stats;
@@ -142,7 +139,9 @@ void auto_clean(Context& context, const Config& config, Catalog& catalog, Reposi
   }
 }
 
-void run(Context& context, const BackupFlags& flags) {
+}  // namespace
+
+void backup_once(Context& context, const BackupFlags& flags) {
   const Config config = context.load_config();
   const std::vector<BackupSource> sources =
       selected_sources(config, flags.source,
@@ -229,8 +228,6 @@ void run(Context& context, const BackupFlags& flags) {
   }
 }
 
-}  // namespace
-
 void register_backup(CLI::App& app, Context& context) {
   auto* command = app.add_subcommand("backup", "Back up every source (only what changed since the last run)");
   auto flags = std::make_shared<BackupFlags>();
@@ -239,7 +236,7 @@ void register_backup(CLI::App& app, Context& context) {
   command->add_flag("-v,--verbose", flags->verbose, "One line per added, changed, deleted or skipped file");
   command->add_flag("--json", flags->json, "Print one JSON summary object");
   add_example(*command, "mybackup backup --dry-run --verbose\n  mybackup backup --source ~/Documents");
-  command->callback([&context, flags] { run(context, *flags); });
+  command->callback([&context, flags] { backup_once(context, *flags); });
 }
 
 }  // namespace mybackup::cli

@@ -171,29 +171,6 @@ void serve(const SchedulePaths& paths, bool to_stdout, const std::function<void(
   log->info("service stopped (pid {})", ::getpid());
 }
 
-/// Best effort: the parent waiting on the pipe may be gone, and there is no one else to tell.
-void write_to(int fd, const std::string& text) {
-  try {
-    write_all(fd, as_bytes(text), "to the starting command");
-  } catch (const Error&) {
-  }
-}
-
-std::string read_all(int fd) {
-  std::string text;
-  char buffer[512];
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return text;
-    }
-    text.append(buffer, static_cast<std::size_t>(n));
-  }
-}
-
 // ---------------------------------------------------------------- the commands
 
 void create(Context& context, const std::string& line) {
@@ -302,77 +279,20 @@ void start(Context& context) {
     log->warn("start: stale pid file {}: process {} ended without `schedule stop`", paths.pid_file, state.pid);
   }
   make_directories(parent_directory(paths.pid_file), 0700);
-
-  int channel[2];
-  if (::pipe2(channel, O_CLOEXEC) != 0) {
-    throw_system_error(errno, "cannot start the backup service");
+  std::optional<std::string> pid;
+  try {
+    pid = start_daemon(context, "the backup service",
+                       "the backup service stopped at once: see " + join_path(paths.log_dir, "backup_service.log"),
+                       [&paths](const std::function<void()>& ready) { serve(paths, false, ready); });
+  } catch (const Error& error) {
+    log->error("start failed: {}", error.what());
+    throw;
   }
-  std::cout.flush();
-  std::cerr.flush();
-  const pid_t child = ::fork();
-  if (child < 0) {
-    throw_system_error(errno, "cannot start the backup service");
+  if (!pid) {
+    return;  // in the service, once it ended
   }
-  if (child == 0) {
-    // The intermediate child: a new session, then a grandchild that is no session leader (it can
-    // never get a terminal) and whose parent is init once we exit.
-    ::close(channel[0]);
-    ::setsid();
-    const pid_t daemon = ::fork();
-    if (daemon != 0) {
-      ::_exit(daemon < 0 ? 1 : 0);
-    }
-    if (::chdir("/") != 0) {
-      ::_exit(1);
-    }
-    const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null_fd < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(null_fd, 1) < 0 || ::dup2(null_fd, 2) < 0) {
-      ::_exit(1);
-    }
-    ::close(null_fd);
-    int write_end = channel[1];
-    try {
-      serve(paths, false, [&write_end] {
-        write_to(write_end, "ok " + std::to_string(::getpid()));
-        ::close(write_end);
-        write_end = -1;
-      });
-      context.exit_code = kOk;
-    } catch (const Error& error) {
-      if (write_end >= 0) {
-        write_to(write_end, std::string(error.kind() == ErrorKind::usage ? "2" : "1") + error.what());
-      }
-      context.exit_code = kError;
-    } catch (const std::exception& error) {
-      if (write_end >= 0) {
-        write_to(write_end, std::string("1") + error.what());
-      }
-      context.exit_code = kError;
-    }
-    if (write_end >= 0) {
-      ::close(write_end);
-    }
-    context.quiet = true;
-    return;  // the service ends like any command: back through main
-  }
-
-  ::close(channel[1]);
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-  }
-  const std::string answer = read_all(channel[0]);
-  ::close(channel[0]);
-  if (answer.rfind("ok ", 0) == 0) {
-    const std::string pid = answer.substr(3);
-    log->info("start: service started (pid {})", pid);
-    say(context, "Backup service started (pid " + pid + "); log: " + join_path(paths.log_dir, "backup_service.log"));
-    return;
-  }
-  const std::string message = answer.empty() ? "the backup service stopped at once: see " +
-                                                   join_path(paths.log_dir, "backup_service.log")
-                                             : answer.substr(1);
-  log->error("start failed: {}", message);
-  throw Error(!answer.empty() && answer[0] == '2' ? ErrorKind::usage : ErrorKind::io, message);
+  log->info("start: service started (pid {})", *pid);
+  say(context, "Backup service started (pid " + *pid + "); log: " + join_path(paths.log_dir, "backup_service.log"));
 }
 
 void status(Context& context) {
@@ -434,28 +354,9 @@ void stop(Context& context) {
     say(context, "The backup service is not running" + stale);
     return;
   }
-  long pid = state.pid;
-  const auto deadline = std::chrono::steady_clock::now() + kStopTimeout;
-  for (int tries = 0; pid <= 0 && tries < 100; ++tries) {  // it may be writing its pid this instant
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    pid = inspect_pid_file(paths.pid_file).pid;
-  }
-  if (pid <= 0) {
-    throw Error(ErrorKind::io, "the backup service holds " + paths.pid_file + " but wrote no pid in it: stop it by hand");
-  }
-  if (::kill(static_cast<pid_t>(pid), SIGTERM) != 0 && errno != ESRCH) {
-    throw_system_error(errno, "cannot stop the backup service (pid " + std::to_string(pid) + ")");
-  }
-  log->info("stop: SIGTERM sent to pid {}", pid);
-  while (inspect_pid_file(paths.pid_file).running) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      throw Error(ErrorKind::io, "the backup service (pid " + std::to_string(pid) +
-                                     ") did not stop within 30 s (a large archive may be ending): run `mybackup "
-                                     "schedule stop` again, or `kill -9 " +
-                                     std::to_string(pid) + "`");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  log->info("stop: sending SIGTERM to pid {}", state.pid);
+  const long pid = stop_daemon(paths.pid_file, "the backup service", "mybackup schedule stop", "a large archive may be ending",
+                               kStopTimeout);
   log->info("stop: service stopped (pid {})", pid);
   say(context, "Backup service stopped (pid " + std::to_string(pid) + ")");
 }

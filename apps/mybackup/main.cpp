@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
   register_schedule(app, context);
   register_verify(app, context);
   register_key(app, context);
+  register_watch(app, context);
 
   if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
     std::cerr << "mybackup: error: unknown command '" << unknown << "' (see mybackup --help for the commands)\n";

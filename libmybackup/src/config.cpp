@@ -73,6 +73,12 @@ const std::vector<KeyRule>& rules() {
        }},
       {"watch.realtime", [](const Config& c) { return bool_text(c.watch_realtime); },
        [](Config& c, const std::string& v) { c.watch_realtime = parse_bool("watch.realtime", v); }},
+      {"watch.debounce", [](const Config& c) { return std::to_string(c.watch_debounce); },
+       [](Config& c, const std::string& v) {
+         c.watch_debounce = parse_int("watch.debounce", v, 0, 3600, " (seconds)");
+       }},
+      {"notify.command", [](const Config& c) { return c.notify_command; },
+       [](Config& c, const std::string& v) { c.notify_command = (v == "null" || v == "~") ? "" : v; }},
       {"retention.keep_days", [](const Config& c) { return std::to_string(c.retention_keep_days); },
        [](Config& c, const std::string& v) {
          c.retention_keep_days = parse_int("retention.keep_days", v, 0, std::numeric_limits<int>::max(), "");
@@ -265,7 +271,7 @@ Config parse_config(const std::string& text, const std::string& path) {
       }
     } else if (!value.IsNull() ||
                (name != "compression" && name != "destinations" && name != "watch" && name != "retention" &&
-                name != "schedule")) {
+                name != "schedule" && name != "notify")) {
       // An empty known section means its defaults; any other key is unknown, empty or not.
       throw at_line(path, section.first, "unknown key '" + name + "'");
     }
@@ -317,6 +323,11 @@ void save_config(const std::string& path, const Config& config) {
   out << YAML::Key << "enabled" << YAML::Value << config.watch_enabled;
   out << YAML::Key << "interval" << YAML::Value << config.watch_interval;
   out << YAML::Key << "realtime" << YAML::Value << config.watch_realtime;
+  out << YAML::Key << "debounce" << YAML::Value << config.watch_debounce;
+  out << YAML::EndMap;
+  out << YAML::Key << "notify" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "command" << YAML::Value;
+  text_or_null(config.notify_command);
   out << YAML::EndMap;
   out << YAML::Key << "retention" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "keep_days" << YAML::Value << config.retention_keep_days;

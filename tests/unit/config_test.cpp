@@ -69,6 +69,8 @@ Config every_field_set() {
   config.watch_enabled = false;
   config.watch_interval = 7200;
   config.watch_realtime = false;
+  config.watch_debounce = 0;
+  config.notify_command = "notify-send mybackup '{message}'";
   config.retention_keep_days = 0;
   config.retention_keep_versions = 1;
   config.retention_auto_clean = true;
@@ -97,6 +99,8 @@ void expect_same_config(const Config& a, const Config& b) {
   EXPECT_EQ(a.watch_enabled, b.watch_enabled);
   EXPECT_EQ(a.watch_interval, b.watch_interval);
   EXPECT_EQ(a.watch_realtime, b.watch_realtime);
+  EXPECT_EQ(a.watch_debounce, b.watch_debounce);
+  EXPECT_EQ(a.notify_command, b.notify_command);
   EXPECT_EQ(a.retention_keep_days, b.retention_keep_days);
   EXPECT_EQ(a.retention_keep_versions, b.retention_keep_versions);
   EXPECT_EQ(a.retention_auto_clean, b.retention_auto_clean);
@@ -167,6 +171,8 @@ TEST(Config, SetConfigValueAcceptsEveryKey) {
       {"watch.enabled", "no", "false"},
       {"watch.interval", "3600", "3600"},
       {"watch.realtime", "OFF", "false"},
+      {"watch.debounce", "0", "0"},
+      {"notify.command", "notify-send mybackup '{message}'", "notify-send mybackup '{message}'"},
       {"retention.keep_days", "0", "0"},
       {"retention.keep_versions", "1", "1"},
       {"retention.auto_clean", "Yes", "true"},

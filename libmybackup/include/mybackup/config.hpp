@@ -7,7 +7,8 @@
 //   compression: {enabled: true, algorithm: zstd, level: 3}
 //   sources: [{path: /home/me/Documents, exclude: ['*.tmp'], added_at: '…'}]
 //   destinations: {primary: /mnt/backups, secondary: null}
-//   watch: {enabled: true, interval: 300, realtime: true}
+//   watch: {enabled: true, interval: 300, realtime: true, debounce: 5}    # `mybackup watch`
+//   notify: {command: null}       # run after a failed watch backup: notify-send mybackup '{message}'
 //   retention: {keep_days: 30, keep_versions: 10, auto_clean: false}
 //   schedule: {file: null, archive_dir: null, log_dir: null, catch_up: true}  # `mybackup schedule`
 //
@@ -43,6 +44,11 @@ struct Config {
   bool watch_enabled = true;
   int watch_interval = 300;  // seconds, > 0
   bool watch_realtime = true;
+  int watch_debounce = 5;  // seconds without a change before a watch backup starts, >= 0
+
+  // Run (without a shell) after a failed watch backup; {message}, {source} and {exit_code} are
+  // replaced. Empty: none.
+  std::string notify_command;
 
   int retention_keep_days = 30;     // >= 0
   int retention_keep_versions = 10;  // >= 1

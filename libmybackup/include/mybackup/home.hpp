@@ -5,6 +5,7 @@
 //   backups.db    the catalog (catalog.hpp)
 //   keys/         passphrase-wrapped copies of the key not yet on the destination (key_wrap.hpp)
 //   logs/         mybackup.log (rotating); backup_manager.log, backup_service.log (`schedule`)
+//   watch.pid     the `mybackup watch start` daemon
 //   backup_schedules.txt, backups/, backup_service.pid   the legacy scheduler (`mybackup schedule`),
 //                 unless config.yaml puts them elsewhere (schedule.file, .archive_dir, .log_dir)
 
@@ -37,6 +38,8 @@ class Home {
   std::string schedule_log_directory(const Config& config) const;
   /// The pid file of the running scheduler service (always in the home).
   std::string schedule_pid_path() const { return root_ + "/backup_service.pid"; }
+  /// The pid file of the running `mybackup watch start` daemon.
+  std::string watch_pid_path() const { return root_ + "/watch.pid"; }
 
   bool initialized() const;
   /// Error(not_found) "mybackup is not initialized in DIR: run `mybackup init`" unless initialized().
