@@ -588,107 +588,114 @@ bool read_id(const SQLite::Column& column, ChunkId& id) {
 }
 }  // namespace
 
-// Both cursors read a statement whose rows come grouped (one version or pack spans several
-// rows): a row that starts the next group stays pending until the following next() call.
+namespace {
 
-struct Catalog::VersionCursor::Impl {
-  Impl(SQLite::Database& db, std::string file)
-      : query(db,
-              "SELECT v.id, f.path, v.number, v.type, v.size, v.mtime_ns, v.mode, v.sha256, v.link_target, c.hash "
-              "FROM files f JOIN versions v ON v.file_id = f.id LEFT JOIN version_chunks vc ON vc.version_id = v.id "
-              "LEFT JOIN chunks c ON c.id = vc.chunk_id ORDER BY f.path, v.number, vc.seq"),
-        path(std::move(file)) {}
+/// A statement whose rows come grouped (one version or one pack spans several rows), read one
+/// group at a time: the row that starts the next group stays pending until the next call.
+struct GroupedRows {
+  GroupedRows(SQLite::Database& db, const char* sql, std::string file) : query(db, sql), path(std::move(file)) {}
+
+  /// Reads the next group: `start` on its first row, then `row` on each of its rows, as long as
+  /// `same` says a row belongs to the group `start` began. False at the end.
+  template <typename Start, typename Same, typename Row>
+  bool next(Start&& start, Same&& same, Row&& row) {
+    return guarded(path, [&] {
+      if (done || (!pending && !query.executeStep())) {
+        done = true;
+        return false;
+      }
+      start(query);
+      do {
+        if (!same(query)) {
+          pending = true;
+          return true;
+        }
+        row(query);
+      } while (query.executeStep());
+      pending = false;
+      done = true;
+      return true;
+    });
+  }
+
   SQLite::Statement query;
   std::string path;
   bool pending = false;
   bool done = false;
+};
+
+}  // namespace
+
+struct Catalog::VersionCursor::Impl : GroupedRows {
+  Impl(SQLite::Database& db, std::string file)
+      : GroupedRows(db,
+                    "SELECT v.id, f.path, v.number, v.type, v.size, v.mtime_ns, v.mode, v.sha256, v.link_target, c.hash "
+                    "FROM files f JOIN versions v ON v.file_id = f.id LEFT JOIN version_chunks vc ON vc.version_id = v.id "
+                    "LEFT JOIN chunks c ON c.id = vc.chunk_id ORDER BY f.path, v.number, vc.seq",
+                    std::move(file)) {}
 };
 
 Catalog::VersionCursor::VersionCursor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Catalog::VersionCursor::~VersionCursor() = default;
 
 bool Catalog::VersionCursor::next(VersionContent& version) {
-  Impl& cursor = *impl_;
-  return guarded(cursor.path, [&] {
-    if (cursor.done || (!cursor.pending && !cursor.query.executeStep())) {
-      cursor.done = true;
-      return false;
-    }
-    SQLite::Statement& query = cursor.query;
-    const std::int64_t id = query.getColumn(0).getInt64();
-    version = VersionContent{};
-    version.path = query.getColumn(1).getString();
-    version.number = static_cast<std::uint32_t>(query.getColumn(2).getInt64());
-    version.type = static_cast<EntryType>(query.getColumn(3).getInt());
-    version.size = static_cast<std::uint64_t>(query.getColumn(4).getInt64());
-    version.mtime_ns = query.getColumn(5).getInt64();
-    version.mode = static_cast<std::uint32_t>(query.getColumn(6).getInt64());
-    read_id(query.getColumn(7), version.sha256);
-    version.link_target = query.getColumn(8).getString();
-    do {
-      if (query.getColumn(0).getInt64() != id) {
-        cursor.pending = true;
-        return true;
-      }
-      ChunkId chunk{};
-      if (read_id(query.getColumn(9), chunk)) {
-        version.chunks.push_back(chunk);
-      }
-    } while (query.executeStep());
-    cursor.pending = false;
-    cursor.done = true;
-    return true;
-  });
+  std::int64_t id = 0;
+  return impl_->next(
+      [&](SQLite::Statement& query) {
+        id = query.getColumn(0).getInt64();
+        version = VersionContent{};
+        version.path = query.getColumn(1).getString();
+        version.number = static_cast<std::uint32_t>(query.getColumn(2).getInt64());
+        version.type = static_cast<EntryType>(query.getColumn(3).getInt());
+        version.size = static_cast<std::uint64_t>(query.getColumn(4).getInt64());
+        version.mtime_ns = query.getColumn(5).getInt64();
+        version.mode = static_cast<std::uint32_t>(query.getColumn(6).getInt64());
+        read_id(query.getColumn(7), version.sha256);
+        version.link_target = query.getColumn(8).getString();
+      },
+      [&](SQLite::Statement& query) { return query.getColumn(0).getInt64() == id; },
+      [&](SQLite::Statement& query) {
+        ChunkId chunk{};
+        if (read_id(query.getColumn(9), chunk)) {
+          version.chunks.push_back(chunk);
+        }
+      });
 }
 
-struct Catalog::PackCursor::Impl {
+struct Catalog::PackCursor::Impl : GroupedRows {
   Impl(SQLite::Database& db, std::string file)
-      : query(db,
-              "SELECT p.name, p.size, c.hash, c.offset, c.length, c.raw_length, c.flags FROM packs p "
-              "LEFT JOIN chunks c ON c.pack_id = p.id ORDER BY p.name, c.offset"),
-        path(std::move(file)) {}
-  SQLite::Statement query;
-  std::string path;
-  bool pending = false;
-  bool done = false;
+      : GroupedRows(db,
+                    "SELECT p.name, p.size, c.hash, c.offset, c.length, c.raw_length, c.flags FROM packs p "
+                    "LEFT JOIN chunks c ON c.pack_id = p.id ORDER BY p.name, c.offset",
+                    std::move(file)) {}
 };
 
 Catalog::PackCursor::PackCursor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Catalog::PackCursor::~PackCursor() = default;
 
 bool Catalog::PackCursor::next(PackIndex& pack) {
-  Impl& cursor = *impl_;
-  return guarded(cursor.path, [&] {
-    if (cursor.done || (!cursor.pending && !cursor.query.executeStep())) {
-      cursor.done = true;
-      return false;
-    }
-    SQLite::Statement& query = cursor.query;
-    pack = PackIndex{};
-    pack.name = query.getColumn(0).getString();
-    pack.size = static_cast<std::uint64_t>(query.getColumn(1).getInt64());
-    do {
-      if (query.getColumn(0).getString() != pack.name) {
-        cursor.pending = true;
-        return true;
-      }
-      if (query.getColumn(2).isNull()) {
-        continue;  // a pack with no chunk left in it
-      }
-      PackEntry entry;
-      if (!read_id(query.getColumn(2), entry.id)) {
-        throw Error(ErrorKind::corrupt, "the catalog " + cursor.path + " holds a malformed chunk id");
-      }
-      entry.offset = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
-      entry.length = static_cast<std::uint32_t>(query.getColumn(4).getInt64());
-      entry.raw_length = static_cast<std::uint32_t>(query.getColumn(5).getInt64());
-      entry.flags = static_cast<std::uint8_t>(query.getColumn(6).getInt());
-      pack.entries.push_back(entry);
-    } while (query.executeStep());
-    cursor.pending = false;
-    cursor.done = true;
-    return true;
-  });
+  const std::string& path = impl_->path;
+  return impl_->next(
+      [&](SQLite::Statement& query) {
+        pack = PackIndex{};
+        pack.name = query.getColumn(0).getString();
+        pack.size = static_cast<std::uint64_t>(query.getColumn(1).getInt64());
+      },
+      [&](SQLite::Statement& query) { return query.getColumn(0).getString() == pack.name; },
+      [&](SQLite::Statement& query) {
+        if (query.getColumn(2).isNull()) {
+          return;  // a pack with no chunk left in it
+        }
+        PackEntry entry;
+        if (!read_id(query.getColumn(2), entry.id)) {
+          throw Error(ErrorKind::corrupt, "the catalog " + path + " holds a malformed chunk id");
+        }
+        entry.offset = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
+        entry.length = static_cast<std::uint32_t>(query.getColumn(4).getInt64());
+        entry.raw_length = static_cast<std::uint32_t>(query.getColumn(5).getInt64());
+        entry.flags = static_cast<std::uint8_t>(query.getColumn(6).getInt());
+        pack.entries.push_back(entry);
+      });
 }
 
 std::unique_ptr<Catalog::VersionCursor> Catalog::version_cursor() const {
