@@ -19,6 +19,7 @@
 #include "mybackup/crypto.hpp"
 #include "mybackup/error.hpp"
 #include "mybackup/fs.hpp"
+#include "mybackup/replay.hpp"
 
 namespace mybackup::cli {
 
@@ -278,11 +279,22 @@ WrapDetails new_key_details(const std::string& label) {
 std::unique_ptr<Backend> pending_keys(const Home& home) { return make_local_backend(home.root(), 0600); }
 
 
-std::unique_ptr<Repository> open_for_reading(Context& context, const Config& config, const MasterKey& key,
-                                             const Catalog& catalog) {
+void require_destination(const Config& config) {
   if (config.destination_primary.empty()) {
     throw Error(ErrorKind::usage, "destination missing: run `mybackup config set destination DIR`");
   }
+}
+
+void catch_up(Context& context, Catalog& catalog, Repository& repository, const std::string& command) {
+  catalog.set_repository_id(repository.info().id);
+  if (const std::size_t replayed = replay_new_manifests(catalog, repository); replayed > 0) {
+    context.log().warn("{}: the catalog was behind the destination; recorded {} run(s) found there", command, replayed);
+  }
+}
+
+std::unique_ptr<Repository> open_for_reading(Context& context, const Config& config, const MasterKey& key,
+                                             const Catalog& catalog) {
+  require_destination(config);
   const auto open_secondary = [&]() -> std::unique_ptr<Repository> {
     if (config.destination_secondary.empty()) {
       return nullptr;

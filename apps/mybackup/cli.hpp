@@ -105,6 +105,13 @@ CleanReport clean_repository(Context& context, Catalog& catalog, Repository& rep
 /// The retention policy config.yaml sets.
 RetentionPolicy retention_policy(const Config& config);
 
+/// Error(usage) with the `config set destination` hint when no primary destination is set.
+void require_destination(const Config& config);
+
+/// Before a writer plans anything, under the writer lock: records the repository id and
+/// replays the destination's manifests the catalog lacks (logged as a warning for `command`).
+void catch_up(Context& context, Catalog& catalog, Repository& repository, const std::string& command);
+
 /// The repository to read from (restore): the primary destination, with the secondary (if one
 /// is configured and reachable) as the fallback for missing or damaged chunks. When the primary
 /// itself is unreachable, the secondary alone, with a warning. Error(not_found) when nothing is

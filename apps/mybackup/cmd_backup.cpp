@@ -15,7 +15,6 @@
 #include "mybackup/json.hpp"
 #include "mybackup/keys.hpp"
 #include "mybackup/lock.hpp"
-#include "mybackup/replay.hpp"
 #include "mybackup/repository.hpp"
 #include "mybackup/scanner.hpp"
 
@@ -146,9 +145,7 @@ void backup_once(Context& context, const BackupFlags& flags) {
   const std::vector<BackupSource> sources =
       selected_sources(config, flags.source,
                        {config.destination_primary, config.destination_secondary, context.home().root()});
-  if (config.destination_primary.empty()) {
-    throw Error(ErrorKind::usage, "destination missing: run `mybackup config set destination DIR`");
-  }
+  require_destination(config);
   const std::string& destination = config.destination_primary;
   const MasterKey key = load_key_file(context.home().key_path(config));
   Catalog catalog(context.home().catalog_path());
@@ -191,10 +188,7 @@ void backup_once(Context& context, const BackupFlags& flags) {
       report = run_backup(catalog, target, options);
     } else {
       const RepositoryLock lock(repository->backend(), "backup");
-      catalog.set_repository_id(repository->info().id);
-      if (const std::size_t replayed = replay_new_manifests(catalog, *repository); replayed > 0) {
-        context.log().warn("backup: the catalog was behind the destination; recorded {} run(s) found there", replayed);
-      }
+      catch_up(context, catalog, *repository, "backup");
       target.lock = &lock;
       report = run_backup(catalog, target, options);
     }

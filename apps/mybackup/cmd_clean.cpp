@@ -11,7 +11,6 @@
 #include "mybackup/error.hpp"
 #include "mybackup/json.hpp"
 #include "mybackup/lock.hpp"
-#include "mybackup/replay.hpp"
 
 namespace mybackup::cli {
 
@@ -84,9 +83,7 @@ RetentionPolicy policy_of(const Config& config, const CleanFlags& flags) {
 
 void run(Context& context, const CleanFlags& flags) {
   const Config config = context.load_config();
-  if (config.destination_primary.empty()) {
-    throw Error(ErrorKind::usage, "destination missing: run `mybackup config set destination DIR`");
-  }
+  require_destination(config);
   const RetentionPolicy policy = policy_of(config, flags);
   const MasterKey key = load_key_file(context.home().key_path(config));
   Catalog catalog(context.home().catalog_path());
@@ -124,10 +121,7 @@ CleanReport clean_repository(Context& context, Catalog& catalog, Repository& rep
       report = run_clean(catalog, repository, nullptr, options);
     } else {
       const RepositoryLock lock(repository.backend(), "clean");
-      catalog.set_repository_id(repository.info().id);
-      if (const std::size_t replayed = replay_new_manifests(catalog, repository); replayed > 0) {
-        context.log().warn("clean: the catalog was behind the destination; recorded {} run(s) found there", replayed);
-      }
+      catch_up(context, catalog, repository, "clean");
       report = run_clean(catalog, repository, &lock, options);
     }
     context.log().info(

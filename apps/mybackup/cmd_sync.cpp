@@ -9,7 +9,6 @@
 #include "mybackup/error.hpp"
 #include "mybackup/json.hpp"
 #include "mybackup/lock.hpp"
-#include "mybackup/replay.hpp"
 
 namespace mybackup::cli {
 
@@ -21,9 +20,7 @@ SyncReport sync_secondary(Context& context, const Config& config, Catalog& catal
   }
   context.log().info("sync: start {} -> {}", primary.location(), secondary_path);
   const RepositoryLock primary_lock(primary.backend(), "sync");
-  if (const std::size_t replayed = replay_new_manifests(catalog, primary); replayed > 0) {
-    context.log().warn("sync: the catalog was behind the destination; recorded {} run(s) found there", replayed);
-  }
+  catch_up(context, catalog, primary, "sync");
   std::unique_ptr<Backend> secondary = make_local_backend(secondary_path);
   // The marker goes first, so that the lock file below never makes a new secondary look like
   // "a directory with other files in it".
@@ -77,9 +74,7 @@ namespace {
 
 void run(Context& context, bool json) {
   const Config config = context.load_config();
-  if (config.destination_primary.empty()) {
-    throw Error(ErrorKind::usage, "destination missing: run `mybackup config set destination DIR`");
-  }
+  require_destination(config);
   if (config.destination_secondary.empty()) {
     throw Error(ErrorKind::usage, "no secondary destination: set one with `mybackup config set destinations.secondary DIR`");
   }

@@ -251,9 +251,7 @@ void run(Context& context, const VerifyFlags& flags) {
     }
   }
   const Config config = context.load_config();
-  if (config.destination_primary.empty()) {
-    throw Error(ErrorKind::usage, "destination missing: run `mybackup config set destination DIR`");
-  }
+  require_destination(config);
   const MasterKey key = load_key_file(context.home().key_path(config));
   const Catalog catalog(context.home().catalog_path());
   const std::unique_ptr<Repository> repository =

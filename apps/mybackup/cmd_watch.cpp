@@ -116,9 +116,7 @@ std::vector<WatchRoot> watch_roots(Context& context, const Config& config) {
 /// Watches until SIGTERM/SIGINT; `ready` is called once the watching has started.
 void watch(Context& context, const WatchFlags& flags, const std::function<void()>& ready) {
   const Config config = context.load_config();
-  if (config.destination_primary.empty()) {
-    throw Error(ErrorKind::usage, "destination missing: run `mybackup config set destination DIR`");
-  }
+  require_destination(config);
   const std::vector<WatchRoot> roots = watch_roots(context, config);
   install_stop_handlers();
 
