@@ -7,10 +7,10 @@
 #include <cstdint>
 #include <string>
 
-#include "mybackup/chunker.hpp"
-#include "mybackup/compress.hpp"
-#include "mybackup/crypto.hpp"
-#include "mybackup/pack.hpp"
+#include "mybackup/format/chunker.hpp"
+#include "mybackup/format/compress.hpp"
+#include "mybackup/crypto/crypto.hpp"
+#include "mybackup/format/pack.hpp"
 
 namespace {
 

@@ -15,11 +15,11 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "mybackup/clock.hpp"
-#include "mybackup/crypto.hpp"
-#include "mybackup/error.hpp"
-#include "mybackup/fs.hpp"
-#include "mybackup/replay.hpp"
+#include "mybackup/util/clock.hpp"
+#include "mybackup/crypto/crypto.hpp"
+#include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
+#include "mybackup/catalog/replay.hpp"
 
 namespace mybackup::cli {
 

@@ -13,16 +13,16 @@
 #include <string>
 #include <vector>
 
-#include "mybackup/backup.hpp"
-#include "mybackup/catalog.hpp"
-#include "mybackup/config.hpp"
-#include "mybackup/home.hpp"
-#include "mybackup/key_wrap.hpp"
-#include "mybackup/keys.hpp"
-#include "mybackup/repository.hpp"
-#include "mybackup/clean.hpp"
-#include "mybackup/retention.hpp"
-#include "mybackup/sync.hpp"
+#include "mybackup/engine/backup.hpp"
+#include "mybackup/catalog/catalog.hpp"
+#include "mybackup/home/config.hpp"
+#include "mybackup/home/home.hpp"
+#include "mybackup/crypto/key_wrap.hpp"
+#include "mybackup/crypto/keys.hpp"
+#include "mybackup/repository/repository.hpp"
+#include "mybackup/engine/clean.hpp"
+#include "mybackup/engine/retention.hpp"
+#include "mybackup/engine/sync.hpp"
 
 namespace spdlog {
 class logger;

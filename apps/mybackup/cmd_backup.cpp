@@ -7,16 +7,16 @@
 #include <mutex>
 
 #include "cli.hpp"
-#include "mybackup/backup.hpp"
-#include "mybackup/catalog.hpp"
-#include "mybackup/clock.hpp"
-#include "mybackup/error.hpp"
-#include "mybackup/fs.hpp"
-#include "mybackup/json.hpp"
-#include "mybackup/keys.hpp"
-#include "mybackup/lock.hpp"
-#include "mybackup/repository.hpp"
-#include "mybackup/scanner.hpp"
+#include "mybackup/engine/backup.hpp"
+#include "mybackup/catalog/catalog.hpp"
+#include "mybackup/util/clock.hpp"
+#include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
+#include "mybackup/util/json.hpp"
+#include "mybackup/crypto/keys.hpp"
+#include "mybackup/repository/lock.hpp"
+#include "mybackup/repository/repository.hpp"
+#include "mybackup/source/scanner.hpp"
 
 namespace mybackup::cli {
 

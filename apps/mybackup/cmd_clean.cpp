@@ -6,11 +6,11 @@
 #include <optional>
 
 #include "cli.hpp"
-#include "mybackup/clean.hpp"
-#include "mybackup/clock.hpp"
-#include "mybackup/error.hpp"
-#include "mybackup/json.hpp"
-#include "mybackup/lock.hpp"
+#include "mybackup/engine/clean.hpp"
+#include "mybackup/util/clock.hpp"
+#include "mybackup/util/error.hpp"
+#include "mybackup/util/json.hpp"
+#include "mybackup/repository/lock.hpp"
 
 namespace mybackup::cli {
 

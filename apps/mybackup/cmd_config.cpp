@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "cli.hpp"
-#include "mybackup/json.hpp"
+#include "mybackup/util/json.hpp"
 
 namespace mybackup::cli {
 

@@ -3,11 +3,11 @@
 #include <iostream>
 
 #include "cli.hpp"
-#include "mybackup/catalog.hpp"
-#include "mybackup/clock.hpp"
-#include "mybackup/error.hpp"
-#include "mybackup/json.hpp"
-#include "mybackup/scanner.hpp"
+#include "mybackup/catalog/catalog.hpp"
+#include "mybackup/util/clock.hpp"
+#include "mybackup/util/error.hpp"
+#include "mybackup/util/json.hpp"
+#include "mybackup/source/scanner.hpp"
 
 namespace mybackup::cli {
 

@@ -7,13 +7,13 @@
 #include <chrono>
 
 #include "cli.hpp"
-#include "mybackup/backend.hpp"
-#include "mybackup/clock.hpp"
-#include "mybackup/error.hpp"
-#include "mybackup/fs.hpp"
-#include "mybackup/key_wrap.hpp"
-#include "mybackup/replay.hpp"
-#include "mybackup/scanner.hpp"
+#include "mybackup/storage/backend.hpp"
+#include "mybackup/util/clock.hpp"
+#include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
+#include "mybackup/crypto/key_wrap.hpp"
+#include "mybackup/catalog/replay.hpp"
+#include "mybackup/source/scanner.hpp"
 
 namespace mybackup::cli {
 

@@ -9,11 +9,11 @@
 #include <optional>
 
 #include "cli.hpp"
-#include "mybackup/crypto.hpp"
-#include "mybackup/error.hpp"
-#include "mybackup/fs.hpp"
-#include "mybackup/json.hpp"
-#include "mybackup/key_wrap.hpp"
+#include "mybackup/crypto/crypto.hpp"
+#include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
+#include "mybackup/util/json.hpp"
+#include "mybackup/crypto/key_wrap.hpp"
 
 namespace mybackup::cli {
 

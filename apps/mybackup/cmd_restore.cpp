@@ -10,13 +10,13 @@
 #include <limits>
 
 #include "cli.hpp"
-#include "mybackup/clock.hpp"
-#include "mybackup/date_parse.hpp"
-#include "mybackup/error.hpp"
-#include "mybackup/fs.hpp"
-#include "mybackup/json.hpp"
-#include "mybackup/restore.hpp"
-#include "mybackup/scanner.hpp"
+#include "mybackup/util/clock.hpp"
+#include "mybackup/util/date_parse.hpp"
+#include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
+#include "mybackup/util/json.hpp"
+#include "mybackup/engine/restore.hpp"
+#include "mybackup/source/scanner.hpp"
 
 namespace mybackup::cli {
 

@@ -22,13 +22,13 @@
 #include <thread>
 
 #include "cli.hpp"
-#include "mybackup/clock.hpp"
-#include "mybackup/error.hpp"
-#include "mybackup/fs.hpp"
-#include "mybackup/pid_file.hpp"
-#include "mybackup/schedule_book.hpp"
-#include "mybackup/scheduler_service.hpp"
-#include "mybackup/tar_archiver.hpp"
+#include "mybackup/util/clock.hpp"
+#include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
+#include "mybackup/util/pid_file.hpp"
+#include "mybackup/legacy/schedule_book.hpp"
+#include "mybackup/legacy/scheduler_service.hpp"
+#include "mybackup/legacy/tar_archiver.hpp"
 
 namespace mybackup::cli {
 

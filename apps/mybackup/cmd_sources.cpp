@@ -3,10 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include "cli.hpp"
-#include "mybackup/clock.hpp"
-#include "mybackup/error.hpp"
-#include "mybackup/fs.hpp"
-#include "mybackup/scanner.hpp"
+#include "mybackup/util/clock.hpp"
+#include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
+#include "mybackup/source/scanner.hpp"
 
 namespace mybackup::cli {
 

@@ -3,9 +3,9 @@
 #include <iostream>
 
 #include "cli.hpp"
-#include "mybackup/catalog.hpp"
-#include "mybackup/clock.hpp"
-#include "mybackup/json.hpp"
+#include "mybackup/catalog/catalog.hpp"
+#include "mybackup/util/clock.hpp"
+#include "mybackup/util/json.hpp"
 
 namespace mybackup::cli {
 

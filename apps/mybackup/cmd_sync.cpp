@@ -6,9 +6,9 @@
 #include <iostream>
 
 #include "cli.hpp"
-#include "mybackup/error.hpp"
-#include "mybackup/json.hpp"
-#include "mybackup/lock.hpp"
+#include "mybackup/util/error.hpp"
+#include "mybackup/util/json.hpp"
+#include "mybackup/repository/lock.hpp"
 
 namespace mybackup::cli {
 

@@ -13,10 +13,10 @@
 #include <optional>
 
 #include "cli.hpp"
-#include "mybackup/clock.hpp"
-#include "mybackup/error.hpp"
-#include "mybackup/json.hpp"
-#include "mybackup/verify.hpp"
+#include "mybackup/util/clock.hpp"
+#include "mybackup/util/error.hpp"
+#include "mybackup/util/json.hpp"
+#include "mybackup/engine/verify.hpp"
 
 namespace mybackup::cli {
 

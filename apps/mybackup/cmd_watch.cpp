@@ -15,13 +15,13 @@
 #include <thread>
 
 #include "cli.hpp"
-#include "mybackup/change_watcher.hpp"
-#include "mybackup/clock.hpp"
-#include "mybackup/error.hpp"
-#include "mybackup/fs.hpp"
-#include "mybackup/notify.hpp"
-#include "mybackup/pid_file.hpp"
-#include "mybackup/watch_loop.hpp"
+#include "mybackup/watch/change_watcher.hpp"
+#include "mybackup/util/clock.hpp"
+#include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
+#include "mybackup/watch/notify.hpp"
+#include "mybackup/util/pid_file.hpp"
+#include "mybackup/watch/watch_loop.hpp"
 
 namespace mybackup::cli {
 

@@ -12,9 +12,9 @@
 #include <thread>
 
 #include "cli.hpp"
-#include "mybackup/error.hpp"
-#include "mybackup/fs.hpp"
-#include "mybackup/pid_file.hpp"
+#include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
+#include "mybackup/util/pid_file.hpp"
 
 namespace mybackup::cli {
 

@@ -8,7 +8,7 @@
 #include <iostream>
 
 #include "cli.hpp"
-#include "mybackup/error.hpp"
+#include "mybackup/util/error.hpp"
 
 namespace {
 /// The first word that is neither an option nor a known command, if it comes before any command

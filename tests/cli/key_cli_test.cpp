@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "cli_harness.hpp"
-#include "mybackup/backend.hpp"
-#include "mybackup/bytes.hpp"
-#include "mybackup/error.hpp"
-#include "mybackup/key_wrap.hpp"
+#include "mybackup/storage/backend.hpp"
+#include "mybackup/util/bytes.hpp"
+#include "mybackup/util/error.hpp"
+#include "mybackup/crypto/key_wrap.hpp"
 
 namespace mybackup_cli_test {
 namespace {

@@ -27,9 +27,9 @@
 #include <vector>
 
 #include "cli_harness.hpp"
-#include "mybackup/bytes.hpp"
-#include "mybackup/catalog.hpp"
-#include "mybackup/crypto.hpp"
+#include "mybackup/util/bytes.hpp"
+#include "mybackup/catalog/catalog.hpp"
+#include "mybackup/crypto/crypto.hpp"
 
 namespace mybackup_cli_test {
 namespace {

@@ -33,9 +33,9 @@
 #include <utility>
 #include <vector>
 
-#include "mybackup/backend.hpp"
-#include "mybackup/bytes.hpp"
-#include "mybackup/error.hpp"
+#include "mybackup/storage/backend.hpp"
+#include "mybackup/util/bytes.hpp"
+#include "mybackup/util/error.hpp"
 
 namespace mybackup::testing {
 

@@ -26,9 +26,9 @@
 #include <utility>
 #include <vector>
 
-#include "mybackup/bytes.hpp"
-#include "mybackup/catalog.hpp"
-#include "mybackup/error.hpp"
+#include "mybackup/util/bytes.hpp"
+#include "mybackup/catalog/catalog.hpp"
+#include "mybackup/util/error.hpp"
 
 namespace mybackup {
 

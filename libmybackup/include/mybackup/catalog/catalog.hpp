@@ -1,0 +1,278 @@
+#pragma once
+// The catalog (backups.db, SQLite): the local index of everything on the destination.
+//
+// It holds the runs, every version of every path, the chunk list of each version, and where each
+// chunk is stored. It is an index, not the truth: every fact in it comes from a manifest on the
+// destination (record_run takes a Manifest), so it can be rebuilt from there. One transaction per
+// run; WAL journal; the schema version is checked on open.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "mybackup/format/manifest.hpp"
+
+namespace mybackup {
+
+constexpr int kCatalogSchemaVersion = 1;
+
+/// Backups stop once a repository key has made this many encryptions: half of the 2^32 that
+/// NIST SP 800-38D allows for AES-GCM with random 96-bit nonces, so the chance that two blobs
+/// ever share a nonce stays below about 2^-34.
+constexpr std::uint64_t kEncryptionLimit = std::uint64_t{1} << 31;
+
+/// Hash functor so chunk ids can key unordered containers (ids are already uniform).
+struct ChunkIdHash {
+  std::size_t operator()(const ChunkId& id) const noexcept {
+    std::size_t value = 0;
+    for (std::size_t i = 0; i < sizeof value; ++i) {
+      value = value << 8 | id[i];
+    }
+    return value;
+  }
+};
+using ChunkIdSet = std::unordered_set<ChunkId, ChunkIdHash>;
+
+/// The most recent version recorded for a path.
+struct LatestVersion {
+  std::uint32_t number = 0;
+  EntryType type = EntryType::file;
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  std::uint32_t mode = 0;
+  std::uint64_t inode = 0;
+  std::string link_target;
+};
+
+/// Figures a run reports beyond what its manifest holds. A clean run uses files_deleted for the
+/// versions it removed from history and bytes_stored for the bytes of the packs it wrote.
+struct RunStats {
+  std::string status = "ok";  // "ok", "partial" (some files skipped) or "failed"
+  std::string error;          // for failed runs
+  std::uint64_t files_new = 0;
+  std::uint64_t files_changed = 0;
+  std::uint64_t files_deleted = 0;
+  std::uint64_t files_unchanged = 0;
+  std::uint64_t files_skipped = 0;
+  std::uint64_t bytes_scanned = 0;  // size of every file considered
+  std::uint64_t bytes_read = 0;     // size of the files actually read
+  std::uint64_t bytes_new = 0;      // raw bytes of chunks stored for the first time
+  std::uint64_t bytes_stored = 0;   // bytes written to the destination (packs)
+};
+
+struct RunRecord {
+  std::int64_t id = 0;
+  std::uint64_t seq = 0;
+  std::string kind;
+  std::int64_t started_ns = 0;
+  std::int64_t finished_ns = 0;
+  RunStats stats;
+};
+
+struct CatalogSummary {
+  std::uint64_t files = 0;           // paths whose latest version is a regular file
+  std::uint64_t versions = 0;        // file versions in history (deletion markers not counted)
+  std::uint64_t original_bytes = 0;  // sum of the sizes of all file versions
+  std::uint64_t current_bytes = 0;   // sum of the sizes of the latest file versions
+  std::uint64_t unique_bytes = 0;    // raw bytes of distinct chunks (after deduplication)
+  std::uint64_t compressed_bytes = 0;  // sum of blob lengths (after compression and encryption)
+  std::uint64_t stored_bytes = 0;    // sum of pack sizes on the destination
+  std::uint64_t chunks = 0;
+  std::uint64_t packs = 0;
+  std::uint64_t runs = 0;
+};
+
+/// One recorded version of a path, with the run that recorded it.
+struct VersionRecord {
+  std::int64_t id = 0;  // the catalog's row id (for chunks_of)
+  std::string path;
+  std::uint32_t number = 0;
+  EntryType type = EntryType::file;
+  std::uint64_t size = 0;
+  std::uint64_t stored_size = 0;  // bytes of its chunks on the destination (shared chunks counted fully)
+  std::int64_t mtime_ns = 0;
+  std::uint32_t mode = 0;
+  Digest sha256{};  // files only
+  std::string link_target;
+  std::int64_t run_finished_ns = 0;  // when the run that recorded it finished
+};
+
+/// One pack, and which of its chunks some set of versions still references (Catalog::pack_usage).
+struct PackUsage {
+  std::string name;                // hex
+  std::uint64_t size = 0;          // bytes on the destination
+  std::vector<PackEntry> live;     // chunks still referenced, in pack order
+  std::uint64_t live_bytes = 0;    // their blob bytes
+  std::uint64_t dead_chunks = 0;   // chunks no remaining version references
+  std::uint64_t dead_bytes = 0;    // their blob bytes
+};
+
+/// Where one chunk of a version is stored.
+struct ChunkLocation {
+  std::string pack;  // pack name (hex)
+  PackEntry entry;
+};
+
+/// One pack and every chunk the catalog places in it, referenced or not (Catalog::PackCursor).
+struct PackIndex {
+  std::string name;  // hex
+  std::uint64_t size = 0;
+  std::vector<PackEntry> entries;  // by offset
+
+  bool operator==(const PackIndex&) const = default;
+};
+
+/// One version with its chunk list (Catalog::VersionCursor): what a manifest recorded for it.
+struct VersionContent {
+  std::string path;
+  std::uint32_t number = 0;
+  EntryType type = EntryType::file;
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  std::uint32_t mode = 0;
+  Digest sha256{};  // files only
+  std::string link_target;
+  std::vector<ChunkId> chunks;  // in file order
+
+  bool operator==(const VersionContent&) const = default;
+};
+
+/// A file version that lists a chunk of interest (Catalog::versions_using).
+struct ChunkUse {
+  std::string pack;  // where the catalog places the chunk
+  ChunkId chunk{};
+  std::string path;
+  std::uint32_t number = 0;
+};
+
+/// A run the catalog recorded together with its manifest on the destination.
+struct RecordedManifest {
+  std::uint64_t seq = 0;
+  std::string key;  // "snapshots/…"
+};
+
+class Catalog {
+ public:
+  class VersionCursor;
+  class PackCursor;
+
+  /// Opens or creates the catalog at `path`. Error(config) if the file is not a catalog or its
+  /// schema version is not kCatalogSchemaVersion.
+  explicit Catalog(const std::string& path);
+  ~Catalog();
+  Catalog(const Catalog&) = delete;
+  Catalog& operator=(const Catalog&) = delete;
+
+  /// The id of the repository this catalog indexes; empty before the first backup.
+  std::string repository_id() const;
+  void set_repository_id(const std::string& id);
+
+  /// The latest version of `root` and of every path below it, deletion markers included.
+  std::unordered_map<std::string, LatestVersion> latest_under(const std::string& root) const;
+
+  /// Every chunk id stored so far.
+  ChunkIdSet known_chunks() const;
+
+  /// Records a finished run in one transaction: the run itself, its packs and their chunks, the
+  /// new versions (with their chunk lists), then, for a clean run, the versions it removed and the
+  /// packs it deleted. Nothing is recorded if it throws.
+  /// - A backup's chunk that the catalog already knows stays where it is; a clean run's packs
+  ///   move the chunks they list (live chunks copied out of a pack being rewritten).
+  /// - A removed version is forgotten with its chunk references; a path left with no version is
+  ///   forgotten too. Chunks nobody references stay known (a later backup may reuse them) until
+  ///   their pack is deleted.
+  /// - A deleted pack is forgotten with every chunk still located in it; a pack name the catalog
+  ///   does not know (an orphan of an interrupted run) is ignored.
+  /// Error(corrupt) if a version lists a chunk that is neither in the manifest's packs nor
+  /// already known, if a removed version does not exist, or if a deleted pack still holds a
+  /// referenced chunk (the catalog refuses to lose data it indexes).
+  void record_run(const Manifest& manifest, const std::string& manifest_key, const RunStats& stats);
+
+  /// Records a run that failed before it could write a manifest (shown by `status`).
+  void record_failed_run(RunKind kind, std::int64_t started_ns, std::int64_t finished_ns, const std::string& error);
+
+  /// Every version of `path`, oldest first (deletion markers included). Empty if unknown.
+  std::vector<VersionRecord> versions_of(const std::string& path) const;
+
+  /// Every version of every path: grouped by path (in byte order), oldest first within a path.
+  std::vector<VersionRecord> all_versions() const;
+
+  /// Every pack the catalog knows, in name order, with which of its chunks stay referenced once
+  /// the versions whose row ids are in `removing` are gone (empty: as things are now).
+  std::vector<PackUsage> pack_usage(const std::vector<std::int64_t>& removing) const;
+
+  /// Names of every pack the catalog indexes.
+  std::unordered_set<std::string> pack_names() const;
+
+  /// The state at time `at_ns`: for `root` and every path below it, its latest version from a run
+  /// finished at or before `at_ns`, deletion markers included (callers skip them). Sorted by path.
+  std::vector<VersionRecord> state_at(const std::string& root, std::int64_t at_ns) const;
+
+  /// The chunks of a file version, in file order, with where each is stored.
+  /// Error(corrupt) if the catalog lost track of one.
+  std::vector<ChunkLocation> chunks_of(std::int64_t version_id) const;
+
+  /// How many AES-256-GCM encryptions the repository key has made, as far as the manifests
+  /// recorded tell: every blob a backup stored, every pack header and every manifest (a clean
+  /// copies blobs without encrypting them again). Random 96-bit nonces stay safe for up to 2^32
+  /// encryptions under one key; see kEncryptionLimit.
+  std::uint64_t encryptions() const;
+  /// Every version of every path with its chunk list, one at a time, ordered by path (bytes)
+  /// then number: two catalogs can be compared side by side in constant memory.
+  /// REQUIRES: the catalog outlives the cursor, which is used by one thread.
+  std::unique_ptr<VersionCursor> version_cursor() const;
+  /// Every pack with the chunks located in it, one at a time, by name (same requirements).
+  std::unique_ptr<PackCursor> pack_cursor() const;
+
+  /// Every (chunk, file version) pair where the version lists a chunk that is located in one of
+  /// `packs` (hex names) or whose id is in `chunks`; sorted by pack, chunk, path, number, without
+  /// duplicates. One query whatever the number of packs and chunks.
+  std::vector<ChunkUse> versions_using(const std::vector<std::string>& packs, const std::vector<ChunkId>& chunks) const;
+
+  /// The runs recorded with a manifest, in sequence order.
+  std::vector<RecordedManifest> recorded_manifests() const;
+
+  /// The highest manifest sequence number recorded (0 if none).
+  std::uint64_t last_seq() const;
+  /// The most recent run of `kind` ("backup", "clean"), or of any kind when `kind` is empty.
+  std::optional<RunRecord> last_run(const std::string& kind = "") const;
+  CatalogSummary summary() const;
+  /// Number of paths below `root` whose latest version is a regular file.
+  std::uint64_t file_count_under(const std::string& root) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class Catalog::VersionCursor {
+ public:
+  ~VersionCursor();
+  /// Fills `version` with the next one; false at the end. Error(io) if the catalog fails.
+  bool next(VersionContent& version);
+
+ private:
+  friend class Catalog;
+  struct Impl;
+  explicit VersionCursor(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class Catalog::PackCursor {
+ public:
+  ~PackCursor();
+  /// Fills `pack` with the next one; false at the end. Error(io) if the catalog fails.
+  bool next(PackIndex& pack);
+
+ private:
+  friend class Catalog;
+  struct Impl;
+  explicit PackCursor(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mybackup

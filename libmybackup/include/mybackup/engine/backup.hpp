@@ -1,0 +1,97 @@
+#pragma once
+// One backup run: scan the sources, store what changed, record it.
+//
+//   scan (this thread) → change detection against the catalog: an entry whose size, mtime,
+//   inode and mode match its latest version is not read
+//   → readers (one per core): read, FastCDC-chunk, SHA-256 of the file, HMAC id of each chunk;
+//     a chunk whose id is already known (catalog or this run) is only referenced
+//   → compressors (one per core): zstd (kept only if it shrinks), AES-256-GCM blob
+//   → writer: appends blobs to a pack → uploader: stores each full pack (write + fsync), so
+//     storage overlaps with compression
+//   → when every pack is durable: the run's manifest, then one catalog transaction.
+// The queues between stages are bounded in bytes, so memory does not grow with the data.
+//
+// Per-file problems (unreadable, vanished, changed while being read, special files) are
+// collected in the report, never thrown; destination and catalog failures throw, and then
+// nothing of the run is recorded in the catalog (packs already written are harmless orphans).
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "mybackup/catalog/catalog.hpp"
+#include "mybackup/util/clock.hpp"
+#include "mybackup/crypto/keys.hpp"
+#include "mybackup/repository/lock.hpp"
+#include "mybackup/repository/repository.hpp"
+#include "mybackup/source/scanner.hpp"
+
+namespace mybackup {
+
+struct BackupSource {
+  std::string path;  // absolute, normalized
+  std::vector<std::string> exclude;
+};
+
+enum class FileAction { added, changed, deleted, skipped };
+
+/// Called from worker threads (the callee must be thread-safe). `path` is absolute.
+using FileCallback = std::function<void(FileAction action, EntryType type, const std::string& path,
+                                        std::uint64_t size, const std::string& note)>;
+
+struct BackupOptions {
+  std::vector<BackupSource> sources;
+  int compression_level = 3;  // 0: store raw
+  bool dry_run = false;       // read and report; write nothing anywhere
+  unsigned threads = 0;       // workers per stage; 0: one per core
+  FileCallback on_file;       // optional
+  const Clock* clock = nullptr;  // nullptr: the system clock
+  /// Optional: when it becomes true the run stops at the next chunk and throws
+  /// Error(interrupted) without writing a manifest or touching the catalog. Once the manifest
+  /// is being written the run completes (that step is short).
+  const std::atomic<bool>* cancel = nullptr;
+  /// The text of config.yaml, recorded in the run's manifest so that a new machine can get the
+  /// settings back from the destination (`init --from`). Optional.
+  std::string config;
+};
+
+struct BackupReport {
+  RunStats stats;
+  std::vector<ScanProblem> problems;  // every skipped file, with its reason
+  std::uint64_t seq = 0;              // 0 when no manifest was written
+  std::string manifest_key;
+  std::uint64_t packs_written = 0;
+  std::int64_t started_ns = 0;
+  std::int64_t finished_ns = 0;
+  // Where the time went (seconds).
+  double scan_seconds = 0;
+  double store_seconds = 0;
+  double commit_seconds = 0;
+};
+
+/// What the run writes to, or only reads from for a dry run.
+struct BackupTarget {
+  const KeySet* keys = nullptr;        // chunk ids and gear table
+  ChunkerParams chunker;               // the repository's parameters
+  Repository* repository = nullptr;    // REQUIRES: non-null unless dry_run
+  /// The writer lock held for the run (optional). If it is lost, the run fails with
+  /// Error(locked) before writing its manifest.
+  const RepositoryLock* lock = nullptr;
+
+  /// Writing to `repository` with its own keys and chunker parameters (no lock).
+  static BackupTarget writing_to(Repository& repository) {
+    BackupTarget target;
+    target.keys = &repository.keys();
+    target.chunker = repository.info().chunker;
+    target.repository = &repository;
+    return target;
+  }
+};
+
+/// Runs one backup. The caller holds the repository's writer lock (unless dry_run) and has
+/// replayed the destination's manifests into the catalog (replay.hpp).
+BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const BackupOptions& options);
+
+}  // namespace mybackup

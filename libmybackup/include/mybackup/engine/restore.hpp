@@ -1,0 +1,83 @@
+#pragma once
+// Writing recorded versions back to disk, verified, without ever destroying data unasked.
+//
+// A plan names a root directory and, below it, relative paths with the version to put there.
+// For every file: its chunks are read from the repository (each one authenticated, decompressed
+// and its id recomputed), written to a temporary file in the target directory, the whole file's
+// SHA-256 is compared with the recorded one, mode and mtime are set, and only then is it renamed
+// into place. A file that cannot be restored leaves nothing at its target path.
+//
+// Safety rules:
+//  - relative paths may not be absolute or contain "." or ".." components;
+//  - below the root every directory is opened with O_NOFOLLOW, so a symlink (or a file) in the
+//    way is reported, never followed: nothing is written outside the root;
+//  - an existing file that differs is left alone and reported, unless ExistingFile::overwrite;
+//    an identical one (same type, same content or link target) is left alone and counted;
+//  - directories the restore creates get their recorded mode and mtime after their contents are
+//    written; existing directories keep theirs unless ExistingFile::overwrite.
+// Per-item problems are collected in the report, never thrown.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mybackup/catalog/catalog.hpp"
+#include "mybackup/repository/repository.hpp"
+
+namespace mybackup {
+
+enum class ExistingFile { keep, overwrite };
+
+struct RestoreItem {
+  std::string relative;   // '/'-separated path below the root; "" is the root itself
+  VersionRecord version;  // a file, directory or symlink (never a deletion marker)
+};
+
+struct RestorePlan {
+  std::string root;  // absolute; created with its parents if missing
+  std::vector<RestoreItem> items;
+};
+
+enum class RestoreAction { restored, identical, failed, would_restore };
+
+/// Called once per item, from the worker threads but never two calls at once.
+using RestoreCallback = std::function<void(RestoreAction action, const RestoreItem& item, const std::string& note)>;
+
+struct RestoreOptions {
+  ExistingFile existing = ExistingFile::keep;
+  bool dry_run = false;  // check and report; write nothing
+  RestoreCallback on_item;
+  const std::atomic<bool>* cancel = nullptr;  // stop before the next item; Error(interrupted)
+};
+
+struct RestoreProblem {
+  std::string target;  // where it was to be written
+  std::string path;    // the backed-up path
+  std::uint32_t number = 0;
+  std::string reason;
+};
+
+struct RestoreReport {
+  std::uint64_t files = 0;
+  std::uint64_t directories = 0;
+  std::uint64_t symlinks = 0;
+  std::uint64_t identical = 0;
+  std::uint64_t bytes = 0;
+  std::vector<RestoreProblem> problems;
+};
+
+/// Error(usage) unless `relative` is "" or made of non-empty components other than "." and "..",
+/// without a leading '/'.
+void check_relative_path(std::string_view relative);
+
+/// Restores every item of the plan: directories first (parents before children), then files and
+/// symlinks on one worker thread per core. Throws only for problems with the root itself (cannot
+/// be created or opened) or when cancelled (after giving the directories restored so far their
+/// mode and mtime).
+RestoreReport restore(const Catalog& catalog, const Repository& repository, const RestorePlan& plan,
+                      const RestoreOptions& options);
+
+}  // namespace mybackup

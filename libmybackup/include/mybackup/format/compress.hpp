@@ -1,0 +1,32 @@
+#pragma once
+// zstd compression of single chunks.
+
+#include "mybackup/util/bytes.hpp"
+
+namespace mybackup {
+
+constexpr int kMinCompressionLevel = 1;
+constexpr int kMaxCompressionLevel = 22;
+
+/// Compresses `input` at `level` (1..22). Returns true and fills `out` (replacing its content)
+/// only when the result is strictly smaller than the input; returns false when compression does
+/// not pay (the caller then stores the data raw). Reusable, one per thread (holds a ZSTD_CCtx).
+class Compressor {
+ public:
+  explicit Compressor(int level);
+  ~Compressor();
+  Compressor(const Compressor&) = delete;
+  Compressor& operator=(const Compressor&) = delete;
+
+  bool compress(ByteView input, Bytes& out);
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
+
+/// Decompresses a zstd frame whose content size must equal `expected_size`.
+/// Throws Error(corrupt) on malformed input or a size mismatch.
+Bytes decompress(ByteView input, std::size_t expected_size);
+
+}  // namespace mybackup

@@ -1,0 +1,88 @@
+#pragma once
+// Blobs and packs: how chunks are stored on the destination (docs/format.md has the full grammar).
+//
+//   blob        := "MBK1" flags:u8 nonce:12 ciphertext tag:16
+//                  AES-256-GCM under enc_key; associated data = "MBK1" flags id:32, so a blob
+//                  copied under another id, or with its flags changed, fails authentication.
+//                  flags bit 0: the plaintext is a zstd frame (else the chunk is stored raw).
+//   pack        := blob* header_blob header_size:u32le
+//   header_blob := "MBKH" nonce:12 AES-256-GCM(enc_key, header, ad = "MBKH") tag:16
+//   header      := version:u8(=1) count:u32le entry*
+//   entry       := id:32 offset:u32le length:u32le raw_length:u32le flags:u8
+// A pack's name is the lowercase hex SHA-256 of its bytes, so anyone can check it without the key.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mybackup/util/bytes.hpp"
+#include "mybackup/crypto/crypto.hpp"
+
+namespace mybackup {
+
+using ChunkId = Digest;
+
+constexpr std::uint8_t kBlobCompressed = 0x01;
+constexpr std::size_t kBlobOverhead = 4 + 1 + kAeadNonceSize + kAeadTagSize;
+/// Packs are closed once they reach this size; a chunk larger than that gets a pack of its own.
+constexpr std::size_t kPackTargetSize = 16 * 1024 * 1024;
+
+/// Encrypts one chunk's stored form (`payload`: compressed or raw bytes) and appends the blob to `out`.
+void seal_blob(const AeadKey& key, const ChunkId& id, std::uint8_t flags, ByteView payload, Bytes& out);
+
+/// Authenticates and decrypts a blob; returns its payload and sets `flags`.
+/// Error(corrupt) if the framing is wrong, Error(crypto) if authentication fails.
+Bytes open_blob(const AeadKey& key, const ChunkId& id, ByteView blob, std::uint8_t& flags);
+
+/// Bytes a pack adds after its blobs for `entries` entries: the sealed header and its length.
+constexpr std::size_t pack_trailer_size(std::size_t entries) {
+  return 4 + kAeadNonceSize + (1 + 4 + entries * (32 + 4 + 4 + 4 + 1)) + kAeadTagSize + 4;
+}
+
+/// Where one blob sits inside a pack.
+struct PackEntry {
+  ChunkId id{};
+  std::uint32_t offset = 0;
+  std::uint32_t length = 0;      // of the blob, overhead included
+  std::uint32_t raw_length = 0;  // of the chunk before compression
+  std::uint8_t flags = 0;
+
+  bool operator==(const PackEntry&) const = default;
+};
+
+struct FinishedPack {
+  std::string name;  // hex SHA-256 of `bytes`
+  Bytes bytes;
+  std::vector<PackEntry> entries;
+};
+
+/// Assembles a pack in memory.
+class PackBuilder {
+ public:
+  /// Appends a sealed blob. REQUIRES: the pack stays below 4 GiB. Callers close a pack before a
+  /// blob would take it past kPackTargetSize (see fits()), so packs stay near the target size.
+  void add(const ChunkId& id, ByteView blob, std::uint32_t raw_length, std::uint8_t flags);
+  std::size_t size() const { return bytes_.size(); }
+  /// True if a blob of `blob_size` bytes keeps the pack within kPackTargetSize, or the pack is
+  /// empty (an oversized blob gets a pack of its own).
+  bool fits(std::size_t blob_size) const { return bytes_.empty() || bytes_.size() + blob_size <= kPackTargetSize; }
+  bool empty() const { return entries_.empty(); }
+  /// Gives the builder an empty buffer whose capacity the next pack reuses (saves allocating
+  /// and page-faulting 16 MiB per pack). REQUIRES: empty().
+  void reuse(Bytes&& buffer) {
+    buffer.clear();
+    bytes_ = std::move(buffer);
+  }
+  /// Appends the encrypted header and returns the pack; the builder is empty again afterwards.
+  FinishedPack finish(const AeadKey& key);
+
+ private:
+  Bytes bytes_;
+  std::vector<PackEntry> entries_;
+};
+
+/// Reads the header of a whole pack and checks that every entry lies before the header.
+/// Error(corrupt) if the structure is wrong, Error(crypto) if authentication fails.
+std::vector<PackEntry> read_pack_header(const AeadKey& key, ByteView pack);
+
+}  // namespace mybackup

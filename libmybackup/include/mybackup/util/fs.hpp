@@ -1,0 +1,44 @@
+#pragma once
+// Small, careful helpers for local files: the only place that knows how to replace a file safely.
+
+#include <string>
+
+#include "mybackup/util/bytes.hpp"
+
+namespace mybackup {
+
+/// Writes `data` to `path` so that a crash leaves either the old file or the new one, never a
+/// mix: a temporary file beside it, fsync, rename over `path`, fsync of the directory.
+/// `mode` applies to a newly created file (e.g. 0600 for key material).
+void write_file_atomic(const std::string& path, ByteView data, unsigned mode = 0644);
+
+/// Like write_file_atomic, but fails with Error(exists) if `path` already exists (the check and
+/// the creation are one atomic step: link(2) of the finished temporary file).
+void create_file_atomic(const std::string& path, ByteView data, unsigned mode = 0644);
+
+/// Writes all of `data` to `fd`, retrying short writes and EINTR. Throws Error(io), or
+/// Error(no_space) for a full device, as "cannot write <what>: <reason>".
+void write_all(int fd, ByteView data, const std::string& what);
+
+/// Reads a whole file. Error(not_found) if missing, Error(io) otherwise.
+Bytes read_file(const std::string& path);
+
+/// mkdir -p with `mode` for the directories it creates. Error(io) on failure.
+void make_directories(const std::string& path, unsigned mode = 0755);
+
+/// fsync of a directory, so a rename or creation inside it is durable.
+void sync_directory(const std::string& path);
+
+/// True if `path` exists (lstat succeeds).
+bool path_exists(const std::string& path);
+
+/// Deletes a file; a missing file is not an error. Error(io) otherwise.
+void remove_file(const std::string& path);
+
+/// The directory part of a path ("/a/b" -> "/a", "b" -> ".").
+std::string parent_directory(const std::string& path);
+
+/// Joins two path pieces with exactly one '/'.
+std::string join_path(const std::string& base, const std::string& name);
+
+}  // namespace mybackup

@@ -1,0 +1,843 @@
+#include "mybackup/catalog/catalog.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
+
+#include <cstring>
+
+#include "mybackup/util/error.hpp"
+
+namespace mybackup {
+
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs(
+  id INTEGER PRIMARY KEY, seq INTEGER, kind TEXT NOT NULL, manifest TEXT, host TEXT,
+  started_ns INTEGER NOT NULL, finished_ns INTEGER NOT NULL, status TEXT NOT NULL, error TEXT,
+  sources TEXT,
+  files_new INTEGER NOT NULL DEFAULT 0, files_changed INTEGER NOT NULL DEFAULT 0,
+  files_deleted INTEGER NOT NULL DEFAULT 0, files_unchanged INTEGER NOT NULL DEFAULT 0,
+  files_skipped INTEGER NOT NULL DEFAULT 0, bytes_scanned INTEGER NOT NULL DEFAULT 0,
+  bytes_read INTEGER NOT NULL DEFAULT 0, bytes_new INTEGER NOT NULL DEFAULT 0,
+  bytes_stored INTEGER NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX runs_seq ON runs(seq) WHERE seq IS NOT NULL;
+CREATE TABLE packs(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, size INTEGER NOT NULL,
+  run_id INTEGER REFERENCES runs(id));
+CREATE TABLE chunks(id INTEGER PRIMARY KEY, hash BLOB UNIQUE NOT NULL,
+  pack_id INTEGER NOT NULL REFERENCES packs(id), offset INTEGER NOT NULL, length INTEGER NOT NULL,
+  raw_length INTEGER NOT NULL, flags INTEGER NOT NULL, refcount INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE files(id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL);
+CREATE TABLE versions(id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id),
+  run_id INTEGER NOT NULL REFERENCES runs(id), number INTEGER NOT NULL, type INTEGER NOT NULL,
+  size INTEGER NOT NULL, stored_size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+  mode INTEGER NOT NULL, inode INTEGER NOT NULL, sha256 BLOB, link_target TEXT,
+  UNIQUE(file_id, number));
+CREATE INDEX versions_run ON versions(run_id);
+CREATE TABLE version_chunks(version_id INTEGER NOT NULL REFERENCES versions(id),
+  seq INTEGER NOT NULL, chunk_id INTEGER NOT NULL REFERENCES chunks(id),
+  PRIMARY KEY(version_id, seq)) WITHOUT ROWID;
+CREATE INDEX version_chunks_chunk ON version_chunks(chunk_id);
+)sql";
+
+/// The latest version of each file, as a subquery usable in other statements.
+constexpr const char* kLatestVersions =
+    "SELECT v.* FROM versions v JOIN (SELECT file_id, MAX(number) AS number FROM versions GROUP BY file_id) m "
+    "ON v.file_id = m.file_id AND v.number = m.number";
+
+/// Upper bound of the paths strictly below `root` in byte order ('0' follows '/').
+std::string below_end(const std::string& root) { return (root == "/" ? std::string() : root) + "0"; }
+std::string below_start(const std::string& root) { return (root == "/" ? std::string() : root) + "/"; }
+
+std::int64_t as_i64(std::uint64_t value) { return static_cast<std::int64_t>(value); }
+
+/// Runs a catalog operation, turning SQLite's exceptions into the library's error kinds: a full
+/// disk is no_space (with the fix), anything else io, both naming the catalog file.
+template <typename Body>
+auto guarded(const std::string& path, Body&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const SQLite::Exception& error) {
+    const bool full = error.getErrorCode() == SQLITE_FULL;
+    throw Error(full ? ErrorKind::no_space : ErrorKind::io,
+                "catalog " + path + ": " + error.what() +
+                    (full ? " (free some space on that disk and run the command again)" : ""));
+  }
+}
+
+/// A clean run's removed versions: each goes with its chunk references (a version may list one
+/// chunk several times; each listing is one reference), and its path when nothing is left of it.
+void forget_removed_versions(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key) {
+  if (manifest.removed.empty()) {
+    return;
+  }
+  SQLite::Statement find(db, "SELECT v.id, v.file_id FROM versions v JOIN files f ON f.id = v.file_id "
+                             "WHERE f.path = ? AND v.number = ?");
+  SQLite::Statement release(db, "UPDATE chunks SET refcount = refcount - (SELECT count(*) FROM version_chunks vc "
+                                "WHERE vc.version_id = ?1 AND vc.chunk_id = chunks.id) "
+                                "WHERE id IN (SELECT chunk_id FROM version_chunks WHERE version_id = ?1)");
+  SQLite::Statement unlink(db, "DELETE FROM version_chunks WHERE version_id = ?");
+  SQLite::Statement erase(db, "DELETE FROM versions WHERE id = ?");
+  SQLite::Statement erase_file(db, "DELETE FROM files WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM versions WHERE file_id = ?1)");
+  for (const ManifestRemoval& removal : manifest.removed) {
+    find.bind(1, removal.path);
+    find.bind(2, static_cast<std::int64_t>(removal.number));
+    if (!find.executeStep()) {
+      throw Error(ErrorKind::corrupt, "manifest " + manifest_key + " removes version " + std::to_string(removal.number) +
+                                          " of " + removal.path + ", which the catalog does not have");
+    }
+    const std::int64_t version_id = find.getColumn(0).getInt64();
+    const std::int64_t file_id = find.getColumn(1).getInt64();
+    find.reset();
+    for (SQLite::Statement* step : {&release, &unlink, &erase}) {
+      step->bind(1, version_id);
+      step->exec();
+      step->reset();
+    }
+    erase_file.bind(1, file_id);
+    erase_file.exec();
+    erase_file.reset();
+  }
+}
+
+/// A clean run's deleted packs, with the chunks still located in them (all unreferenced: live
+/// ones were moved by the run's own packs first).
+void forget_deleted_packs(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key) {
+  SQLite::Statement find(db, "SELECT id FROM packs WHERE name = ?");
+  SQLite::Statement in_use(db, "SELECT count(*) FROM chunks WHERE pack_id = ? AND refcount > 0");
+  SQLite::Statement erase_chunks(db, "DELETE FROM chunks WHERE pack_id = ?");
+  SQLite::Statement erase_pack(db, "DELETE FROM packs WHERE id = ?");
+  for (const std::string& name : manifest.deleted_packs) {
+    find.bind(1, name);
+    const bool known = find.executeStep();
+    const std::int64_t pack_id = known ? find.getColumn(0).getInt64() : 0;
+    find.reset();
+    if (!known) {
+      continue;  // an orphan: never indexed
+    }
+    in_use.bind(1, pack_id);
+    in_use.executeStep();
+    const std::int64_t used = in_use.getColumn(0).getInt64();
+    in_use.reset();
+    if (used != 0) {
+      throw Error(ErrorKind::corrupt, "manifest " + manifest_key + " deletes pack " + name + ", which still holds " +
+                                          std::to_string(used) + " chunk(s) in use: refusing to record it");
+    }
+    for (SQLite::Statement* step : {&erase_chunks, &erase_pack}) {
+      step->bind(1, pack_id);
+      step->exec();
+      step->reset();
+    }
+  }
+}
+
+}  // namespace
+
+struct Catalog::Impl {
+  explicit Impl(const std::string& file) : db(file, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE), path(file) {}
+  SQLite::Database db;
+  std::string path;
+};
+
+Catalog::Catalog(const std::string& path) {
+  try {
+    impl_ = std::make_unique<Impl>(path);
+    SQLite::Database& db = impl_->db;
+    db.setBusyTimeout(5000);
+    // Check what the file is before changing anything in it (journal_mode=WAL is persistent).
+    const int version = db.execAndGet("PRAGMA user_version").getInt();
+    if (version == 0 && db.execAndGet("SELECT count(*) FROM sqlite_master").getInt() != 0) {
+      throw Error(ErrorKind::config, path + " is not a mybackup catalog");
+    }
+    if (version != 0 && version != kCatalogSchemaVersion) {
+      throw Error(ErrorKind::config, path + " has catalog schema version " + std::to_string(version) +
+                                         ", this mybackup reads version " + std::to_string(kCatalogSchemaVersion) +
+                                         ": use a matching mybackup release");
+    }
+    db.exec("PRAGMA journal_mode=WAL");
+    // FULL: a committed run survives a power loss, so the catalog never forgets chunks whose
+    // manifest is already on the destination.
+    db.exec("PRAGMA synchronous=FULL");
+    // Chunk ids are random, so recording a run inserts all over the chunk index: with SQLite's
+    // default 2 MiB page cache, a run of 100,000 files spent most of its commit re-reading pages.
+    db.exec("PRAGMA cache_size=-65536");  // KiB: up to 64 MiB, only as the catalog grows
+    db.exec("PRAGMA temp_store=MEMORY");
+    db.exec("PRAGMA foreign_keys=ON");
+    if (version == 0) {
+      SQLite::Transaction transaction(db);
+      db.exec(kSchema);
+      db.exec("PRAGMA user_version=" + std::to_string(kCatalogSchemaVersion));
+      transaction.commit();
+    }
+  } catch (const SQLite::Exception& error) {
+    throw Error(ErrorKind::config, "cannot open the catalog " + path + ": " + error.what());
+  }
+}
+
+Catalog::~Catalog() = default;
+
+std::string Catalog::repository_id() const {
+  return guarded(impl_->path, [&] {
+    SQLite::Statement query(impl_->db, "SELECT value FROM meta WHERE key = 'repository_id'");
+    return query.executeStep() ? query.getColumn(0).getString() : std::string();
+  });
+}
+
+void Catalog::set_repository_id(const std::string& id) {
+  return guarded(impl_->path, [&] {
+    SQLite::Statement update(impl_->db, "INSERT INTO meta(key, value) VALUES('repository_id', ?) "
+                                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    update.bind(1, id);
+    update.exec();
+  });
+}
+
+std::unordered_map<std::string, LatestVersion> Catalog::latest_under(const std::string& root) const {
+  return guarded(impl_->path, [&] {
+    std::unordered_map<std::string, LatestVersion> latest;
+    SQLite::Statement query(impl_->db,
+                            std::string("SELECT f.path, l.number, l.type, l.size, l.mtime_ns, l.mode, l.inode, l.link_target "
+                                        "FROM files f JOIN (") +
+                                kLatestVersions + ") l ON l.file_id = f.id "
+                                "WHERE f.path = ? OR (f.path >= ? AND f.path < ?)");
+    query.bind(1, root);
+    query.bind(2, below_start(root));
+    query.bind(3, below_end(root));
+    while (query.executeStep()) {
+      LatestVersion version;
+      version.number = static_cast<std::uint32_t>(query.getColumn(1).getInt64());
+      version.type = static_cast<EntryType>(query.getColumn(2).getInt());
+      version.size = static_cast<std::uint64_t>(query.getColumn(3).getInt64());
+      version.mtime_ns = query.getColumn(4).getInt64();
+      version.mode = static_cast<std::uint32_t>(query.getColumn(5).getInt64());
+      version.inode = static_cast<std::uint64_t>(query.getColumn(6).getInt64());
+      version.link_target = query.getColumn(7).getString();
+      latest.emplace(query.getColumn(0).getString(), std::move(version));
+    }
+    return latest;
+  });
+}
+
+ChunkIdSet Catalog::known_chunks() const {
+  return guarded(impl_->path, [&] {
+    ChunkIdSet ids;
+    SQLite::Statement query(impl_->db, "SELECT hash FROM chunks");
+    while (query.executeStep()) {
+      const SQLite::Column column = query.getColumn(0);
+      ChunkId id{};
+      if (column.getBytes() == static_cast<int>(id.size())) {
+        std::memcpy(id.data(), column.getBlob(), id.size());
+        ids.insert(id);
+      }
+    }
+    return ids;
+  });
+}
+
+void Catalog::record_run(const Manifest& manifest, const std::string& manifest_key, const RunStats& stats) {
+  return guarded(impl_->path, [&] {
+    SQLite::Database& db = impl_->db;
+    SQLite::Transaction transaction(db);
+
+    std::string sources;
+    for (const std::string& source : manifest.sources) {
+      sources += (sources.empty() ? "" : "\n") + source;
+    }
+    SQLite::Statement run(db,
+                          "INSERT INTO runs(seq, kind, manifest, host, started_ns, finished_ns, status, error, sources, "
+                          "files_new, files_changed, files_deleted, files_unchanged, files_skipped, bytes_scanned, "
+                          "bytes_read, bytes_new, bytes_stored) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    if (manifest_key.empty()) {
+      run.bind(1);  // a run that changed nothing wrote no manifest
+    } else {
+      run.bind(1, as_i64(manifest.seq));
+    }
+    run.bind(2, manifest.kind == RunKind::backup ? "backup" : "clean");
+    run.bind(3, manifest_key);
+    run.bind(4, manifest.host);
+    run.bind(5, manifest.started_ns);
+    run.bind(6, manifest.finished_ns);
+    run.bind(7, stats.status);
+    run.bind(8, stats.error);
+    run.bind(9, sources);
+    const std::uint64_t counters[] = {stats.files_new,     stats.files_changed, stats.files_deleted,
+                                      stats.files_unchanged, stats.files_skipped, stats.bytes_scanned,
+                                      stats.bytes_read,    stats.bytes_new,     stats.bytes_stored};
+    int column = 10;
+    for (const std::uint64_t counter : counters) {
+      run.bind(column++, as_i64(counter));
+    }
+    run.exec();
+    const std::int64_t run_id = db.getLastInsertRowid();
+
+    SQLite::Statement insert_pack(db, "INSERT INTO packs(name, size, run_id) VALUES(?,?,?) "
+                                      "ON CONFLICT(name) DO UPDATE SET size = excluded.size RETURNING id");
+    // A backup never stores a chunk it knows; if an old location exists it stays. A clean run's
+    // packs hold live chunks copied out of packs it is about to delete: those chunks move.
+    SQLite::Statement insert_chunk(db, manifest.kind == RunKind::clean
+                                           ? "INSERT INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
+                                             "VALUES(?,?,?,?,?,?) ON CONFLICT(hash) DO UPDATE SET pack_id = excluded.pack_id, "
+                                             "offset = excluded.offset, length = excluded.length, flags = excluded.flags"
+                                           : "INSERT OR IGNORE INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
+                                             "VALUES(?,?,?,?,?,?)");
+    for (const ManifestPack& pack : manifest.packs) {
+      insert_pack.bind(1, pack.name);
+      insert_pack.bind(2, as_i64(pack.size));
+      insert_pack.bind(3, run_id);
+      if (!insert_pack.executeStep()) {
+        throw Error(ErrorKind::io, "cannot record pack " + pack.name);
+      }
+      const std::int64_t pack_id = insert_pack.getColumn(0).getInt64();
+      insert_pack.reset();
+      for (const PackEntry& blob : pack.blobs) {
+        insert_chunk.bind(1, blob.id.data(), static_cast<int>(blob.id.size()));
+        insert_chunk.bind(2, pack_id);
+        insert_chunk.bind(3, static_cast<std::int64_t>(blob.offset));
+        insert_chunk.bind(4, static_cast<std::int64_t>(blob.length));
+        insert_chunk.bind(5, static_cast<std::int64_t>(blob.raw_length));
+        insert_chunk.bind(6, static_cast<int>(blob.flags));
+        insert_chunk.exec();
+        insert_chunk.reset();
+      }
+    }
+
+    SQLite::Statement find_file(db, "SELECT id FROM files WHERE path = ?");
+    SQLite::Statement insert_file(db, "INSERT INTO files(path) VALUES(?)");
+    SQLite::Statement find_chunk(db, "SELECT id, length FROM chunks WHERE hash = ?");
+    SQLite::Statement insert_version(db,
+                                     "INSERT INTO versions(file_id, run_id, number, type, size, stored_size, mtime_ns, mode, "
+                                     "inode, sha256, link_target) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+    SQLite::Statement insert_link(db, "INSERT INTO version_chunks(version_id, seq, chunk_id) VALUES(?,?,?)");
+    SQLite::Statement add_reference(db, "UPDATE chunks SET refcount = refcount + 1 WHERE id = ?");
+    SQLite::Statement set_stored(db, "UPDATE versions SET stored_size = ? WHERE id = ?");
+    for (const ManifestVersion& version : manifest.versions) {
+      find_file.bind(1, version.path);
+      std::int64_t file_id = 0;
+      if (find_file.executeStep()) {
+        file_id = find_file.getColumn(0).getInt64();
+      } else {
+        insert_file.bind(1, version.path);
+        insert_file.exec();
+        insert_file.reset();
+        file_id = db.getLastInsertRowid();
+      }
+      find_file.reset();
+
+      insert_version.bind(1, file_id);
+      insert_version.bind(2, run_id);
+      insert_version.bind(3, static_cast<std::int64_t>(version.number));
+      insert_version.bind(4, static_cast<int>(version.type));
+      insert_version.bind(5, as_i64(version.size));
+      insert_version.bind(6, static_cast<std::int64_t>(0));
+      insert_version.bind(7, version.mtime_ns);
+      insert_version.bind(8, static_cast<std::int64_t>(version.mode));
+      insert_version.bind(9, as_i64(version.inode));
+      if (version.type == EntryType::file) {
+        insert_version.bind(10, version.sha256.data(), static_cast<int>(version.sha256.size()));
+      } else {
+        insert_version.bind(10);
+      }
+      if (version.type == EntryType::symlink) {
+        insert_version.bind(11, version.link_target);
+      } else {
+        insert_version.bind(11);
+      }
+      insert_version.exec();
+      insert_version.reset();
+      const std::int64_t version_id = db.getLastInsertRowid();
+
+      std::int64_t stored = 0;
+      std::int64_t seq = 0;
+      for (const ChunkId& id : version.chunks) {
+        find_chunk.bind(1, id.data(), static_cast<int>(id.size()));
+        if (!find_chunk.executeStep()) {
+          throw Error(ErrorKind::corrupt, "manifest " + manifest_key + " references unknown chunk " + to_hex(id));
+        }
+        const std::int64_t chunk_id = find_chunk.getColumn(0).getInt64();
+        stored += find_chunk.getColumn(1).getInt64();
+        find_chunk.reset();
+        insert_link.bind(1, version_id);
+        insert_link.bind(2, seq++);
+        insert_link.bind(3, chunk_id);
+        insert_link.exec();
+        insert_link.reset();
+        add_reference.bind(1, chunk_id);
+        add_reference.exec();
+        add_reference.reset();
+      }
+      if (stored != 0) {
+        set_stored.bind(1, stored);
+        set_stored.bind(2, version_id);
+        set_stored.exec();
+        set_stored.reset();
+      }
+    }
+    if (!manifest_key.empty()) {
+      std::uint64_t sealed = 1 + manifest.packs.size();  // the manifest and each pack header
+      if (manifest.kind == RunKind::backup) {
+        for (const ManifestPack& pack : manifest.packs) {
+          sealed += pack.blobs.size();
+        }
+      }
+      SQLite::Statement count(db, "INSERT INTO meta(key, value) VALUES('encryptions', ?) ON CONFLICT(key) DO UPDATE "
+                                  "SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)");
+      count.bind(1, std::to_string(sealed));
+      count.exec();
+    }
+    forget_removed_versions(db, manifest, manifest_key);
+    forget_deleted_packs(db, manifest, manifest_key);
+    transaction.commit();
+  });
+}
+
+void Catalog::record_failed_run(RunKind kind, std::int64_t started_ns, std::int64_t finished_ns, const std::string& error) {
+  return guarded(impl_->path, [&] {
+    SQLite::Statement run(impl_->db, "INSERT INTO runs(kind, started_ns, finished_ns, status, error) VALUES(?,?,?,'failed',?)");
+    run.bind(1, kind == RunKind::backup ? "backup" : "clean");
+    run.bind(2, started_ns);
+    run.bind(3, finished_ns);
+    run.bind(4, error);
+    run.exec();
+  });
+}
+
+namespace {
+constexpr const char* kVersionColumns =
+    "v.id, f.path, v.number, v.type, v.size, v.stored_size, v.mtime_ns, v.mode, v.sha256, v.link_target, r.finished_ns";
+
+VersionRecord read_version(SQLite::Statement& query) {
+  VersionRecord version;
+  version.id = query.getColumn(0).getInt64();
+  version.path = query.getColumn(1).getString();
+  version.number = static_cast<std::uint32_t>(query.getColumn(2).getInt64());
+  version.type = static_cast<EntryType>(query.getColumn(3).getInt());
+  version.size = static_cast<std::uint64_t>(query.getColumn(4).getInt64());
+  version.stored_size = static_cast<std::uint64_t>(query.getColumn(5).getInt64());
+  version.mtime_ns = query.getColumn(6).getInt64();
+  version.mode = static_cast<std::uint32_t>(query.getColumn(7).getInt64());
+  const SQLite::Column sha = query.getColumn(8);
+  if (sha.getBytes() == static_cast<int>(version.sha256.size())) {
+    std::memcpy(version.sha256.data(), sha.getBlob(), version.sha256.size());
+  }
+  version.link_target = query.getColumn(9).getString();
+  version.run_finished_ns = query.getColumn(10).getInt64();
+  return version;
+}
+}  // namespace
+
+std::vector<VersionRecord> Catalog::versions_of(const std::string& path) const {
+  return guarded(impl_->path, [&] {
+    SQLite::Statement query(impl_->db, std::string("SELECT ") + kVersionColumns +
+                                           " FROM files f JOIN versions v ON v.file_id = f.id JOIN runs r ON r.id = v.run_id "
+                                           "WHERE f.path = ? ORDER BY v.number");
+    query.bind(1, path);
+    std::vector<VersionRecord> versions;
+    while (query.executeStep()) {
+      versions.push_back(read_version(query));
+    }
+    return versions;
+  });
+}
+
+std::vector<VersionRecord> Catalog::all_versions() const {
+  return guarded(impl_->path, [&] {
+    SQLite::Statement query(impl_->db, std::string("SELECT ") + kVersionColumns +
+                                           " FROM files f JOIN versions v ON v.file_id = f.id JOIN runs r ON r.id = v.run_id "
+                                           "ORDER BY f.path, v.number");
+    std::vector<VersionRecord> versions;
+    while (query.executeStep()) {
+      versions.push_back(read_version(query));
+    }
+    return versions;
+  });
+}
+
+std::vector<PackUsage> Catalog::pack_usage(const std::vector<std::int64_t>& removing) const {
+  return guarded(impl_->path, [&] {
+    SQLite::Database& db = impl_->db;
+    // The removed versions go in a temporary table (this connection only; the catalog file is
+    // not written), so one query can subtract their references.
+    db.exec("CREATE TEMP TABLE IF NOT EXISTS usage_removing(version_id INTEGER PRIMARY KEY)");
+    SQLite::Transaction transaction(db);
+    db.exec("DELETE FROM usage_removing");
+    SQLite::Statement add(db, "INSERT OR IGNORE INTO usage_removing(version_id) VALUES(?)");
+    for (const std::int64_t id : removing) {
+      add.bind(1, id);
+      add.exec();
+      add.reset();
+    }
+    SQLite::Statement query(db,
+                            "SELECT p.name, p.size, c.hash, c.offset, c.length, c.raw_length, c.flags, "
+                            "c.refcount - coalesce(d.refs, 0) FROM packs p LEFT JOIN chunks c ON c.pack_id = p.id "
+                            "LEFT JOIN (SELECT vc.chunk_id, count(*) AS refs FROM version_chunks vc "
+                            "  JOIN usage_removing u ON u.version_id = vc.version_id GROUP BY vc.chunk_id) d "
+                            "ON d.chunk_id = c.id ORDER BY p.name, c.offset");
+    std::vector<PackUsage> packs;
+    while (query.executeStep()) {
+      const std::string name = query.getColumn(0).getString();
+      if (packs.empty() || packs.back().name != name) {
+        packs.emplace_back();
+        packs.back().name = name;
+        packs.back().size = static_cast<std::uint64_t>(query.getColumn(1).getInt64());
+      }
+      PackUsage& pack = packs.back();
+      const SQLite::Column hash = query.getColumn(2);
+      if (hash.isNull()) {
+        continue;  // a pack with no chunk left in it
+      }
+      PackEntry entry;
+      if (hash.getBytes() != static_cast<int>(entry.id.size())) {
+        throw Error(ErrorKind::corrupt, "the catalog " + impl_->path + " holds a malformed chunk id");
+      }
+      std::memcpy(entry.id.data(), hash.getBlob(), entry.id.size());
+      entry.offset = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
+      entry.length = static_cast<std::uint32_t>(query.getColumn(4).getInt64());
+      entry.raw_length = static_cast<std::uint32_t>(query.getColumn(5).getInt64());
+      entry.flags = static_cast<std::uint8_t>(query.getColumn(6).getInt());
+      if (query.getColumn(7).getInt64() > 0) {
+        pack.live_bytes += entry.length;
+        pack.live.push_back(entry);
+      } else {
+        ++pack.dead_chunks;
+        pack.dead_bytes += entry.length;
+      }
+    }
+    db.exec("DELETE FROM usage_removing");
+    transaction.commit();
+    return packs;
+  });
+}
+
+std::unordered_set<std::string> Catalog::pack_names() const {
+  return guarded(impl_->path, [&] {
+    std::unordered_set<std::string> names;
+    SQLite::Statement query(impl_->db, "SELECT name FROM packs");
+    while (query.executeStep()) {
+      names.insert(query.getColumn(0).getString());
+    }
+    return names;
+  });
+}
+
+std::vector<VersionRecord> Catalog::state_at(const std::string& root, std::int64_t at_ns) const {
+  return guarded(impl_->path, [&] {
+    // Version numbers grow with time, so the latest version as of at_ns is the highest number
+    // among the versions of runs finished by then.
+    SQLite::Statement query(impl_->db,
+                            std::string("SELECT ") + kVersionColumns +
+                                " FROM files f JOIN versions v ON v.file_id = f.id JOIN runs r ON r.id = v.run_id "
+                                "WHERE (f.path = ? OR (f.path >= ? AND f.path < ?)) AND v.number = ("
+                                "  SELECT max(v2.number) FROM versions v2 JOIN runs r2 ON r2.id = v2.run_id "
+                                "  WHERE v2.file_id = f.id AND r2.finished_ns <= ?) "
+                                "ORDER BY f.path");
+    query.bind(1, root);
+    query.bind(2, below_start(root));
+    query.bind(3, below_end(root));
+    query.bind(4, at_ns);
+    std::vector<VersionRecord> versions;
+    while (query.executeStep()) {
+      versions.push_back(read_version(query));
+    }
+    return versions;
+  });
+}
+
+std::vector<ChunkLocation> Catalog::chunks_of(std::int64_t version_id) const {
+  return guarded(impl_->path, [&] {
+    SQLite::Statement query(impl_->db,
+                            "SELECT c.hash, p.name, c.offset, c.length, c.raw_length, c.flags FROM version_chunks vc "
+                            "LEFT JOIN chunks c ON c.id = vc.chunk_id LEFT JOIN packs p ON p.id = c.pack_id "
+                            "WHERE vc.version_id = ? ORDER BY vc.seq");
+    query.bind(1, version_id);
+    std::vector<ChunkLocation> chunks;
+    while (query.executeStep()) {
+      ChunkLocation location;
+      const SQLite::Column hash = query.getColumn(0);
+      if (hash.getBytes() != static_cast<int>(location.entry.id.size()) || query.getColumn(1).isNull()) {
+        throw Error(ErrorKind::corrupt, "the catalog " + impl_->path + " lost track of a chunk of this version");
+      }
+      std::memcpy(location.entry.id.data(), hash.getBlob(), location.entry.id.size());
+      location.pack = query.getColumn(1).getString();
+      location.entry.offset = static_cast<std::uint32_t>(query.getColumn(2).getInt64());
+      location.entry.length = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
+      location.entry.raw_length = static_cast<std::uint32_t>(query.getColumn(4).getInt64());
+      location.entry.flags = static_cast<std::uint8_t>(query.getColumn(5).getInt());
+      chunks.push_back(std::move(location));
+    }
+    return chunks;
+  });
+}
+
+std::uint64_t Catalog::encryptions() const {
+  return guarded(impl_->path, [&] {
+    return static_cast<std::uint64_t>(
+        impl_->db.execAndGet("SELECT coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'encryptions'), 0)")
+            .getInt64());
+  });
+}
+
+namespace {
+/// Copies a 32-byte blob column into `id`; false if the column is not one.
+bool read_id(const SQLite::Column& column, ChunkId& id) {
+  if (column.getBytes() != static_cast<int>(id.size())) {
+    return false;
+  }
+  std::memcpy(id.data(), column.getBlob(), id.size());
+  return true;
+}
+}  // namespace
+
+namespace {
+
+/// A statement whose rows come grouped (one version or one pack spans several rows), read one
+/// group at a time: the row that starts the next group stays pending until the next call.
+struct GroupedRows {
+  GroupedRows(SQLite::Database& db, const char* sql, std::string file) : query(db, sql), path(std::move(file)) {}
+
+  /// Reads the next group: `start` on its first row, then `row` on each of its rows, as long as
+  /// `same` says a row belongs to the group `start` began. False at the end.
+  template <typename Start, typename Same, typename Row>
+  bool next(Start&& start, Same&& same, Row&& row) {
+    return guarded(path, [&] {
+      if (done || (!pending && !query.executeStep())) {
+        done = true;
+        return false;
+      }
+      start(query);
+      do {
+        if (!same(query)) {
+          pending = true;
+          return true;
+        }
+        row(query);
+      } while (query.executeStep());
+      pending = false;
+      done = true;
+      return true;
+    });
+  }
+
+  SQLite::Statement query;
+  std::string path;
+  bool pending = false;
+  bool done = false;
+};
+
+}  // namespace
+
+struct Catalog::VersionCursor::Impl : GroupedRows {
+  Impl(SQLite::Database& db, std::string file)
+      : GroupedRows(db,
+                    "SELECT v.id, f.path, v.number, v.type, v.size, v.mtime_ns, v.mode, v.sha256, v.link_target, c.hash "
+                    "FROM files f JOIN versions v ON v.file_id = f.id LEFT JOIN version_chunks vc ON vc.version_id = v.id "
+                    "LEFT JOIN chunks c ON c.id = vc.chunk_id ORDER BY f.path, v.number, vc.seq",
+                    std::move(file)) {}
+};
+
+Catalog::VersionCursor::VersionCursor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Catalog::VersionCursor::~VersionCursor() = default;
+
+bool Catalog::VersionCursor::next(VersionContent& version) {
+  std::int64_t id = 0;
+  return impl_->next(
+      [&](SQLite::Statement& query) {
+        id = query.getColumn(0).getInt64();
+        version = VersionContent{};
+        version.path = query.getColumn(1).getString();
+        version.number = static_cast<std::uint32_t>(query.getColumn(2).getInt64());
+        version.type = static_cast<EntryType>(query.getColumn(3).getInt());
+        version.size = static_cast<std::uint64_t>(query.getColumn(4).getInt64());
+        version.mtime_ns = query.getColumn(5).getInt64();
+        version.mode = static_cast<std::uint32_t>(query.getColumn(6).getInt64());
+        read_id(query.getColumn(7), version.sha256);
+        version.link_target = query.getColumn(8).getString();
+      },
+      [&](SQLite::Statement& query) { return query.getColumn(0).getInt64() == id; },
+      [&](SQLite::Statement& query) {
+        ChunkId chunk{};
+        if (read_id(query.getColumn(9), chunk)) {
+          version.chunks.push_back(chunk);
+        }
+      });
+}
+
+struct Catalog::PackCursor::Impl : GroupedRows {
+  Impl(SQLite::Database& db, std::string file)
+      : GroupedRows(db,
+                    "SELECT p.name, p.size, c.hash, c.offset, c.length, c.raw_length, c.flags FROM packs p "
+                    "LEFT JOIN chunks c ON c.pack_id = p.id ORDER BY p.name, c.offset",
+                    std::move(file)) {}
+};
+
+Catalog::PackCursor::PackCursor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Catalog::PackCursor::~PackCursor() = default;
+
+bool Catalog::PackCursor::next(PackIndex& pack) {
+  const std::string& path = impl_->path;
+  return impl_->next(
+      [&](SQLite::Statement& query) {
+        pack = PackIndex{};
+        pack.name = query.getColumn(0).getString();
+        pack.size = static_cast<std::uint64_t>(query.getColumn(1).getInt64());
+      },
+      [&](SQLite::Statement& query) { return query.getColumn(0).getString() == pack.name; },
+      [&](SQLite::Statement& query) {
+        if (query.getColumn(2).isNull()) {
+          return;  // a pack with no chunk left in it
+        }
+        PackEntry entry;
+        if (!read_id(query.getColumn(2), entry.id)) {
+          throw Error(ErrorKind::corrupt, "the catalog " + path + " holds a malformed chunk id");
+        }
+        entry.offset = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
+        entry.length = static_cast<std::uint32_t>(query.getColumn(4).getInt64());
+        entry.raw_length = static_cast<std::uint32_t>(query.getColumn(5).getInt64());
+        entry.flags = static_cast<std::uint8_t>(query.getColumn(6).getInt());
+        pack.entries.push_back(entry);
+      });
+}
+
+std::unique_ptr<Catalog::VersionCursor> Catalog::version_cursor() const {
+  return guarded(impl_->path, [&] {
+    return std::unique_ptr<VersionCursor>(new VersionCursor(std::make_unique<VersionCursor::Impl>(impl_->db, impl_->path)));
+  });
+}
+
+std::unique_ptr<Catalog::PackCursor> Catalog::pack_cursor() const {
+  return guarded(impl_->path, [&] {
+    return std::unique_ptr<PackCursor>(new PackCursor(std::make_unique<PackCursor::Impl>(impl_->db, impl_->path)));
+  });
+}
+
+std::vector<ChunkUse> Catalog::versions_using(const std::vector<std::string>& packs, const std::vector<ChunkId>& chunks) const {
+  if (packs.empty() && chunks.empty()) {
+    return {};
+  }
+  return guarded(impl_->path, [&] {
+    SQLite::Database& db = impl_->db;
+    // The names and ids go in temporary tables (this connection only; the catalog file is not
+    // written), so one query finds every use.
+    db.exec("CREATE TEMP TABLE IF NOT EXISTS using_packs(name TEXT PRIMARY KEY)");
+    db.exec("CREATE TEMP TABLE IF NOT EXISTS using_chunks(hash BLOB PRIMARY KEY)");
+    SQLite::Transaction transaction(db);
+    db.exec("DELETE FROM using_packs");
+    db.exec("DELETE FROM using_chunks");
+    SQLite::Statement add_pack(db, "INSERT OR IGNORE INTO using_packs(name) VALUES(?)");
+    for (const std::string& name : packs) {
+      add_pack.bind(1, name);
+      add_pack.exec();
+      add_pack.reset();
+    }
+    SQLite::Statement add_chunk(db, "INSERT OR IGNORE INTO using_chunks(hash) VALUES(?)");
+    for (const ChunkId& id : chunks) {
+      add_chunk.bind(1, id.data(), static_cast<int>(id.size()));
+      add_chunk.exec();
+      add_chunk.reset();
+    }
+    SQLite::Statement query(db,
+                            "SELECT DISTINCT p.name, c.hash, f.path, v.number FROM chunks c JOIN packs p ON p.id = c.pack_id "
+                            "JOIN version_chunks vc ON vc.chunk_id = c.id JOIN versions v ON v.id = vc.version_id "
+                            "JOIN files f ON f.id = v.file_id "
+                            "WHERE c.pack_id IN (SELECT p2.id FROM packs p2 JOIN using_packs u ON u.name = p2.name) "
+                            "   OR c.hash IN (SELECT hash FROM using_chunks) "
+                            "ORDER BY p.name, c.hash, f.path, v.number");
+    std::vector<ChunkUse> uses;
+    while (query.executeStep()) {
+      ChunkUse use;
+      use.pack = query.getColumn(0).getString();
+      read_id(query.getColumn(1), use.chunk);
+      use.path = query.getColumn(2).getString();
+      use.number = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
+      uses.push_back(std::move(use));
+    }
+    db.exec("DELETE FROM using_packs");
+    db.exec("DELETE FROM using_chunks");
+    transaction.commit();
+    return uses;
+  });
+}
+
+std::vector<RecordedManifest> Catalog::recorded_manifests() const {
+  return guarded(impl_->path, [&] {
+    SQLite::Statement query(impl_->db, "SELECT seq, manifest FROM runs WHERE seq IS NOT NULL ORDER BY seq");
+    std::vector<RecordedManifest> manifests;
+    while (query.executeStep()) {
+      manifests.push_back({static_cast<std::uint64_t>(query.getColumn(0).getInt64()), query.getColumn(1).getString()});
+    }
+    return manifests;
+  });
+}
+
+std::uint64_t Catalog::last_seq() const {
+  return guarded(impl_->path, [&] {
+    return static_cast<std::uint64_t>(impl_->db.execAndGet("SELECT coalesce(max(seq), 0) FROM runs").getInt64());
+  });
+}
+
+std::optional<RunRecord> Catalog::last_run(const std::string& kind) const {
+  return guarded(impl_->path, [&]() -> std::optional<RunRecord> {
+    SQLite::Statement query(impl_->db,
+                            "SELECT id, coalesce(seq, 0), kind, started_ns, finished_ns, status, coalesce(error, ''), files_new, "
+                            "files_changed, files_deleted, files_unchanged, files_skipped, bytes_scanned, bytes_read, "
+                            "bytes_new, bytes_stored FROM runs WHERE ?1 = '' OR kind = ?1 ORDER BY id DESC LIMIT 1");
+    query.bind(1, kind);
+    if (!query.executeStep()) {
+      return std::nullopt;
+    }
+    RunRecord run;
+    run.id = query.getColumn(0).getInt64();
+    run.seq = static_cast<std::uint64_t>(query.getColumn(1).getInt64());
+    run.kind = query.getColumn(2).getString();
+    run.started_ns = query.getColumn(3).getInt64();
+    run.finished_ns = query.getColumn(4).getInt64();
+    run.stats.status = query.getColumn(5).getString();
+    run.stats.error = query.getColumn(6).getString();
+    std::uint64_t* counters[] = {&run.stats.files_new,     &run.stats.files_changed, &run.stats.files_deleted,
+                                 &run.stats.files_unchanged, &run.stats.files_skipped, &run.stats.bytes_scanned,
+                                 &run.stats.bytes_read,    &run.stats.bytes_new,     &run.stats.bytes_stored};
+    int column = 7;
+    for (std::uint64_t* counter : counters) {
+      *counter = static_cast<std::uint64_t>(query.getColumn(column++).getInt64());
+    }
+    return run;
+  });
+}
+
+CatalogSummary Catalog::summary() const {
+  return guarded(impl_->path, [&] {
+    SQLite::Database& db = impl_->db;
+    CatalogSummary summary;
+    const auto number = [&db](const std::string& sql) {
+      return static_cast<std::uint64_t>(db.execAndGet(sql).getInt64());
+    };
+    const std::string file_type = std::to_string(static_cast<int>(EntryType::file));
+    summary.files = number(std::string("SELECT count(*) FROM (") + kLatestVersions + ") WHERE type = " + file_type);
+    summary.current_bytes =
+        number(std::string("SELECT coalesce(sum(size), 0) FROM (") + kLatestVersions + ") WHERE type = " + file_type);
+    summary.versions = number("SELECT count(*) FROM versions WHERE type = " + file_type);
+    summary.original_bytes = number("SELECT coalesce(sum(size), 0) FROM versions WHERE type = " + file_type);
+    summary.unique_bytes = number("SELECT coalesce(sum(raw_length), 0) FROM chunks");
+    summary.compressed_bytes = number("SELECT coalesce(sum(length), 0) FROM chunks");
+    summary.stored_bytes = number("SELECT coalesce(sum(size), 0) FROM packs");
+    summary.chunks = number("SELECT count(*) FROM chunks");
+    summary.packs = number("SELECT count(*) FROM packs");
+    summary.runs = number("SELECT count(*) FROM runs WHERE status != 'failed'");
+    return summary;
+  });
+}
+
+std::uint64_t Catalog::file_count_under(const std::string& root) const {
+  return guarded(impl_->path, [&] {
+    SQLite::Statement query(impl_->db, std::string("SELECT count(*) FROM files f JOIN (") + kLatestVersions +
+                                           ") l ON l.file_id = f.id WHERE l.type = ? AND (f.path = ? OR (f.path >= ? AND f.path < ?))");
+    query.bind(1, static_cast<int>(EntryType::file));
+    query.bind(2, root);
+    query.bind(3, below_start(root));
+    query.bind(4, below_end(root));
+    query.executeStep();
+    return static_cast<std::uint64_t>(query.getColumn(0).getInt64());
+  });
+}
+
+}  // namespace mybackup

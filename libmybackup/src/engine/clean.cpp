@@ -1,0 +1,241 @@
+#include "mybackup/engine/clean.hpp"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "mybackup/util/error.hpp"
+#include "mybackup/format/pack.hpp"
+
+namespace mybackup {
+
+namespace {
+
+constexpr const char* kInterrupted = "clean interrupted: nothing was recorded; run `mybackup clean` again";
+
+struct CleanPlan {
+  std::vector<ManifestRemoval> removed;
+  std::vector<std::int64_t> removed_ids;
+  std::vector<const PackUsage*> dead;     // no live chunk: deleted
+  std::vector<const PackUsage*> rewrite;  // live chunks copied, then deleted
+  std::vector<std::string> orphans;       // on the destination, unknown to the catalog
+};
+
+/// The retention rule over every path: which versions go.
+void plan_removals(const Catalog& catalog, std::int64_t now_ns, const RetentionPolicy& policy, CleanPlan& plan,
+                   CleanReport& report) {
+  const std::vector<VersionRecord> all = catalog.all_versions();
+  std::vector<VersionRecord> versions;
+  for (std::size_t start = 0; start < all.size();) {
+    std::size_t end = start;
+    while (end < all.size() && all[end].path == all[start].path) {
+      ++end;
+    }
+    versions.assign(all.begin() + static_cast<std::ptrdiff_t>(start), all.begin() + static_cast<std::ptrdiff_t>(end));
+    const std::vector<bool> keep = versions_to_keep(versions, now_ns, policy);
+    const auto kept = static_cast<std::size_t>(std::count(keep.begin(), keep.end(), true));
+    for (std::size_t i = 0; i < versions.size(); ++i) {
+      if (!keep[i]) {
+        plan.removed.push_back({versions[i].path, versions[i].number});
+        plan.removed_ids.push_back(versions[i].id);
+      }
+    }
+    report.versions_removed += versions.size() - kept;
+    report.paths_removed += kept == 0 ? 1 : 0;
+    start = end;
+  }
+}
+
+/// Which packs go, which are rewritten, and which destination packs nobody recorded.
+void plan_packs(const std::vector<PackUsage>& usage, const std::vector<std::string>& stored, double threshold,
+                CleanPlan& plan, CleanReport& report) {
+  std::unordered_set<std::string> known;
+  for (const PackUsage& pack : usage) {
+    known.insert(pack.name);
+    if (pack.live.empty()) {
+      plan.dead.push_back(&pack);
+    } else if (pack.dead_chunks > 0 &&
+               static_cast<double>(pack.dead_bytes) >= threshold * static_cast<double>(pack.size)) {
+      plan.rewrite.push_back(&pack);
+    } else {
+      report.bytes_dead_kept += pack.dead_bytes;
+    }
+  }
+  for (const std::string& name : stored) {
+    if (known.count(name) == 0) {
+      plan.orphans.push_back(name);
+    }
+  }
+}
+
+/// Copies the live blobs of the packs to rewrite into new packs. Returns the new packs (as the
+/// manifest lists them) and leaves out, in `damaged`, packs that could not be read or whose live
+/// blobs fail authentication: those are neither copied nor deleted.
+std::vector<ManifestPack> copy_live_blobs(Repository& repository, const std::vector<const PackUsage*>& packs,
+                                          const std::atomic<bool>* cancel, std::vector<std::string>& damaged) {
+  std::vector<ManifestPack> written;
+  PackBuilder builder;
+  const auto flush = [&] {
+    FinishedPack pack = builder.finish(repository.keys().enc_key);
+    repository.put_pack(pack);
+    written.push_back({pack.name, pack.bytes.size(), std::move(pack.entries)});
+  };
+  for (const PackUsage* pack : packs) {
+    if (cancel != nullptr && cancel->load()) {
+      throw Error(ErrorKind::interrupted, kInterrupted);
+    }
+    Bytes bytes;
+    try {
+      bytes = repository.backend().get(Repository::pack_key(pack->name));
+      for (const PackEntry& entry : pack->live) {
+        if (static_cast<std::uint64_t>(entry.offset) + entry.length > bytes.size()) {
+          throw Error(ErrorKind::corrupt, "pack " + pack->name + " is shorter than its index says");
+        }
+        std::uint8_t flags = 0;
+        open_blob(repository.keys().enc_key, entry.id, ByteView(bytes).subspan(entry.offset, entry.length), flags);
+      }
+    } catch (const Error& error) {
+      if (error.kind() != ErrorKind::not_found && error.kind() != ErrorKind::corrupt && error.kind() != ErrorKind::crypto) {
+        throw;
+      }
+      damaged.push_back(pack->name);
+      continue;
+    }
+    for (const PackEntry& entry : pack->live) {
+      if (!builder.fits(entry.length)) {
+        flush();
+      }
+      builder.add(entry.id, ByteView(bytes).subspan(entry.offset, entry.length), entry.raw_length, entry.flags);
+    }
+  }
+  if (!builder.empty()) {
+    flush();
+  }
+  return written;
+}
+
+/// What copy_live_blobs would write, without reading anything (for a dry run): the same packing.
+void estimate_copy(const std::vector<const PackUsage*>& packs, CleanReport& report) {
+  std::uint64_t blobs_size = 0;
+  std::size_t entries = 0;
+  const auto close = [&] {
+    ++report.packs_written;
+    report.bytes_written += blobs_size + pack_trailer_size(entries);
+    blobs_size = 0;
+    entries = 0;
+  };
+  for (const PackUsage* pack : packs) {
+    for (const PackEntry& entry : pack->live) {
+      if (entries > 0 && blobs_size + entry.length > kPackTargetSize) {
+        close();
+      }
+      blobs_size += entry.length;
+      ++entries;
+    }
+  }
+  if (entries > 0) {
+    close();
+  }
+}
+
+}  // namespace
+
+CleanReport run_clean(Catalog& catalog, Repository& repository, const RepositoryLock* lock, const CleanOptions& options) {
+  options.policy.validate();
+  if (!(options.rewrite_threshold > 0 && options.rewrite_threshold <= 1)) {
+    throw Error(ErrorKind::usage, "the rewrite threshold must be above 0 and at most 1");
+  }
+  const Clock& clock = options.clock != nullptr ? *options.clock : system_clock();
+  CleanReport report;
+  report.started_ns = clock.now_ns();
+
+  // 1. Plan.
+  CleanPlan plan;
+  plan_removals(catalog, report.started_ns, options.policy, plan, report);
+  const std::vector<PackUsage> usage = catalog.pack_usage(plan.removed_ids);
+  plan_packs(usage, repository.pack_names(), options.rewrite_threshold, plan, report);
+
+  // 2. Copy what the rewritten packs still hold.
+  std::vector<ManifestPack> written;
+  if (options.dry_run) {
+    estimate_copy(plan.rewrite, report);
+  } else {
+    written = copy_live_blobs(repository, plan.rewrite, options.cancel, report.damaged_packs);
+    report.packs_written = written.size();
+    for (const ManifestPack& pack : written) {
+      report.bytes_written += pack.size;
+    }
+  }
+  const auto damaged = [&report](const std::string& name) {
+    return std::find(report.damaged_packs.begin(), report.damaged_packs.end(), name) != report.damaged_packs.end();
+  };
+
+  Manifest manifest;
+  manifest.kind = RunKind::clean;
+  manifest.host = host_name();
+  manifest.removed = std::move(plan.removed);
+  manifest.packs = std::move(written);
+  for (const PackUsage* pack : plan.dead) {
+    manifest.deleted_packs.push_back(pack->name);
+    ++report.packs_deleted;
+    report.chunks_removed += pack->dead_chunks;
+    report.bytes_deleted += pack->size;
+  }
+  for (const PackUsage* pack : plan.rewrite) {
+    if (damaged(pack->name)) {
+      report.bytes_dead_kept += pack->dead_bytes;
+      continue;
+    }
+    manifest.deleted_packs.push_back(pack->name);
+    ++report.packs_rewritten;
+    report.chunks_removed += pack->dead_chunks;
+    report.bytes_deleted += pack->size;
+  }
+  for (const std::string& name : plan.orphans) {
+    manifest.deleted_packs.push_back(name);
+    ++report.orphan_packs;
+    if (const auto size = repository.backend().size(Repository::pack_key(name))) {
+      report.bytes_deleted += *size;
+    }
+  }
+  report.finished_ns = clock.now_ns();
+  if (options.dry_run) {
+    return report;
+  }
+  if (options.cancel != nullptr && options.cancel->load()) {
+    throw Error(ErrorKind::interrupted, kInterrupted);
+  }
+
+  // 3. Manifest, catalog, then the deletions: a pack goes only once the move of its live chunks
+  // is recorded on the destination.
+  manifest.started_ns = report.started_ns;
+  manifest.finished_ns = report.finished_ns;
+  if (lock != nullptr && lock->lost()) {
+    throw Error(ErrorKind::locked, "the lock on " + repository.location() +
+                                       " was taken over by another writer during this clean (was the computer asleep?): "
+                                       "nothing was recorded, run `mybackup clean` again");
+  }
+  const bool changes = !manifest.removed.empty() || !manifest.packs.empty() || !manifest.deleted_packs.empty();
+  if (changes) {
+    std::array<std::uint8_t, 8> run_id{};
+    random_bytes(run_id);
+    manifest.run_id = to_hex(run_id);
+    manifest.seq = std::max(repository.next_manifest_seq(), catalog.last_seq() + 1);
+    report.manifest_key = repository.put_manifest(manifest);
+    report.seq = manifest.seq;
+  }
+  RunStats stats;
+  stats.files_deleted = report.versions_removed;
+  stats.bytes_stored = report.bytes_written;
+  catalog.record_run(manifest, report.manifest_key, stats);
+  for (const std::string& name : manifest.deleted_packs) {
+    try {
+      repository.backend().remove(Repository::pack_key(name));
+    } catch (const Error& error) {
+      throw Error(error.kind(), std::string(error.what()) +
+                                    " (the clean is recorded; run `mybackup clean` again to delete the packs left over)");
+    }
+  }
+  return report;
+}
+
+}  // namespace mybackup

@@ -1,0 +1,67 @@
+#include "mybackup/format/compress.hpp"
+
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include <string>
+
+#include "mybackup/util/error.hpp"
+
+namespace mybackup {
+
+struct Compressor::Impl {
+  ZSTD_CCtx* context = nullptr;
+  int level = 3;
+};
+
+Compressor::Compressor(int level) : impl_(new Impl) {
+  if (level < kMinCompressionLevel || level > kMaxCompressionLevel) {
+    delete impl_;
+    throw Error(ErrorKind::usage, "compression level must be between 1 and 22, got " + std::to_string(level));
+  }
+  impl_->level = level;
+  impl_->context = ZSTD_createCCtx();
+  if (impl_->context == nullptr) {
+    delete impl_;
+    throw Error(ErrorKind::io, "cannot allocate a zstd compression context");
+  }
+}
+
+Compressor::~Compressor() {
+  ZSTD_freeCCtx(impl_->context);
+  delete impl_;
+}
+
+bool Compressor::compress(ByteView input, Bytes& out) {
+  if (input.empty()) {
+    return false;
+  }
+  // Only a strictly smaller result is worth keeping, so the output buffer never needs to be
+  // larger than the input: zstd reports dstSize_tooSmall when it would not shrink the data.
+  out.resize(input.size() - 1);
+  const std::size_t written = ZSTD_compressCCtx(impl_->context, out.data(), out.size(), input.data(),
+                                                input.size(), impl_->level);
+  if (ZSTD_isError(written) != 0U) {
+    if (ZSTD_getErrorCode(written) == ZSTD_error_dstSize_tooSmall) {
+      return false;
+    }
+    throw Error(ErrorKind::io, std::string("zstd compression failed: ") + ZSTD_getErrorName(written));
+  }
+  out.resize(written);
+  return true;
+}
+
+Bytes decompress(ByteView input, std::size_t expected_size) {
+  const unsigned long long declared = ZSTD_getFrameContentSize(input.data(), input.size());
+  if (declared == ZSTD_CONTENTSIZE_ERROR || (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != expected_size)) {
+    throw Error(ErrorKind::corrupt, "compressed chunk is malformed or has the wrong size");
+  }
+  Bytes out(expected_size);
+  const std::size_t written = ZSTD_decompress(out.data(), out.size(), input.data(), input.size());
+  if (ZSTD_isError(written) != 0U || written != expected_size) {
+    throw Error(ErrorKind::corrupt, "compressed chunk cannot be decompressed");
+  }
+  return out;
+}
+
+}  // namespace mybackup

@@ -1,0 +1,166 @@
+#include "mybackup/format/manifest.hpp"
+
+#include <cstring>
+
+#include "util/binary_io.hpp"
+#include "mybackup/util/error.hpp"
+
+namespace mybackup {
+
+namespace {
+constexpr std::string_view kMagic = "MBKM";
+constexpr std::uint8_t kVersion = 2;
+constexpr std::uint8_t kOldestReadableVersion = 1;  // no removed / deleted_packs sections
+
+template <std::size_t N>
+void read_digest(binary::Reader& reader, std::array<std::uint8_t, N>& out) {
+  const ByteView raw = reader.raw(N);
+  std::memcpy(out.data(), raw.data(), N);
+}
+}  // namespace
+
+Bytes encode_manifest(const Manifest& manifest) {
+  Bytes out;
+  binary::Writer w(out);
+  w.raw(as_bytes(kMagic));
+  w.u8(kVersion);
+  w.u8(static_cast<std::uint8_t>(manifest.kind));
+  w.varint(manifest.seq);
+  w.string(manifest.run_id);
+  w.string(manifest.host);
+  w.svarint(manifest.started_ns);
+  w.svarint(manifest.finished_ns);
+  w.varint(manifest.sources.size());
+  for (const std::string& source : manifest.sources) {
+    w.string(source);
+  }
+  w.varint(manifest.packs.size());
+  for (const ManifestPack& pack : manifest.packs) {
+    w.raw(from_hex(pack.name));
+    w.varint(pack.size);
+    w.varint(pack.blobs.size());
+    for (const PackEntry& blob : pack.blobs) {
+      w.raw(blob.id);
+      w.varint(blob.offset);
+      w.varint(blob.length);
+      w.varint(blob.raw_length);
+      w.u8(blob.flags);
+    }
+  }
+  w.varint(manifest.versions.size());
+  for (const ManifestVersion& version : manifest.versions) {
+    w.string(version.path);
+    w.u8(static_cast<std::uint8_t>(version.type));
+    w.varint(version.number);
+    w.varint(version.mode);
+    w.svarint(version.mtime_ns);
+    w.varint(version.size);
+    w.varint(version.inode);
+    if (version.type == EntryType::file) {
+      w.raw(version.sha256);
+    }
+    if (version.type == EntryType::symlink) {
+      w.string(version.link_target);
+    }
+    if (version.type == EntryType::file) {
+      w.varint(version.chunks.size());
+      for (const ChunkId& id : version.chunks) {
+        w.raw(id);
+      }
+    }
+  }
+  w.varint(manifest.removed.size());
+  for (const ManifestRemoval& removal : manifest.removed) {
+    w.string(removal.path);
+    w.varint(removal.number);
+  }
+  w.varint(manifest.deleted_packs.size());
+  for (const std::string& name : manifest.deleted_packs) {
+    w.raw(from_hex(name));
+  }
+  w.string(manifest.config);
+  return out;
+}
+
+Manifest decode_manifest(ByteView data) {
+  binary::Reader r(data, "manifest");
+  if (std::memcmp(r.raw(4).data(), kMagic.data(), 4) != 0) {
+    r.fail();
+  }
+  const std::uint8_t format = r.u8();
+  if (format < kOldestReadableVersion || format > kVersion) {
+    throw Error(ErrorKind::corrupt, "manifest has an unknown format version (a newer mybackup wrote it?)");
+  }
+  Manifest manifest;
+  const std::uint8_t kind = r.u8();
+  if (kind != static_cast<std::uint8_t>(RunKind::backup) && kind != static_cast<std::uint8_t>(RunKind::clean)) {
+    r.fail();
+  }
+  manifest.kind = static_cast<RunKind>(kind);
+  manifest.seq = r.varint();
+  manifest.run_id = r.string();
+  manifest.host = r.string();
+  manifest.started_ns = r.svarint();
+  manifest.finished_ns = r.svarint();
+  manifest.sources.resize(r.count(1));
+  for (std::string& source : manifest.sources) {
+    source = r.string();
+  }
+  manifest.packs.resize(r.count(34));
+  for (ManifestPack& pack : manifest.packs) {
+    pack.name = to_hex(r.raw(32));
+    pack.size = r.varint();
+    pack.blobs.resize(r.count(36));
+    for (PackEntry& blob : pack.blobs) {
+      read_digest(r, blob.id);
+      blob.offset = static_cast<std::uint32_t>(r.varint());
+      blob.length = static_cast<std::uint32_t>(r.varint());
+      blob.raw_length = static_cast<std::uint32_t>(r.varint());
+      blob.flags = r.u8();
+    }
+  }
+  manifest.versions.resize(r.count(8));
+  for (ManifestVersion& version : manifest.versions) {
+    version.path = r.string();
+    const std::uint8_t type = r.u8();
+    if (type < 1 || type > 4) {
+      r.fail();
+    }
+    version.type = static_cast<EntryType>(type);
+    version.number = static_cast<std::uint32_t>(r.varint());
+    version.mode = static_cast<std::uint32_t>(r.varint());
+    version.mtime_ns = r.svarint();
+    version.size = r.varint();
+    version.inode = r.varint();
+    if (version.type == EntryType::file) {
+      read_digest(r, version.sha256);
+    }
+    if (version.type == EntryType::symlink) {
+      version.link_target = r.string();
+    }
+    if (version.type == EntryType::file) {
+      version.chunks.resize(r.count(32));
+      for (ChunkId& id : version.chunks) {
+        read_digest(r, id);
+      }
+    }
+  }
+  if (format >= 2) {
+    manifest.removed.resize(r.count(2));
+    for (ManifestRemoval& removal : manifest.removed) {
+      removal.path = r.string();
+      removal.number = static_cast<std::uint32_t>(r.varint());
+    }
+    manifest.deleted_packs.resize(r.count(32));
+    for (std::string& name : manifest.deleted_packs) {
+      name = to_hex(r.raw(32));
+    }
+    manifest.config = r.string();
+  }
+  if (r.remaining() != 0) {
+    r.fail();
+  }
+  return manifest;
+}
+
+}  // namespace mybackup

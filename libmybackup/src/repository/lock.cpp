@@ -1,0 +1,146 @@
+#include "mybackup/repository/lock.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+
+#include "mybackup/util/clock.hpp"
+#include "mybackup/crypto/crypto.hpp"
+#include "mybackup/util/error.hpp"
+#include "mybackup/util/json.hpp"
+
+namespace mybackup {
+
+namespace {
+struct Holder {
+  std::string host;
+  long pid = 0;
+  std::string purpose;
+  std::int64_t time_ns = 0;
+};
+
+bool parse_holder(const Bytes& raw, Holder& holder) {
+  try {
+    const YAML::Node root = YAML::Load(std::string(as_text(raw)));
+    holder.host = root["host"].as<std::string>();
+    holder.pid = root["pid"].as<long>();
+    holder.purpose = root["purpose"].as<std::string>("");
+    holder.time_ns = root["time_ns"].as<std::int64_t>();
+    return !holder.host.empty();
+  } catch (const YAML::Exception&) {
+    return false;
+  }
+}
+
+bool process_alive(long pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
+
+bool is_stale(const Holder& holder) {
+  if (holder.host == host_name() && !process_alive(holder.pid)) {
+    return true;
+  }
+  return system_clock().now_ns() - holder.time_ns > std::chrono::nanoseconds(RepositoryLock::kStaleAfter).count();
+}
+}  // namespace
+
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) {
+    return "unknown";
+  }
+  return name;
+}
+
+std::string RepositoryLock::describe_self() const {
+  const std::int64_t now = system_clock().now_ns();
+  JsonWriter json;
+  json.begin_object()
+      .key("host").value(host_name())
+      .key("pid").value(static_cast<std::int64_t>(::getpid()))
+      .key("purpose").value(purpose_)
+      .key("time_ns").value(now)
+      .key("time").value(format_utc(now))
+      .end_object();
+  return json.str() + "\n";
+}
+
+RepositoryLock::RepositoryLock(Backend& backend, const std::string& purpose) : backend_(backend), purpose_(purpose) {
+  std::array<std::uint8_t, 8> random{};
+  random_bytes(random);
+  key_ = std::string(kDirectory) + "/" + to_hex(random) + ".json";
+  backend_.put(key_, as_bytes(describe_self()), Overwrite::no);
+
+  std::string conflict;
+  try {
+    for (const std::string& other : backend_.list(kDirectory)) {
+      if (other == key_) {
+        continue;
+      }
+      Bytes raw;
+      try {
+        raw = backend_.get(other);
+      } catch (const Error& error) {
+        if (error.kind() == ErrorKind::not_found) {
+          continue;  // released meanwhile
+        }
+        throw;
+      }
+      Holder holder;
+      if (!parse_holder(raw, holder)) {
+        conflict = "an unreadable lock file " + backend_.location() + "/" + other +
+                   " is in the way (delete it if no mybackup is running there)";
+        break;
+      }
+      if (is_stale(holder)) {
+        backend_.remove(other);  // its holder is gone
+        continue;
+      }
+      conflict = "the repository at " + backend_.location() + " is locked by " + holder.purpose + " (pid " +
+                 std::to_string(holder.pid) + " on " + holder.host + " since " + format_local(holder.time_ns) +
+                 "): wait for it to finish";
+      break;
+    }
+  } catch (...) {
+    backend_.remove(key_);
+    throw;
+  }
+  if (!conflict.empty()) {
+    backend_.remove(key_);
+    throw Error(ErrorKind::locked, conflict);
+  }
+  refresher_ = std::thread([this] { refresh_loop(); });
+}
+
+RepositoryLock::~RepositoryLock() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (refresher_.joinable()) {
+    refresher_.join();
+  }
+  try {
+    backend_.remove(key_);
+  } catch (const Error&) {
+    // A lock we cannot remove goes stale and is removed by the next writer on this host.
+  }
+}
+
+void RepositoryLock::refresh_loop() {
+  std::unique_lock lock(mutex_);
+  while (!wake_.wait_for(lock, kRefreshInterval, [this] { return stopping_; })) {
+    try {
+      if (!backend_.size(key_)) {
+        lost_ = true;  // removed by another writer who judged it stale: never recreate it
+        return;
+      }
+      backend_.put(key_, as_bytes(describe_self()), Overwrite::yes);
+    } catch (const Error&) {
+      // Best effort: a missed refresh only matters after kStaleAfter.
+    }
+  }
+}
+
+}  // namespace mybackup

@@ -1,0 +1,411 @@
+#include "mybackup/source/scanner.hpp"
+
+#include "mybackup/util/error.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+namespace mybackup {
+
+namespace {
+
+// Each level of the walk keeps its directory fd open so children can be opened with openat.
+// Beyond this depth the parent is closed before descending (children are opened by absolute
+// path instead), so a pathologically deep tree cannot exhaust the process's file descriptors.
+constexpr int kMaxHeldDirectoryFds = 128;
+
+constexpr int kOpenDirectoryFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+
+std::int64_t mtime_ns_of(const struct stat& st) {
+  constexpr std::int64_t kNsPerSecond = 1'000'000'000;
+  const std::int64_t seconds = st.st_mtim.tv_sec;
+  // Saturate instead of overflowing for timestamps hundreds of years away from 1970.
+  if (seconds > std::numeric_limits<std::int64_t>::max() / kNsPerSecond - 1) {
+    return std::numeric_limits<std::int64_t>::max();
+  }
+  if (seconds < std::numeric_limits<std::int64_t>::min() / kNsPerSecond + 1) {
+    return std::numeric_limits<std::int64_t>::min();
+  }
+  return seconds * kNsPerSecond + st.st_mtim.tv_nsec;
+}
+
+ScanEntry make_entry(const std::string& path, EntryType type, const struct stat& st) {
+  ScanEntry entry;
+  entry.path = path;
+  entry.type = type;
+  entry.mode = static_cast<std::uint32_t>(st.st_mode & 07777);
+  entry.size = type == EntryType::file ? static_cast<std::uint64_t>(st.st_size) : 0;
+  entry.mtime_ns = mtime_ns_of(st);
+  entry.inode = static_cast<std::uint64_t>(st.st_ino);
+  entry.device = static_cast<std::uint64_t>(st.st_dev);
+  return entry;
+}
+
+// Returns 0 and fills `target`, or the errno of the failed readlinkat.
+int read_link(int dir_fd, const char* name, std::size_t size_hint, std::string& target) {
+  // st_size is only a hint (0 on some pseudo filesystems, stale if the link changed).
+  std::size_t capacity = size_hint > 0 ? size_hint + 1 : 256;
+  for (;;) {
+    target.resize(capacity);
+    const ssize_t length = readlinkat(dir_fd, name, target.data(), capacity);
+    if (length < 0) {
+      return errno;
+    }
+    if (static_cast<std::size_t>(length) < capacity) {
+      target.resize(static_cast<std::size_t>(length));
+      return 0;
+    }
+    capacity *= 2;
+  }
+}
+
+const char* special_file_kind(mode_t mode) {
+  if (S_ISFIFO(mode)) {
+    return "fifo";
+  }
+  if (S_ISSOCK(mode)) {
+    return "socket";
+  }
+  if (S_ISCHR(mode)) {
+    return "character device";
+  }
+  if (S_ISBLK(mode)) {
+    return "block device";
+  }
+  return "unknown file type";
+}
+
+std::string with_reason(const char* what, int errnum) {
+  return std::string(what) + ": " + std::strerror(errnum);
+}
+
+class Walker {
+ public:
+  Walker(const ExcludeMatcher& excludes, ScanResult& result) : excludes_(excludes), result_(result) {}
+
+  // Takes ownership of `dir_fd`. `abs_path` and `rel_path` are scratch buffers that are
+  // extended for children and restored before returning.
+  void walk(int dir_fd, std::string& abs_path, std::string& rel_path, int depth) {
+    DIR* dir = fdopendir(dir_fd);
+    if (dir == nullptr) {
+      add_problem(abs_path, with_reason("cannot open directory", errno));
+      close(dir_fd);
+      return;
+    }
+    const int fd = dirfd(dir);
+    const std::size_t abs_length = abs_path.size();
+    const std::size_t rel_length = rel_path.size();
+    std::vector<std::string> subdirectories;
+
+    for (;;) {
+      errno = 0;  // readdir signals errors only through errno
+      const struct dirent* item = readdir(dir);
+      if (item == nullptr) {
+        if (errno != 0) {
+          add_problem(abs_path, with_reason("cannot read directory", errno));
+        }
+        break;
+      }
+      const char* name = item->d_name;
+      if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) {
+        continue;
+      }
+      append_component(abs_path, rel_path, name);
+      if (visit(fd, name, item->d_type, abs_path, rel_path)) {
+        subdirectories.emplace_back(name);
+      }
+      abs_path.resize(abs_length);
+      rel_path.resize(rel_length);
+    }
+
+    const bool hold_parent = depth < kMaxHeldDirectoryFds;
+    if (!hold_parent) {
+      closedir(dir);
+      dir = nullptr;
+    }
+    for (const std::string& name : subdirectories) {
+      append_component(abs_path, rel_path, name.c_str());
+      const int child_fd = hold_parent ? openat(fd, name.c_str(), kOpenDirectoryFlags)
+                                       : open(abs_path.c_str(), kOpenDirectoryFlags);
+      if (child_fd >= 0) {
+        walk(child_fd, abs_path, rel_path, depth + 1);
+      } else if (errno != ENOENT) {
+        // The directory stays listed (it exists), only its contents are missing.
+        add_problem(abs_path, with_reason("cannot open directory", errno));
+      }
+      abs_path.resize(abs_length);
+      rel_path.resize(rel_length);
+    }
+    if (dir != nullptr) {
+      closedir(dir);
+    }
+  }
+
+ private:
+  static void append_component(std::string& abs_path, std::string& rel_path, const char* name) {
+    if (abs_path.back() != '/') {
+      abs_path += '/';
+    }
+    abs_path += name;
+    if (!rel_path.empty()) {
+      rel_path += '/';
+    }
+    rel_path += name;
+  }
+
+  // Records one directory member; returns true if it is a directory to descend into.
+  bool visit(int dir_fd, const char* name, unsigned char d_type, const std::string& abs_path,
+             const std::string& rel_path) {
+    struct stat st {};
+    bool have_stat = false;
+    bool is_directory = d_type == DT_DIR;
+    if (d_type == DT_UNKNOWN) {
+      if (!stat_member(dir_fd, name, abs_path, st)) {
+        return false;
+      }
+      have_stat = true;
+      is_directory = S_ISDIR(st.st_mode);
+    }
+    // Excluded members are not even stat'ed, so they cannot cause problems.
+    if (excludes_.excluded(rel_path, is_directory)) {
+      return false;
+    }
+    if (!have_stat) {
+      if (!stat_member(dir_fd, name, abs_path, st)) {
+        return false;
+      }
+      // The member was replaced since readdir; directory-only patterns depend on the type.
+      if (S_ISDIR(st.st_mode) != is_directory && excludes_.excluded(rel_path, !is_directory)) {
+        return false;
+      }
+    }
+
+    if (S_ISREG(st.st_mode)) {
+      result_.entries.push_back(make_entry(abs_path, EntryType::file, st));
+      return false;
+    }
+    if (S_ISDIR(st.st_mode)) {
+      result_.entries.push_back(make_entry(abs_path, EntryType::directory, st));
+      return true;
+    }
+    if (S_ISLNK(st.st_mode)) {
+      std::string target;
+      const int err = read_link(dir_fd, name, static_cast<std::size_t>(st.st_size), target);
+      if (err == ENOENT) {
+        return false;
+      }
+      if (err != 0) {
+        add_problem(abs_path, with_reason("cannot read symbolic link", err));
+        return false;
+      }
+      ScanEntry entry = make_entry(abs_path, EntryType::symlink, st);
+      entry.size = target.size();
+      entry.link_target = std::move(target);
+      result_.entries.push_back(std::move(entry));
+      return false;
+    }
+    add_problem(abs_path, std::string("skipped: ") + special_file_kind(st.st_mode));
+    return false;
+  }
+
+  // A member that vanished since readdir is silently ignored; other failures are problems.
+  bool stat_member(int dir_fd, const char* name, const std::string& abs_path, struct stat& st) {
+    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      return true;
+    }
+    if (errno != ENOENT) {
+      add_problem(abs_path, with_reason("cannot read metadata", errno));
+    }
+    return false;
+  }
+
+  void add_problem(const std::string& path, std::string reason) {
+    result_.problems.push_back(ScanProblem{path, std::move(reason)});
+  }
+
+  const ExcludeMatcher& excludes_;
+  ScanResult& result_;
+};
+
+std::string current_directory() {
+  std::string buffer(256, '\0');
+  for (;;) {
+    if (getcwd(buffer.data(), buffer.size()) != nullptr) {
+      buffer.resize(std::strlen(buffer.c_str()));
+      return buffer;
+    }
+    if (errno != ERANGE) {
+      throw_system_error(errno, "cannot determine the current directory");
+    }
+    buffer.resize(buffer.size() * 2);
+  }
+}
+
+}  // namespace
+
+ExcludeMatcher::ExcludeMatcher(std::vector<std::string> patterns) : patterns_(std::move(patterns)) {
+  for (const std::string& written : patterns_) {
+    Pattern pattern;
+    std::string_view glob = written;
+    while (!glob.empty() && glob.back() == '/') {
+      pattern.directory_only = true;
+      glob.remove_suffix(1);
+    }
+    // "./x" and "/x" anchor the pattern at the source root.
+    for (;;) {
+      if (glob.starts_with("./")) {
+        glob.remove_prefix(2);
+      } else if (glob.starts_with('/')) {
+        glob.remove_prefix(1);
+      } else {
+        break;
+      }
+      pattern.match_path = true;
+    }
+    if (glob.empty() || glob == ".") {
+      continue;  // would only name the root itself, which is never excluded
+    }
+    if (glob.find('/') != std::string_view::npos) {
+      pattern.match_path = true;
+    }
+    pattern.glob = std::string(glob);
+    compiled_.push_back(std::move(pattern));
+  }
+}
+
+bool ExcludeMatcher::excluded(std::string_view relative_path, bool is_directory) const {
+  if (compiled_.empty()) {
+    return false;
+  }
+  const std::string path(relative_path);  // fnmatch needs NUL-terminated strings
+  const std::size_t slash = path.rfind('/');
+  const char* name = path.c_str() + (slash == std::string::npos ? 0 : slash + 1);
+  for (const Pattern& pattern : compiled_) {
+    if (pattern.directory_only && !is_directory) {
+      continue;
+    }
+    const int matched = pattern.match_path ? fnmatch(pattern.glob.c_str(), path.c_str(), FNM_PATHNAME)
+                                           : fnmatch(pattern.glob.c_str(), name, 0);
+    if (matched == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<std::string> split_patterns(std::string_view comma_separated) {
+  std::vector<std::string> patterns;
+  std::size_t start = 0;
+  while (start <= comma_separated.size()) {
+    std::size_t end = comma_separated.find(',', start);
+    if (end == std::string_view::npos) {
+      end = comma_separated.size();
+    }
+    std::string_view item = comma_separated.substr(start, end - start);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) {
+      item.remove_prefix(1);
+    }
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) {
+      item.remove_suffix(1);
+    }
+    if (!item.empty()) {
+      patterns.emplace_back(item);
+    }
+    start = end + 1;
+  }
+  return patterns;
+}
+
+std::string normalize_path(std::string_view path) {
+  std::string absolute;
+  if (path.empty() || path.front() != '/') {
+    absolute = current_directory();
+    absolute += '/';
+  }
+  absolute += path;
+
+  std::vector<std::string_view> components;
+  std::size_t start = 0;
+  const std::string_view view = absolute;
+  while (start < view.size()) {
+    std::size_t end = view.find('/', start);
+    if (end == std::string_view::npos) {
+      end = view.size();
+    }
+    const std::string_view component = view.substr(start, end - start);
+    if (component == "..") {
+      if (!components.empty()) {
+        components.pop_back();  // ".." at the root stays at the root
+      }
+    } else if (!component.empty() && component != ".") {
+      components.push_back(component);
+    }
+    start = end + 1;
+  }
+
+  if (components.empty()) {
+    return "/";
+  }
+  std::string normal;
+  normal.reserve(absolute.size());
+  for (const std::string_view component : components) {
+    normal += '/';
+    normal += component;
+  }
+  return normal;
+}
+
+ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes) {
+  const std::string root_path = normalize_path(root);
+  struct stat st {};
+  if (lstat(root_path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      throw Error(ErrorKind::not_found, "source not found: " + root_path);
+    }
+    throw_system_error(errno, "cannot read source " + root_path);
+  }
+
+  ScanResult result;
+  if (S_ISREG(st.st_mode)) {
+    result.entries.push_back(make_entry(root_path, EntryType::file, st));
+  } else if (S_ISLNK(st.st_mode)) {
+    // Like every other symlink, a symlinked root is recorded, not followed.
+    std::string target;
+    const int err = read_link(AT_FDCWD, root_path.c_str(), static_cast<std::size_t>(st.st_size), target);
+    if (err != 0) {
+      throw_system_error(err, "cannot read source " + root_path);
+    }
+    ScanEntry entry = make_entry(root_path, EntryType::symlink, st);
+    entry.size = target.size();
+    entry.link_target = std::move(target);
+    result.entries.push_back(std::move(entry));
+  } else if (S_ISDIR(st.st_mode)) {
+    const int fd = open(root_path.c_str(), kOpenDirectoryFlags);
+    if (fd < 0) {
+      throw_system_error(errno, "cannot open source directory " + root_path);
+    }
+    result.entries.push_back(make_entry(root_path, EntryType::directory, st));
+    std::string abs_path = root_path;
+    std::string rel_path;
+    Walker(excludes, result).walk(fd, abs_path, rel_path, 0);
+  } else {
+    result.problems.push_back(ScanProblem{root_path, std::string("skipped: ") + special_file_kind(st.st_mode)});
+  }
+
+  std::sort(result.entries.begin(), result.entries.end(),
+            [](const ScanEntry& a, const ScanEntry& b) { return a.path < b.path; });
+  std::stable_sort(result.problems.begin(), result.problems.end(),
+                   [](const ScanProblem& a, const ScanProblem& b) { return a.path < b.path; });
+  return result;
+}
+
+}  // namespace mybackup

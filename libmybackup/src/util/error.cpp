@@ -1,0 +1,37 @@
+#include "mybackup/util/error.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+namespace mybackup {
+
+std::string_view to_string(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::usage: return "usage";
+    case ErrorKind::config: return "config";
+    case ErrorKind::not_found: return "not_found";
+    case ErrorKind::exists: return "exists";
+    case ErrorKind::corrupt: return "corrupt";
+    case ErrorKind::crypto: return "crypto";
+    case ErrorKind::io: return "io";
+    case ErrorKind::no_space: return "no_space";
+    case ErrorKind::locked: return "locked";
+    case ErrorKind::mismatch: return "mismatch";
+    case ErrorKind::wrong_key: return "wrong_key";
+    case ErrorKind::interrupted: return "interrupted";
+  }
+  return "unknown";
+}
+
+void throw_system_error(int errnum, const std::string& what) {
+  const ErrorKind kind = (errnum == ENOSPC || errnum == EDQUOT) ? ErrorKind::no_space
+                         : errnum == ENOENT                    ? ErrorKind::not_found
+                                                               : ErrorKind::io;
+  std::string message = what + ": " + std::strerror(errnum);
+  if (kind == ErrorKind::no_space) {
+    message += " (free some space on that device and run the command again)";
+  }
+  throw Error(kind, message);
+}
+
+}  // namespace mybackup

@@ -1,0 +1,822 @@
+#include "mybackup/catalog/catalog.hpp"
+
+#include "mybackup/crypto/crypto.hpp"
+#include "mybackup/util/error.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include "test_util.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace mybackup {
+namespace {
+
+using testing::TempDir;
+using testing::expect_same_summary;
+using testing::catch_error;
+
+ChunkId chunk(std::uint8_t n) {
+  ChunkId id{};
+  for (std::size_t i = 0; i < id.size(); ++i) {
+    id[i] = static_cast<std::uint8_t>(n * 31 + i);
+  }
+  return id;
+}
+
+std::string pack_name(const std::string& label) { return to_hex(Sha256::hash(as_bytes(label))); }
+
+PackEntry blob(const ChunkId& id, std::uint32_t offset, std::uint32_t length, std::uint32_t raw_length) {
+  PackEntry entry;
+  entry.id = id;
+  entry.offset = offset;
+  entry.length = length;
+  entry.raw_length = raw_length;
+  entry.flags = kBlobCompressed;
+  return entry;
+}
+
+ManifestVersion file_version(const std::string& path, std::uint32_t number, std::uint64_t size,
+                             std::vector<ChunkId> chunks) {
+  ManifestVersion version;
+  version.path = path;
+  version.type = EntryType::file;
+  version.number = number;
+  version.mode = 0644;
+  version.mtime_ns = 1'700'000'000'000'000'000 + number;
+  version.size = size;
+  version.inode = 1000 + number;
+  version.sha256 = Sha256::hash(as_bytes(path + std::to_string(number)));
+  version.chunks = std::move(chunks);
+  return version;
+}
+
+ManifestVersion directory_version(const std::string& path, std::uint32_t number) {
+  ManifestVersion version;
+  version.path = path;
+  version.type = EntryType::directory;
+  version.number = number;
+  version.mode = 0755;
+  version.mtime_ns = 1'600'000'000'000'000'000;
+  version.inode = 77;
+  return version;
+}
+
+ManifestVersion symlink_version(const std::string& path, std::uint32_t number, const std::string& target) {
+  ManifestVersion version;
+  version.path = path;
+  version.type = EntryType::symlink;
+  version.number = number;
+  version.mode = 0777;
+  version.mtime_ns = 1'650'000'000'000'000'000;
+  version.size = target.size();
+  version.inode = 88;
+  version.link_target = target;
+  return version;
+}
+
+ManifestVersion deletion_marker(const std::string& path, std::uint32_t number) {
+  ManifestVersion version;
+  version.path = path;
+  version.type = EntryType::deleted;
+  version.number = number;
+  return version;
+}
+
+Manifest manifest_with_seq(std::uint64_t seq) {
+  Manifest manifest;
+  manifest.kind = RunKind::backup;
+  manifest.seq = seq;
+  manifest.run_id = "00112233445566" + std::to_string(10 + seq);
+  manifest.host = "testhost";
+  manifest.started_ns = 1'000 * static_cast<std::int64_t>(seq);
+  manifest.finished_ns = 1'000 * static_cast<std::int64_t>(seq) + 500;
+  manifest.sources = {"/r"};
+  return manifest;
+}
+
+// Run 1: packs P1 {c1, c2} and P2 {c3}; /r (dir), /r/f1 (file, c1 c2), /r/f2 (file, c3),
+// /r/d (dir), /r/l (symlink).
+Manifest first_manifest() {
+  Manifest manifest = manifest_with_seq(1);
+  ManifestPack p1;
+  p1.name = pack_name("pack one");
+  p1.size = 1000;
+  p1.blobs = {blob(chunk(1), 0, 110, 200), blob(chunk(2), 110, 120, 300)};
+  ManifestPack p2;
+  p2.name = pack_name("pack two");
+  p2.size = 500;
+  p2.blobs = {blob(chunk(3), 0, 130, 400)};
+  manifest.packs = {p1, p2};
+  manifest.versions = {directory_version("/r", 1), directory_version("/r/d", 1),
+                       file_version("/r/f1", 1, 500, {chunk(1), chunk(2)}), file_version("/r/f2", 1, 400, {chunk(3)}),
+                       symlink_version("/r/l", 1, "f1")};
+  return manifest;
+}
+
+// Run 2: pack P3 {c4}; /r/f1 version 2 (c1 c2 c4, reusing chunks of run 1); /r/f2 deleted.
+Manifest second_manifest() {
+  Manifest manifest = manifest_with_seq(2);
+  ManifestPack p3;
+  p3.name = pack_name("pack three");
+  p3.size = 300;
+  p3.blobs = {blob(chunk(4), 0, 50, 100)};
+  manifest.packs = {p3};
+  manifest.versions = {file_version("/r/f1", 2, 600, {chunk(1), chunk(2), chunk(4)}), deletion_marker("/r/f2", 2)};
+  return manifest;
+}
+
+RunStats stats_with(std::uint64_t base) {
+  RunStats stats;
+  stats.status = "ok";
+  stats.files_new = base + 1;
+  stats.files_changed = base + 2;
+  stats.files_deleted = base + 3;
+  stats.files_unchanged = base + 4;
+  stats.files_skipped = base + 5;
+  stats.bytes_scanned = base + 6;
+  stats.bytes_read = base + 7;
+  stats.bytes_new = base + 8;
+  stats.bytes_stored = base + 9;
+  return stats;
+}
+
+void record_both(Catalog& catalog) {
+  catalog.record_run(first_manifest(), "snapshots/0000000001-x.enc", stats_with(0));
+  catalog.record_run(second_manifest(), "snapshots/0000000002-x.enc", stats_with(100));
+}
+
+// Figures compared field by field, so a failure names the field.
+std::vector<std::string> sorted_paths(const std::unordered_map<std::string, LatestVersion>& latest) {
+  std::vector<std::string> paths;
+  for (const auto& [path, version] : latest) {
+    paths.push_back(path);
+  }
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+// Overwrites PRAGMA user_version in a closed SQLite file: a big-endian u32 at offset 60 of the header.
+void patch_user_version(const std::string& path, std::uint32_t version) {
+  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+  ASSERT_TRUE(file.is_open()) << path;
+  file.seekp(60);
+  const char bytes[4] = {static_cast<char>(version >> 24), static_cast<char>(version >> 16),
+                         static_cast<char>(version >> 8), static_cast<char>(version)};
+  file.write(bytes, sizeof bytes);
+  ASSERT_TRUE(file.good()) << path;
+}
+
+// Byte `offset` of a closed SQLite file's header.
+std::uint8_t header_byte(const std::string& path, std::streamoff offset) {
+  std::ifstream file(path, std::ios::binary);
+  file.seekg(offset);
+  char byte = 0;
+  file.read(&byte, 1);
+  EXPECT_TRUE(file.good()) << path;
+  return static_cast<std::uint8_t>(byte);
+}
+
+void patch_header_byte(const std::string& path, std::streamoff offset, std::uint8_t value) {
+  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+  ASSERT_TRUE(file.is_open()) << path;
+  file.seekp(offset);
+  const char byte = static_cast<char>(value);
+  file.write(&byte, 1);
+  ASSERT_TRUE(file.good()) << path;
+}
+
+TEST(Catalog, FreshCatalogIsEmpty) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+
+  EXPECT_EQ(catalog.repository_id(), "");
+  EXPECT_TRUE(catalog.latest_under("/").empty());
+  EXPECT_TRUE(catalog.known_chunks().empty());
+  EXPECT_EQ(catalog.last_seq(), 0u);
+  EXPECT_FALSE(catalog.last_run().has_value());
+  EXPECT_EQ(catalog.file_count_under("/"), 0u);
+  expect_same_summary(catalog.summary(), CatalogSummary{});
+}
+
+TEST(Catalog, ReopeningKeepsData) {
+  TempDir dir("catalog_test_");
+  CatalogSummary before;
+  {
+    Catalog catalog(dir / "backups.db");
+    catalog.set_repository_id("0123456789abcdef0123456789abcdef");
+    record_both(catalog);
+    before = catalog.summary();
+    ASSERT_EQ(before.runs, 2u);
+  }
+  Catalog reopened(dir / "backups.db");
+  EXPECT_EQ(reopened.repository_id(), "0123456789abcdef0123456789abcdef");
+  expect_same_summary(reopened.summary(), before);
+  EXPECT_EQ(reopened.last_seq(), 2u);
+  EXPECT_EQ(reopened.known_chunks().size(), 4u);
+  const auto latest = reopened.latest_under("/r");
+  ASSERT_EQ(latest.count("/r/f1"), 1u);
+  EXPECT_EQ(latest.at("/r/f1").number, 2u);
+}
+
+TEST(Catalog, SqliteFailuresBecomeTypedErrorsNamingTheCatalog) {
+  TempDir dir("catalog_test_");
+  const std::string path = dir / "backups.db";
+  Catalog catalog(path);
+  // Break the schema underneath the open catalog, as a damaged file would.
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "DROP TABLE version_chunks; DROP TABLE versions; DROP TABLE runs", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+
+  for (const auto& query : std::vector<std::function<void()>>{
+           [&] { catalog.last_run(); }, [&] { catalog.summary(); }, [&] { catalog.latest_under("/"); },
+           [&] { catalog.versions_of("/a"); }, [&] { catalog.state_at("/", 0); }, [&] { catalog.last_seq(); }}) {
+    try {
+      query();
+      ADD_FAILURE() << "a query on a broken catalog must fail";
+    } catch (const Error& error) {
+      EXPECT_EQ(error.kind(), ErrorKind::io);
+      EXPECT_NE(std::string(error.what()).find(path), std::string::npos) << error.what();
+    } catch (const std::exception& error) {
+      ADD_FAILURE() << "not a mybackup::Error: " << error.what();
+    }
+  }
+}
+
+TEST(Catalog, FileThatIsNotSqliteIsAConfigError) {
+  TempDir dir("catalog_test_");
+  const std::string path = dir / "backups.db";
+  {
+    std::ofstream out(path, std::ios::binary);
+    for (int i = 0; i < 200; ++i) {
+      out << "this is a text file, not a database\n";
+    }
+  }
+  const Error error = catch_error([&] { Catalog catalog(path); });
+  EXPECT_EQ(error.kind(), ErrorKind::config);
+  EXPECT_NE(std::string(error.what()).find(path), std::string::npos) << error.what();
+  EXPECT_NE(std::string(error.what()).find("catalog"), std::string::npos) << error.what();
+}
+
+TEST(Catalog, OtherSchemaVersionIsAConfigError) {
+  TempDir dir("catalog_test_");
+  const std::string path = dir / "backups.db";
+  { Catalog catalog(path); }
+  patch_user_version(path, kCatalogSchemaVersion + 1);
+
+  const Error error = catch_error([&] { Catalog catalog(path); });
+  EXPECT_EQ(error.kind(), ErrorKind::config);
+  const std::string message = error.what();
+  EXPECT_NE(message.find(path), std::string::npos) << message;
+  EXPECT_NE(message.find("schema version " + std::to_string(kCatalogSchemaVersion + 1)), std::string::npos) << message;
+  EXPECT_NE(message.find("matching mybackup"), std::string::npos) << message;
+}
+
+TEST(Catalog, SqliteFileOfAnotherProgramIsAConfigError) {
+  TempDir dir("catalog_test_");
+  const std::string path = dir / "backups.db";
+  { Catalog catalog(path); }
+  patch_user_version(path, 0);  // tables but no catalog version: some other program's database
+
+  // Header bytes 18 and 19 are the file format write/read versions: 1 = rollback journal, 2 = WAL.
+  ASSERT_EQ(header_byte(path, 18), 2u);
+  patch_header_byte(path, 18, 1);  // as another program's database would typically be
+  patch_header_byte(path, 19, 1);
+
+  const Error error = catch_error([&] { Catalog catalog(path); });
+  EXPECT_EQ(error.kind(), ErrorKind::config);
+  EXPECT_NE(std::string(error.what()).find("is not a mybackup catalog"), std::string::npos) << error.what();
+  // Refusing the file must not change it: in particular not switch it to WAL mode.
+  EXPECT_EQ(header_byte(path, 18), 1u);
+  EXPECT_EQ(header_byte(path, 19), 1u);
+  EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
+}
+
+TEST(Catalog, LatestUnderReturnsTheLatestVersionOfEveryPath) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  record_both(catalog);
+
+  const auto latest = catalog.latest_under("/r");
+  const std::vector<std::string> expected = {"/r", "/r/d", "/r/f1", "/r/f2", "/r/l"};
+  EXPECT_EQ(sorted_paths(latest), expected);
+
+  const LatestVersion& f1 = latest.at("/r/f1");
+  const ManifestVersion want = file_version("/r/f1", 2, 600, {});
+  EXPECT_EQ(f1.number, 2u);
+  EXPECT_EQ(f1.type, EntryType::file);
+  EXPECT_EQ(f1.size, 600u);
+  EXPECT_EQ(f1.mtime_ns, want.mtime_ns);
+  EXPECT_EQ(f1.mode, 0644u);
+  EXPECT_EQ(f1.inode, want.inode);
+  EXPECT_EQ(f1.link_target, "");
+
+  const LatestVersion& f2 = latest.at("/r/f2");  // the deletion marker is the latest version
+  EXPECT_EQ(f2.number, 2u);
+  EXPECT_EQ(f2.type, EntryType::deleted);
+
+  const LatestVersion& d = latest.at("/r/d");
+  EXPECT_EQ(d.number, 1u);
+  EXPECT_EQ(d.type, EntryType::directory);
+  EXPECT_EQ(d.mode, 0755u);
+
+  const LatestVersion& l = latest.at("/r/l");
+  EXPECT_EQ(l.type, EntryType::symlink);
+  EXPECT_EQ(l.link_target, "f1");
+  EXPECT_EQ(l.size, 2u);
+}
+
+TEST(Catalog, LatestUnderRespectsTheRootBoundary) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  Manifest manifest = manifest_with_seq(1);
+  // '.' sorts before '/', '0' right after it, 'c' and '~' later: all around the boundary of "/a/b".
+  for (const char* path : {"/a", "/a/b", "/a/b/c", "/a/b/c/d", "/a/b.txt", "/a/b0", "/a/bc", "/a/bc/d", "/a/b-x",
+                           "/a/b/~z", "/z"}) {
+    manifest.versions.push_back(directory_version(path, 1));
+  }
+  catalog.record_run(manifest, "snapshots/0000000001-x.enc", RunStats{});
+
+  const std::vector<std::string> under_ab = {"/a/b", "/a/b/c", "/a/b/c/d", "/a/b/~z"};
+  EXPECT_EQ(sorted_paths(catalog.latest_under("/a/b")), under_ab);
+  const std::vector<std::string> under_abc = {"/a/bc", "/a/bc/d"};
+  EXPECT_EQ(sorted_paths(catalog.latest_under("/a/bc")), under_abc);
+  const std::vector<std::string> under_leaf = {"/a/b/c/d"};
+  EXPECT_EQ(sorted_paths(catalog.latest_under("/a/b/c/d")), under_leaf);
+  EXPECT_TRUE(catalog.latest_under("/a/b/c/d/e").empty());
+  EXPECT_TRUE(catalog.latest_under("/q").empty());
+  EXPECT_EQ(catalog.latest_under("/").size(), manifest.versions.size());
+  EXPECT_EQ(catalog.latest_under("/a").size(), manifest.versions.size() - 1);  // all but /z
+}
+
+TEST(Catalog, KnownChunksHoldsEveryRecordedChunk) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  catalog.record_run(first_manifest(), "snapshots/0000000001-x.enc", RunStats{});
+  EXPECT_EQ(catalog.known_chunks(), (ChunkIdSet{chunk(1), chunk(2), chunk(3)}));
+
+  catalog.record_run(second_manifest(), "snapshots/0000000002-x.enc", RunStats{});
+  const ChunkIdSet known = catalog.known_chunks();
+  EXPECT_EQ(known, (ChunkIdSet{chunk(1), chunk(2), chunk(3), chunk(4)}));
+  EXPECT_EQ(known.count(chunk(5)), 0u);
+}
+
+TEST(Catalog, SummaryFigures) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  record_both(catalog);
+
+  const CatalogSummary summary = catalog.summary();
+  EXPECT_EQ(summary.files, 1u);                          // /r/f1 (f2 is deleted)
+  EXPECT_EQ(summary.versions, 3u);                       // f1 v1, f2 v1, f1 v2
+  EXPECT_EQ(summary.original_bytes, 500u + 400u + 600u);
+  EXPECT_EQ(summary.current_bytes, 600u);
+  EXPECT_EQ(summary.unique_bytes, 200u + 300u + 400u + 100u);
+  EXPECT_EQ(summary.compressed_bytes, 110u + 120u + 130u + 50u);
+  EXPECT_EQ(summary.stored_bytes, 1000u + 500u + 300u);
+  EXPECT_EQ(summary.chunks, 4u);
+  EXPECT_EQ(summary.packs, 3u);
+  EXPECT_EQ(summary.runs, 2u);
+}
+
+TEST(Catalog, FileCountUnderCountsLatestRegularFiles) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  catalog.record_run(first_manifest(), "snapshots/0000000001-x.enc", RunStats{});
+  EXPECT_EQ(catalog.file_count_under("/r"), 2u);  // f1, f2 (not the directory or the symlink)
+  EXPECT_EQ(catalog.file_count_under("/"), 2u);
+  EXPECT_EQ(catalog.file_count_under("/r/f1"), 1u);
+  EXPECT_EQ(catalog.file_count_under("/r/d"), 0u);
+  EXPECT_EQ(catalog.file_count_under("/rr"), 0u);
+
+  catalog.record_run(second_manifest(), "snapshots/0000000002-x.enc", RunStats{});
+  EXPECT_EQ(catalog.file_count_under("/r"), 1u);  // f2 is now deleted
+  EXPECT_EQ(catalog.file_count_under("/r/f2"), 0u);
+}
+
+TEST(Catalog, LastSeqAndLastRun) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  catalog.record_run(first_manifest(), "snapshots/0000000001-x.enc", stats_with(0));
+  EXPECT_EQ(catalog.last_seq(), 1u);
+
+  Manifest second = second_manifest();
+  second.seq = 7;  // sequence numbers need not be contiguous
+  RunStats stats = stats_with(100);
+  stats.status = "partial";
+  catalog.record_run(second, "snapshots/0000000007-x.enc", stats);
+  EXPECT_EQ(catalog.last_seq(), 7u);
+
+  const std::optional<RunRecord> run = catalog.last_run();
+  ASSERT_TRUE(run.has_value());
+  EXPECT_EQ(run->seq, 7u);
+  EXPECT_EQ(run->kind, "backup");
+  EXPECT_EQ(run->started_ns, second.started_ns);
+  EXPECT_EQ(run->finished_ns, second.finished_ns);
+  EXPECT_EQ(run->stats.status, "partial");
+  EXPECT_EQ(run->stats.error, "");
+  EXPECT_EQ(run->stats.files_new, 101u);
+  EXPECT_EQ(run->stats.files_changed, 102u);
+  EXPECT_EQ(run->stats.files_deleted, 103u);
+  EXPECT_EQ(run->stats.files_unchanged, 104u);
+  EXPECT_EQ(run->stats.files_skipped, 105u);
+  EXPECT_EQ(run->stats.bytes_scanned, 106u);
+  EXPECT_EQ(run->stats.bytes_read, 107u);
+  EXPECT_EQ(run->stats.bytes_new, 108u);
+  EXPECT_EQ(run->stats.bytes_stored, 109u);
+}
+
+TEST(Catalog, FailedRunShowsInLastRun) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  catalog.record_run(first_manifest(), "snapshots/0000000001-x.enc", stats_with(0));
+  const CatalogSummary before = catalog.summary();
+
+  catalog.record_failed_run(RunKind::backup, 5000, 6000, "destination full: no space left on device");
+
+  const std::optional<RunRecord> run = catalog.last_run();
+  ASSERT_TRUE(run.has_value());
+  EXPECT_EQ(run->stats.status, "failed");
+  EXPECT_EQ(run->stats.error, "destination full: no space left on device");
+  EXPECT_EQ(run->kind, "backup");
+  EXPECT_EQ(run->seq, 0u);
+  EXPECT_EQ(run->started_ns, 5000);
+  EXPECT_EQ(run->finished_ns, 6000);
+  EXPECT_EQ(run->stats.files_new, 0u);
+  EXPECT_EQ(catalog.last_seq(), 1u);
+  expect_same_summary(catalog.summary(), before);  // failed runs are not counted as runs
+
+  catalog.record_failed_run(RunKind::clean, 7000, 8000, "locked");
+  EXPECT_EQ(catalog.last_run()->kind, "clean");
+}
+
+TEST(Catalog, RecordRunWithAnUnknownChunkChangesNothing) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  catalog.record_run(first_manifest(), "snapshots/0000000001-x.enc", stats_with(0));
+  const CatalogSummary summary_before = catalog.summary();
+  const auto latest_before = catalog.latest_under("/");
+  const std::optional<RunRecord> run_before = catalog.last_run();
+  ASSERT_TRUE(run_before.has_value());
+
+  // A new pack, a new path and a new version of f1, then a version naming a chunk nobody stored:
+  // everything before the bad version must be rolled back too.
+  Manifest bad = second_manifest();
+  bad.versions.insert(bad.versions.begin(), file_version("/r/new", 1, 100, {chunk(4)}));
+  bad.versions.push_back(file_version("/r/zz", 1, 100, {chunk(1), chunk(99)}));
+  const Error error = catch_error([&] { catalog.record_run(bad, "snapshots/0000000002-x.enc", stats_with(100)); });
+  EXPECT_EQ(error.kind(), ErrorKind::corrupt);
+  EXPECT_NE(std::string(error.what()).find(to_hex(chunk(99))), std::string::npos) << error.what();
+
+  expect_same_summary(catalog.summary(), summary_before);
+  EXPECT_EQ(catalog.known_chunks(), (ChunkIdSet{chunk(1), chunk(2), chunk(3)}));
+  EXPECT_EQ(catalog.last_seq(), 1u);
+  EXPECT_EQ(catalog.last_run()->id, run_before->id);
+  const auto latest_after = catalog.latest_under("/");
+  EXPECT_EQ(sorted_paths(latest_after), sorted_paths(latest_before));
+  EXPECT_EQ(latest_after.at("/r/f1").number, 1u);
+
+  // The catalog is still usable: the good manifest goes in afterwards.
+  catalog.record_run(second_manifest(), "snapshots/0000000002-x.enc", stats_with(100));
+  EXPECT_EQ(catalog.last_seq(), 2u);
+  EXPECT_EQ(catalog.summary().runs, 2u);
+}
+
+TEST(Catalog, VersionMayReferenceAChunkOfAnEarlierRun) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  catalog.record_run(first_manifest(), "snapshots/0000000001-x.enc", RunStats{});
+  Manifest copy = manifest_with_seq(2);  // no packs: every chunk is already stored
+  copy.versions = {file_version("/r/copy", 1, 400, {chunk(3)})};
+  catalog.record_run(copy, "snapshots/0000000002-x.enc", RunStats{});
+
+  EXPECT_EQ(catalog.file_count_under("/r"), 3u);
+  const CatalogSummary summary = catalog.summary();
+  EXPECT_EQ(summary.chunks, 3u);
+  EXPECT_EQ(summary.unique_bytes, 200u + 300u + 400u);
+  EXPECT_EQ(summary.original_bytes, 500u + 400u + 400u);
+}
+
+TEST(Catalog, TwoRunsWithoutManifestCanBothBeRecorded) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  catalog.record_run(first_manifest(), "snapshots/0000000001-x.enc", stats_with(0));
+
+  RunStats unchanged;
+  unchanged.files_unchanged = 4;
+  Manifest nothing = manifest_with_seq(0);  // a run that changed nothing: no packs, no versions
+  catalog.record_run(nothing, "", unchanged);
+  catalog.record_run(nothing, "", unchanged);
+
+  EXPECT_EQ(catalog.summary().runs, 3u);
+  EXPECT_EQ(catalog.last_seq(), 1u);
+  const std::optional<RunRecord> run = catalog.last_run();
+  ASSERT_TRUE(run.has_value());
+  EXPECT_EQ(run->seq, 0u);
+  EXPECT_EQ(run->stats.files_unchanged, 4u);
+  EXPECT_EQ(run->stats.status, "ok");
+}
+
+TEST(Catalog, RepositoryIdCanBeSetAndReplaced) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  EXPECT_EQ(catalog.repository_id(), "");
+  catalog.set_repository_id("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+  EXPECT_EQ(catalog.repository_id(), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+  catalog.set_repository_id("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+  EXPECT_EQ(catalog.repository_id(), "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+}
+
+// ---- versions_of, state_at, chunks_of
+
+std::vector<std::string> paths_of(const std::vector<VersionRecord>& versions) {
+  std::vector<std::string> paths;
+  for (const VersionRecord& version : versions) {
+    paths.push_back(version.path);
+  }
+  return paths;
+}
+
+const VersionRecord* find_path(const std::vector<VersionRecord>& versions, const std::string& path) {
+  for (const VersionRecord& version : versions) {
+    if (version.path == path) {
+      return &version;
+    }
+  }
+  return nullptr;
+}
+
+TEST(Catalog, VersionsOfListsEveryVersionOldestFirst) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  record_both(catalog);
+  const std::int64_t first_finished = manifest_with_seq(1).finished_ns;
+  const std::int64_t second_finished = manifest_with_seq(2).finished_ns;
+
+  const std::vector<VersionRecord> f1 = catalog.versions_of("/r/f1");
+  ASSERT_EQ(f1.size(), 2u);
+  const ManifestVersion want1 = file_version("/r/f1", 1, 500, {});
+  const ManifestVersion want2 = file_version("/r/f1", 2, 600, {});
+  EXPECT_EQ(f1[0].path, "/r/f1");
+  EXPECT_EQ(f1[0].number, 1u);
+  EXPECT_EQ(f1[0].type, EntryType::file);
+  EXPECT_EQ(f1[0].size, 500u);
+  EXPECT_EQ(f1[0].stored_size, 110u + 120u);
+  EXPECT_EQ(f1[0].mtime_ns, want1.mtime_ns);
+  EXPECT_EQ(f1[0].mode, 0644u);
+  EXPECT_EQ(f1[0].sha256, want1.sha256);
+  EXPECT_EQ(f1[0].link_target, "");
+  EXPECT_EQ(f1[0].run_finished_ns, first_finished);
+  EXPECT_EQ(f1[1].path, "/r/f1");
+  EXPECT_EQ(f1[1].number, 2u);
+  EXPECT_EQ(f1[1].size, 600u);
+  EXPECT_EQ(f1[1].stored_size, 110u + 120u + 50u);  // shared chunks counted fully
+  EXPECT_EQ(f1[1].mtime_ns, want2.mtime_ns);
+  EXPECT_EQ(f1[1].sha256, want2.sha256);
+  EXPECT_EQ(f1[1].run_finished_ns, second_finished);
+  EXPECT_NE(f1[0].id, f1[1].id);
+
+  const std::vector<VersionRecord> f2 = catalog.versions_of("/r/f2");  // the deletion marker too
+  ASSERT_EQ(f2.size(), 2u);
+  EXPECT_EQ(f2[0].type, EntryType::file);
+  EXPECT_EQ(f2[0].number, 1u);
+  EXPECT_EQ(f2[1].type, EntryType::deleted);
+  EXPECT_EQ(f2[1].number, 2u);
+  EXPECT_EQ(f2[1].sha256, Digest{});
+  EXPECT_EQ(f2[1].run_finished_ns, second_finished);
+
+  const std::vector<VersionRecord> link = catalog.versions_of("/r/l");
+  ASSERT_EQ(link.size(), 1u);
+  EXPECT_EQ(link[0].type, EntryType::symlink);
+  EXPECT_EQ(link[0].link_target, "f1");
+  EXPECT_EQ(link[0].size, 2u);
+  EXPECT_EQ(link[0].mode, 0777u);
+  EXPECT_EQ(link[0].sha256, Digest{});
+
+  const std::vector<VersionRecord> d = catalog.versions_of("/r/d");
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].type, EntryType::directory);
+  EXPECT_EQ(d[0].mode, 0755u);
+  EXPECT_EQ(d[0].mtime_ns, directory_version("/r/d", 1).mtime_ns);
+  EXPECT_EQ(d[0].stored_size, 0u);
+
+  EXPECT_TRUE(catalog.versions_of("/r/f").empty());   // not a prefix match
+  EXPECT_TRUE(catalog.versions_of("/r/f1/").empty());
+  EXPECT_TRUE(catalog.versions_of("/nowhere").empty());
+}
+
+TEST(Catalog, VersionsOfOrdersByNumberNotByInsertion) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  catalog.record_run(first_manifest(), "snapshots/0000000001-x.enc", RunStats{});
+  Manifest later = manifest_with_seq(2);
+  later.versions = {file_version("/r/f2", 3, 400, {chunk(3)}), deletion_marker("/r/f2", 2)};  // same run
+  catalog.record_run(later, "snapshots/0000000002-x.enc", RunStats{});
+
+  const std::vector<VersionRecord> f2 = catalog.versions_of("/r/f2");
+  ASSERT_EQ(f2.size(), 3u);
+  EXPECT_EQ(f2[0].number, 1u);
+  EXPECT_EQ(f2[1].number, 2u);
+  EXPECT_EQ(f2[1].type, EntryType::deleted);
+  EXPECT_EQ(f2[2].number, 3u);
+  EXPECT_EQ(f2[2].type, EntryType::file);
+}
+
+TEST(Catalog, StateAtBeforeBetweenAndAfterRuns) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  record_both(catalog);
+  const std::int64_t first_finished = manifest_with_seq(1).finished_ns;    // 1500
+  const std::int64_t second_finished = manifest_with_seq(2).finished_ns;  // 2500
+  const std::vector<std::string> all = {"/r", "/r/d", "/r/f1", "/r/f2", "/r/l"};
+
+  // Before the first run finished (even after it started): nothing.
+  EXPECT_TRUE(catalog.state_at("/r", 0).empty());
+  EXPECT_TRUE(catalog.state_at("/r", manifest_with_seq(1).started_ns).empty());
+  EXPECT_TRUE(catalog.state_at("/r", first_finished - 1).empty());
+  EXPECT_TRUE(catalog.state_at("/r", std::numeric_limits<std::int64_t>::min()).empty());
+
+  // At the first run's finish and until the second's: the first state.
+  for (const std::int64_t at : {first_finished, first_finished + 1, second_finished - 1}) {
+    const std::vector<VersionRecord> state = catalog.state_at("/r", at);
+    EXPECT_EQ(paths_of(state), all) << at;  // sorted by path
+    for (const VersionRecord& version : state) {
+      EXPECT_EQ(version.number, 1u) << version.path;
+      EXPECT_EQ(version.run_finished_ns, first_finished) << version.path;
+    }
+    const VersionRecord* f1 = find_path(state, "/r/f1");
+    ASSERT_NE(f1, nullptr);
+    EXPECT_EQ(f1->size, 500u);
+    EXPECT_EQ(f1->sha256, file_version("/r/f1", 1, 500, {}).sha256);
+    const VersionRecord* f2 = find_path(state, "/r/f2");
+    ASSERT_NE(f2, nullptr);
+    EXPECT_EQ(f2->type, EntryType::file);
+  }
+
+  // From the second run's finish on: f1 v2, and f2's deletion marker (returned, not dropped).
+  for (const std::int64_t at : {second_finished, second_finished + 1'000'000, std::numeric_limits<std::int64_t>::max()}) {
+    const std::vector<VersionRecord> state = catalog.state_at("/r", at);
+    EXPECT_EQ(paths_of(state), all) << at;
+    const VersionRecord* f1 = find_path(state, "/r/f1");
+    ASSERT_NE(f1, nullptr);
+    EXPECT_EQ(f1->number, 2u);
+    EXPECT_EQ(f1->size, 600u);
+    EXPECT_EQ(f1->run_finished_ns, second_finished);
+    const VersionRecord* f2 = find_path(state, "/r/f2");
+    ASSERT_NE(f2, nullptr);
+    EXPECT_EQ(f2->type, EntryType::deleted);
+    EXPECT_EQ(f2->number, 2u);
+    const VersionRecord* d = find_path(state, "/r/d");  // unchanged paths keep their old version
+    ASSERT_NE(d, nullptr);
+    EXPECT_EQ(d->number, 1u);
+    EXPECT_EQ(d->run_finished_ns, first_finished);
+  }
+
+  // The ids agree with versions_of.
+  const std::vector<VersionRecord> versions = catalog.versions_of("/r/f1");
+  ASSERT_EQ(versions.size(), 2u);
+  EXPECT_EQ(find_path(catalog.state_at("/r", first_finished), "/r/f1")->id, versions[0].id);
+  EXPECT_EQ(find_path(catalog.state_at("/r", second_finished), "/r/f1")->id, versions[1].id);
+
+  // A single path as the root; a failed run recorded later changes nothing.
+  catalog.record_failed_run(RunKind::backup, 3000, 4000, "failed");
+  EXPECT_EQ(paths_of(catalog.state_at("/r/f1", second_finished)), std::vector<std::string>{"/r/f1"});
+  EXPECT_EQ(catalog.state_at("/r", 5000).size(), all.size());
+}
+
+TEST(Catalog, StateAtRespectsTheRootBoundary) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  Manifest manifest = manifest_with_seq(1);
+  for (const char* path : {"/a", "/a/b", "/a/b/c", "/a/b/c/d", "/a/b.txt", "/a/b0", "/a/bc", "/a/bc/d", "/a/b-x",
+                           "/a/b/~z", "/z"}) {
+    manifest.versions.push_back(directory_version(path, 1));
+  }
+  catalog.record_run(manifest, "snapshots/0000000001-x.enc", RunStats{});
+  const std::int64_t at = std::numeric_limits<std::int64_t>::max();
+
+  const std::vector<std::string> under_ab = {"/a/b", "/a/b/c", "/a/b/c/d", "/a/b/~z"};
+  EXPECT_EQ(paths_of(catalog.state_at("/a/b", at)), under_ab);
+  const std::vector<std::string> under_abc = {"/a/bc", "/a/bc/d"};
+  EXPECT_EQ(paths_of(catalog.state_at("/a/bc", at)), under_abc);
+  EXPECT_EQ(paths_of(catalog.state_at("/a/b/c/d", at)), std::vector<std::string>{"/a/b/c/d"});
+  EXPECT_TRUE(catalog.state_at("/a/b/c/d/e", at).empty());
+  EXPECT_TRUE(catalog.state_at("/q", at).empty());
+  EXPECT_EQ(catalog.state_at("/", at).size(), manifest.versions.size());
+  EXPECT_EQ(catalog.state_at("/a", at).size(), manifest.versions.size() - 1);  // all but /z
+  const std::vector<VersionRecord> everything = catalog.state_at("/", at);
+  EXPECT_TRUE(std::is_sorted(everything.begin(), everything.end(),
+                             [](const VersionRecord& x, const VersionRecord& y) { return x.path < y.path; }));
+}
+
+TEST(Catalog, ChunksOfReturnsChunksInFileOrderWithTheirPacks) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  record_both(catalog);
+  const std::vector<VersionRecord> f1 = catalog.versions_of("/r/f1");
+  ASSERT_EQ(f1.size(), 2u);
+
+  // Version 2 reuses the chunks of run 1 and adds one from run 2's pack.
+  const std::vector<ChunkLocation> chunks = catalog.chunks_of(f1[1].id);
+  ASSERT_EQ(chunks.size(), 3u);
+  const std::vector<ChunkId> ids = {chunk(1), chunk(2), chunk(4)};
+  const std::vector<std::string> packs = {pack_name("pack one"), pack_name("pack one"), pack_name("pack three")};
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    EXPECT_EQ(chunks[i].entry.id, ids[i]) << i;
+    EXPECT_EQ(chunks[i].pack, packs[i]) << i;
+    EXPECT_EQ(chunks[i].entry.flags, kBlobCompressed) << i;
+  }
+  EXPECT_EQ(chunks[0].entry.offset, 0u);
+  EXPECT_EQ(chunks[0].entry.length, 110u);
+  EXPECT_EQ(chunks[0].entry.raw_length, 200u);
+  EXPECT_EQ(chunks[1].entry.offset, 110u);
+  EXPECT_EQ(chunks[1].entry.length, 120u);
+  EXPECT_EQ(chunks[1].entry.raw_length, 300u);
+  EXPECT_EQ(chunks[2].entry.offset, 0u);
+  EXPECT_EQ(chunks[2].entry.length, 50u);
+  EXPECT_EQ(chunks[2].entry.raw_length, 100u);
+
+  const std::vector<ChunkLocation> first = catalog.chunks_of(f1[0].id);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0].entry.id, chunk(1));
+  EXPECT_EQ(first[1].entry.id, chunk(2));
+
+  const std::vector<VersionRecord> f2 = catalog.versions_of("/r/f2");
+  ASSERT_EQ(f2.size(), 2u);
+  const std::vector<ChunkLocation> f2_chunks = catalog.chunks_of(f2[0].id);
+  ASSERT_EQ(f2_chunks.size(), 1u);
+  EXPECT_EQ(f2_chunks[0].entry.id, chunk(3));
+  EXPECT_EQ(f2_chunks[0].pack, pack_name("pack two"));
+  EXPECT_TRUE(catalog.chunks_of(f2[1].id).empty());  // the deletion marker
+  EXPECT_TRUE(catalog.chunks_of(catalog.versions_of("/r/d")[0].id).empty());
+  EXPECT_TRUE(catalog.chunks_of(catalog.versions_of("/r/l")[0].id).empty());
+  EXPECT_TRUE(catalog.chunks_of(987654321).empty());  // unknown version id
+}
+
+TEST(Catalog, ChunksOfKeepsRepeatedChunksInOrder) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  catalog.record_run(first_manifest(), "snapshots/0000000001-x.enc", RunStats{});
+  Manifest repeat = manifest_with_seq(2);  // a file whose content repeats: c2 c1 c2 c2
+  repeat.versions = {file_version("/r/rep", 1, 1100, {chunk(2), chunk(1), chunk(2), chunk(2)})};
+  catalog.record_run(repeat, "snapshots/0000000002-x.enc", RunStats{});
+
+  const std::vector<VersionRecord> versions = catalog.versions_of("/r/rep");
+  ASSERT_EQ(versions.size(), 1u);
+  const std::vector<ChunkLocation> chunks = catalog.chunks_of(versions[0].id);
+  ASSERT_EQ(chunks.size(), 4u);
+  const std::vector<ChunkId> ids = {chunk(2), chunk(1), chunk(2), chunk(2)};
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    EXPECT_EQ(chunks[i].entry.id, ids[i]) << i;
+    EXPECT_EQ(chunks[i].pack, pack_name("pack one")) << i;
+  }
+}
+
+}  // namespace
+}  // namespace mybackup
+
+namespace mybackup {
+namespace {
+
+TEST(Catalog, CountsTheEncryptionsOfTheRepositoryKey) {
+  testing::TempDir dir("catalog_encryptions_");
+  Catalog catalog(dir / "backups.db");
+  EXPECT_EQ(catalog.encryptions(), 0U);
+  Manifest backup;
+  backup.seq = 1;
+  backup.packs = {{pack_name("p1"), 100, {blob(chunk(1), 0, 10, 10), blob(chunk(2), 10, 10, 10)}},
+                  {pack_name("p2"), 100, {blob(chunk(3), 0, 10, 10)}}};
+  catalog.record_run(backup, "snapshots/1", RunStats{});
+  EXPECT_EQ(catalog.encryptions(), 1U + 2 + 3);  // the manifest, two pack headers, three blobs
+
+  Manifest nothing;  // a run that wrote no manifest encrypted nothing
+  catalog.record_run(nothing, "", RunStats{});
+  EXPECT_EQ(catalog.encryptions(), 6U);
+
+  Manifest clean;  // copies blobs as they are: only its pack header and itself are new
+  clean.kind = RunKind::clean;
+  clean.seq = 2;
+  clean.packs = {{pack_name("p3"), 100, {blob(chunk(1), 0, 10, 10), blob(chunk(2), 10, 10, 10)}}};
+  clean.deleted_packs = {pack_name("p1")};
+  catalog.record_run(clean, "snapshots/2", RunStats{});
+  EXPECT_EQ(catalog.encryptions(), 8U);
+}
+
+}  // namespace
+}  // namespace mybackup

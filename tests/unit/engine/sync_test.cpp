@@ -1,0 +1,206 @@
+#include "mybackup/engine/sync.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "mybackup/engine/backup.hpp"
+#include "mybackup/engine/clean.hpp"
+#include "mybackup/util/error.hpp"
+#include "test_util.hpp"
+
+namespace mybackup {
+namespace {
+
+using testing::TempDir;
+
+/// Every object with its bytes, locks aside (they are per-destination).
+std::map<std::string, Bytes> objects_of(const Backend& backend) {
+  std::map<std::string, Bytes> objects;
+  for (const std::string& key : backend.list("")) {
+    if (key.rfind("locks/", 0) != 0) {
+      objects[key] = backend.get(key);
+    }
+  }
+  return objects;
+}
+
+class Sync : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::mkdir(src_.c_str(), 0755), 0);
+    primary_ = Repository::open(make_local_backend(primary_dir_), key_, CreateIfMissing::yes);
+    secondary_ = make_local_backend(secondary_dir_);
+    catalog_ = std::make_unique<Catalog>(dir_ / "backups.db");
+  }
+
+  void backup() {
+    const BackupTarget target = BackupTarget::writing_to(*primary_);
+    BackupOptions options;
+    options.sources = {{src_, {}}};
+    options.threads = 2;
+    run_backup(*catalog_, target, options);
+  }
+
+  SyncReport sync() { return sync_repository(*primary_, *secondary_, catalog_->pack_names()); }
+
+  void write(const std::string& name, std::size_t size, std::uint32_t seed) {
+    testing::write_text_file(src_ + "/" + name, std::string(as_text(testing::random_data(size, seed))));
+  }
+
+  /// Every chunk the catalog knows, read through `repository`.
+  void expect_every_chunk_readable(const Repository& repository) {
+    std::size_t read = 0;
+    for (const PackUsage& pack : catalog_->pack_usage({})) {
+      for (const PackEntry& entry : pack.live) {
+        EXPECT_NO_THROW(repository.read_chunk(pack.name, entry)) << pack.name;
+        ++read;
+      }
+    }
+    EXPECT_GT(read, 0U);
+  }
+
+  std::string first_pack() const { return *catalog_->pack_names().begin(); }
+
+  TempDir dir_{"sync_test_"};
+  std::string src_ = dir_ / "src";
+  std::string primary_dir_ = dir_ / "primary";
+  std::string secondary_dir_ = dir_ / "secondary";
+  MasterKey key_ = MasterKey::generate();
+  std::unique_ptr<Repository> primary_;
+  std::unique_ptr<Backend> secondary_;
+  std::unique_ptr<Catalog> catalog_;
+};
+
+TEST_F(Sync, AnEmptySecondaryBecomesAFullCopyAndASecondSyncCopiesNothing) {
+  write("a.bin", 200'000, 1);
+  backup();
+  write("b.bin", 100'000, 2);
+  backup();
+  primary_->backend().put("keys/0123456789abcdef.json", testing::to_bytes("{}"), Overwrite::no);
+
+  const SyncReport first = sync();
+  EXPECT_EQ(first.packs_copied, 2U);
+  EXPECT_EQ(first.manifests_copied, 2U);
+  EXPECT_EQ(first.keys_copied, 1U);
+  EXPECT_EQ(objects_of(*secondary_), objects_of(primary_->backend()));
+  const std::unique_ptr<Repository> copy = Repository::open(make_local_backend(secondary_dir_), key_, CreateIfMissing::no);
+  EXPECT_EQ(copy->info().id, primary_->info().id);
+  expect_every_chunk_readable(*copy);
+
+  const SyncReport second = sync();
+  EXPECT_EQ(second.packs_copied + second.manifests_copied + second.keys_copied + second.packs_deleted, 0U);
+
+  primary_->backend().remove("keys/0123456789abcdef.json");  // `key remove`: gone from the copy too
+  EXPECT_EQ(sync().keys_removed, 1U);
+  EXPECT_EQ(objects_of(*secondary_), objects_of(primary_->backend()));
+}
+
+TEST_F(Sync, WhatCleanRemovedIsRemovedFromTheSecondary) {
+  write("a.bin", 200'000, 1);
+  backup();
+  write("a.bin", 200'000, 2);
+  backup();
+  sync();
+  CleanOptions options;
+  options.policy.keep_days = 0;
+  options.policy.keep_versions = 1;
+  ASSERT_EQ(run_clean(*catalog_, *primary_, nullptr, options).packs_deleted, 1U);
+
+  const SyncReport report = sync();
+  EXPECT_EQ(report.packs_deleted, 1U);
+  EXPECT_EQ(report.manifests_copied, 1U);
+  EXPECT_EQ(objects_of(*secondary_), objects_of(primary_->backend()));
+}
+
+TEST_F(Sync, APackMissingOrDamagedOnThePrimaryIsNeverDeletedOrCopiedOver) {
+  write("a.bin", 200'000, 1);
+  backup();
+  sync();
+  const std::string pack = first_pack();
+  const std::string key = Repository::pack_key(pack);
+  const Bytes good = secondary_->get(key);
+
+  primary_->backend().remove(key);  // lost on the primary: the secondary's copy is the last one
+  SyncReport report = sync();
+  EXPECT_EQ(report.only_on_secondary, std::vector<std::string>{pack});
+  EXPECT_EQ(report.packs_deleted, 0U);
+  EXPECT_EQ(secondary_->get(key), good);
+
+  write("b.bin", 100'000, 2);
+  backup();
+  const std::string fresh = [&] {
+    for (const std::string& name : catalog_->pack_names()) {
+      if (name != pack) {
+        return name;
+      }
+    }
+    return std::string();
+  }();
+  Bytes damaged = primary_->backend().get(Repository::pack_key(fresh));
+  damaged[100] ^= 1;
+  primary_->backend().remove(Repository::pack_key(fresh));
+  primary_->backend().put(Repository::pack_key(fresh), damaged, Overwrite::no);
+  report = sync();
+  EXPECT_EQ(report.damaged_on_primary, std::vector<std::string>{fresh});
+  EXPECT_FALSE(secondary_->size(Repository::pack_key(fresh)).has_value());
+}
+
+TEST_F(Sync, ASecondaryHoldingSomethingElseIsRefused) {
+  write("a.bin", 1000, 1);
+  backup();
+  const std::unique_ptr<Repository> other =
+      Repository::open(make_local_backend(secondary_dir_), MasterKey::generate(), CreateIfMissing::yes);
+  EXPECT_EQ(testing::error_kind([&] { sync(); }), ErrorKind::mismatch);
+
+  TempDir plain("sync_plain_");
+  testing::write_text_file(plain / "holiday.jpg", "not a repository");
+  const std::unique_ptr<Backend> backend = make_local_backend(plain.path());
+  EXPECT_EQ(testing::error_kind([&] { adopt_repository(*primary_, *backend); }), ErrorKind::mismatch);
+  EXPECT_EQ(testing::files_under(plain.path()).size(), 1U);
+}
+
+TEST_F(Sync, ReadsFallBackToTheSecondaryAndSaySo) {
+  write("a.bin", 200'000, 1);
+  backup();
+  sync();
+  const PackUsage pack = catalog_->pack_usage({}).at(0);
+  const PackEntry entry = pack.live.at(0);
+  const Bytes expected = primary_->read_chunk(pack.name, entry);
+
+  // Damaged on the primary: authentication fails there; the secondary's copy is used.
+  const std::string key = Repository::pack_key(pack.name);
+  Bytes damaged = primary_->backend().get(key);
+  damaged[entry.offset + 30] ^= 1;
+  primary_->backend().remove(key);
+  primary_->backend().put(key, damaged, Overwrite::no);
+  EXPECT_TRUE(testing::error_kind([&] { primary_->read_chunk(pack.name, entry); }).has_value());
+  primary_->set_fallback(Repository::open(make_local_backend(secondary_dir_), key_, CreateIfMissing::no));
+  EXPECT_EQ(primary_->read_chunk(pack.name, entry), expected);
+
+  // Missing on the primary.
+  primary_->backend().remove(key);
+  EXPECT_EQ(primary_->read_chunk(pack.name, entry), expected);
+  const std::vector<Repository::FallbackRead> reads = primary_->fallback_reads();
+  ASSERT_EQ(reads.size(), 1U);
+  EXPECT_EQ(reads[0].pack, pack.name);
+
+  // Missing on both: the primary's error.
+  secondary_->remove(key);
+  EXPECT_EQ(testing::error_kind([&] { primary_->read_chunk(pack.name, entry); }), ErrorKind::not_found);
+}
+
+TEST_F(Sync, AFallbackMustBeTheSameRepository) {
+  TempDir other_dir("sync_other_");
+  EXPECT_EQ(testing::error_kind([&] {
+              primary_->set_fallback(
+                  Repository::open(make_local_backend(other_dir.path()), key_, CreateIfMissing::yes));
+            }),
+            ErrorKind::mismatch);
+}
+
+}  // namespace
+}  // namespace mybackup

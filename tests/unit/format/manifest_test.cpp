@@ -1,0 +1,297 @@
+#include "mybackup/format/manifest.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "mybackup/crypto/crypto.hpp"
+#include "mybackup/util/error.hpp"
+#include "test_util.hpp"
+
+namespace mybackup {
+namespace {
+
+using testing::error_kind;
+using testing::to_bytes;
+
+Digest digest_of(const std::string& text) { return Sha256::hash(as_bytes(text)); }
+
+Manifest sample_manifest() {
+  Manifest manifest;
+  manifest.kind = RunKind::backup;
+  manifest.seq = 300;  // more than one varint byte
+  manifest.run_id = "0123456789abcdef";
+  manifest.host = "laptop.example";
+  manifest.started_ns = 1'795'000'000'123'456'789;
+  manifest.finished_ns = 1'795'000'060'000'000'000;
+  manifest.sources = {"/home/ana/Documents", "/etc", "/srv/naïve name with spaces"};
+
+  ManifestPack first;
+  first.name = to_hex(digest_of("pack one"));
+  first.size = 16 * 1024 * 1024 + 17;
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    PackEntry blob;
+    blob.id = digest_of("blob " + std::to_string(i));
+    blob.offset = i * 70'000;
+    blob.length = 69'999 + i;
+    blob.raw_length = 200'000 + i;
+    blob.flags = (i == 1) ? 0 : kBlobCompressed;
+    first.blobs.push_back(blob);
+  }
+  ManifestPack empty_pack;
+  empty_pack.name = to_hex(digest_of("pack two"));
+  empty_pack.size = 36;
+  manifest.packs = {first, empty_pack};
+
+  ManifestVersion file;
+  file.path = "/home/ana/Documents/report.odt";
+  file.type = EntryType::file;
+  file.number = 3;
+  file.mode = 0644;
+  file.mtime_ns = 1'700'000'000'999'999'999;
+  file.size = 1'234'567;
+  file.inode = 0xfedcba9876543210ULL;
+  file.sha256 = digest_of("whole file");
+  file.chunks = {digest_of("blob 0"), digest_of("blob 2"), digest_of("blob 0")};
+
+  ManifestVersion empty_file;
+  empty_file.path = "/home/ana/empty";
+  empty_file.type = EntryType::file;
+  empty_file.number = 1;
+  empty_file.mode = 0600;
+  empty_file.sha256 = digest_of("");
+
+  ManifestVersion directory;
+  directory.path = "/home/ana/Documents";
+  directory.type = EntryType::directory;
+  directory.number = 1;
+  directory.mode = 0755;
+  directory.mtime_ns = -1;  // just before 1970
+  directory.inode = 42;
+
+  ManifestVersion link;
+  link.path = "/home/ana/latest";
+  link.type = EntryType::symlink;
+  link.number = 2;
+  link.mode = 0777;
+  link.mtime_ns = -1'000'000'000'000'000'000;  // 1938
+  link.size = 26;
+  link.link_target = "Documents/report.odt";
+
+  ManifestVersion deleted;
+  deleted.path = "/home/ana/old.txt";
+  deleted.type = EntryType::deleted;
+  deleted.number = 4;
+  deleted.mtime_ns = std::numeric_limits<std::int64_t>::min();
+
+  manifest.versions = {file, empty_file, directory, link, deleted};
+  manifest.removed = {{"/home/ana/Documents/old.txt", 1}, {"/home/ana/Documents/old.txt", 300}, {"/é", 7}};
+  manifest.deleted_packs = {to_hex(digest_of("old pack")), to_hex(digest_of("rewritten pack"))};
+  manifest.config = "# mybackup configuration\nsources:\n  - path: '/home/ana/Documents'\n";
+  return manifest;
+}
+
+void expect_same_entry(const PackEntry& actual, const PackEntry& expected) {
+  EXPECT_EQ(actual.id, expected.id);
+  EXPECT_EQ(actual.offset, expected.offset);
+  EXPECT_EQ(actual.length, expected.length);
+  EXPECT_EQ(actual.raw_length, expected.raw_length);
+  EXPECT_EQ(actual.flags, expected.flags);
+}
+
+void expect_same_manifest(const Manifest& actual, const Manifest& expected) {
+  EXPECT_EQ(actual.kind, expected.kind);
+  EXPECT_EQ(actual.seq, expected.seq);
+  EXPECT_EQ(actual.run_id, expected.run_id);
+  EXPECT_EQ(actual.host, expected.host);
+  EXPECT_EQ(actual.started_ns, expected.started_ns);
+  EXPECT_EQ(actual.finished_ns, expected.finished_ns);
+  EXPECT_EQ(actual.sources, expected.sources);
+  ASSERT_EQ(actual.packs.size(), expected.packs.size());
+  for (std::size_t p = 0; p < expected.packs.size(); ++p) {
+    EXPECT_EQ(actual.packs[p].name, expected.packs[p].name);
+    EXPECT_EQ(actual.packs[p].size, expected.packs[p].size);
+    ASSERT_EQ(actual.packs[p].blobs.size(), expected.packs[p].blobs.size());
+    for (std::size_t b = 0; b < expected.packs[p].blobs.size(); ++b) {
+      expect_same_entry(actual.packs[p].blobs[b], expected.packs[p].blobs[b]);
+    }
+  }
+  ASSERT_EQ(actual.versions.size(), expected.versions.size());
+  for (std::size_t v = 0; v < expected.versions.size(); ++v) {
+    const ManifestVersion& a = actual.versions[v];
+    const ManifestVersion& e = expected.versions[v];
+    EXPECT_EQ(a.path, e.path);
+    EXPECT_EQ(a.type, e.type) << e.path;
+    EXPECT_EQ(a.number, e.number) << e.path;
+    EXPECT_EQ(a.mode, e.mode) << e.path;
+    EXPECT_EQ(a.mtime_ns, e.mtime_ns) << e.path;
+    EXPECT_EQ(a.size, e.size) << e.path;
+    EXPECT_EQ(a.inode, e.inode) << e.path;
+    EXPECT_EQ(a.sha256, e.sha256) << e.path;
+    EXPECT_EQ(a.link_target, e.link_target) << e.path;
+    EXPECT_EQ(a.chunks, e.chunks) << e.path;
+  }
+  ASSERT_EQ(actual.removed.size(), expected.removed.size());
+  for (std::size_t r = 0; r < expected.removed.size(); ++r) {
+    EXPECT_EQ(actual.removed[r].path, expected.removed[r].path);
+    EXPECT_EQ(actual.removed[r].number, expected.removed[r].number);
+  }
+  EXPECT_EQ(actual.deleted_packs, expected.deleted_packs);
+  EXPECT_EQ(actual.config, expected.config);
+}
+
+TEST(Manifest, encode_then_decode_round_trip) {
+  const Manifest manifest = sample_manifest();
+  const Bytes encoded = encode_manifest(manifest);
+  expect_same_manifest(decode_manifest(encoded), manifest);
+  // Deterministic: the same manifest encodes to the same bytes.
+  EXPECT_EQ(encode_manifest(manifest), encoded);
+  EXPECT_EQ(encode_manifest(decode_manifest(encoded)), encoded);
+}
+
+TEST(Manifest, empty_clean_manifest_round_trip) {
+  Manifest manifest;
+  manifest.kind = RunKind::clean;
+  manifest.seq = 1;
+  manifest.started_ns = -5;
+  manifest.finished_ns = std::numeric_limits<std::int64_t>::max();
+  const Manifest decoded = decode_manifest(encode_manifest(manifest));
+  expect_same_manifest(decoded, manifest);
+  EXPECT_EQ(decoded.kind, RunKind::clean);
+}
+
+TEST(Manifest, fields_that_do_not_belong_to_a_type_are_not_stored) {
+  // A symlink has no sha256 or chunks; a directory has no target. Encoding drops them.
+  Manifest manifest;
+  manifest.seq = 1;
+  ManifestVersion link;
+  link.path = "/l";
+  link.type = EntryType::symlink;
+  link.link_target = "target";
+  link.sha256 = digest_of("ignored");
+  link.chunks = {digest_of("ignored")};
+  ManifestVersion directory;
+  directory.path = "/d";
+  directory.type = EntryType::directory;
+  directory.link_target = "ignored";
+  manifest.versions = {link, directory};
+  const Manifest decoded = decode_manifest(encode_manifest(manifest));
+  ASSERT_EQ(decoded.versions.size(), 2U);
+  EXPECT_EQ(decoded.versions[0].link_target, "target");
+  EXPECT_EQ(decoded.versions[0].sha256, Digest{});
+  EXPECT_TRUE(decoded.versions[0].chunks.empty());
+  EXPECT_TRUE(decoded.versions[1].link_target.empty());
+}
+
+TEST(Manifest, every_truncation_is_corrupt) {
+  const Bytes encoded = encode_manifest(sample_manifest());
+  ASSERT_GT(encoded.size(), 200U);
+  for (std::size_t length = 0; length < encoded.size(); ++length) {
+    // A separate allocation of exactly `length` bytes, so ASan sees any read past the end.
+    const Bytes prefix(encoded.begin(), encoded.begin() + static_cast<std::ptrdiff_t>(length));
+    EXPECT_EQ(error_kind([&] { decode_manifest(prefix); }), ErrorKind::corrupt) << "length " << length;
+  }
+}
+
+TEST(Manifest, single_byte_damage_never_crashes) {
+  // Any outcome but a crash or a non-mybackup exception is fine: a decoded manifest or corrupt.
+  const Bytes encoded = encode_manifest(sample_manifest());
+  for (std::size_t i = 0; i < encoded.size(); ++i) {
+    for (const std::uint8_t value : {std::uint8_t{0x00}, std::uint8_t{0x7f}, std::uint8_t{0x80}, std::uint8_t{0xff}}) {
+      Bytes damaged = encoded;
+      damaged[i] = value;
+      const auto kind = error_kind([&] { decode_manifest(damaged); });
+      EXPECT_TRUE(!kind.has_value() || *kind == ErrorKind::corrupt) << "byte " << i;
+    }
+  }
+}
+
+TEST(Manifest, bad_magic_is_corrupt) {
+  Bytes encoded = encode_manifest(sample_manifest());
+  encoded[0] = 'X';
+  EXPECT_EQ(error_kind([&] { decode_manifest(encoded); }), ErrorKind::corrupt);
+  EXPECT_EQ(error_kind([&] { decode_manifest(to_bytes("MBK1")); }), ErrorKind::corrupt);
+  EXPECT_EQ(error_kind([&] { decode_manifest(Bytes{}); }), ErrorKind::corrupt);
+}
+
+TEST(Manifest, version_1_manifests_without_clean_sections_are_still_read) {
+  Manifest manifest = sample_manifest();
+  manifest.removed.clear();
+  manifest.deleted_packs.clear();
+  manifest.config.clear();
+  Bytes encoded = encode_manifest(manifest);
+  ASSERT_EQ(encoded[4], 2);
+  // Version 1 is version 2 without the three trailing sections (two zero counts, an empty string).
+  encoded[4] = 1;
+  ASSERT_EQ(encoded.back(), 0);
+  encoded.resize(encoded.size() - 3);
+  expect_same_manifest(decode_manifest(encoded), manifest);
+}
+
+TEST(Manifest, trailing_bytes_are_corrupt) {
+  Bytes encoded = encode_manifest(sample_manifest());
+  encoded.push_back(0);
+  EXPECT_EQ(error_kind([&] { decode_manifest(encoded); }), ErrorKind::corrupt);
+}
+
+TEST(Manifest, unknown_version_is_rejected) {
+  Bytes encoded = encode_manifest(sample_manifest());
+  ASSERT_EQ(encoded[4], 2);
+  encoded[4] = 3;
+  EXPECT_EQ(error_kind([&] { decode_manifest(encoded); }), ErrorKind::corrupt);
+  EXPECT_NE(testing::error_message([&] { decode_manifest(encoded); }).find("version"), std::string::npos);
+  encoded[4] = 0;
+  EXPECT_EQ(error_kind([&] { decode_manifest(encoded); }), ErrorKind::corrupt);
+}
+
+TEST(Manifest, unknown_run_kind_or_entry_type_is_corrupt) {
+  Bytes encoded = encode_manifest(sample_manifest());
+  encoded[5] = 3;  // kind
+  EXPECT_EQ(error_kind([&] { decode_manifest(encoded); }), ErrorKind::corrupt);
+
+  Manifest manifest;
+  manifest.seq = 1;
+  ManifestVersion version;
+  version.path = "/x";
+  version.type = EntryType::directory;
+  manifest.versions = {version};
+  Bytes one = encode_manifest(manifest);
+  // The type byte follows the path string: ... count=1, len=2, '/', 'x', type.
+  // Then the three empty version 2 sections (removed, deleted_packs, config): three zero bytes.
+  const std::size_t type_at = one.size() - 9;
+  ASSERT_EQ(one[type_at], static_cast<std::uint8_t>(EntryType::directory));
+  for (const std::uint8_t bad : {std::uint8_t{0}, std::uint8_t{5}, std::uint8_t{0xff}}) {
+    one[type_at] = bad;
+    EXPECT_EQ(error_kind([&] { decode_manifest(one); }), ErrorKind::corrupt) << int{bad};
+  }
+}
+
+TEST(Manifest, huge_counts_are_corrupt_not_allocated) {
+  // A header followed by a count of 2^63 sources must fail fast, not try to allocate.
+  Bytes data = to_bytes("MBKM");
+  data.push_back(1);  // version
+  data.push_back(1);  // kind
+  data.push_back(1);  // seq
+  data.push_back(0);  // run id ""
+  data.push_back(0);  // host ""
+  data.push_back(0);  // started
+  data.push_back(0);  // finished
+  for (int i = 0; i < 9; ++i) {
+    data.push_back(0xff);
+  }
+  data.push_back(0x7f);
+  EXPECT_EQ(error_kind([&] { decode_manifest(data); }), ErrorKind::corrupt);
+  // A varint longer than 64 bits.
+  data.resize(11);
+  for (int i = 0; i < 12; ++i) {
+    data.push_back(0x80);
+  }
+  data.push_back(0);
+  EXPECT_EQ(error_kind([&] { decode_manifest(data); }), ErrorKind::corrupt);
+}
+
+}  // namespace
+}  // namespace mybackup
