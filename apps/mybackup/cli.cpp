@@ -17,6 +17,7 @@
 
 #include "mybackup/util/clock.hpp"
 #include "mybackup/crypto/crypto.hpp"
+#include "mybackup/storage/registry.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/fs.hpp"
 #include "mybackup/catalog/replay.hpp"
@@ -84,7 +85,7 @@ std::unique_ptr<Repository> open_destination(const std::string& destination, con
       (known_id.empty() && use == DestinationUse::write) ? CreateIfMissing::yes : CreateIfMissing::no;
   std::unique_ptr<Repository> repository;
   try {
-    repository = Repository::open(make_local_backend(destination), key, create);
+    repository = Repository::open(open_backend(destination), key, create);
   } catch (const Error& error) {
     if (error.kind() != ErrorKind::not_found) {
       throw;
@@ -105,7 +106,7 @@ std::unique_ptr<Repository> open_destination(const std::string& destination, con
     }
     // The key check above proved this repository uses our key, so our wrapped keys belong there.
     const auto pending = pending_keys(context->home());
-    for (const std::string& id : move_wrapped_keys(*pending, repository->backend())) {
+    for (const std::string& id : move_wrapped_keys(*pending, repository->key_store())) {
       context->log().info("wrapped key {} moved from the home to the destination {}", id, destination);
     }
   }
@@ -310,7 +311,7 @@ std::unique_ptr<Repository> open_for_reading(Context& context, const Config& con
   try {
     primary = open_destination(config.destination_primary, key, catalog, DestinationUse::read);
   } catch (const Error& error) {
-    if (error.kind() != ErrorKind::mismatch && error.kind() != ErrorKind::io && error.kind() != ErrorKind::not_found) {
+    if (error.kind() != ErrorKind::mismatch && !is_access_failure(error.kind()) && error.kind() != ErrorKind::not_found) {
       throw;
     }
     std::unique_ptr<Repository> secondary = open_secondary();

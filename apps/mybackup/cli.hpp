@@ -137,8 +137,8 @@ struct BackupFlags {
   bool json = false;
 };
 
-/// The configured sources (or only `only`), each with the paths in `never_back_up` that lie below
-/// it excluded. Error(usage) when there is no source or `only` is not one.
+/// The configured sources (or only `only`), each with the places in `never_back_up` (local paths or
+/// destinations) that lie below it excluded. Error(usage) when there is no source or `only` is not one.
 std::vector<BackupSource> selected_sources(const Config& config, const std::string& only,
                                            const std::vector<std::string>& never_back_up);
 

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "cli.hpp"
+#include "mybackup/storage/registry.hpp"
 #include "mybackup/engine/backup.hpp"
 #include "mybackup/catalog/catalog.hpp"
 #include "mybackup/util/clock.hpp"
@@ -62,7 +63,8 @@ std::vector<BackupSource> selected_sources(const Config& config, const std::stri
       BackupSource selected{source.path, source.exclude};
       // A repository or a home inside a source would be backed up into itself, live lock and
       // catalog included: they are always left out.
-      for (const std::string& path : never_back_up) {
+      for (const std::string& place : never_back_up) {
+        const std::string path = place.empty() ? "" : local_destination_path(place).value_or("");
         if (std::string pattern = anchored_exclude(source.path, path); !pattern.empty()) {
           selected.exclude.push_back(pattern);
         }
@@ -187,9 +189,9 @@ void backup_once(Context& context, const BackupFlags& flags) {
     if (flags.dry_run) {
       report = run_backup(catalog, target, options);
     } else {
-      const RepositoryLock lock(repository->backend(), "backup");
+      const std::unique_ptr<RepositoryLock> lock = repository->lock("backup");
       catch_up(context, catalog, *repository, "backup");
-      target.lock = &lock;
+      target.lock = lock.get();
       report = run_backup(catalog, target, options);
     }
     const RunStats& s = report.stats;

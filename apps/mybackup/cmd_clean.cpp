@@ -120,9 +120,9 @@ CleanReport clean_repository(Context& context, Catalog& catalog, Repository& rep
     if (dry_run) {
       report = run_clean(catalog, repository, nullptr, options);
     } else {
-      const RepositoryLock lock(repository.backend(), "clean");
+      const std::unique_ptr<RepositoryLock> lock = repository.lock("clean");
       catch_up(context, catalog, repository, "clean");
-      report = run_clean(catalog, repository, &lock, options);
+      report = run_clean(catalog, repository, lock.get(), options);
     }
     context.log().info(
         "clean: done in {:.2f}s: {} versions removed ({} paths), {} chunks removed; packs {} deleted, {} rewritten into {}, "

@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "cli.hpp"
+#include "mybackup/storage/registry.hpp"
 #include "mybackup/storage/backend.hpp"
 #include "mybackup/util/clock.hpp"
 #include "mybackup/util/error.hpp"
@@ -69,8 +70,8 @@ void initialize_from(Context& context, const InitFlags& flags) {
     throw Error(ErrorKind::exists, "mybackup is already initialized in " + home.root() +
                                        ": nothing changed (use another --home, or --force to set the current state aside)");
   }
-  const std::string destination = normalize_path(flags.from);
-  std::unique_ptr<Backend> backend = make_local_backend(destination);
+  const std::string destination = normalize_destination(flags.from);
+  std::unique_ptr<Backend> backend = open_backend(destination);
   MasterKey key;
   if (!flags.key_file.empty()) {
     key = load_key_file(flags.key_file);

@@ -39,7 +39,7 @@ struct KeyStores {
   std::vector<Backend*> stores() {
     std::vector<Backend*> all;
     if (repository) {
-      all.push_back(&repository->backend());
+      all.push_back(&repository->key_store());
     }
     all.push_back(pending.get());
     return all;
@@ -112,7 +112,7 @@ void register_add(CLI::App& parent, Context& context) {
     read_passphrase(*passphrase_file, PassphraseUse::new_one, passphrase);
     const WrappedKey wrapped = wrap_master_key(key, passphrase.text(), params, details);
     if (stores.repository) {
-      add_wrapped_key(stores.repository->backend(), wrapped);
+      add_wrapped_key(stores.repository->key_store(), wrapped);
       context.log().info("key add: wrapped key {} stored on {}", wrapped.id, stores.destination);
       say(context, "Added key " + wrapped.id + " on the destination " + stores.destination);
     } else {

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "mybackup/storage/registry.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/json.hpp"
 #include "mybackup/repository/lock.hpp"
@@ -14,18 +15,15 @@ namespace mybackup::cli {
 
 SyncReport sync_secondary(Context& context, const Config& config, Catalog& catalog, Repository& primary) {
   const std::string& secondary_path = config.destination_secondary;
-  if (secondary_path == config.destination_primary) {
+  if (same_destination(secondary_path, config.destination_primary)) {
     throw Error(ErrorKind::usage, "the secondary destination is the primary one (" + secondary_path +
                                       "): set another directory with `mybackup config set destinations.secondary DIR`");
   }
   context.log().info("sync: start {} -> {}", primary.location(), secondary_path);
-  const RepositoryLock primary_lock(primary.backend(), "sync");
+  const std::unique_ptr<RepositoryLock> primary_lock = primary.lock("sync");
   catch_up(context, catalog, primary, "sync");
-  std::unique_ptr<Backend> secondary = make_local_backend(secondary_path);
-  // The marker goes first, so that the lock file below never makes a new secondary look like
-  // "a directory with other files in it".
-  adopt_repository(primary, *secondary);
-  const RepositoryLock secondary_lock(*secondary, "sync");
+  const std::unique_ptr<Repository> secondary = Repository::open_copy(open_backend(secondary_path), primary);
+  const std::unique_ptr<RepositoryLock> secondary_lock = secondary->lock("sync");
   install_stop_handlers();
   const SyncReport report = sync_repository(primary, *secondary, catalog.pack_names(), &stop_requested());
   context.log().info("sync: done: {} packs ({} B), {} manifests, {} keys copied, {} keys removed, {} packs deleted; "

@@ -14,6 +14,8 @@
 
 #include "cli.hpp"
 #include "mybackup/util/clock.hpp"
+#include "mybackup/repository/object_names.hpp"
+#include "mybackup/storage/registry.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/json.hpp"
 #include "mybackup/engine/verify.hpp"
@@ -96,7 +98,7 @@ std::string problem_line(const VerifyProblem& problem, const std::string& primar
     case SecondaryCopy::intact:
       line += std::string(problem.kind == VerifyProblemKind::missing_pack ? "; missing from" : "; damaged on") +
               " the primary, intact on the secondary " + secondary + " (copy " + secondary + "/" +
-              Repository::pack_key(problem.pack) + " to " + primary + "/" + Repository::pack_key(problem.pack) +
+              object_names::pack(problem.pack) + " to " + primary + "/" + object_names::pack(problem.pack) +
               " to repair the primary)";
       break;
     case SecondaryCopy::missing: line += "; not on the secondary " + secondary + " either"; break;
@@ -226,7 +228,7 @@ std::unique_ptr<Repository> open_secondary(Context& context, const Config& confi
   }
   try {
     std::unique_ptr<Repository> secondary =
-        Repository::open(make_local_backend(config.destination_secondary), key, CreateIfMissing::no);
+        Repository::open(open_backend(config.destination_secondary), key, CreateIfMissing::no);
     if (secondary->info().id == primary.info().id) {
       return secondary;
     }

@@ -421,6 +421,8 @@ TEST_F(CliTest, ConfigSetRejectsBadKeysAndValues) {
       {"watch.interval", "-5", {"watch.interval", "at least 1", "'-5'"}},
       {"retention.keep_versions", "0", {"retention.keep_versions", "at least 1", "'0'"}},
       {"compression.enabled", "maybe", {"compression.enabled", "true or false"}},
+      {"destination", "nosuch://x", {"nosuch://x", "unsupported scheme 'nosuch://'", "supported: file://"}},
+      {"destinations.secondary", "file://otherhost/x", {"file://otherhost/x", "file:///absolute/path"}},
   };
   for (const Case& item : cases) {
     const Result result = run({"config", "set", item.key, item.value});
@@ -430,6 +432,26 @@ TEST_F(CliTest, ConfigSetRejectsBadKeysAndValues) {
   const Result good = run({"config", "set", "compression.level", "22"});
   ASSERT_TRUE(succeeded(good));
   EXPECT_EQ(good.out, "compression.level = 22\n");
+}
+
+TEST_F(CliTest, AFileUrlDestinationWorksLikeAPlainPath) {
+  init();
+  make_tree();
+  ASSERT_TRUE(succeeded(run({"add", src_})));
+  const Result set = run({"config", "set", "destination", "file://" + dest_});
+  ASSERT_TRUE(succeeded(set));
+  EXPECT_EQ(set.out, "destinations.primary = file://" + dest_ + "\n");
+  ASSERT_TRUE(succeeded(run({"backup"})));
+  EXPECT_TRUE(exists(dest_ + "/mybackup-repo.json"));
+  // The same destination spelled as a plain path is the same repository.
+  ASSERT_TRUE(succeeded(run({"config", "set", "destination", dest_})));
+  const Result again = run({"backup", "--json"});
+  ASSERT_TRUE(succeeded(again));
+  EXPECT_EQ(json_int(again.out, "files_new"), 0) << again;
+  const std::string restored = root_ + "/restored";
+  ASSERT_TRUE(succeeded(run({"config", "set", "destination", "file://" + dest_})));
+  ASSERT_TRUE(succeeded(run({"restore", "--directory", src_, "--destination", restored})));
+  EXPECT_EQ(read_text(restored + "/a.txt"), read_text(src_ + "/a.txt"));
 }
 
 TEST_F(CliTest, BrokenConfigNamesFileAndLine) {
@@ -665,13 +687,13 @@ TEST_F(CliTest, ReadOnlyDestinationFails) {
 
 class LockTest : public CliTest {
  protected:
-  /// A lock file of another writer: any *.json file in locks/ is one, whatever its name.
+  /// A lock file of another writer: locks/<16 hex digits>.json.
   void write_lock(long pid) {
     char host[256] = {};
     ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
     const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch());
     ASSERT_TRUE(::mkdir((dest_ + "/locks").c_str(), 0755) == 0 || errno == EEXIST) << std::strerror(errno);
-    write_text(dest_ + "/locks/writer.json", std::string("{\"host\": \"") + host + "\", \"pid\": " + std::to_string(pid) +
+    write_text(dest_ + "/locks/0123456789abcdef.json", std::string("{\"host\": \"") + host + "\", \"pid\": " + std::to_string(pid) +
                                                  ", \"purpose\": \"backup\", \"time_ns\": " + std::to_string(now.count()) +
                                                  ", \"time\": \"2026-01-01T00:00:00Z\"}\n");
   }

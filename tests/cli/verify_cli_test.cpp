@@ -120,7 +120,8 @@ TEST_F(VerifyCliTest, ADamagedChunkIsFoundOnlyByReadingTheData) {
   EXPECT_EQ(result.code, 1) << result;
   EXPECT_TRUE(contains(result.out, "error: damaged pack " + name_of(packs[0]))) << result;
   EXPECT_TRUE(contains(result.out, "error: damaged chunk ")) << result;
-  EXPECT_TRUE(contains(result.out, "in pack " + name_of(packs[0]) + ": it fails authentication; damaged file versions: " +
+  EXPECT_TRUE(contains(result.out, "in pack " + name_of(packs[0]) + ": blob ")) << result;
+  EXPECT_TRUE(contains(result.out, "failed authentication (damaged data or wrong key); damaged file versions: " +
                                        src_ + "/")) << result;
   EXPECT_TRUE(contains(lines_of(result.out).back(), "1 file version cannot be restored intact")) << result;
 

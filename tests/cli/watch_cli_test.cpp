@@ -136,7 +136,7 @@ TEST_F(WatchCliTest, WaitsForAnotherWriterInsteadOfFailing) {
   char host[256] = {};
   ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
   ASSERT_TRUE(::mkdir((dest_ + "/locks").c_str(), 0755) == 0 || errno == EEXIST) << std::strerror(errno);
-  write_text(dest_ + "/locks/writer.json", std::string("{\"host\": \"") + host + "\", \"pid\": " +
+  write_text(dest_ + "/locks/0123456789abcdef.json", std::string("{\"host\": \"") + host + "\", \"pid\": " +
                                                 std::to_string(::getpid()) + ", \"purpose\": \"backup\", \"time_ns\": " +
                                                 std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                                                    std::chrono::system_clock::now().time_since_epoch())
@@ -148,7 +148,7 @@ TEST_F(WatchCliTest, WaitsForAnotherWriterInsteadOfFailing) {
   ASSERT_GT(pid, 0);
   ASSERT_TRUE(eventually([&] { return contains(read_text(log_path()), "watch: repository busy"); })) << read_text(log_path());
   EXPECT_EQ(versions_of(src_ + "/a.txt"), 1u);
-  ASSERT_EQ(::unlink((dest_ + "/locks/writer.json").c_str()), 0);
+  ASSERT_EQ(::unlink((dest_ + "/locks/0123456789abcdef.json").c_str()), 0);
   ASSERT_TRUE(eventually([&] { return versions_of(src_ + "/a.txt") == 2; })) << read_text(log_path());
   stop(pid, watch);
   EXPECT_FALSE(contains(read_text(log_path()), "watch: backup failed")) << read_text(log_path());

@@ -1,12 +1,14 @@
 #pragma once
-// A test decorator for mybackup::Backend that makes chosen put() calls fail, to exercise the
-// error paths of code that writes to a destination (a full disk in the middle of a backup, an
-// I/O error while storing the manifest, ...).
+// A test decorator for mybackup::Backend that makes chosen calls fail or wait, to exercise the
+// error paths of code that uses a destination (a full disk in the middle of a backup, an I/O
+// error while storing the manifest, a timeout while listing, a slow network, ...).
 //
-// It wraps (and owns) another Backend and forwards every call to it. Each put() whose key starts
-// with the key filter ("" = every key, the default) is numbered 1, 2, 3, ... and counted; a put
-// whose number is selected by fail_put_number() or fail_puts_after() throws Error(kind) instead of
-// storing anything, so, like a real backend, a failed put leaves no trace under its key.
+// It wraps (and owns) another Backend and forwards every call to it. Each call of an operation
+// (put, get, get_range, size, list, empty, remove) whose name starts with the key filter ("" =
+// every name, the default) is numbered 1, 2, 3, ... per operation and counted; a call whose number
+// is selected by fail() (or fail_put_number() / fail_puts_after() for put) throws Error(kind)
+// instead of being forwarded, so, like a real backend, a failed put leaves no trace under its
+// name. set_latency() makes every forwarded call wait first.
 //
 // Typical use with a Repository (which takes ownership of its backend, so keep a raw pointer):
 //
@@ -25,11 +27,14 @@
 // Note: this namespace is mybackup::testing. Inside `namespace mybackup { ... }` an unqualified
 // `testing::Test` now names this namespace, not GoogleTest's; write `::testing::Test` there.
 
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -41,61 +46,69 @@ namespace mybackup::testing {
 
 class FaultInjectingBackend : public Backend {
  public:
+  enum class Op { put, get, get_range, size, list, empty, remove };
+
   explicit FaultInjectingBackend(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
 
-  // ---- configuring faults (each call replaces the previous fault plan; counters are kept)
+  // ---- configuring faults (each call replaces the previous plan of that operation; counters are kept)
+
+  /// Calls number `first` to `last` (1-based; nullopt: every later one) of `op` fail with `kind`.
+  void fail(Op op, int first, std::optional<int> last, ErrorKind kind) {
+    const std::lock_guard<std::mutex> guard(mutex_);
+    plans_[op] = Plan{first, last, kind};
+  }
 
   /// Only the put with this number (1-based, counting matching puts since construction or the
   /// last reset_counts()) fails. Later puts succeed again.
-  void fail_put_number(int n, ErrorKind kind = ErrorKind::no_space) {
-    const std::lock_guard<std::mutex> guard(mutex_);
-    first_failing_ = n;
-    last_failing_ = n;
-    kind_ = kind;
-  }
+  void fail_put_number(int n, ErrorKind kind = ErrorKind::no_space) { fail(Op::put, n, n, kind); }
 
   /// The first `n` matching puts succeed and every later one fails (fail_puts_after(0): all fail).
-  void fail_puts_after(int n, ErrorKind kind = ErrorKind::no_space) {
-    const std::lock_guard<std::mutex> guard(mutex_);
-    first_failing_ = n + 1;
-    last_failing_ = std::nullopt;
-    kind_ = kind;
-  }
+  void fail_puts_after(int n, ErrorKind kind = ErrorKind::no_space) { fail(Op::put, n + 1, std::nullopt, kind); }
 
-  /// No put fails any more.
+  /// No call fails any more.
   void clear_faults() {
     const std::lock_guard<std::mutex> guard(mutex_);
-    first_failing_ = std::nullopt;
-    last_failing_ = std::nullopt;
+    plans_.clear();
   }
 
-  /// Only puts whose key starts with `prefix` are numbered, counted and may fail ("data/",
+  /// Every forwarded call first waits this long (a slow network).
+  void set_latency(std::chrono::microseconds latency) {
+    const std::lock_guard<std::mutex> guard(mutex_);
+    latency_ = latency;
+  }
+
+  /// Only calls whose name starts with `prefix` are numbered, counted and may fail ("data/",
   /// "snapshots/", "mybackup-repo.json"); the others are forwarded untouched. "" matches all.
+  /// list() and empty() match by their prefix argument ("" for empty()).
   void set_key_filter(std::string prefix) {
     const std::lock_guard<std::mutex> guard(mutex_);
     filter_ = std::move(prefix);
   }
 
-  /// Restarts the numbering: the next matching put is number 1 again; counters go to zero.
+  /// Restarts the numbering: the next matching call is number 1 again; counters go to zero.
   void reset_counts() {
     const std::lock_guard<std::mutex> guard(mutex_);
-    puts_ = 0;
-    failed_puts_ = 0;
+    calls_.clear();
+    failed_.clear();
     stored_keys_.clear();
   }
 
   // ---- observing
 
-  /// Matching put() calls seen so far, failed ones included.
-  int puts() const {
+  /// Matching calls of `op` seen so far, failed ones included.
+  int calls(Op op) const {
     const std::lock_guard<std::mutex> guard(mutex_);
-    return puts_;
+    const auto found = calls_.find(op);
+    return found == calls_.end() ? 0 : found->second;
   }
-  /// Matching put() calls that were made to fail.
-  int failed_puts() const {
+  /// Matching calls of `op` that were made to fail.
+  int failed(Op op) const {
     const std::lock_guard<std::mutex> guard(mutex_);
-    return failed_puts_;
+    const auto found = failed_.find(op);
+    return found == failed_.end() ? 0 : found->second;
   }
+  int puts() const { return calls(Op::put); }
+  int failed_puts() const { return failed(Op::put); }
   /// Keys of the matching puts that were forwarded and succeeded, in call order.
   std::vector<std::string> stored_keys() const {
     const std::lock_guard<std::mutex> guard(mutex_);
@@ -109,21 +122,7 @@ class FaultInjectingBackend : public Backend {
   std::string location() const override { return inner_->location(); }
 
   void put(const std::string& key, ByteView data, Overwrite overwrite) override {
-    bool matches = false;
-    {
-      const std::lock_guard<std::mutex> guard(mutex_);
-      matches = key.starts_with(filter_);
-      if (matches) {
-        ++puts_;
-        const bool fails = first_failing_.has_value() && puts_ >= *first_failing_ &&
-                           (!last_failing_.has_value() || puts_ <= *last_failing_);
-        if (fails) {
-          ++failed_puts_;
-          throw Error(kind_, "injected fault: put #" + std::to_string(puts_) + " of " + key + " failed (" +
-                                 std::string(to_string(kind_)) + ")");
-        }
-      }
-    }
+    const bool matches = enter(Op::put, key);
     inner_->put(key, data, overwrite);
     if (matches) {
       const std::lock_guard<std::mutex> guard(mutex_);
@@ -131,29 +130,89 @@ class FaultInjectingBackend : public Backend {
     }
   }
 
-  Bytes get(const std::string& key) const override { return inner_->get(key); }
+  Bytes get(const std::string& key, std::uint64_t max_size) const override {
+    enter(Op::get, key);
+    return inner_->get(key, max_size);
+  }
 
   Bytes get_range(const std::string& key, std::uint64_t offset, std::uint64_t length) const override {
+    enter(Op::get_range, key);
     return inner_->get_range(key, offset, length);
   }
 
-  std::optional<std::uint64_t> size(const std::string& key) const override { return inner_->size(key); }
+  std::optional<std::uint64_t> size(const std::string& key) const override {
+    enter(Op::size, key);
+    return inner_->size(key);
+  }
 
-  std::vector<std::string> list(const std::string& prefix) const override { return inner_->list(prefix); }
+  std::vector<ObjectInfo> list(const std::string& prefix) const override {
+    enter(Op::list, prefix);
+    return inner_->list(prefix);
+  }
 
-  bool empty() const override { return inner_->empty(); }
+  bool empty() const override {
+    enter(Op::empty, "");
+    return inner_->empty();
+  }
 
-  void remove(const std::string& key) override { inner_->remove(key); }
+  void remove(const std::string& key) override {
+    enter(Op::remove, key);
+    inner_->remove(key);
+  }
 
  private:
+  struct Plan {
+    int first = 0;
+    std::optional<int> last;
+    ErrorKind kind = ErrorKind::no_space;
+  };
+
+  static const char* name_of(Op op) {
+    switch (op) {
+      case Op::put: return "put";
+      case Op::get: return "get";
+      case Op::get_range: return "get_range";
+      case Op::size: return "size";
+      case Op::list: return "list";
+      case Op::empty: return "empty";
+      case Op::remove: return "remove";
+    }
+    return "?";
+  }
+
+  /// Numbers a call, waits the latency, and throws if the plan says this call fails. Returns
+  /// whether the call matched the filter.
+  bool enter(Op op, const std::string& key) const {
+    std::chrono::microseconds latency{0};
+    {
+      const std::lock_guard<std::mutex> guard(mutex_);
+      latency = latency_;
+      if (!key.starts_with(filter_)) {
+        return false;
+      }
+      const int number = ++calls_[op];
+      const auto plan = plans_.find(op);
+      if (plan != plans_.end() && number >= plan->second.first &&
+          (!plan->second.last.has_value() || number <= *plan->second.last)) {
+        ++failed_[op];
+        const ErrorKind kind = plan->second.kind;
+        throw Error(kind, "injected fault: " + std::string(name_of(op)) + " #" + std::to_string(number) + " of '" + key +
+                              "' failed (" + std::string(to_string(kind)) + ")");
+      }
+    }
+    if (latency.count() > 0) {
+      std::this_thread::sleep_for(latency);
+    }
+    return true;
+  }
+
   std::unique_ptr<Backend> inner_;
   mutable std::mutex mutex_;
   std::string filter_;
-  std::optional<int> first_failing_;
-  std::optional<int> last_failing_;
-  ErrorKind kind_ = ErrorKind::no_space;
-  int puts_ = 0;
-  int failed_puts_ = 0;
+  std::map<Op, Plan> plans_;
+  std::chrono::microseconds latency_{0};
+  mutable std::map<Op, int> calls_;
+  mutable std::map<Op, int> failed_;
   std::vector<std::string> stored_keys_;
 };
 

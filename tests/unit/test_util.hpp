@@ -15,7 +15,9 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <random>
@@ -28,6 +30,8 @@
 
 #include "mybackup/util/bytes.hpp"
 #include "mybackup/catalog/catalog.hpp"
+#include "mybackup/repository/repository.hpp"
+#include "mybackup/storage/backend.hpp"
 #include "mybackup/util/error.hpp"
 
 namespace mybackup {
@@ -59,6 +63,24 @@ inline void expect_same_summary(const CatalogSummary& a, const CatalogSummary& b
   EXPECT_EQ(a.chunks, b.chunks);
   EXPECT_EQ(a.packs, b.packs);
   EXPECT_EQ(a.runs, b.runs);
+}
+
+/// No size bound, for tests that read back objects they wrote themselves.
+inline constexpr std::uint64_t kAnySize = std::numeric_limits<std::uint64_t>::max();
+
+/// A second view of a local repository's objects, for tests that plant damage or look at what
+/// the repository stored (engine code has no such door: Repository is the only way in).
+inline std::unique_ptr<Backend> raw_backend(const Repository& repository) {
+  return make_local_backend(repository.location());
+}
+
+/// The names in a listing, in its order.
+inline std::vector<std::string> names_of(const std::vector<ObjectInfo>& objects) {
+  std::vector<std::string> names;
+  for (const ObjectInfo& object : objects) {
+    names.push_back(object.name);
+  }
+  return names;
 }
 
 class TempDir {

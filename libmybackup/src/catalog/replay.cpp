@@ -1,12 +1,14 @@
 #include "mybackup/catalog/replay.hpp"
 
+#include "mybackup/repository/object_names.hpp"
+
 namespace mybackup {
 
 std::size_t replay_new_manifests(Catalog& catalog, const Repository& repository, std::uint64_t up_to_seq) {
   const std::uint64_t known = catalog.last_seq();
   std::size_t replayed = 0;
   for (const std::string& key : repository.manifest_keys()) {
-    const std::uint64_t seq = Repository::manifest_seq(key);
+    const std::uint64_t seq = object_names::parse_manifest(key).value_or(0);
     if (seq <= known) {
       continue;
     }

@@ -339,7 +339,7 @@ void aes256gcm_seal_append(const AeadKey& key, const AeadNonce& nonce, ByteView 
 Bytes aes256gcm_open(const AeadKey& key, const AeadNonce& nonce, ByteView sealed, ByteView aad) {
   constexpr const char* kWhat = "AES-256-GCM decryption";
   if (sealed.size() < kAeadTagSize) {
-    throw Error(ErrorKind::crypto, "encrypted data is truncated (damaged data)");
+    throw Error(ErrorKind::corrupt, "encrypted data is truncated (damaged data)");
   }
   const ByteView ciphertext = sealed.first(sealed.size() - kAeadTagSize);
   const ByteView tag = sealed.last(kAeadTagSize);
@@ -359,7 +359,7 @@ Bytes aes256gcm_open(const AeadKey& key, const AeadNonce& nonce, ByteView sealed
     // Never hand out (or leave lying around) unauthenticated plaintext.
     secure_wipe(plaintext);
     ERR_clear_error();
-    throw Error(ErrorKind::crypto, kAuthFailed);
+    throw Error(ErrorKind::corrupt, kAuthFailed);
   }
   return plaintext;
 }

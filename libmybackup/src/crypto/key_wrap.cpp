@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "mybackup/crypto/crypto.hpp"
+#include "mybackup/repository/object_names.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/json.hpp"
 
@@ -15,7 +16,7 @@ namespace {
 constexpr const char* kFormatName = "mybackup-wrapped-key";
 constexpr int kFormatVersion = 1;
 constexpr const char* kKdfName = "scrypt";
-constexpr const char* kDirectory = "keys";
+constexpr const char* kDirectory = object_names::kKeys;
 constexpr std::size_t kSaltSize = 16;
 constexpr std::size_t kIdDigits = 16;
 constexpr std::uint64_t kMaxMemory = std::uint64_t{1} << 30;
@@ -30,22 +31,10 @@ struct Parsed {
 
 std::string id_of(std::string_view text) { return to_hex(Sha256::hash(as_bytes(text))).substr(0, kIdDigits); }
 
-bool is_id(std::string_view id) {
-  return id.size() == kIdDigits &&
-         std::all_of(id.begin(), id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
+bool is_id(std::string_view id) { return object_names::is_lower_hex(std::string(id), kIdDigits); }
 
 /// The id in "keys/<id>.json", or "" if `object` is not a wrapped key's name.
-std::string id_in(const std::string& object) {
-  const std::string prefix = std::string(kDirectory) + "/";
-  const std::string suffix = ".json";
-  if (object.size() != prefix.size() + kIdDigits + suffix.size() || object.rfind(prefix, 0) != 0 ||
-      object.compare(object.size() - suffix.size(), suffix.size(), suffix) != 0) {
-    return "";
-  }
-  const std::string id = object.substr(prefix.size(), kIdDigits);
-  return is_id(id) ? id : "";
-}
+std::string id_in(const std::string& object) { return object_names::parse_wrapped_key(object).value_or(""); }
 
 std::string associated_data(const ScryptParams& params, ByteView salt) {
   return std::string(kFormatName) + " v" + std::to_string(kFormatVersion) + " " + kKdfName + " N=" + std::to_string(params.n) +
@@ -121,7 +110,7 @@ bool ScryptParams::acceptable() const {
   return power_of_two && r >= 1 && r <= 32 && p >= 1 && p <= 16 && 128 * r * n <= kMaxMemory;
 }
 
-std::string wrapped_key_object(const std::string& id) { return std::string(kDirectory) + "/" + id + ".json"; }
+std::string wrapped_key_object(const std::string& id) { return object_names::wrapped_key(id); }
 
 WrappedKey wrap_master_key(const MasterKey& key, std::string_view passphrase, const ScryptParams& params,
                            const WrapDetails& details) {
@@ -194,12 +183,13 @@ WrappedKeyInfo describe_wrapped_key(std::string_view text) { return parse(text).
 
 std::vector<WrappedKeyInfo> list_wrapped_keys(const Backend& backend) {
   std::vector<WrappedKeyInfo> keys;
-  for (const std::string& object : backend.list(kDirectory)) {
+  for (const ObjectInfo& listed : backend.list(kDirectory)) {
+    const std::string& object = listed.name;
     const std::string id = id_in(object);
     if (id.empty()) {
       continue;  // not a wrapped key's name (a stray file): not ours to judge
     }
-    const Bytes raw = backend.get(object);
+    const Bytes raw = backend.get(object, object_names::kMaxWrappedKeySize);
     WrappedKeyInfo info;
     try {
       info = describe_wrapped_key(as_text(raw));
@@ -218,6 +208,21 @@ std::vector<WrappedKeyInfo> list_wrapped_keys(const Backend& backend) {
   return keys;
 }
 
+std::map<std::string, std::string> wrapped_key_texts(const Backend& backend) {
+  std::map<std::string, std::string> texts;
+  for (const ObjectInfo& listed : backend.list(kDirectory)) {
+    const std::string id = id_in(listed.name);
+    if (id.empty()) {
+      continue;
+    }
+    std::string text(as_text(backend.get(listed.name, object_names::kMaxWrappedKeySize)));
+    if (id_of(text) == id) {
+      texts.emplace(id, std::move(text));
+    }
+  }
+  return texts;
+}
+
 void add_wrapped_key(Backend& backend, const WrappedKey& key) {
   if (!is_id(key.id) || key.id != id_of(key.text)) {
     throw Error(ErrorKind::usage, "wrapped key id " + key.id + " does not match its content");
@@ -228,7 +233,7 @@ void add_wrapped_key(Backend& backend, const WrappedKey& key) {
     if (error.kind() != ErrorKind::exists) {
       throw;
     }
-    if (as_text(backend.get(wrapped_key_object(key.id))) != key.text) {
+    if (as_text(backend.get(wrapped_key_object(key.id), object_names::kMaxWrappedKeySize)) != key.text) {
       throw Error(ErrorKind::corrupt, where(backend, key.id) + " differs from the key it is named after: remove it with "
                                                                "`mybackup key remove " + key.id + "`");
     }
@@ -252,21 +257,22 @@ void remove_wrapped_key(Backend& backend, const std::string& id, LastKey last) {
 
 std::vector<std::string> move_wrapped_keys(Backend& from, Backend& to) {
   std::vector<std::string> moved;
-  for (const std::string& object : from.list(kDirectory)) {
+  for (const ObjectInfo& listed : from.list(kDirectory)) {
+    const std::string& object = listed.name;
     const std::string id = id_in(object);
     if (id.empty()) {
       continue;
     }
-    const Bytes raw = from.get(object);
+    const Bytes raw = from.get(object, object_names::kMaxWrappedKeySize);
     if (to.size(object)) {
-      if (to.get(object) != raw) {
+      if (to.get(object, object_names::kMaxWrappedKeySize) != raw) {
         continue;  // a different file under the same name there: keep ours pending, change nothing
       }
     } else {
       try {
         to.put(object, raw, Overwrite::no);
       } catch (const Error& error) {
-        if (error.kind() != ErrorKind::exists || to.get(object) != raw) {
+        if (error.kind() != ErrorKind::exists || to.get(object, object_names::kMaxWrappedKeySize) != raw) {
           throw;
         }
       }
@@ -279,14 +285,15 @@ std::vector<std::string> move_wrapped_keys(Backend& from, Backend& to) {
 
 MasterKey unlock_with_passphrase(const Backend& backend, std::string_view passphrase) {
   const std::string location = backend.location() + "/" + kDirectory;
-  const std::vector<std::string> objects = backend.list(kDirectory);
+  const std::vector<ObjectInfo> objects = backend.list(kDirectory);
   std::size_t tried = 0;
   std::size_t damaged = 0;
-  for (const std::string& object : objects) {
+  for (const ObjectInfo& listed : objects) {
+    const std::string& object = listed.name;
     if (id_in(object).empty()) {
       continue;
     }
-    const Bytes raw = backend.get(object);
+    const Bytes raw = backend.get(object, object_names::kMaxWrappedKeySize);
     try {
       return unwrap_master_key(as_text(raw), passphrase);
     } catch (const Error& error) {

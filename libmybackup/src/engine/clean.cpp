@@ -85,7 +85,7 @@ std::vector<ManifestPack> copy_live_blobs(Repository& repository, const std::vec
     }
     Bytes bytes;
     try {
-      bytes = repository.backend().get(Repository::pack_key(pack->name));
+      bytes = repository.read_pack(pack->name, pack->size);
       for (const PackEntry& entry : pack->live) {
         if (static_cast<std::uint64_t>(entry.offset) + entry.length > bytes.size()) {
           throw Error(ErrorKind::corrupt, "pack " + pack->name + " is shorter than its index says");
@@ -94,7 +94,7 @@ std::vector<ManifestPack> copy_live_blobs(Repository& repository, const std::vec
         open_blob(repository.keys().enc_key, entry.id, ByteView(bytes).subspan(entry.offset, entry.length), flags);
       }
     } catch (const Error& error) {
-      if (error.kind() != ErrorKind::not_found && error.kind() != ErrorKind::corrupt && error.kind() != ErrorKind::crypto) {
+      if (error.kind() != ErrorKind::not_found && error.kind() != ErrorKind::corrupt) {
         throw;
       }
       damaged.push_back(pack->name);
@@ -193,7 +193,7 @@ CleanReport run_clean(Catalog& catalog, Repository& repository, const Repository
   for (const std::string& name : plan.orphans) {
     manifest.deleted_packs.push_back(name);
     ++report.orphan_packs;
-    if (const auto size = repository.backend().size(Repository::pack_key(name))) {
+    if (const auto size = repository.pack_size(name)) {
       report.bytes_deleted += *size;
     }
   }
@@ -229,7 +229,7 @@ CleanReport run_clean(Catalog& catalog, Repository& repository, const Repository
   catalog.record_run(manifest, report.manifest_key, stats);
   for (const std::string& name : manifest.deleted_packs) {
     try {
-      repository.backend().remove(Repository::pack_key(name));
+      repository.delete_pack(name);
     } catch (const Error& error) {
       throw Error(error.kind(), std::string(error.what()) +
                                     " (the clean is recorded; run `mybackup clean` again to delete the packs left over)");

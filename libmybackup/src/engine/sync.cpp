@@ -1,21 +1,15 @@
 #include "mybackup/engine/sync.hpp"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
-#include "mybackup/crypto/crypto.hpp"
+#include "mybackup/crypto/key_wrap.hpp"
 #include "mybackup/util/error.hpp"
 
 namespace mybackup {
 
 namespace {
-
-constexpr const char* kKeysDirectory = "keys";
-
-std::set<std::string> listed(const Backend& backend, const std::string& prefix) {
-  const std::vector<std::string> keys = backend.list(prefix);
-  return {keys.begin(), keys.end()};
-}
 
 void check_cancel(const std::atomic<bool>* cancel) {
   if (cancel != nullptr && cancel->load()) {
@@ -23,41 +17,20 @@ void check_cancel(const std::atomic<bool>* cancel) {
   }
 }
 
-void mirror_keys(Repository& primary, Backend& secondary, SyncReport& report);
-
-}  // namespace
-
-void adopt_repository(Repository& primary, Backend& secondary) {
-  const std::string marker = Repository::marker_key();
-  const Bytes ours = primary.backend().get(marker);
-  if (secondary.size(marker)) {
-    if (secondary.get(marker) != ours) {
-      throw Error(ErrorKind::mismatch, "the secondary destination " + secondary.location() +
-                                           " holds another repository: choose an empty directory for the secondary");
-    }
-    return;
-  }
-  if (!secondary.empty()) {
-    throw Error(ErrorKind::mismatch, "the secondary destination " + secondary.location() +
-                                         " is not empty and is not a mybackup repository: choose an empty or new directory");
-  }
-  secondary.put(marker, ours, Overwrite::no);
-}
-
-namespace {
-
-void mirror_keys(Repository& primary, Backend& secondary, SyncReport& report) {
-  const std::set<std::string> wanted = listed(primary.backend(), kKeysDirectory);
-  const std::set<std::string> present = listed(secondary, kKeysDirectory);
-  for (const std::string& key : wanted) {
-    if (present.count(key) == 0) {
-      secondary.put(key, primary.backend().get(key), Overwrite::yes);
+/// The secondary gets exactly the primary's wrapped keys: a key removed with `key remove` must
+/// stop working there too.
+void mirror_keys(Repository& primary, Repository& secondary, SyncReport& report) {
+  const std::map<std::string, std::string> wanted = wrapped_key_texts(primary.key_store());
+  const std::map<std::string, std::string> present = wrapped_key_texts(secondary.key_store());
+  for (const auto& [id, text] : wanted) {
+    if (present.count(id) == 0) {
+      add_wrapped_key(secondary.key_store(), WrappedKey{id, text});
       ++report.keys_copied;
     }
   }
-  for (const std::string& key : present) {
-    if (wanted.count(key) == 0) {
-      secondary.remove(key);  // removed with `key remove`: that passphrase must stop working here too
+  for (const auto& [id, text] : present) {
+    if (wanted.count(id) == 0) {
+      remove_wrapped_key(secondary.key_store(), id, LastKey::allow);
       ++report.keys_removed;
     }
   }
@@ -65,50 +38,57 @@ void mirror_keys(Repository& primary, Backend& secondary, SyncReport& report) {
 
 }  // namespace
 
-SyncReport sync_repository(Repository& primary, Backend& secondary, const std::unordered_set<std::string>& indexed_packs,
+SyncReport sync_repository(Repository& primary, Repository& secondary, const std::unordered_set<std::string>& indexed_packs,
                            const std::atomic<bool>* cancel) {
   SyncReport report;
-  adopt_repository(primary, secondary);
   mirror_keys(primary, secondary, report);
 
-  const std::vector<std::string> primary_packs = primary.pack_names();
-  const std::set<std::string> secondary_keys = listed(secondary, "data");
-  for (const std::string& name : primary_packs) {
-    const std::string key = Repository::pack_key(name);
-    if (secondary_keys.count(key) != 0) {
+  const std::vector<Repository::StoredPack> primary_packs = primary.list_packs();
+  const std::vector<std::string> secondary_packs = secondary.pack_names();
+  const std::set<std::string> on_secondary(secondary_packs.begin(), secondary_packs.end());
+  for (const Repository::StoredPack& pack : primary_packs) {
+    if (on_secondary.count(pack.name) != 0) {
       continue;
     }
     check_cancel(cancel);
-    const Bytes bytes = primary.backend().get(key);
-    if (to_hex(Sha256::hash(bytes)) != name) {
-      report.damaged_on_primary.push_back(name);
+    Bytes bytes;
+    try {
+      bytes = primary.read_pack(pack.name, pack.size);
+    } catch (const Error& error) {
+      if (error.kind() != ErrorKind::corrupt) {
+        throw;
+      }
+      report.damaged_on_primary.push_back(pack.name);
       continue;
     }
-    secondary.put(key, bytes, Overwrite::yes);
+    secondary.put_pack(pack.name, bytes);
     ++report.packs_copied;
     report.bytes_copied += bytes.size();
   }
 
-  const std::set<std::string> secondary_manifests = listed(secondary, "snapshots");
+  const std::vector<std::string> secondary_manifests = secondary.manifest_keys();
+  const std::set<std::string> manifests_there(secondary_manifests.begin(), secondary_manifests.end());
   for (const std::string& key : primary.manifest_keys()) {
-    if (secondary_manifests.count(key) == 0) {
+    if (manifests_there.count(key) == 0) {
       check_cancel(cancel);
-      secondary.put(key, primary.backend().get(key), Overwrite::no);
+      secondary.put_manifest_object(key, primary.read_manifest_object(key));
       ++report.manifests_copied;
     }
   }
 
-  const std::set<std::string> on_primary(primary_packs.begin(), primary_packs.end());
-  for (const std::string& key : secondary_keys) {
-    const std::string name = Repository::pack_name(key);
-    if (name.empty() || on_primary.count(name) != 0) {
+  std::set<std::string> on_primary;
+  for (const Repository::StoredPack& pack : primary_packs) {
+    on_primary.insert(pack.name);
+  }
+  for (const std::string& name : secondary_packs) {
+    if (on_primary.count(name) != 0) {
       continue;
     }
     if (indexed_packs.count(name) != 0) {
       report.only_on_secondary.push_back(name);
       continue;
     }
-    secondary.remove(key);
+    secondary.delete_pack(name);
     ++report.packs_deleted;
   }
   return report;

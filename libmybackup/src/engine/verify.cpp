@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "mybackup/util/clock.hpp"
+#include "mybackup/repository/object_names.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/catalog/replay.hpp"
 
@@ -146,15 +147,20 @@ class Verifier {
 
   /// Every referenced pack exists with its recorded size; what nothing references is listed.
   void check_pack_sizes() {
-    const std::vector<std::string> stored = primary_.pack_names();  // sorted, as packs_ is
+    const std::vector<Repository::StoredPack> listed = primary_.list_packs();  // sorted, as packs_ is
+    std::vector<std::string> stored;
+    stored.reserve(listed.size());
+    for (const Repository::StoredPack& pack : listed) {
+      stored.push_back(pack.name);
+    }
     report_.packs_on_destination = stored.size();
-    const Backend& backend = primary_.backend();
     for (std::size_t i = 0; i < packs_.size(); ++i) {
       check_cancel();
       const PackIndex& pack = packs_[i];
+      const auto found = std::lower_bound(stored.begin(), stored.end(), pack.name);
       const std::optional<std::uint64_t> size =
-          std::binary_search(stored.begin(), stored.end(), pack.name)
-              ? backend.size(Repository::pack_key(pack.name))
+          found != stored.end() && *found == pack.name
+              ? std::optional<std::uint64_t>(listed[static_cast<std::size_t>(found - stored.begin())].size)
               : std::nullopt;
       if (!size) {
         add(VerifyProblemKind::missing_pack, "missing from " + primary_.location()).pack = pack.name;
@@ -217,7 +223,7 @@ class Verifier {
     try {
       report_.manifests_checked += replay_new_manifests(rebuilt, primary_, last);
     } catch (const Error& error) {
-      if (error.kind() != ErrorKind::corrupt && error.kind() != ErrorKind::crypto) {
+      if (error.kind() != ErrorKind::corrupt) {
         throw;
       }
       replayed_all = false;
@@ -226,13 +232,13 @@ class Verifier {
       const std::uint64_t done = rebuilt.last_seq();
       std::string key;
       for (const std::string& candidate : destination_manifests_) {
-        if (Repository::manifest_seq(candidate) > done) {
+        if (object_names::parse_manifest(candidate).value_or(0) > done) {
           key = candidate;
           break;
         }
       }
       const bool after_a_gap = std::any_of(gone_.begin(), gone_.end(), [&key](const std::string& missing) {
-        return Repository::manifest_seq(missing) < Repository::manifest_seq(key);
+        return object_names::parse_manifest(missing).value_or(0) < object_names::parse_manifest(key).value_or(0);
       });
       add(VerifyProblemKind::damaged_manifest,
           std::string("cannot be replayed (") + error.what() + ")" +
@@ -241,7 +247,7 @@ class Verifier {
           .manifest = key;
     }
     for (const std::string& key : destination_manifests_) {
-      if (Repository::manifest_seq(key) <= last) {
+      if (object_names::parse_manifest(key).value_or(0) <= last) {
         continue;
       }
       check_cancel();
@@ -249,7 +255,7 @@ class Verifier {
         primary_.read_manifest(key);
         ++report_.manifests_checked;
       } catch (const Error& error) {
-        if (error.kind() != ErrorKind::corrupt && error.kind() != ErrorKind::crypto) {
+        if (error.kind() != ErrorKind::corrupt) {
           throw;
         }
         add(VerifyProblemKind::damaged_manifest, std::string("cannot be read: ") + error.what()).manifest = key;
@@ -368,12 +374,12 @@ class Verifier {
   void read_pack(const PackIndex& pack) {
     Bytes bytes;
     try {
-      bytes = primary_.backend().get(Repository::pack_key(pack.name));
+      bytes = primary_.read_pack(pack.name, pack.size, Repository::CheckHash::no);
     } catch (const Error& error) {
       if (error.kind() == ErrorKind::not_found) {
         add(VerifyProblemKind::missing_pack, "missing from " + primary_.location() + " (deleted while verifying?)").pack =
             pack.name;
-      } else if (error.kind() == ErrorKind::io) {
+      } else if (is_access_failure(error.kind()) || error.kind() == ErrorKind::corrupt) {
         add(VerifyProblemKind::damaged_pack, std::string("cannot be read: ") + error.what()).pack = pack.name;
       } else {
         throw;
@@ -405,11 +411,11 @@ class Verifier {
         }
       }
     } catch (const Error& error) {
-      if (error.kind() != ErrorKind::corrupt && error.kind() != ErrorKind::crypto) {
+      if (error.kind() != ErrorKind::corrupt) {
         throw;
       }
       add(VerifyProblemKind::damaged_header,
-          error.kind() == ErrorKind::crypto ? "its header fails authentication" : std::string("its header: ") + error.what())
+          std::string("its header: ") + error.what())
           .pack = pack.name;
     }
 
@@ -422,10 +428,10 @@ class Verifier {
         try {
           primary_.open_chunk(pack.name, entry, ByteView(bytes).subspan(entry.offset, entry.length));
         } catch (const Error& error) {
-          if (error.kind() != ErrorKind::corrupt && error.kind() != ErrorKind::crypto) {
+          if (error.kind() != ErrorKind::corrupt) {
             throw;
           }
-          failure = error.kind() == ErrorKind::crypto ? "it fails authentication" : error.what();
+          failure = error.what();
         }
       }
       if (!failure.empty()) {
@@ -512,16 +518,23 @@ class Verifier {
     }
   }
 
+  /// The size the catalog records for a pack (packs_ is sorted by name); 0 if it has none.
+  std::uint64_t pack_size_of(const std::string& name) const {
+    const auto found = std::lower_bound(packs_.begin(), packs_.end(), name,
+                                        [](const PackIndex& pack, const std::string& wanted) { return pack.name < wanted; });
+    return found != packs_.end() && found->name == name ? found->size : 0;
+  }
+
   /// A pack is intact on the secondary when its bytes there hash to its name.
   SecondaryCopy copy_on_secondary(const std::string& name) const {
     try {
-      const Bytes bytes = options_.secondary->backend().get(Repository::pack_key(name));
-      return to_hex(Sha256::hash(bytes)) == name ? SecondaryCopy::intact : SecondaryCopy::damaged;
+      options_.secondary->read_pack(name, pack_size_of(name));
+      return SecondaryCopy::intact;
     } catch (const Error& error) {
       if (error.kind() == ErrorKind::not_found) {
         return SecondaryCopy::missing;
       }
-      if (error.kind() == ErrorKind::io || error.kind() == ErrorKind::corrupt) {
+      if (is_access_failure(error.kind()) || error.kind() == ErrorKind::corrupt) {
         return SecondaryCopy::damaged;
       }
       throw;

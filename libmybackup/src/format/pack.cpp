@@ -48,7 +48,7 @@ Bytes open_blob(const AeadKey& key, const ChunkId& id, ByteView blob, std::uint8
   try {
     return aes256gcm_open(key, nonce, blob.subspan(5 + nonce.size()), blob_associated_data(flags, id));
   } catch (const Error&) {
-    throw Error(ErrorKind::crypto, "blob " + to_hex(id) + " failed authentication (damaged data or wrong key)");
+    throw Error(ErrorKind::corrupt, "blob " + to_hex(id) + " failed authentication (damaged data or wrong key)");
   }
 }
 

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <functional>
 
+#include "mybackup/storage/registry.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/fs.hpp"
 #include "mybackup/source/scanner.hpp"
@@ -53,6 +54,14 @@ std::string path_value(const std::string& text) {
   return normalize_path(text);
 }
 
+/// A destination: a local path or a URL of a supported scheme (storage/registry.hpp).
+std::string destination_value(const std::string& text) {
+  if (text.empty() || text == "null" || text == "~") {
+    return "";
+  }
+  return normalize_destination(text);
+}
+
 std::string bool_text(bool value) { return value ? "true" : "false"; }
 
 const std::vector<KeyRule>& rules() {
@@ -62,9 +71,9 @@ const std::vector<KeyRule>& rules() {
       {"compression.level", [](const Config& c) { return std::to_string(c.compression_level); },
        [](Config& c, const std::string& v) { c.compression_level = parse_int("compression.level", v, 1, 22, ""); }},
       {"destinations.primary", [](const Config& c) { return c.destination_primary; },
-       [](Config& c, const std::string& v) { c.destination_primary = path_value(v); }},
+       [](Config& c, const std::string& v) { c.destination_primary = destination_value(v); }},
       {"destinations.secondary", [](const Config& c) { return c.destination_secondary; },
-       [](Config& c, const std::string& v) { c.destination_secondary = path_value(v); }},
+       [](Config& c, const std::string& v) { c.destination_secondary = destination_value(v); }},
       {"watch.enabled", [](const Config& c) { return bool_text(c.watch_enabled); },
        [](Config& c, const std::string& v) { c.watch_enabled = parse_bool("watch.enabled", v); }},
       {"watch.interval", [](const Config& c) { return std::to_string(c.watch_interval); },

@@ -8,6 +8,7 @@
 
 #include "mybackup/util/clock.hpp"
 #include "mybackup/crypto/crypto.hpp"
+#include "mybackup/repository/object_names.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/json.hpp"
 
@@ -68,18 +69,19 @@ std::string RepositoryLock::describe_self() const {
 RepositoryLock::RepositoryLock(Backend& backend, const std::string& purpose) : backend_(backend), purpose_(purpose) {
   std::array<std::uint8_t, 8> random{};
   random_bytes(random);
-  key_ = std::string(kDirectory) + "/" + to_hex(random) + ".json";
+  key_ = object_names::lock(to_hex(random));
   backend_.put(key_, as_bytes(describe_self()), Overwrite::no);
 
   std::string conflict;
   try {
-    for (const std::string& other : backend_.list(kDirectory)) {
-      if (other == key_) {
-        continue;
+    for (const ObjectInfo& object : backend_.list(object_names::kLocks)) {
+      const std::string& other = object.name;
+      if (other == key_ || !object_names::is_lock(other)) {
+        continue;  // ours, or not a lock's name (never read, never removed)
       }
       Bytes raw;
       try {
-        raw = backend_.get(other);
+        raw = backend_.get(other, object_names::kMaxLockSize);
       } catch (const Error& error) {
         if (error.kind() == ErrorKind::not_found) {
           continue;  // released meanwhile

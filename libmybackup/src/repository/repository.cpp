@@ -7,13 +7,14 @@
 
 #include "mybackup/util/clock.hpp"
 #include "mybackup/format/compress.hpp"
+#include "mybackup/repository/object_names.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/json.hpp"
 
 namespace mybackup {
 
 namespace {
-constexpr const char* kMarkerKey = "mybackup-repo.json";
+using object_names::kMarker;
 constexpr const char* kFormatName = "mybackup";
 constexpr int kManifestCompressionLevel = 3;
 
@@ -43,7 +44,7 @@ std::string encode_marker(const RepositoryInfo& info, const KeySet& keys) {
 }
 
 RepositoryInfo decode_marker(const Bytes& raw, const KeySet& keys, const std::string& location) {
-  const std::string where = location + "/" + kMarkerKey;
+  const std::string where = location + "/" + kMarker;
   RepositoryInfo info;
   std::string check;
   try {
@@ -89,8 +90,8 @@ std::unique_ptr<Repository> Repository::open(std::unique_ptr<Backend> backend, c
   KeySet keys = KeySet::derive(key);
   const std::string location = backend->location();
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (backend->size(kMarkerKey)) {
-      RepositoryInfo info = decode_marker(backend->get(kMarkerKey), keys, location);
+    if (backend->size(kMarker)) {
+      RepositoryInfo info = decode_marker(backend->get(kMarker, object_names::kMaxMarkerSize), keys, location);
       return std::unique_ptr<Repository>(new Repository(std::move(backend), std::move(keys), std::move(info)));
     }
     if (!backend->empty()) {
@@ -106,7 +107,7 @@ std::unique_ptr<Repository> Repository::open(std::unique_ptr<Backend> backend, c
     info.id = to_hex(id);
     info.created_ns = system_clock().now_ns();
     try {
-      backend->put(kMarkerKey, as_bytes(encode_marker(info, keys)), Overwrite::no);
+      backend->put(kMarker, as_bytes(encode_marker(info, keys)), Overwrite::no);
       return std::unique_ptr<Repository>(new Repository(std::move(backend), std::move(keys), std::move(info)));
     } catch (const Error& error) {
       if (error.kind() != ErrorKind::exists) {
@@ -118,60 +119,82 @@ std::unique_ptr<Repository> Repository::open(std::unique_ptr<Backend> backend, c
   throw Error(ErrorKind::io, "cannot create the repository marker at " + location);
 }
 
-std::string Repository::pack_key(const std::string& pack_name) {
-  return "data/" + pack_name.substr(0, 2) + "/" + pack_name + ".enc";
+std::unique_ptr<Repository> Repository::open_copy(std::unique_ptr<Backend> backend, const Repository& primary) {
+  const Bytes ours = primary.backend_->get(kMarker, object_names::kMaxMarkerSize);
+  if (backend->size(kMarker)) {
+    if (backend->get(kMarker, object_names::kMaxMarkerSize) != ours) {
+      throw Error(ErrorKind::mismatch, "the secondary destination " + backend->location() +
+                                           " holds another repository: choose an empty directory for the secondary");
+    }
+  } else if (!backend->empty()) {
+    throw Error(ErrorKind::mismatch, "the secondary destination " + backend->location() +
+                                         " is not empty and is not a mybackup repository: choose an empty or new directory");
+  } else {
+    try {
+      backend->put(kMarker, ours, Overwrite::no);
+    } catch (const Error& error) {
+      if (error.kind() != ErrorKind::exists) {
+        throw;
+      }
+    }
+  }
+  RepositoryInfo info = decode_marker(backend->get(kMarker, object_names::kMaxMarkerSize), primary.keys_, backend->location());
+  return std::unique_ptr<Repository>(new Repository(std::move(backend), primary.keys_, std::move(info)));
 }
 
-std::string Repository::pack_name(const std::string& key) {
-  // data/ + 2 hex + / + 64 hex + .enc
-  constexpr std::size_t kNameStart = 8;
-  if (key.size() != kNameStart + 64 + 4 || key.compare(0, 5, "data/") != 0 || key[7] != '/' ||
-      key.compare(key.size() - 4, 4, ".enc") != 0 || key.compare(5, 2, key, kNameStart, 2) != 0) {
-    return "";
+std::unique_ptr<RepositoryLock> Repository::lock(const std::string& purpose) {
+  return std::make_unique<RepositoryLock>(*backend_, purpose);
+}
+
+std::vector<Repository::StoredPack> Repository::list_packs() const {
+  std::vector<StoredPack> packs;
+  for (const ObjectInfo& object : backend_->list(object_names::kPacks)) {
+    if (std::optional<std::string> name = object_names::parse_pack(object.name)) {
+      packs.push_back({std::move(*name), object.size});
+    }
   }
-  const std::string name = key.substr(kNameStart, 64);
-  if (name.find_first_not_of("0123456789abcdef") != std::string::npos) {
-    return "";
-  }
-  return name;
+  std::sort(packs.begin(), packs.end(), [](const StoredPack& a, const StoredPack& b) { return a.name < b.name; });
+  return packs;
 }
 
 std::vector<std::string> Repository::pack_names() const {
   std::vector<std::string> names;
-  for (const std::string& key : backend_->list("data")) {
-    if (std::string name = pack_name(key); !name.empty()) {
-      names.push_back(std::move(name));
-    }
+  for (StoredPack& pack : list_packs()) {
+    names.push_back(std::move(pack.name));
   }
-  std::sort(names.begin(), names.end());
   return names;
 }
 
-std::string Repository::manifest_key(std::uint64_t seq, const std::string& run_id) {
-  char number[32];
-  std::snprintf(number, sizeof number, "%010llu", static_cast<unsigned long long>(seq));
-  return std::string("snapshots/") + number + "-" + run_id + ".enc";
+std::optional<std::uint64_t> Repository::pack_size(const std::string& pack_name) const {
+  return backend_->size(object_names::pack(pack_name));
 }
 
-std::uint64_t Repository::manifest_seq(const std::string& key) {
-  const std::string prefix = "snapshots/";
-  if (key.rfind(prefix, 0) != 0 || key.size() < prefix.size() + 11 || key[prefix.size() + 10] != '-' ||
-      key.size() < 4 || key.compare(key.size() - 4, 4, ".enc") != 0) {
-    return 0;
+Bytes Repository::read_pack(const std::string& pack_name, std::uint64_t max_size, CheckHash check) const {
+  Bytes bytes = backend_->get(object_names::pack(pack_name), max_size);
+  if (check == CheckHash::yes && to_hex(Sha256::hash(bytes)) != pack_name) {
+    throw Error(ErrorKind::corrupt, "pack " + pack_name + " on " + location() + " is damaged: its bytes do not hash to its name");
   }
-  std::uint64_t seq = 0;
-  for (std::size_t i = prefix.size(); i < prefix.size() + 10; ++i) {
-    if (key[i] < '0' || key[i] > '9') {
-      return 0;
-    }
-    seq = seq * 10 + static_cast<std::uint64_t>(key[i] - '0');
-  }
-  return seq;
+  return bytes;
 }
+
+void Repository::put_pack(const std::string& pack_name, ByteView bytes) {
+  if (to_hex(Sha256::hash(bytes)) != pack_name) {
+    throw Error(ErrorKind::corrupt, "pack " + pack_name + " to store on " + location() + " does not hash to its name");
+  }
+  try {
+    backend_->put(object_names::pack(pack_name), bytes, Overwrite::no);
+  } catch (const Error& error) {
+    if (error.kind() != ErrorKind::exists) {
+      throw;
+    }
+  }
+}
+
+void Repository::delete_pack(const std::string& pack_name) { backend_->remove(object_names::pack(pack_name)); }
 
 void Repository::put_pack(const FinishedPack& pack) {
   try {
-    backend_->put(pack_key(pack.name), pack.bytes, Overwrite::no);
+    backend_->put(object_names::pack(pack.name), pack.bytes, Overwrite::no);
   } catch (const Error& error) {
     // Same name means same bytes: an identical pack already stored is success.
     if (error.kind() != ErrorKind::exists) {
@@ -181,8 +204,6 @@ void Repository::put_pack(const FinishedPack& pack) {
 }
 
 ChunkId Repository::chunk_id(ByteView data) const { return HmacSha256::mac(keys_.id_key, data); }
-
-std::string Repository::marker_key() { return kMarkerKey; }
 
 void Repository::set_fallback(std::unique_ptr<Repository> fallback) {
   if (fallback && fallback->info().id != info_.id) {
@@ -208,7 +229,7 @@ Bytes Repository::read_chunk(const std::string& pack_name, const PackEntry& wher
   try {
     return read_chunk_here(pack_name, where);
   } catch (const Error& error) {
-    if (error.kind() != ErrorKind::not_found && error.kind() != ErrorKind::corrupt && error.kind() != ErrorKind::crypto) {
+    if (error.kind() != ErrorKind::not_found && error.kind() != ErrorKind::corrupt) {
       throw;
     }
     try {
@@ -223,7 +244,7 @@ Bytes Repository::read_chunk(const std::string& pack_name, const PackEntry& wher
 }
 
 Bytes Repository::read_chunk_here(const std::string& pack_name, const PackEntry& where) const {
-  const Bytes blob = backend_->get_range(pack_key(pack_name), where.offset, where.length);
+  const Bytes blob = backend_->get_range(object_names::pack(pack_name), where.offset, where.length);
   return open_chunk(pack_name, where, blob);
 }
 
@@ -238,7 +259,7 @@ Bytes Repository::open_chunk(const std::string& pack_name, const PackEntry& wher
 }
 
 std::string Repository::put_manifest(const Manifest& manifest) {
-  const std::string key = manifest_key(manifest.seq, manifest.run_id);
+  const std::string key = object_names::manifest(manifest.seq, manifest.run_id);
   const Bytes plain = encode_manifest(manifest);
   Compressor compressor(kManifestCompressionLevel);
   Bytes compressed;
@@ -260,9 +281,9 @@ std::string Repository::put_manifest(const Manifest& manifest) {
 
 std::vector<std::string> Repository::manifest_keys() const {
   std::vector<std::string> keys;
-  for (std::string& key : backend_->list("snapshots")) {
-    if (manifest_seq(key) != 0) {
-      keys.push_back(std::move(key));
+  for (ObjectInfo& object : backend_->list(object_names::kManifests)) {
+    if (object_names::parse_manifest(object.name)) {
+      keys.push_back(std::move(object.name));
     }
   }
   // Zero-padded sequence numbers sort correctly as text.
@@ -270,8 +291,7 @@ std::vector<std::string> Repository::manifest_keys() const {
   return keys;
 }
 
-Manifest Repository::read_manifest(const std::string& key) const {
-  const Bytes object = backend_->get(key);
+Bytes Repository::open_manifest_object(const std::string& key, ByteView object) const {
   if (object.size() < 4) {
     throw Error(ErrorKind::corrupt, "manifest " + key + " is truncated");
   }
@@ -281,14 +301,32 @@ Manifest Repository::read_manifest(const std::string& key) const {
   }
   const ChunkId id = Sha256::hash(as_bytes(manifest_blob_name(key)));
   std::uint8_t flags = 0;
-  Bytes payload = open_blob(keys_.enc_key, id, ByteView(object).subspan(4), flags);
-  const Bytes plain = (flags & kBlobCompressed) != 0 ? decompress(payload, size) : std::move(payload);
-  return decode_manifest(plain);
+  Bytes payload = open_blob(keys_.enc_key, id, object.subspan(4), flags);
+  return (flags & kBlobCompressed) != 0 ? decompress(payload, size) : std::move(payload);
+}
+
+Manifest Repository::read_manifest(const std::string& key) const {
+  const Bytes object = backend_->get(key, object_names::kMaxManifestSize);
+  return decode_manifest(open_manifest_object(key, object));
+}
+
+Bytes Repository::read_manifest_object(const std::string& key) const {
+  Bytes object = backend_->get(key, object_names::kMaxManifestSize);
+  open_manifest_object(key, object);
+  return object;
+}
+
+void Repository::put_manifest_object(const std::string& key, ByteView object) {
+  if (!object_names::parse_manifest(key)) {
+    throw Error(ErrorKind::usage, "'" + key + "' is not a manifest name");
+  }
+  open_manifest_object(key, object);
+  backend_->put(key, object, Overwrite::no);
 }
 
 std::uint64_t Repository::next_manifest_seq() const {
   const std::vector<std::string> keys = manifest_keys();
-  return keys.empty() ? 1 : manifest_seq(keys.back()) + 1;
+  return keys.empty() ? 1 : *object_names::parse_manifest(keys.back()) + 1;
 }
 
 }  // namespace mybackup

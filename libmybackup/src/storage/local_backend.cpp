@@ -1,4 +1,7 @@
 // The local-directory Backend: one file per object, written through fs.hpp's atomic helpers.
+//
+// Objects are opened without following symbolic links and without blocking (a FIFO planted in
+// the destination must not hang us), and must be regular files; listings skip anything else.
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -15,6 +18,7 @@
 #include "mybackup/storage/backend.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/fs.hpp"
+#include "util/unique_fd.hpp"
 
 namespace mybackup {
 
@@ -22,34 +26,78 @@ namespace {
 
 bool is_temporary(const std::string& name) { return name.rfind(".tmp-", 0) == 0; }
 
-void list_recursive(const std::string& directory, const std::string& key_prefix, std::vector<std::string>& out) {
-  DIR* dir = ::opendir(directory.c_str());
-  if (dir == nullptr) {
-    if (errno == ENOENT) {
-      return;
+void list_recursive(const std::string& directory, const std::string& name_prefix, std::vector<ObjectInfo>& out) {
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) {
+      return;  // nothing stored there (a link or a file in the place of a folder holds no objects)
     }
     throw_system_error(errno, "cannot list " + directory);
   }
-  std::vector<std::pair<std::string, bool>> children;
+  DIR* dir = ::fdopendir(fd);
+  if (dir == nullptr) {
+    const int saved = errno;
+    ::close(fd);
+    throw_system_error(saved, "cannot list " + directory);
+  }
+  std::vector<std::pair<std::string, bool>> directories;
   while (const dirent* entry = ::readdir(dir)) {
     const std::string name = entry->d_name;
     if (name == "." || name == ".." || is_temporary(name)) {
       continue;
     }
-    bool is_dir = entry->d_type == DT_DIR;
-    if (entry->d_type == DT_UNKNOWN) {
-      struct stat info {};
-      is_dir = ::stat(join_path(directory, name).c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+    struct stat info {};
+    if (::fstatat(fd, entry->d_name, &info, AT_SYMLINK_NOFOLLOW) != 0) {
+      continue;  // gone since readdir
     }
-    children.emplace_back(name, is_dir);
+    if (S_ISDIR(info.st_mode)) {
+      directories.emplace_back(name, true);
+    } else if (S_ISREG(info.st_mode)) {
+      out.push_back({name_prefix + name, static_cast<std::uint64_t>(info.st_size)});
+    }
+    // Links, FIFOs, sockets and devices are not objects: never listed, never followed.
   }
   ::closedir(dir);
-  for (const auto& [name, is_dir] : children) {
-    if (is_dir) {
-      list_recursive(join_path(directory, name), key_prefix + name + "/", out);
-    } else {
-      out.push_back(key_prefix + name);
+  for (const auto& [name, is_dir] : directories) {
+    list_recursive(join_path(directory, name), name_prefix + name + "/", out);
+  }
+}
+
+/// Opens an object for reading: no link followed, never blocking, a regular file only.
+UniqueFd open_object(const std::string& path, struct stat& info) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (fd.get() < 0) {
+    if (errno == ELOOP) {
+      throw Error(ErrorKind::corrupt, path + " is a symbolic link, not a stored object (never followed)");
     }
+    if (errno == ENOTDIR) {
+      throw Error(ErrorKind::not_found, "cannot open " + path + ": a parent is not a directory");
+    }
+    throw_system_error(errno, "cannot open " + path);
+  }
+  if (::fstat(fd.get(), &info) != 0) {
+    throw_system_error(errno, "cannot stat " + path);
+  }
+  if (!S_ISREG(info.st_mode)) {
+    throw Error(ErrorKind::corrupt, path + " is not a regular file, so not a stored object");
+  }
+  return fd;
+}
+
+void read_exactly(int fd, std::uint8_t* out, std::uint64_t length, std::uint64_t offset, const std::string& path) {
+  std::uint64_t done = 0;
+  while (done < length) {
+    const ssize_t n = ::pread(fd, out + done, length - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      throw_system_error(errno, "cannot read " + path);
+    }
+    if (n == 0) {
+      throw Error(ErrorKind::corrupt, path + " is shorter than expected (truncated?)");
+    }
+    done += static_cast<std::uint64_t>(n);
   }
 }
 
@@ -60,8 +108,8 @@ class LocalBackend final : public Backend {
 
   std::string location() const override { return root_; }
 
-  void put(const std::string& key, ByteView data, Overwrite overwrite) override {
-    const std::string path = path_of(key);
+  void put(const std::string& name, ByteView data, Overwrite overwrite) override {
+    const std::string path = path_of(name);
     ensure_directory(parent_directory(path));
     if (overwrite == Overwrite::yes) {
       write_file_atomic(path, data, file_mode_);
@@ -70,63 +118,57 @@ class LocalBackend final : public Backend {
     }
   }
 
-  Bytes get(const std::string& key) const override { return read_file(path_of(key)); }
-
-  Bytes get_range(const std::string& key, std::uint64_t offset, std::uint64_t length) const override {
-    const std::string path = path_of(key);
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      throw_system_error(errno, "cannot open " + path);
-    }
-    // Check the range before allocating: a damaged entry may ask for up to 4 GiB.
+  Bytes get(const std::string& name, std::uint64_t max_size) const override {
+    const std::string path = path_of(name);
     struct stat info {};
-    if (::fstat(fd, &info) != 0) {
-      const int saved = errno;
-      ::close(fd);
-      throw_system_error(saved, "cannot stat " + path);
+    const UniqueFd fd = open_object(path, info);
+    const auto size = static_cast<std::uint64_t>(info.st_size);
+    if (size > max_size) {
+      throw Error(ErrorKind::corrupt, path + " is " + std::to_string(size) + " bytes, more than the " +
+                                          std::to_string(max_size) + " such an object can have (damaged or planted)");
     }
-    const auto object_size = static_cast<std::uint64_t>(info.st_size);
-    if (offset > object_size || length > object_size - offset) {
-      ::close(fd);
-      throw Error(ErrorKind::corrupt, path + " is shorter than expected (truncated?)");
-    }
-    Bytes data(length);
-    std::uint64_t done = 0;
-    while (done < length) {
-      const ssize_t n = ::pread(fd, data.data() + done, length - done, static_cast<off_t>(offset + done));
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      if (n <= 0) {
-        const int saved = errno;
-        ::close(fd);
-        if (n == 0) {
-          throw Error(ErrorKind::corrupt, path + " is shorter than expected (truncated?)");
-        }
-        throw_system_error(saved, "cannot read " + path);
-      }
-      done += static_cast<std::uint64_t>(n);
-    }
-    ::close(fd);
+    Bytes data(size);
+    read_exactly(fd.get(), data.data(), size, 0, path);
     return data;
   }
 
-  std::optional<std::uint64_t> size(const std::string& key) const override {
+  Bytes get_range(const std::string& name, std::uint64_t offset, std::uint64_t length) const override {
+    const std::string path = path_of(name);
     struct stat info {};
-    if (::stat(path_of(key).c_str(), &info) != 0) {
+    const UniqueFd fd = open_object(path, info);
+    // Check the range before allocating: a damaged entry may ask for up to 4 GiB.
+    const auto object_size = static_cast<std::uint64_t>(info.st_size);
+    if (offset > object_size || length > object_size - offset) {
+      throw Error(ErrorKind::corrupt, path + " is shorter than expected (truncated?)");
+    }
+    Bytes data(length);
+    read_exactly(fd.get(), data.data(), length, offset, path);
+    return data;
+  }
+
+  std::optional<std::uint64_t> size(const std::string& name) const override {
+    const std::string path = path_of(name);
+    struct stat info {};
+    if (::lstat(path.c_str(), &info) != 0) {
       if (errno == ENOENT || errno == ENOTDIR) {
         return std::nullopt;
       }
-      throw_system_error(errno, "cannot stat " + path_of(key));
+      throw_system_error(errno, "cannot stat " + path);
+    }
+    if (!S_ISREG(info.st_mode)) {
+      throw Error(ErrorKind::corrupt, path + " is not a regular file, so not a stored object");
     }
     return static_cast<std::uint64_t>(info.st_size);
   }
 
-  std::vector<std::string> list(const std::string& prefix) const override {
-    std::vector<std::string> keys;
-    list_recursive(path_of(prefix), prefix.empty() ? "" : prefix + "/", keys);
-    std::sort(keys.begin(), keys.end());
-    return keys;
+  std::vector<ObjectInfo> list(const std::string& prefix) const override {
+    if (!prefix.empty()) {
+      check_object_name(prefix);
+    }
+    std::vector<ObjectInfo> objects;
+    list_recursive(prefix.empty() ? root_ : path_of(prefix), prefix.empty() ? "" : prefix + "/", objects);
+    std::sort(objects.begin(), objects.end(), [](const ObjectInfo& a, const ObjectInfo& b) { return a.name < b.name; });
+    return objects;
   }
 
   bool empty() const override {
@@ -150,15 +192,22 @@ class LocalBackend final : public Backend {
     return !found;
   }
 
-  void remove(const std::string& key) override {
-    const std::string path = path_of(key);
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+  void remove(const std::string& name) override {
+    const std::string path = path_of(name);
+    struct stat info {};
+    if (::lstat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+      throw Error(ErrorKind::corrupt, path + " is a directory, not a stored object: left as it is");
+    }
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR) {
       throw_system_error(errno, "cannot delete " + path);
     }
   }
 
  private:
-  std::string path_of(const std::string& key) const { return key.empty() ? root_ : join_path(root_, key); }
+  std::string path_of(const std::string& name) const {
+    check_object_name(name);
+    return join_path(root_, name);
+  }
 
   /// Creates a directory once per backend; new directories are made durable in their parent.
   void ensure_directory(const std::string& directory) {

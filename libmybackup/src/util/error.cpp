@@ -14,6 +14,8 @@ std::string_view to_string(ErrorKind kind) {
     case ErrorKind::corrupt: return "corrupt";
     case ErrorKind::crypto: return "crypto";
     case ErrorKind::io: return "io";
+    case ErrorKind::denied: return "denied";
+    case ErrorKind::transient: return "transient";
     case ErrorKind::no_space: return "no_space";
     case ErrorKind::locked: return "locked";
     case ErrorKind::mismatch: return "mismatch";
@@ -23,10 +25,31 @@ std::string_view to_string(ErrorKind kind) {
   return "unknown";
 }
 
+bool is_access_failure(ErrorKind kind) {
+  return kind == ErrorKind::io || kind == ErrorKind::denied || kind == ErrorKind::transient ||
+         kind == ErrorKind::no_space;
+}
+
+namespace {
+ErrorKind kind_of_errno(int errnum) {
+  switch (errnum) {
+    case ENOENT: return ErrorKind::not_found;
+    case ENOSPC:
+    case EDQUOT: return ErrorKind::no_space;
+    case EACCES:
+    case EPERM:
+    case EROFS: return ErrorKind::denied;
+    case EAGAIN:
+    case ETIMEDOUT:
+    case EINTR:
+    case ESTALE: return ErrorKind::transient;
+    default: return ErrorKind::io;
+  }
+}
+}  // namespace
+
 void throw_system_error(int errnum, const std::string& what) {
-  const ErrorKind kind = (errnum == ENOSPC || errnum == EDQUOT) ? ErrorKind::no_space
-                         : errnum == ENOENT                    ? ErrorKind::not_found
-                                                               : ErrorKind::io;
+  const ErrorKind kind = kind_of_errno(errnum);
   std::string message = what + ": " + std::strerror(errnum);
   if (kind == ErrorKind::no_space) {
     message += " (free some space on that device and run the command again)";

@@ -35,18 +35,30 @@ std::array<std::uint8_t, N> to_array(std::string_view hex) {
   return array;
 }
 
-// Runs `fn` and checks it throws Error(crypto) with `message` (or any message if empty).
+// Runs `fn` and checks it throws Error(`kind`) with `message` (or any message if empty).
 template <typename Fn>
-void expect_crypto_error(Fn fn, const std::string& message = "") {
+void expect_error_kind(ErrorKind kind, Fn fn, const std::string& message = "") {
   try {
     fn();
-    ADD_FAILURE() << "expected Error(crypto)";
+    ADD_FAILURE() << "expected Error(" << to_string(kind) << ")";
   } catch (const Error& error) {
-    EXPECT_EQ(error.kind(), ErrorKind::crypto);
+    EXPECT_EQ(error.kind(), kind);
     if (!message.empty()) {
       EXPECT_EQ(std::string(error.what()), message);
     }
   }
+}
+
+// A failure of the crypto library or of key material: Error(crypto).
+template <typename Fn>
+void expect_crypto_error(Fn fn, const std::string& message = "") {
+  expect_error_kind(ErrorKind::crypto, fn, message);
+}
+
+// Data that fails authentication is damaged data: Error(corrupt).
+template <typename Fn>
+void expect_auth_failure(Fn fn, const std::string& message = "") {
+  expect_error_kind(ErrorKind::corrupt, fn, message);
 }
 
 const std::string kAuthFailed = "authentication failed (wrong key or damaged data)";
@@ -284,42 +296,42 @@ class Aes256GcmTamperTest : public ::testing::Test {
 TEST_F(Aes256GcmTamperTest, RejectsFlippedCiphertextBit) {
   Bytes damaged = sealed;
   damaged[7] ^= 0x10;
-  expect_crypto_error([&] { aes256gcm_open(key, nonce, damaged, aad); }, kAuthFailed);
+  expect_auth_failure([&] { aes256gcm_open(key, nonce, damaged, aad); }, kAuthFailed);
 }
 
 TEST_F(Aes256GcmTamperTest, RejectsFlippedTagBit) {
   Bytes damaged = sealed;
   damaged.back() ^= 0x01;
-  expect_crypto_error([&] { aes256gcm_open(key, nonce, damaged, aad); }, kAuthFailed);
+  expect_auth_failure([&] { aes256gcm_open(key, nonce, damaged, aad); }, kAuthFailed);
 }
 
 TEST_F(Aes256GcmTamperTest, RejectsWrongAad) {
   Bytes wrong_aad = aad;
   wrong_aad[0] ^= 0x80;
-  expect_crypto_error([&] { aes256gcm_open(key, nonce, sealed, wrong_aad); }, kAuthFailed);
-  expect_crypto_error([&] { aes256gcm_open(key, nonce, sealed, {}); }, kAuthFailed);
+  expect_auth_failure([&] { aes256gcm_open(key, nonce, sealed, wrong_aad); }, kAuthFailed);
+  expect_auth_failure([&] { aes256gcm_open(key, nonce, sealed, {}); }, kAuthFailed);
 }
 
 TEST_F(Aes256GcmTamperTest, RejectsWrongKeyAndNonce) {
   AeadKey wrong_key = key;
   wrong_key[31] ^= 0x01;
-  expect_crypto_error([&] { aes256gcm_open(wrong_key, nonce, sealed, aad); }, kAuthFailed);
+  expect_auth_failure([&] { aes256gcm_open(wrong_key, nonce, sealed, aad); }, kAuthFailed);
   AeadNonce wrong_nonce = nonce;
   wrong_nonce[0] ^= 0x01;
-  expect_crypto_error([&] { aes256gcm_open(key, wrong_nonce, sealed, aad); }, kAuthFailed);
+  expect_auth_failure([&] { aes256gcm_open(key, wrong_nonce, sealed, aad); }, kAuthFailed);
 }
 
 TEST_F(Aes256GcmTamperTest, RejectsTruncatedInput) {
   const ByteView view(sealed);
-  expect_crypto_error([&] { aes256gcm_open(key, nonce, view.first(kAeadTagSize - 1), aad); });
-  expect_crypto_error([&] { aes256gcm_open(key, nonce, {}, aad); });
+  expect_auth_failure([&] { aes256gcm_open(key, nonce, view.first(kAeadTagSize - 1), aad); });
+  expect_auth_failure([&] { aes256gcm_open(key, nonce, {}, aad); });
   // Exactly a tag long but not the right tag: an authentication failure.
-  expect_crypto_error([&] { aes256gcm_open(key, nonce, view.last(kAeadTagSize), aad); },
+  expect_auth_failure([&] { aes256gcm_open(key, nonce, view.last(kAeadTagSize), aad); },
                       kAuthFailed);
   // Dropping the last ciphertext byte.
   Bytes shortened(view.begin(), view.end());
   shortened.erase(shortened.begin() + static_cast<std::ptrdiff_t>(plaintext.size()) - 1);
-  expect_crypto_error([&] { aes256gcm_open(key, nonce, shortened, aad); }, kAuthFailed);
+  expect_auth_failure([&] { aes256gcm_open(key, nonce, shortened, aad); }, kAuthFailed);
 }
 
 TEST(Aes256GcmTest, SealAppendAppends) {

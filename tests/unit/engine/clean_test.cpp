@@ -1,3 +1,4 @@
+#include "mybackup/repository/object_names.hpp"
 #include "mybackup/engine/clean.hpp"
 
 #include <gtest/gtest.h>
@@ -19,6 +20,9 @@
 
 namespace mybackup {
 namespace {
+
+using testing::raw_backend;
+using testing::names_of;
 
 using testing::FaultInjectingBackend;
 using testing::TempDir;
@@ -51,7 +55,7 @@ class FailingRemoveBackend : public FaultInjectingBackend {
 /// Every object on the destination with its size.
 std::map<std::string, std::uint64_t> destination_objects(const Backend& backend) {
   std::map<std::string, std::uint64_t> objects;
-  for (const std::string& key : backend.list("")) {
+  for (const std::string& key : names_of(backend.list(""))) {
     objects[key] = backend.size(key).value_or(0);
   }
   return objects;
@@ -265,12 +269,12 @@ TEST_F(Clean, DryRunPredictsTheFiguresAndChangesNothing) {
   make_sparse_pack();
   write("f3", testing::random_data(1000, 99));
   backup();
-  const auto objects = destination_objects(repo_->backend());
+  const auto objects = destination_objects((*raw_backend(*repo_)));
   const CatalogSummary summary = catalog_->summary();
   const std::uint64_t last_seq = catalog_->last_seq();
 
   const CleanReport dry = clean(0, 1, true);
-  EXPECT_EQ(destination_objects(repo_->backend()), objects);
+  EXPECT_EQ(destination_objects((*raw_backend(*repo_))), objects);
   testing::expect_same_summary(catalog_->summary(), summary);
   EXPECT_EQ(catalog_->last_seq(), last_seq);
   EXPECT_TRUE(dry.manifest_key.empty());
@@ -377,7 +381,7 @@ TEST_F(Clean, InterruptedBeforeItsManifestRecordsNothingAndARerunFinishes) {
   make_sparse_pack();
   // Each failure point before the manifest: the rewritten pack's put, the manifest's put, a
   // stop request.
-  const auto objects = destination_objects(repo_->backend());
+  const auto objects = destination_objects((*raw_backend(*repo_)));
   const CatalogSummary summary = catalog_->summary();
   for (int point = 0; point < 3; ++point) {
     if (point == 0) {
@@ -397,7 +401,7 @@ TEST_F(Clean, InterruptedBeforeItsManifestRecordsNothingAndARerunFinishes) {
     testing::expect_same_summary(catalog_->summary(), summary);
     // Every object that was there still is (a rewritten pack may be left over as an orphan).
     for (const auto& [key, size] : objects) {
-      EXPECT_EQ(repo_->backend().size(key), size) << key << " at point " << point;
+      EXPECT_EQ((*raw_backend(*repo_)).size(key), size) << key << " at point " << point;
     }
     expect_consistent(*catalog_, Orphans::allowed);
   }
@@ -449,7 +453,7 @@ TEST_F(Clean, ADamagedPackIsLeftAloneNotCopied) {
   ASSERT_EQ(chunks.size(), 1U);
   const std::string sparse = chunks[0].pack;
   const PackEntry live = chunks[0].entry;
-  const std::string path = dest_ + "/" + Repository::pack_key(sparse);
+  const std::string path = dest_ + "/" + object_names::pack(sparse);
   std::string bytes = testing::read_text_file(path);
   bytes[live.offset + 40] = static_cast<char>(bytes[live.offset + 40] ^ 1);
   ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
@@ -459,7 +463,7 @@ TEST_F(Clean, ADamagedPackIsLeftAloneNotCopied) {
   EXPECT_EQ(report.damaged_packs, std::vector<std::string>{sparse});
   EXPECT_EQ(report.packs_rewritten, 0U);
   EXPECT_EQ(report.packs_written, 0U);
-  EXPECT_TRUE(repo_->backend().size(Repository::pack_key(sparse)).has_value());
+  EXPECT_TRUE((*raw_backend(*repo_)).size(object_names::pack(sparse)).has_value());
   EXPECT_GT(report.versions_removed, 0U);
 }
 

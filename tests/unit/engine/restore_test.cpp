@@ -6,6 +6,7 @@
 #include "mybackup/crypto/crypto.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/crypto/keys.hpp"
+#include "mybackup/repository/object_names.hpp"
 #include "mybackup/repository/repository.hpp"
 
 #include <gtest/gtest.h>
@@ -30,6 +31,8 @@
 
 namespace mybackup {
 namespace {
+
+using testing::names_of;
 
 using testing::TempDir;
 
@@ -301,7 +304,7 @@ class Restore : public ::testing::Test {
   }
 
   /// The pack file on the destination.
-  std::string pack_file(const std::string& pack_name) const { return dest_ + "/" + Repository::pack_key(pack_name); }
+  std::string pack_file(const std::string& pack_name) const { return dest_ + "/" + object_names::pack(pack_name); }
 
   TempDir dir_{"restore_test_"};
   std::string src_ = dir_ / "src";

@@ -1,5 +1,8 @@
 #include "mybackup/engine/sync.hpp"
 
+#include "mybackup/crypto/key_wrap.hpp"
+#include "mybackup/repository/object_names.hpp"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -15,14 +18,18 @@
 namespace mybackup {
 namespace {
 
+using testing::raw_backend;
+using testing::names_of;
+using testing::kAnySize;
+
 using testing::TempDir;
 
 /// Every object with its bytes, locks aside (they are per-destination).
 std::map<std::string, Bytes> objects_of(const Backend& backend) {
   std::map<std::string, Bytes> objects;
-  for (const std::string& key : backend.list("")) {
+  for (const std::string& key : names_of(backend.list(""))) {
     if (key.rfind("locks/", 0) != 0) {
-      objects[key] = backend.get(key);
+      objects[key] = backend.get(key, kAnySize);
     }
   }
   return objects;
@@ -45,7 +52,10 @@ class Sync : public ::testing::Test {
     run_backup(*catalog_, target, options);
   }
 
-  SyncReport sync() { return sync_repository(*primary_, *secondary_, catalog_->pack_names()); }
+  SyncReport sync() {
+    const std::unique_ptr<Repository> copy = Repository::open_copy(make_local_backend(secondary_dir_), *primary_);
+    return sync_repository(*primary_, *copy, catalog_->pack_names());
+  }
 
   void write(const std::string& name, std::size_t size, std::uint32_t seed) {
     testing::write_text_file(src_ + "/" + name, std::string(as_text(testing::random_data(size, seed))));
@@ -80,13 +90,20 @@ TEST_F(Sync, AnEmptySecondaryBecomesAFullCopyAndASecondSyncCopiesNothing) {
   backup();
   write("b.bin", 100'000, 2);
   backup();
-  primary_->backend().put("keys/0123456789abcdef.json", testing::to_bytes("{}"), Overwrite::no);
+  ScryptParams cheap;
+  cheap.n = 16;
+  const WrappedKey wrapped = wrap_master_key(key_, "passphrase", cheap, WrapDetails{"2026-12-01T00:00:00Z", "host", "test"});
+  add_wrapped_key((*raw_backend(*primary_)), wrapped);
+  // A file under keys/ whose content does not match its name is not a key: never copied.
+  (*raw_backend(*primary_)).put("keys/0123456789abcdef.json", testing::to_bytes("{}"), Overwrite::no);
 
   const SyncReport first = sync();
   EXPECT_EQ(first.packs_copied, 2U);
   EXPECT_EQ(first.manifests_copied, 2U);
   EXPECT_EQ(first.keys_copied, 1U);
-  EXPECT_EQ(objects_of(*secondary_), objects_of(primary_->backend()));
+  EXPECT_FALSE(secondary_->size("keys/0123456789abcdef.json").has_value());
+  (*raw_backend(*primary_)).remove("keys/0123456789abcdef.json");
+  EXPECT_EQ(objects_of(*secondary_), objects_of((*raw_backend(*primary_))));
   const std::unique_ptr<Repository> copy = Repository::open(make_local_backend(secondary_dir_), key_, CreateIfMissing::no);
   EXPECT_EQ(copy->info().id, primary_->info().id);
   expect_every_chunk_readable(*copy);
@@ -94,9 +111,9 @@ TEST_F(Sync, AnEmptySecondaryBecomesAFullCopyAndASecondSyncCopiesNothing) {
   const SyncReport second = sync();
   EXPECT_EQ(second.packs_copied + second.manifests_copied + second.keys_copied + second.packs_deleted, 0U);
 
-  primary_->backend().remove("keys/0123456789abcdef.json");  // `key remove`: gone from the copy too
+  (*raw_backend(*primary_)).remove(object_names::wrapped_key(wrapped.id));  // `key remove`: gone from the copy too
   EXPECT_EQ(sync().keys_removed, 1U);
-  EXPECT_EQ(objects_of(*secondary_), objects_of(primary_->backend()));
+  EXPECT_EQ(objects_of(*secondary_), objects_of((*raw_backend(*primary_))));
 }
 
 TEST_F(Sync, WhatCleanRemovedIsRemovedFromTheSecondary) {
@@ -113,7 +130,7 @@ TEST_F(Sync, WhatCleanRemovedIsRemovedFromTheSecondary) {
   const SyncReport report = sync();
   EXPECT_EQ(report.packs_deleted, 1U);
   EXPECT_EQ(report.manifests_copied, 1U);
-  EXPECT_EQ(objects_of(*secondary_), objects_of(primary_->backend()));
+  EXPECT_EQ(objects_of(*secondary_), objects_of((*raw_backend(*primary_))));
 }
 
 TEST_F(Sync, APackMissingOrDamagedOnThePrimaryIsNeverDeletedOrCopiedOver) {
@@ -121,14 +138,14 @@ TEST_F(Sync, APackMissingOrDamagedOnThePrimaryIsNeverDeletedOrCopiedOver) {
   backup();
   sync();
   const std::string pack = first_pack();
-  const std::string key = Repository::pack_key(pack);
-  const Bytes good = secondary_->get(key);
+  const std::string key = object_names::pack(pack);
+  const Bytes good = secondary_->get(key, kAnySize);
 
-  primary_->backend().remove(key);  // lost on the primary: the secondary's copy is the last one
+  (*raw_backend(*primary_)).remove(key);  // lost on the primary: the secondary's copy is the last one
   SyncReport report = sync();
   EXPECT_EQ(report.only_on_secondary, std::vector<std::string>{pack});
   EXPECT_EQ(report.packs_deleted, 0U);
-  EXPECT_EQ(secondary_->get(key), good);
+  EXPECT_EQ(secondary_->get(key, kAnySize), good);
 
   write("b.bin", 100'000, 2);
   backup();
@@ -140,13 +157,13 @@ TEST_F(Sync, APackMissingOrDamagedOnThePrimaryIsNeverDeletedOrCopiedOver) {
     }
     return std::string();
   }();
-  Bytes damaged = primary_->backend().get(Repository::pack_key(fresh));
+  Bytes damaged = (*raw_backend(*primary_)).get(object_names::pack(fresh), kAnySize);
   damaged[100] ^= 1;
-  primary_->backend().remove(Repository::pack_key(fresh));
-  primary_->backend().put(Repository::pack_key(fresh), damaged, Overwrite::no);
+  (*raw_backend(*primary_)).remove(object_names::pack(fresh));
+  (*raw_backend(*primary_)).put(object_names::pack(fresh), damaged, Overwrite::no);
   report = sync();
   EXPECT_EQ(report.damaged_on_primary, std::vector<std::string>{fresh});
-  EXPECT_FALSE(secondary_->size(Repository::pack_key(fresh)).has_value());
+  EXPECT_FALSE(secondary_->size(object_names::pack(fresh)).has_value());
 }
 
 TEST_F(Sync, ASecondaryHoldingSomethingElseIsRefused) {
@@ -158,8 +175,8 @@ TEST_F(Sync, ASecondaryHoldingSomethingElseIsRefused) {
 
   TempDir plain("sync_plain_");
   testing::write_text_file(plain / "holiday.jpg", "not a repository");
-  const std::unique_ptr<Backend> backend = make_local_backend(plain.path());
-  EXPECT_EQ(testing::error_kind([&] { adopt_repository(*primary_, *backend); }), ErrorKind::mismatch);
+  EXPECT_EQ(testing::error_kind([&] { Repository::open_copy(make_local_backend(plain.path()), *primary_); }),
+            ErrorKind::mismatch);
   EXPECT_EQ(testing::files_under(plain.path()).size(), 1U);
 }
 
@@ -172,17 +189,17 @@ TEST_F(Sync, ReadsFallBackToTheSecondaryAndSaySo) {
   const Bytes expected = primary_->read_chunk(pack.name, entry);
 
   // Damaged on the primary: authentication fails there; the secondary's copy is used.
-  const std::string key = Repository::pack_key(pack.name);
-  Bytes damaged = primary_->backend().get(key);
+  const std::string key = object_names::pack(pack.name);
+  Bytes damaged = (*raw_backend(*primary_)).get(key, kAnySize);
   damaged[entry.offset + 30] ^= 1;
-  primary_->backend().remove(key);
-  primary_->backend().put(key, damaged, Overwrite::no);
+  (*raw_backend(*primary_)).remove(key);
+  (*raw_backend(*primary_)).put(key, damaged, Overwrite::no);
   EXPECT_TRUE(testing::error_kind([&] { primary_->read_chunk(pack.name, entry); }).has_value());
   primary_->set_fallback(Repository::open(make_local_backend(secondary_dir_), key_, CreateIfMissing::no));
   EXPECT_EQ(primary_->read_chunk(pack.name, entry), expected);
 
   // Missing on the primary.
-  primary_->backend().remove(key);
+  (*raw_backend(*primary_)).remove(key);
   EXPECT_EQ(primary_->read_chunk(pack.name, entry), expected);
   const std::vector<Repository::FallbackRead> reads = primary_->fallback_reads();
   ASSERT_EQ(reads.size(), 1U);

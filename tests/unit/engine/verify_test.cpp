@@ -1,3 +1,4 @@
+#include "mybackup/repository/object_names.hpp"
 #include "mybackup/engine/verify.hpp"
 
 #include <gtest/gtest.h>
@@ -28,9 +29,9 @@ using testing::TempDir;
 class CountingBackend : public FaultInjectingBackend {
  public:
   using FaultInjectingBackend::FaultInjectingBackend;
-  Bytes get(const std::string& key) const override {
+  Bytes get(const std::string& key, std::uint64_t max_size) const override {
     count(key);
-    return FaultInjectingBackend::get(key);
+    return FaultInjectingBackend::get(key, max_size);
   }
   Bytes get_range(const std::string& key, std::uint64_t offset, std::uint64_t length) const override {
     count(key);
@@ -143,7 +144,7 @@ class Verify : public ::testing::Test {
     return {};
   }
 
-  std::string pack_file(const std::string& pack) const { return dest_ + "/" + Repository::pack_key(pack); }
+  std::string pack_file(const std::string& pack) const { return dest_ + "/" + object_names::pack(pack); }
 
   static void flip_byte(const std::string& path, std::uint64_t offset) {
     std::string bytes = testing::read_text_file(path);
@@ -445,8 +446,8 @@ TEST_F(Verify, TheSecondarySaysWhetherAnIntactCopyExists) {
   }
 
   // Damaged there too, or gone from there as well.
-  flip_byte(mirror + "/" + Repository::pack_key(damaged.pack), 3);
-  ASSERT_EQ(::unlink((mirror + "/" + Repository::pack_key(missing)).c_str()), 0);
+  flip_byte(mirror + "/" + object_names::pack(damaged.pack), 3);
+  ASSERT_EQ(::unlink((mirror + "/" + object_names::pack(missing)).c_str()), 0);
   report = verify(true, 100, secondary.get());
   ASSERT_TRUE(find(report, VerifyProblemKind::missing_pack) && find(report, VerifyProblemKind::damaged_chunk))
       << describe(report);

@@ -143,7 +143,7 @@ TEST(Blob, tampering_with_any_byte_fails) {
       std::uint8_t flags = 0;
       const auto kind = error_kind([&] { open_blob(key, make_id(7), damaged, flags); });
       // The magic is checked first (corrupt); flags, nonce, ciphertext and tag fail authentication.
-      EXPECT_EQ(kind, i < 4 ? ErrorKind::corrupt : ErrorKind::crypto) << "byte " << i << " mask " << int{mask};
+      EXPECT_EQ(kind, ErrorKind::corrupt) << "byte " << i << " mask " << int{mask};
     }
   }
 }
@@ -155,11 +155,11 @@ TEST(Blob, truncated_or_extended_blob_fails) {
   for (std::size_t length = 0; length < blob.size(); ++length) {
     const Bytes prefix(blob.begin(), blob.begin() + static_cast<std::ptrdiff_t>(length));
     const auto kind = error_kind([&] { open_blob(key, make_id(7), prefix, flags); });
-    EXPECT_EQ(kind, length < kBlobOverhead ? ErrorKind::corrupt : ErrorKind::crypto) << "length " << length;
+    EXPECT_EQ(kind, ErrorKind::corrupt) << "length " << length;
   }
   Bytes longer = blob;
   longer.push_back(0);
-  EXPECT_EQ(error_kind([&] { open_blob(key, make_id(7), longer, flags); }), ErrorKind::crypto);
+  EXPECT_EQ(error_kind([&] { open_blob(key, make_id(7), longer, flags); }), ErrorKind::corrupt);
 }
 
 TEST(Blob, opened_under_another_id_fails) {
@@ -168,14 +168,14 @@ TEST(Blob, opened_under_another_id_fails) {
   ChunkId other = make_id(7);
   other[31] ^= 1;
   std::uint8_t flags = 0;
-  EXPECT_EQ(error_kind([&] { open_blob(key, other, blob, flags); }), ErrorKind::crypto);
-  EXPECT_EQ(error_kind([&] { open_blob(key, make_id(8), blob, flags); }), ErrorKind::crypto);
+  EXPECT_EQ(error_kind([&] { open_blob(key, other, blob, flags); }), ErrorKind::corrupt);
+  EXPECT_EQ(error_kind([&] { open_blob(key, make_id(8), blob, flags); }), ErrorKind::corrupt);
 }
 
 TEST(Blob, wrong_key_fails) {
   const Bytes blob = sealed(make_key(1), make_id(7), 0, to_bytes("chunk content"));
   std::uint8_t flags = 0;
-  EXPECT_EQ(error_kind([&] { open_blob(make_key(2), make_id(7), blob, flags); }), ErrorKind::crypto);
+  EXPECT_EQ(error_kind([&] { open_blob(make_key(2), make_id(7), blob, flags); }), ErrorKind::corrupt);
 }
 
 // ---------------------------------------------------------------- packs
@@ -283,12 +283,12 @@ TEST(Pack, bad_header_size_is_corrupt) {
   EXPECT_EQ(read_pack_header(key, same).size(), 2U);
 }
 
-TEST(Pack, wrong_key_is_crypto) {
+TEST(Pack, wrong_key_is_corrupt) {
   const FinishedPack pack = build_pack(make_key(1), 2).pack;
-  EXPECT_EQ(error_kind([&] { read_pack_header(make_key(2), pack.bytes); }), ErrorKind::crypto);
+  EXPECT_EQ(error_kind([&] { read_pack_header(make_key(2), pack.bytes); }), ErrorKind::corrupt);
 }
 
-TEST(Pack, damaged_header_is_crypto) {
+TEST(Pack, damaged_header_is_corrupt) {
   const AeadKey key = make_key(1);
   const FinishedPack pack = build_pack(key, 2).pack;
   const std::size_t header_start = pack.entries.back().offset + pack.entries.back().length;
@@ -296,7 +296,7 @@ TEST(Pack, damaged_header_is_crypto) {
   for (std::size_t i = header_start + 4; i < pack.bytes.size() - 4; ++i) {
     Bytes damaged = pack.bytes;
     damaged[i] ^= 0x20;
-    EXPECT_EQ(error_kind([&] { read_pack_header(key, damaged); }), ErrorKind::crypto) << "byte " << i;
+    EXPECT_EQ(error_kind([&] { read_pack_header(key, damaged); }), ErrorKind::corrupt) << "byte " << i;
   }
   Bytes bad_magic = pack.bytes;
   bad_magic[header_start] ^= 0x20;

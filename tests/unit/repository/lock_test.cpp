@@ -1,4 +1,6 @@
 #include "mybackup/repository/lock.hpp"
+#include "mybackup/crypto/crypto.hpp"
+#include "mybackup/repository/object_names.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/types.h>
@@ -25,6 +27,9 @@
 namespace mybackup {
 namespace {
 
+using testing::names_of;
+using testing::kAnySize;
+
 using testing::error_kind;
 using testing::error_message;
 using testing::parse_json_object;
@@ -46,8 +51,12 @@ long dead_pid() {
   return child;
 }
 
-/// The key of a hand-written lock file: locks/<name>.json.
-std::string foreign_key(const std::string& name) { return std::string(RepositoryLock::kDirectory) + "/" + name + ".json"; }
+/// The key of a hand-written lock file: locks/<name>.json when `name` is a lock id (16 hex
+/// digits), otherwise named after the first 16 hex digits of SHA-256(name), since only
+/// well-formed lock names are locks.
+std::string foreign_key(const std::string& name) {
+  return object_names::lock(object_names::is_lower_hex(name, 16) ? name : to_hex(Sha256::hash(as_bytes(name))).substr(0, 16));
+}
 
 /// Writes locks/<name>.json as another writer would; returns its key.
 std::string write_lock(Backend& backend, const std::string& name, const std::string& host, long pid,
@@ -66,11 +75,11 @@ std::string write_lock(Backend& backend, const std::string& name, const std::str
 }
 
 std::string content_of(const Backend& backend, const std::string& key) {
-  return std::string(as_text(backend.get(key)));
+  return std::string(as_text(backend.get(key, kAnySize)));
 }
 
 /// Every key under locks/.
-std::vector<std::string> lock_files(const Backend& backend) { return backend.list(RepositoryLock::kDirectory); }
+std::vector<std::string> lock_files(const Backend& backend) { return names_of(backend.list(object_names::kLocks)); }
 
 std::int64_t now_ns() { return system_clock().now_ns(); }
 
@@ -83,7 +92,7 @@ TEST(Lock, lock_file_records_the_holder_as_json) {
   auto backend = make_local_backend(dir.path());
   const std::int64_t before = now_ns();
   const RepositoryLock lock(*backend, "backup");
-  EXPECT_EQ(std::string(RepositoryLock::kDirectory), "locks");
+  EXPECT_EQ(std::string(object_names::kLocks), "locks");
   EXPECT_TRUE(std::filesystem::is_regular_file(dir / lock.key())) << lock.key();
   EXPECT_EQ(lock_files(*backend), std::vector<std::string>{lock.key()});
 
@@ -295,9 +304,9 @@ TEST(Lock, stale_locks_are_removed_but_a_live_one_among_them_still_refuses) {
   auto backend = make_local_backend(dir.path());
   const std::int64_t stale_ns = std::chrono::nanoseconds(RepositoryLock::kStaleAfter).count();
   // Sorted before the live one, so they are judged (and removed) first.
-  const std::string dead = write_lock(*backend, "a-dead", host_name(), dead_pid(), now_ns());
-  const std::string old = write_lock(*backend, "b-old", "some-other-host.example", 4242, now_ns() - 2 * stale_ns);
-  const std::string live = write_lock(*backend, "c-live", "some-other-host.example", 4343, now_ns());
+  const std::string dead = write_lock(*backend, "a000000000000001", host_name(), dead_pid(), now_ns());
+  const std::string old = write_lock(*backend, "b000000000000002", "some-other-host.example", 4242, now_ns() - 2 * stale_ns);
+  const std::string live = write_lock(*backend, "c000000000000003", "some-other-host.example", 4343, now_ns());
   EXPECT_EQ(error_kind([&] { RepositoryLock lock(*backend, "backup"); }), ErrorKind::locked);
   EXPECT_EQ(lock_files(*backend), std::vector<std::string>{live});
   // Once the live holder is gone, the lock is free.
@@ -329,6 +338,24 @@ TEST(Lock, an_unreadable_lock_file_is_locked_and_left_alone) {
     EXPECT_EQ(content_of(*backend, key), content);  // not removed: it might be a live writer's
     EXPECT_EQ(lock_files(*backend), std::vector<std::string>{key});
   }
+}
+
+}  // namespace
+}  // namespace mybackup
+
+namespace mybackup {
+namespace {
+
+TEST(Lock, ObjectsInLocksThatAreNotLockNamesAreNeitherReadNorRemoved) {
+  testing::TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  // Not a lock's name: a writer must not read it (it may be huge, or a FIFO) nor delete it.
+  backend->put("locks/notes.json", as_bytes("{\"host\": \"x\"}"), Overwrite::no);
+  {
+    const RepositoryLock lock(*backend, "backup");
+    EXPECT_TRUE(object_names::is_lock(lock.key()));
+  }
+  EXPECT_EQ(as_text(backend->get("locks/notes.json", 100)), "{\"host\": \"x\"}");
 }
 
 }  // namespace

@@ -18,6 +18,9 @@
 namespace mybackup {
 namespace {
 
+using testing::names_of;
+using testing::kAnySize;
+
 using testing::error_kind;
 using testing::FaultInjectingBackend;
 using testing::files_under;
@@ -56,8 +59,8 @@ TEST(Backend, put_then_get_returns_the_same_bytes) {
   const Bytes binary = random_data(100'000, 7);
   backend->put("data/ab/object.enc", binary, Overwrite::no);
   backend->put("empty", Bytes{}, Overwrite::no);
-  EXPECT_EQ(backend->get("data/ab/object.enc"), binary);
-  EXPECT_TRUE(backend->get("empty").empty());
+  EXPECT_EQ(backend->get("data/ab/object.enc", kAnySize), binary);
+  EXPECT_TRUE(backend->get("empty", kAnySize).empty());
   EXPECT_EQ(backend->location(), dir / "repo");
 }
 
@@ -81,7 +84,7 @@ TEST(Backend, size_of_stored_and_missing_keys) {
 TEST(Backend, get_of_a_missing_key_is_not_found) {
   TempDir dir;
   auto backend = make_local_backend(dir.path());
-  EXPECT_EQ(error_kind([&] { backend->get("data/00/missing.enc"); }), ErrorKind::not_found);
+  EXPECT_EQ(error_kind([&] { backend->get("data/00/missing.enc", kAnySize); }), ErrorKind::not_found);
   EXPECT_EQ(error_kind([&] { backend->get_range("data/00/missing.enc", 0, 1); }), ErrorKind::not_found);
 }
 
@@ -116,7 +119,7 @@ TEST(Backend, overwrite_no_on_a_taken_key_is_exists_and_keeps_the_old_object) {
   backend->put("locks/writer.json", to_bytes("first"), Overwrite::no);
   EXPECT_EQ(error_kind([&] { backend->put("locks/writer.json", to_bytes("second"), Overwrite::no); }),
             ErrorKind::exists);
-  EXPECT_EQ(backend->get("locks/writer.json"), to_bytes("first"));
+  EXPECT_EQ(backend->get("locks/writer.json", kAnySize), to_bytes("first"));
   EXPECT_TRUE(temporaries_under(dir.path()).empty());
 }
 
@@ -125,9 +128,9 @@ TEST(Backend, overwrite_yes_replaces_the_object) {
   auto backend = make_local_backend(dir.path());
   backend->put("locks/writer.json", to_bytes("first, longer content"), Overwrite::no);
   backend->put("locks/writer.json", to_bytes("second"), Overwrite::yes);
-  EXPECT_EQ(backend->get("locks/writer.json"), to_bytes("second"));
+  EXPECT_EQ(backend->get("locks/writer.json", kAnySize), to_bytes("second"));
   backend->put("fresh", to_bytes("new"), Overwrite::yes);
-  EXPECT_EQ(backend->get("fresh"), to_bytes("new"));
+  EXPECT_EQ(backend->get("fresh", kAnySize), to_bytes("new"));
   EXPECT_TRUE(temporaries_under(dir.path()).empty());
 }
 
@@ -146,11 +149,11 @@ TEST(Backend, list_is_recursive_sorted_and_skips_temporaries) {
 
   const std::vector<std::string> expected_data = {"data/00/a.enc", "data/00/b.enc", "data/7a/deep/er/c.enc",
                                                   "data/ff/z.enc"};
-  EXPECT_EQ(backend->list("data"), expected_data);
-  EXPECT_EQ(backend->list("data/00"), (std::vector<std::string>{"data/00/a.enc", "data/00/b.enc"}));
-  EXPECT_EQ(backend->list("snapshots"), std::vector<std::string>{"snapshots/0000000001-x.enc"});
+  EXPECT_EQ(names_of(backend->list("data")), expected_data);
+  EXPECT_EQ(names_of(backend->list("data/00")), (std::vector<std::string>{"data/00/a.enc", "data/00/b.enc"}));
+  EXPECT_EQ(names_of(backend->list("snapshots")), std::vector<std::string>{"snapshots/0000000001-x.enc"});
 
-  const std::vector<std::string> everything = backend->list("");
+  const std::vector<std::string> everything = names_of(backend->list(""));
   const std::vector<std::string> expected_all = {"data/00/a.enc",      "data/00/b.enc",
                                                  "data/7a/deep/er/c.enc", "data/ff/z.enc",
                                                  "mybackup-repo.json", "snapshots/0000000001-x.enc"};
@@ -174,12 +177,12 @@ TEST(Backend, remove_deletes_and_tolerates_a_missing_key) {
   backend->put("data/00/b", to_bytes("b"), Overwrite::no);
   backend->remove("data/00/a");
   EXPECT_EQ(backend->size("data/00/a"), std::nullopt);
-  EXPECT_EQ(backend->list("data"), std::vector<std::string>{"data/00/b"});
+  EXPECT_EQ(names_of(backend->list("data")), std::vector<std::string>{"data/00/b"});
   EXPECT_NO_THROW(backend->remove("data/00/a"));
   EXPECT_NO_THROW(backend->remove("never/existed"));
   // The key is free again.
   backend->put("data/00/a", to_bytes("again"), Overwrite::no);
-  EXPECT_EQ(backend->get("data/00/a"), to_bytes("again"));
+  EXPECT_EQ(backend->get("data/00/a", kAnySize), to_bytes("again"));
 }
 
 TEST(Backend, empty_reports_whether_anything_is_stored) {
@@ -213,7 +216,7 @@ TEST(Backend, root_is_created_on_first_put) {
   EXPECT_FALSE(path_exists(root));
   backend->put("data/00/first", to_bytes("1"), Overwrite::no);
   EXPECT_TRUE(std::filesystem::is_directory(root));
-  EXPECT_EQ(backend->get("data/00/first"), to_bytes("1"));
+  EXPECT_EQ(backend->get("data/00/first", kAnySize), to_bytes("1"));
   EXPECT_EQ(files_under(root), std::vector<std::string>{"data/00/first"});
 }
 
@@ -234,7 +237,7 @@ TEST(Backend, put_onto_a_key_that_is_a_directory_fails_and_leaves_no_temporary) 
   backend->put("data/00/a", to_bytes("a"), Overwrite::no);
   EXPECT_EQ(error_kind([&] { backend->put("data/00", to_bytes("x"), Overwrite::yes); }), ErrorKind::io);
   EXPECT_TRUE(error_kind([&] { backend->put("data/00", to_bytes("x"), Overwrite::no); }).has_value());
-  EXPECT_EQ(backend->get("data/00/a"), to_bytes("a"));
+  EXPECT_EQ(backend->get("data/00/a", kAnySize), to_bytes("a"));
   EXPECT_TRUE(temporaries_under(dir.path()).empty());
 }
 
@@ -250,8 +253,8 @@ TEST(Backend, fault_injecting_backend_fails_the_chosen_put_and_stores_nothing) {
   EXPECT_EQ(faults.puts(), 3);
   EXPECT_EQ(faults.failed_puts(), 1);
   EXPECT_EQ(faults.stored_keys(), (std::vector<std::string>{"data/1", "data/3"}));
-  EXPECT_EQ(faults.list("data"), (std::vector<std::string>{"data/1", "data/3"}));
-  EXPECT_EQ(faults.get("data/3"), to_bytes("3"));
+  EXPECT_EQ(names_of(faults.list("data")), (std::vector<std::string>{"data/1", "data/3"}));
+  EXPECT_EQ(faults.get("data/3", kAnySize), to_bytes("3"));
   EXPECT_EQ(faults.location(), dir.path());
 }
 
@@ -267,7 +270,7 @@ TEST(Backend, fault_injecting_backend_fails_every_put_after_n_for_matching_keys)
   faults.put("snapshots/y", to_bytes("y"), Overwrite::no);
   EXPECT_EQ(faults.puts(), 3);
   EXPECT_EQ(faults.failed_puts(), 2);
-  EXPECT_EQ(faults.list(""), (std::vector<std::string>{"data/a", "snapshots/x", "snapshots/y"}));
+  EXPECT_EQ(names_of(faults.list("")), (std::vector<std::string>{"data/a", "snapshots/x", "snapshots/y"}));
 
   faults.clear_faults();
   faults.put("data/b", to_bytes("b"), Overwrite::no);

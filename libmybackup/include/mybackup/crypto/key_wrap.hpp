@@ -26,6 +26,7 @@
 // wiped from memory after use.
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -98,6 +99,10 @@ std::vector<WrappedKeyInfo> list_wrapped_keys(const Backend& backend);
 /// Stores `key` as keys/<id>.json (atomic, Overwrite::no). Storing the same key again is a no-op
 /// (the id is a hash of the content).
 void add_wrapped_key(Backend& backend, const WrappedKey& key);
+
+/// The text of every wrapped key of `backend` whose content matches its name, by id (to copy
+/// them elsewhere); damaged or misnamed files are left out.
+std::map<std::string, std::string> wrapped_key_texts(const Backend& backend);
 
 enum class LastKey { refuse, allow };
 

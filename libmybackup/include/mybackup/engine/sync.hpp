@@ -19,7 +19,6 @@
 #include <unordered_set>
 #include <vector>
 
-#include "mybackup/storage/backend.hpp"
 #include "mybackup/repository/repository.hpp"
 
 namespace mybackup {
@@ -37,16 +36,11 @@ struct SyncReport {
   std::vector<std::string> only_on_secondary;
 };
 
-/// Makes `secondary` a copy of `primary`'s repository if it is empty (writes the marker); checks
-/// that it is the same repository otherwise. Error(mismatch) if it holds another repository or
-/// other files.
-void adopt_repository(Repository& primary, Backend& secondary);
-
-/// Brings `secondary` up to date with `primary`. `indexed_packs`: the packs the catalog indexes
-/// (after catching up with the primary). The caller holds the writer locks of both.
-/// Error(mismatch) if the secondary holds another repository or other files; Error(interrupted)
-/// when `cancel` becomes true (between objects; what was copied stays valid).
-SyncReport sync_repository(Repository& primary, Backend& secondary, const std::unordered_set<std::string>& indexed_packs,
+/// Brings `secondary` (opened with Repository::open_copy, which writes or checks the marker) up
+/// to date with `primary`. `indexed_packs`: the packs the catalog indexes (after catching up with
+/// the primary). The caller holds the writer locks of both. Error(interrupted) when `cancel`
+/// becomes true (between objects; what was copied stays valid).
+SyncReport sync_repository(Repository& primary, Repository& secondary, const std::unordered_set<std::string>& indexed_packs,
                            const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace mybackup

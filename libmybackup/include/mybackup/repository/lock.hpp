@@ -30,7 +30,6 @@ class RepositoryLock {
  public:
   static constexpr std::chrono::seconds kRefreshInterval{60};
   static constexpr std::chrono::seconds kStaleAfter{30 * 60};
-  static constexpr const char* kDirectory = "locks";
 
   /// Takes the lock or throws Error(locked). `purpose` is recorded ("backup", "clean").
   RepositoryLock(Backend& backend, const std::string& purpose);

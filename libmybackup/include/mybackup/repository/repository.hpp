@@ -1,24 +1,32 @@
 #pragma once
-// A repository: the destination's objects, read and written with the repository's keys.
+// A repository: the destination's objects, read and written with the repository's keys. It is the
+// only way engine code reaches the bytes of a destination: names come from object_names.hpp, and
+// every read is bounded and checked (packs against the SHA-256 they are named by, blobs and
+// manifests by authentication).
 //
 //   mybackup-repo.json          plaintext marker: format, version, id, chunker parameters, key check
 //   data/<2 hex>/<64 hex>.enc   packs (pack.hpp), named by the SHA-256 of their bytes
 //   snapshots/<seq>-<id>.enc    one manifest per run (manifest.hpp)
 //   locks/<random>.json         writer locks (lock.hpp)
-// All object names are made in this module and nowhere else.
+//   keys/<id>.json              passphrase-wrapped keys (key_wrap.hpp)
+//
+// Thread safety: the const members and put_pack() may be called from several threads at once;
+// everything else from one thread at a time.
 
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "mybackup/storage/backend.hpp"
-#include "mybackup/format/chunker.hpp"
 #include "mybackup/crypto/keys.hpp"
+#include "mybackup/format/chunker.hpp"
 #include "mybackup/format/manifest.hpp"
 #include "mybackup/format/pack.hpp"
+#include "mybackup/repository/lock.hpp"
+#include "mybackup/storage/backend.hpp"
 
 namespace mybackup {
 
@@ -44,25 +52,48 @@ class Repository {
   static std::unique_ptr<Repository> open(std::unique_ptr<Backend> backend, const MasterKey& key,
                                           CreateIfMissing create);
 
+  /// Opens `backend` as a copy of `primary` (the secondary destination): an empty location gets
+  /// primary's marker first (so that a lock file never makes a new copy look like "a folder with
+  /// other files in it"); a location holding another marker is Error(mismatch), one holding
+  /// other files too.
+  static std::unique_ptr<Repository> open_copy(std::unique_ptr<Backend> backend, const Repository& primary);
+
   const RepositoryInfo& info() const { return info_; }
   const KeySet& keys() const { return keys_; }
-  Backend& backend() { return *backend_; }
-  const Backend& backend() const { return *backend_; }
   std::string location() const { return backend_->location(); }
 
-  // ---- names
-  /// The plaintext marker ("mybackup-repo.json"): written once, when the repository is created.
-  static std::string marker_key();
-  static std::string pack_key(const std::string& pack_name);
-  static std::string manifest_key(std::uint64_t seq, const std::string& run_id);
-  /// The pack name in a pack key ("data/ab/ab12….enc" → "ab12…"), or "" if the key is not one.
-  static std::string pack_name(const std::string& key);
-  /// The sequence number in a manifest key, or 0 if the key is not a manifest name.
-  static std::uint64_t manifest_seq(const std::string& key);
+  /// Takes this repository's writer lock (lock.hpp): Error(locked) if another writer holds it.
+  std::unique_ptr<RepositoryLock> lock(const std::string& purpose);
+  /// Where the passphrase-wrapped keys live (keys/), for key_wrap.hpp's functions only.
+  Backend& key_store() { return *backend_; }
+  const Backend& key_store() const { return *backend_; }
 
   // ---- packs and chunks
+  struct StoredPack {
+    std::string name;  // 64 hex digits
+    std::uint64_t size = 0;
+  };
+  /// Every pack stored on the destination with its size, sorted by name. Objects that are not
+  /// well-formed pack names are not listed.
+  std::vector<StoredPack> list_packs() const;
+  /// Names of every pack stored on the destination, sorted.
+  std::vector<std::string> pack_names() const;
+  /// The size of a stored pack, or nullopt if it is not there.
+  std::optional<std::uint64_t> pack_size(const std::string& pack_name) const;
+
+  enum class CheckHash { yes, no };
+  /// A whole pack, at most `max_size` bytes (the size the index records; Error(corrupt) if it is
+  /// larger). With CheckHash::yes its SHA-256 must be its name (Error(corrupt) otherwise);
+  /// CheckHash::no is for verify, which reports the mismatch itself. Error(not_found) if missing.
+  Bytes read_pack(const std::string& pack_name, std::uint64_t max_size, CheckHash check = CheckHash::yes) const;
+
   /// Stores a finished pack (atomic, durable). A pack already present is left as it is.
   void put_pack(const FinishedPack& pack);
+  /// Stores pack bytes read from another copy of this repository. Error(corrupt) if they do not
+  /// hash to `pack_name` (nothing is stored then).
+  void put_pack(const std::string& pack_name, ByteView bytes);
+  /// Deletes a pack; a missing one is not an error.
+  void delete_pack(const std::string& pack_name);
   /// Reads one blob from a pack, authenticates it, decompresses it and checks that its
   /// content hashes to its id. Error(not_found) if the pack is missing, Error(crypto) or
   /// Error(corrupt) if the blob is damaged. With a fallback (below), a chunk missing or damaged
@@ -84,9 +115,6 @@ class Repository {
   /// The chunk id of `data` (HMAC-SHA256 with id_key).
   ChunkId chunk_id(ByteView data) const;
 
-  /// Names of every pack stored on the destination, sorted.
-  std::vector<std::string> pack_names() const;
-
   // ---- manifests
   /// Encodes, compresses, encrypts and stores a manifest under manifest_key(seq, run_id).
   /// Returns the key. Error(exists) if that key is taken.
@@ -94,12 +122,18 @@ class Repository {
   /// Keys of all manifests, in sequence order.
   std::vector<std::string> manifest_keys() const;
   Manifest read_manifest(const std::string& key) const;
+  /// The stored bytes of a manifest, authenticated first (Error(corrupt) if they fail), to copy
+  /// to another copy of this repository with put_manifest_object.
+  Bytes read_manifest_object(const std::string& key) const;
+  /// Stores a manifest object read with read_manifest_object. Error(exists) if the key is taken.
+  void put_manifest_object(const std::string& key, ByteView object);
   /// One more than the highest sequence number on the destination.
   std::uint64_t next_manifest_seq() const;
 
  private:
   Repository(std::unique_ptr<Backend> backend, KeySet keys, RepositoryInfo info);
   Bytes read_chunk_here(const std::string& pack_name, const PackEntry& where) const;
+  Bytes open_manifest_object(const std::string& key, ByteView object) const;
 
   std::unique_ptr<Backend> backend_;
   KeySet keys_;

@@ -13,9 +13,11 @@ enum class ErrorKind {
   config,      // config.yaml or another local state file cannot be read or parsed
   not_found,   // something named does not exist (path, home, source, version)
   exists,      // something that must not exist already does (init on an existing home, duplicate source)
-  corrupt,     // stored data failed a structural or integrity check
-  crypto,      // authentication failed or key material is missing or damaged
-  io,          // the operating system refused a read or write (permission, I/O error)
+  corrupt,     // stored data failed a structural or integrity check, authentication included
+  crypto,      // key material is missing or damaged, or the crypto library itself failed
+  io,          // a read or write failed for good (I/O error, bad object, protocol error)
+  denied,      // the storage or the operating system refused access (EACCES, EPERM, EROFS, HTTP 403)
+  transient,   // a failure worth trying again later (timeout, reset connection, HTTP 5xx/429)
   no_space,    // the device is full (ENOSPC, EDQUOT)
   locked,      // another process holds the lock
   mismatch,    // the destination belongs to another repository
@@ -35,8 +37,13 @@ class Error : public std::runtime_error {
   ErrorKind kind_;
 };
 
-/// Throws an Error of kind io (or no_space for ENOSPC/EDQUOT) whose message is
-/// "<what>: <strerror(errnum)>". Use right after a failed system call.
+/// True for the kinds that say a storage could not be read or written (io, denied, transient,
+/// no_space), as opposed to what it holds being missing or damaged.
+bool is_access_failure(ErrorKind kind);
+
+/// Throws an Error whose message is "<what>: <strerror(errnum)>", of kind not_found (ENOENT),
+/// no_space (ENOSPC, EDQUOT), denied (EACCES, EPERM, EROFS), transient (EAGAIN, ETIMEDOUT, EINTR,
+/// ESTALE) or io (anything else). Use right after a failed system call.
 [[noreturn]] void throw_system_error(int errnum, const std::string& what);
 
 }  // namespace mybackup

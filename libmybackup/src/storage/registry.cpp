@@ -1,0 +1,159 @@
+#include "mybackup/storage/registry.hpp"
+
+#include <cctype>
+#include <functional>
+
+#include "mybackup/source/scanner.hpp"
+#include "mybackup/storage/retry_backend.hpp"
+#include "mybackup/util/error.hpp"
+
+namespace mybackup {
+
+namespace {
+
+struct Scheme {
+  std::string name;
+  /// The URL's text after "scheme://" → its canonical form (after "scheme://").
+  std::function<std::string(const std::string& rest, const std::string& url)> normalize;
+  std::function<std::unique_ptr<Backend>(const std::string& rest)> open;
+  bool local = false;
+};
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+std::string percent_decode(const std::string& text, const std::string& url) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    const int high = i + 1 < text.size() ? hex_value(text[i + 1]) : -1;
+    const int low = i + 2 < text.size() ? hex_value(text[i + 2]) : -1;
+    if (high < 0 || low < 0 || (high == 0 && low == 0)) {
+      throw Error(ErrorKind::usage, "destination " + url + " has a bad %-escape: write %XX with two hex digits (not %00)");
+    }
+    out += static_cast<char>(high * 16 + low);
+    i += 2;
+  }
+  return out;
+}
+
+/// file:///path or file://localhost/path → the normalized absolute path.
+std::string file_path(const std::string& rest, const std::string& url) {
+  std::string path;
+  if (rest.rfind("localhost/", 0) == 0) {
+    path = rest.substr(9);
+  } else if (!rest.empty() && rest[0] == '/') {
+    path = rest;
+  } else {
+    throw Error(ErrorKind::usage, "destination " + url +
+                                      " names a host: a file:// URL must be file:///absolute/path (use sftp:// for another machine)");
+  }
+  return normalize_path(percent_decode(path, url));
+}
+
+const std::vector<Scheme>& schemes() {
+  static const std::vector<Scheme> table = {
+      {"file", [](const std::string& rest, const std::string& url) { return file_path(rest, url); },
+       [](const std::string& rest) { return make_local_backend(file_path(rest, "file://" + rest)); }, true},
+  };
+  return table;
+}
+
+/// Splits "scheme://rest"; nullopt when `text` is not a URL (a plain path).
+std::optional<std::pair<std::string, std::string>> split_url(const std::string& text) {
+  const std::size_t colon = text.find("://");
+  if (colon == std::string::npos || colon == 0) {
+    return std::nullopt;
+  }
+  const std::string scheme = text.substr(0, colon);
+  for (std::size_t i = 0; i < scheme.size(); ++i) {
+    const char c = scheme[i];
+    const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!letter && (i == 0 || !((c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.'))) {
+      return std::nullopt;  // "./a://b" is a path with an odd name, not a URL
+    }
+  }
+  std::string lower = scheme;
+  for (char& c : lower) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return std::pair{lower, text.substr(colon + 3)};
+}
+
+const Scheme& scheme_of(const std::string& name, const std::string& url) {
+  for (const Scheme& scheme : schemes()) {
+    if (scheme.name == name) {
+      return scheme;
+    }
+  }
+  std::string supported;
+  for (const std::string& known : supported_schemes()) {
+    supported += (supported.empty() ? "" : ", ") + known + "://";
+  }
+  throw Error(ErrorKind::usage, "destination " + url + " has an unsupported scheme '" + name + "://' (supported: " +
+                                    supported + ", or a plain local path)");
+}
+
+}  // namespace
+
+std::vector<std::string> supported_schemes() {
+  std::vector<std::string> names;
+  for (const Scheme& scheme : schemes()) {
+    names.push_back(scheme.name);
+  }
+  return names;
+}
+
+std::string normalize_destination(const std::string& text) {
+  if (text.empty()) {
+    return "";
+  }
+  const auto url = split_url(text);
+  if (!url) {
+    return normalize_path(text);
+  }
+  const Scheme& scheme = scheme_of(url->first, text);
+  return scheme.name + "://" + scheme.normalize(url->second, text);
+}
+
+std::optional<std::string> local_destination_path(const std::string& destination) {
+  const auto url = split_url(destination);
+  if (!url) {
+    return destination;
+  }
+  const Scheme& scheme = scheme_of(url->first, destination);
+  if (!scheme.local) {
+    return std::nullopt;
+  }
+  return scheme.normalize(url->second, destination);
+}
+
+bool same_destination(const std::string& a, const std::string& b) {
+  if (a == b) {
+    return true;
+  }
+  const std::optional<std::string> local_a = local_destination_path(a);
+  return local_a && local_a == local_destination_path(b);
+}
+
+std::unique_ptr<Backend> open_backend(const std::string& destination) {
+  const auto url = split_url(destination);
+  std::unique_ptr<Backend> backend =
+      url ? scheme_of(url->first, destination).open(url->second) : make_local_backend(normalize_path(destination));
+  return make_retrying_backend(std::move(backend));
+}
+
+}  // namespace mybackup

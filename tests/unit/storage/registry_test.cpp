@@ -1,0 +1,65 @@
+// Destinations as URLs: normalizing what users write, and the backend each scheme opens.
+
+#include "mybackup/storage/registry.hpp"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include "mybackup/util/error.hpp"
+#include "test_util.hpp"
+
+namespace mybackup {
+namespace {
+
+using testing::error_kind;
+
+TEST(Registry, PlainPathsAreMadeAbsoluteAndNormalized) {
+  EXPECT_EQ(normalize_destination("/mnt/backups/"), "/mnt/backups");
+  EXPECT_EQ(normalize_destination("/mnt/a/../backups"), "/mnt/backups");
+  char cwd[4096];
+  ASSERT_NE(::getcwd(cwd, sizeof cwd), nullptr);
+  EXPECT_EQ(normalize_destination("relative/dir"), std::string(cwd) + "/relative/dir");
+  EXPECT_EQ(normalize_destination(""), "");
+}
+
+TEST(Registry, FileUrlsAreLocalFolders) {
+  EXPECT_EQ(normalize_destination("file:///mnt/backups"), "file:///mnt/backups");
+  EXPECT_EQ(normalize_destination("FILE:///mnt/x/../backups/"), "file:///mnt/backups");
+  EXPECT_EQ(normalize_destination("file://localhost/mnt/backups"), "file:///mnt/backups");
+  EXPECT_EQ(normalize_destination("file:///mnt/my%20backups"), "file:///mnt/my backups");
+  EXPECT_EQ(local_destination_path("file:///mnt/backups"), "/mnt/backups");
+  EXPECT_EQ(local_destination_path("/mnt/backups"), "/mnt/backups");
+  EXPECT_TRUE(same_destination("file:///mnt/backups", "/mnt/backups"));
+  EXPECT_FALSE(same_destination("file:///mnt/backups", "/mnt/other"));
+}
+
+TEST(Registry, BadUrlsAreUsageErrorsNamingTheProblem) {
+  try {
+    normalize_destination("nosuch://x");
+    ADD_FAILURE() << "an unknown scheme was accepted";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.kind(), ErrorKind::usage);
+    const std::string message = error.what();
+    EXPECT_NE(message.find("'nosuch://'"), std::string::npos) << message;
+    EXPECT_NE(message.find("supported: file://"), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+  EXPECT_EQ(error_kind([] { normalize_destination("file://otherhost/x"); }), ErrorKind::usage);
+  EXPECT_EQ(error_kind([] { normalize_destination("file:///bad%zzescape"); }), ErrorKind::usage);
+  EXPECT_EQ(error_kind([] { normalize_destination("file:///nul%00byte"); }), ErrorKind::usage);
+  EXPECT_EQ(error_kind([] { open_backend("nosuch://x"); }), ErrorKind::usage);
+  EXPECT_EQ(supported_schemes(), std::vector<std::string>{"file"});
+}
+
+TEST(Registry, AFileUrlAndAPlainPathOpenTheSameStore) {
+  testing::TempDir dir;
+  const auto by_path = open_backend(dir / "store");
+  by_path->put("data/ab/one.enc", as_bytes("1"), Overwrite::no);
+  const auto by_url = open_backend(normalize_destination("file://" + dir / "store"));
+  EXPECT_EQ(as_text(by_url->get("data/ab/one.enc", 10)), "1");
+  EXPECT_EQ(by_url->location(), dir / "store");
+}
+
+}  // namespace
+}  // namespace mybackup
