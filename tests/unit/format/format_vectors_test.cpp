@@ -126,6 +126,7 @@ constexpr std::uint32_t kVectorMin = 256;
 constexpr std::uint32_t kVectorAvg = 1024;
 constexpr std::uint32_t kVectorMax = 4096;
 constexpr std::size_t kVectorInputSize = 16384;
+constexpr const char* kVectorInputStart = "141a9a66628f145b7b72a25d0c18e932";
 constexpr std::uint64_t kVectorMaskSmall = 0x8888888888880000;
 constexpr std::uint64_t kVectorMaskLarge = 0x8808808808800000;
 constexpr std::uint64_t kDefaultMaskSmall = 0xaaa554aaa5540000;
@@ -472,6 +473,7 @@ TEST(FormatVectors, chunker_cut_points) {
   const ChunkerParams params{kVectorMin, kVectorAvg, kVectorMax};
   const GearTable gear = make_gear_table(KeySet::derive(master_key()).gear_seed);
   const Bytes input = lcg_bytes(kVectorInputSize);
+  EXPECT_EQ(to_hex(ByteView(input).first(16)), kVectorInputStart);
   EXPECT_EQ(library_cuts(input, params, gear), kVectorChunkLengths);
   EXPECT_EQ(documented_cuts(input, params, gear), kVectorChunkLengths);
 }
