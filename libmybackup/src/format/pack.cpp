@@ -30,7 +30,11 @@ std::array<std::uint8_t, 4 + 1 + 32> blob_associated_data(std::uint8_t flags, co
 }  // namespace
 
 void seal_blob(const AeadKey& key, const ChunkId& id, std::uint8_t flags, ByteView payload, Bytes& out) {
-  const AeadNonce nonce = fresh_nonce();
+  seal_blob_with_nonce(key, id, flags, fresh_nonce(), payload, out);
+}
+
+void seal_blob_with_nonce(const AeadKey& key, const ChunkId& id, std::uint8_t flags, const AeadNonce& nonce,
+                          ByteView payload, Bytes& out) {
   out.reserve(out.size() + payload.size() + kBlobOverhead);
   out.insert(out.end(), kBlobMagic.begin(), kBlobMagic.end());
   out.push_back(flags);
@@ -67,7 +71,9 @@ void PackBuilder::add(const ChunkId& id, ByteView blob, std::uint32_t raw_length
   entries_.push_back(entry);
 }
 
-FinishedPack PackBuilder::finish(const AeadKey& key) {
+FinishedPack PackBuilder::finish(const AeadKey& key) { return finish_with_nonce(key, fresh_nonce()); }
+
+FinishedPack PackBuilder::finish_with_nonce(const AeadKey& key, const AeadNonce& header_nonce) {
   Bytes header;
   binary::Writer writer(header);
   writer.u8(kHeaderVersion);
@@ -80,10 +86,9 @@ FinishedPack PackBuilder::finish(const AeadKey& key) {
     writer.u8(entry.flags);
   }
   const std::size_t header_start = bytes_.size();
-  const AeadNonce nonce = fresh_nonce();
   bytes_.insert(bytes_.end(), kHeaderMagic.begin(), kHeaderMagic.end());
-  bytes_.insert(bytes_.end(), nonce.begin(), nonce.end());
-  aes256gcm_seal_append(key, nonce, header, as_bytes(kHeaderMagic), bytes_);
+  bytes_.insert(bytes_.end(), header_nonce.begin(), header_nonce.end());
+  aes256gcm_seal_append(key, header_nonce, header, as_bytes(kHeaderMagic), bytes_);
   binary::Writer(bytes_).u32(static_cast<std::uint32_t>(bytes_.size() - header_start));
 
   FinishedPack pack;

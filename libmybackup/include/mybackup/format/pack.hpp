@@ -28,7 +28,14 @@ constexpr std::size_t kBlobOverhead = 4 + 1 + kAeadNonceSize + kAeadTagSize;
 constexpr std::size_t kPackTargetSize = 16 * 1024 * 1024;
 
 /// Encrypts one chunk's stored form (`payload`: compressed or raw bytes) and appends the blob to `out`.
+/// Each call draws a fresh random nonce.
 void seal_blob(const AeadKey& key, const ChunkId& id, std::uint8_t flags, ByteView payload, Bytes& out);
+
+/// seal_blob with a nonce chosen by the caller. It exists only to reproduce the test vectors of
+/// docs/format.md (tests/unit/format/format_vectors_test.cpp): a nonce used twice under one key
+/// breaks AES-GCM, so everything that writes to a repository calls seal_blob.
+void seal_blob_with_nonce(const AeadKey& key, const ChunkId& id, std::uint8_t flags, const AeadNonce& nonce,
+                          ByteView payload, Bytes& out);
 
 /// Authenticates and decrypts a blob; returns its payload and sets `flags`.
 /// Error(corrupt) if the framing is wrong, Error(crypto) if authentication fails.
@@ -73,8 +80,12 @@ class PackBuilder {
     buffer.clear();
     bytes_ = std::move(buffer);
   }
-  /// Appends the encrypted header and returns the pack; the builder is empty again afterwards.
+  /// Appends the encrypted header (under a fresh random nonce) and returns the pack; the builder
+  /// is empty again afterwards.
   FinishedPack finish(const AeadKey& key);
+  /// finish() with the header's nonce chosen by the caller: only for the test vectors of
+  /// docs/format.md, like seal_blob_with_nonce.
+  FinishedPack finish_with_nonce(const AeadKey& key, const AeadNonce& header_nonce);
 
  private:
   Bytes bytes_;
