@@ -58,7 +58,8 @@ TEST(ScheduleBook, InvalidLinesNameTheProblem) {
       {"docs;12:30;" + std::string(201, 'n'), "201 characters long"},
   };
   for (const auto& [line, expected] : cases) {
-    const Error error = catch_error([&] { parse_schedule(line); });
+    // Init-capture: clang before 16 cannot capture a structured binding (C++20 allows it).
+    const Error error = catch_error([&line = line] { parse_schedule(line); });
     EXPECT_EQ(error.kind(), ErrorKind::usage) << line;
     EXPECT_TRUE(contains(error.what(), expected)) << line << " -> " << error.what();
     EXPECT_FALSE(contains(error.what(), "\n")) << error.what();
@@ -159,7 +160,7 @@ TEST(ScheduleFile, InvalidCreatesLeaveTheFileUnchanged) {
       {"documents;09:00", "has 2 fields"},
   };
   for (const auto& [line, expected] : cases) {
-    const Error error = catch_error([&] { add_schedule(file, line, dir.path()); });
+    const Error error = catch_error([&, &line = line] { add_schedule(file, line, dir.path()); });
     EXPECT_EQ(error.kind(), ErrorKind::usage) << line;
     EXPECT_TRUE(contains(error.what(), expected)) << line << " -> " << error.what();
     EXPECT_EQ(read_text_file(file), before) << line;
