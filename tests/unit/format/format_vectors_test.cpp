@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "mybackup/repository/object_names.hpp"
 #include "mybackup/crypto/crypto.hpp"
 #include "mybackup/crypto/keys.hpp"
 #include "mybackup/format/chunker.hpp"
@@ -340,7 +341,7 @@ TEST(FormatVectors, pack_of_two_blobs) {
   EXPECT_EQ(read_pack_header(keys.enc_key, expected), entries);
   const TempDir dir;
   const auto repository = temporary_repository(dir);
-  repository->backend().put(Repository::pack_key(kPackName), expected, Overwrite::no);
+  testing::raw_backend(*repository)->put(object_names::pack(kPackName), expected, Overwrite::no);
   EXPECT_EQ(as_text(repository->read_chunk(kPackName, entries[0])), kChunkA);
   EXPECT_EQ(as_text(repository->read_chunk(kPackName, entries[1])), kChunkB);
 }
@@ -352,7 +353,7 @@ TEST(FormatVectors, manifest_encoding_and_sealed_object) {
   EXPECT_EQ(to_hex(plain), kManifestPlain);
   // Encodings are canonical, so equal encodings mean equal manifests.
   EXPECT_EQ(to_hex(encode_manifest(decode_manifest(from_hex(kManifestPlain)))), kManifestPlain);
-  EXPECT_EQ(Repository::manifest_key(manifest.seq, manifest.run_id), kManifestKey);
+  EXPECT_EQ(object_names::manifest(manifest.seq, manifest.run_id), kManifestKey);
 
   // The object: raw_size, then the blob of the zstd frame under id SHA-256("manifest " + file name).
   const Bytes frame = from_hex(kManifestFrame);
@@ -364,7 +365,7 @@ TEST(FormatVectors, manifest_encoding_and_sealed_object) {
 
   const TempDir dir;
   const auto repository = temporary_repository(dir);
-  repository->backend().put(kManifestKey, from_hex(kManifestObject), Overwrite::no);
+  testing::raw_backend(*repository)->put(kManifestKey, from_hex(kManifestObject), Overwrite::no);
   EXPECT_EQ(to_hex(encode_manifest(repository->read_manifest(kManifestKey))), kManifestPlain);
 }
 
@@ -375,7 +376,7 @@ TEST(FormatVectors, manifest_writer_follows_the_documented_framing) {
   const Manifest manifest = vector_manifest();
   const std::string key = repository->put_manifest(manifest);
   ASSERT_EQ(key, kManifestKey);
-  const Bytes object = repository->backend().get(key);
+  const Bytes object = testing::raw_backend(*repository)->get(key, testing::kAnySize);
   const Bytes plain = encode_manifest(manifest);
   ASSERT_GT(object.size(), 4U);
   EXPECT_EQ(Bytes(object.begin(), object.begin() + 4), u32le(static_cast<std::uint32_t>(plain.size())));
