@@ -16,9 +16,9 @@
 
 #include "util/bounded_queue.hpp"
 #include "util/buffer_pool.hpp"
-#include "util/unique_fd.hpp"
 #include "mybackup/format/chunker.hpp"
 #include "mybackup/format/compress.hpp"
+#include "mybackup/util/env.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/repository/lock.hpp"
 
@@ -105,13 +105,13 @@ struct ReaderState {
   std::size_t batch_bytes = 0;
 };
 
-int open_for_reading(const std::string& path) {
-  // O_NOATIME keeps a backup from touching access times; only the owner (or root) may use it.
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
-  if (fd < 0 && errno == EPERM) {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+/// Error(locked) if the run's writer lock was taken over (its file removed by another writer).
+void check_lock(const BackupTarget& target) {
+  if (target.lock != nullptr && target.lock->lost()) {
+    throw Error(ErrorKind::locked, "the lock on " + target.repository->location() +
+                                       " was taken over by another writer during this run (was the computer asleep?): "
+                                       "nothing was recorded, run the backup again");
   }
-  return fd;
 }
 
 std::int64_t mtime_of(const struct stat& info) {
@@ -124,6 +124,7 @@ class Pipeline {
   Pipeline(const BackupTarget& target, const BackupOptions& options, ChunkIdSet known, unsigned threads)
       : target_(target),
         options_(options),
+        env_(Env::or_default(options.env)),
         known_(std::move(known)),
         chunker_(target.chunker, make_gear_table(target.keys->gear_seed)),
         threads_(threads),
@@ -215,6 +216,7 @@ class Pipeline {
       if (cancelled()) {
         throw Error(ErrorKind::interrupted, kInterrupted);
       }
+      check_lock(target_);  // a run that lost its lock stops instead of storing more
       FileTask& task = (*tasks_)[index];
       std::string problem;
       for (int attempt = 1; attempt <= kReadAttempts; ++attempt) {
@@ -247,12 +249,13 @@ class Pipeline {
   /// Reads one file into `version`. Returns "" on success or the reason it was skipped.
   std::string read_file(FileTask& task, ReaderState& state, ManifestVersion& version) {
     Bytes& buffer = state.buffer;
-    UniqueFd file(open_for_reading(task.entry.path));
-    if (file.get() < 0) {
-      return errno == ENOENT ? "vanished before it could be read" : std::string("cannot open: ") + std::strerror(errno);
+    const int fd = env_.open_for_reading(AT_FDCWD, task.entry.path.c_str());
+    if (fd < 0) {
+      return fd == -ENOENT ? "vanished before it could be read" : std::string("cannot open: ") + std::strerror(-fd);
     }
+    const EnvFd file(env_, fd);
     struct stat before {};
-    if (::fstat(file.get(), &before) != 0 || !S_ISREG(before.st_mode)) {
+    if (env_.stat_fd(file.get(), before) != 0 || !S_ISREG(before.st_mode)) {
       return "is no longer a regular file";
     }
     Sha256 file_hash;
@@ -271,12 +274,9 @@ class Pipeline {
           end -= start;
           start = 0;
         }
-        const ssize_t n = ::read(file.get(), buffer.data() + end, kReadBlock);
+        const std::int64_t n = env_.read(file.get(), buffer.data() + end, kReadBlock);
         if (n < 0) {
-          if (errno == EINTR) {
-            continue;
-          }
-          return std::string("cannot read: ") + std::strerror(errno);
+          return std::string("cannot read: ") + std::strerror(static_cast<int>(-n));
         }
         if (n == 0) {
           at_eof = true;
@@ -315,7 +315,7 @@ class Pipeline {
       return "interrupted";  // the run is being abandoned; read_loop reports why
     }
     struct stat after {};
-    if (::fstat(file.get(), &after) != 0 || after.st_size != before.st_size || mtime_of(after) != mtime_of(before) ||
+    if (env_.stat_fd(file.get(), after) != 0 || after.st_size != before.st_size || mtime_of(after) != mtime_of(before) ||
         total != static_cast<std::uint64_t>(before.st_size)) {
       return "changed while being read";
     }
@@ -399,6 +399,7 @@ class Pipeline {
 
   const BackupTarget& target_;
   const BackupOptions& options_;
+  Env& env_;
   ChunkIdSet known_;
   Chunker chunker_;
   unsigned threads_;
@@ -519,7 +520,7 @@ BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const Back
                                       "repository with a key of its own (`mybackup --home NEW_HOME init`, then a new "
                                       "destination); this one stays restorable");
   }
-  const Clock& clock = options.clock != nullptr ? *options.clock : system_clock();
+  const Clock& clock = Env::or_default(options.env);
   BackupReport report;
   report.started_ns = clock.now_ns();
 
@@ -529,7 +530,7 @@ BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const Back
   for (const BackupSource& source : options.sources) {
     ScanResult scan;
     try {
-      scan = scan_tree(source.path, ExcludeMatcher(source.exclude));
+      scan = scan_tree(source.path, ExcludeMatcher(source.exclude), options.env);
     } catch (const Error& error) {
       if (error.kind() != ErrorKind::not_found) {
         throw;
@@ -610,11 +611,7 @@ BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const Back
   manifest.packs = std::move(packs);
   manifest.versions = std::move(versions);
   manifest.config = options.config;
-  if (target.lock != nullptr && target.lock->lost()) {
-    throw Error(ErrorKind::locked, "the lock on " + target.repository->location() +
-                                       " was taken over by another writer during this run (was the computer asleep?): "
-                                       "nothing was recorded, run the backup again");
-  }
+  check_lock(target);
   if (!manifest.versions.empty() || !manifest.packs.empty()) {
     std::array<std::uint8_t, 8> run_id{};
     random_bytes(run_id);

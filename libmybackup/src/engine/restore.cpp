@@ -12,9 +12,9 @@
 #include <cstring>
 
 #include "mybackup/crypto/crypto.hpp"
+#include "mybackup/util/env.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/fs.hpp"
-#include "util/unique_fd.hpp"
 
 namespace mybackup {
 
@@ -42,15 +42,9 @@ std::vector<std::string> split(std::string_view relative) {
   return parts;
 }
 
-timespec to_timespec(std::int64_t ns) {
-  timespec time{};
-  time.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
-  time.tv_nsec = static_cast<long>(ns % 1'000'000'000);
-  if (time.tv_nsec < 0) {
-    time.tv_nsec += 1'000'000'000;
-    time.tv_sec -= 1;
-  }
-  return time;
+/// "what: reason" for a failed Env call's -errno.
+std::string failure(const char* what, int negative_errno) {
+  return std::string(what) + ": " + std::strerror(-negative_errno);
 }
 
 std::string temporary_name() {
@@ -60,19 +54,16 @@ std::string temporary_name() {
 }
 
 /// SHA-256 of an existing file (opened without following a symlink), or nullopt if unreadable.
-std::optional<Digest> hash_existing(int directory, const std::string& name) {
-  UniqueFd file(::openat(directory, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (file.get() < 0) {
+std::optional<Digest> hash_existing(Env& env, int directory, const std::string& name) {
+  const EnvFd file(env, env.open_for_reading(directory, name.c_str()));
+  if (!file.valid()) {
     return std::nullopt;
   }
   Sha256 hash;
   std::vector<std::uint8_t> buffer(1 << 20);
   for (;;) {
-    const ssize_t n = ::read(file.get(), buffer.data(), buffer.size());
+    const std::int64_t n = env.read(file.get(), buffer.data(), buffer.size());
     if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
       return std::nullopt;
     }
     if (n == 0) {
@@ -85,34 +76,42 @@ std::optional<Digest> hash_existing(int directory, const std::string& name) {
 
 class Restorer {
  public:
-  Restorer(const Catalog& catalog, const Repository& repository, const RestoreOptions& options, int root, bool root_existed)
-      : catalog_(catalog), repository_(repository), options_(options), root_(root), root_existed_(root_existed) {}
+  Restorer(Env& env, const Catalog& catalog, const Repository& repository, const RestoreOptions& options, int root,
+           bool root_existed)
+      : env_(env), catalog_(catalog), repository_(repository), options_(options), root_(root), root_existed_(root_existed) {}
 
   /// Opens (creating when allowed) the directory `relative` below the root, component by
   /// component, never following a symlink. The last directory opened is cached: plans are
-  /// sorted, so siblings share it.
+  /// sorted, so siblings share it. The root itself is root_ (owned by the caller).
   int open_directory(const std::string& relative, bool create) {
-    if (relative == cached_path_ && cached_.get() >= 0) {
+    if (relative.empty()) {
+      return root_;
+    }
+    if (relative == cached_path_ && cached_.valid()) {
       return cached_.get();
     }
-    UniqueFd current(::dup(root_));
+    EnvFd current;
     std::string walked;
     for (const std::string& part : split(relative)) {
       walked += (walked.empty() ? "" : "/") + part;
-      if (create && !options_.dry_run && ::mkdirat(current.get(), part.c_str(), 0755) != 0 && errno != EEXIST) {
-        throw ItemError{"cannot create directory " + walked + ": " + std::strerror(errno)};
+      const int parent = current.valid() ? current.get() : root_;
+      if (create && !options_.dry_run) {
+        const int made = env_.make_directory_at(parent, part.c_str(), 0755);
+        if (made != 0 && made != -EEXIST) {
+          throw ItemError{failure(("cannot create directory " + walked).c_str(), made)};
+        }
       }
-      UniqueFd next(::openat(current.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (next.get() < 0) {
-        if (errno == ELOOP || errno == ENOTDIR) {
+      const int next = env_.open_directory(parent, part.c_str(), FollowLinks::no);
+      if (next < 0) {
+        if (next == -ELOOP || next == -ENOTDIR) {
           throw ItemError{"a symbolic link or a file is in the way at " + walked + " (nothing is written through it)"};
         }
-        if (errno == ENOENT && options_.dry_run) {
+        if (next == -ENOENT && options_.dry_run) {
           return -1;  // would be created
         }
-        throw ItemError{"cannot open directory " + walked + ": " + std::strerror(errno)};
+        throw ItemError{failure(("cannot open directory " + walked).c_str(), next)};
       }
-      current = std::move(next);
+      current = EnvFd(env_, next);
     }
     cached_ = std::move(current);
     cached_path_ = relative;
@@ -131,7 +130,7 @@ class Restorer {
     const std::string name = slash == std::string::npos ? item.relative : item.relative.substr(slash + 1);
     const int directory = open_directory(parent, true);
     struct stat existing {};
-    const bool exists = directory >= 0 && ::fstatat(directory, name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0;
+    const bool exists = directory >= 0 && env_.stat_at(directory, name.c_str(), existing) == 0;
 
     if (version.type == EntryType::directory) {
       if (exists && !S_ISDIR(existing.st_mode)) {
@@ -144,8 +143,11 @@ class Restorer {
         // An existing directory keeps the mode and time its owner gave it (like existing files).
         return RestoreAction::identical;
       }
-      if (!exists && ::mkdirat(directory, name.c_str(), 0700) != 0 && errno != EEXIST) {
-        throw ItemError{std::string("cannot create directory: ") + std::strerror(errno)};
+      if (!exists) {
+        const int made = env_.make_directory_at(directory, name.c_str(), 0700);
+        if (made != 0 && made != -EEXIST) {
+          throw ItemError{failure("cannot create directory", made)};
+        }
       }
       directories_.push_back(&item);
       ++report.directories;
@@ -185,11 +187,7 @@ class Restorer {
     for (auto it = directories_.rbegin(); it != directories_.rend(); ++it) {
       const RestoreItem& item = **it;
       try {
-        const int directory = open_directory(item.relative, false);
-        const timespec times[2] = {to_timespec(item.version.mtime_ns), to_timespec(item.version.mtime_ns)};
-        if (::fchmod(directory, item.version.mode & 07777) != 0 || ::futimens(directory, times) != 0) {
-          throw ItemError{std::string("cannot set mode and time: ") + std::strerror(errno)};
-        }
+        set_mode_and_time(open_directory(item.relative, false), item.version);
       } catch (const ItemError& error) {
         report.problems.push_back({item.relative, item.version.path, item.version.number, error.reason});
       }
@@ -203,37 +201,35 @@ class Restorer {
         return false;
       }
       std::string target(static_cast<std::size_t>(existing.st_size) + 1, '\0');
-      const ssize_t n = ::readlinkat(directory, name.c_str(), target.data(), target.size());
+      const std::int64_t n = env_.read_link_at(directory, name.c_str(), target.data(), target.size());
       return n >= 0 && static_cast<std::size_t>(n) == version.link_target.size() &&
              target.compare(0, static_cast<std::size_t>(n), version.link_target) == 0;
     }
     if (!S_ISREG(existing.st_mode) || static_cast<std::uint64_t>(existing.st_size) != version.size) {
       return false;
     }
-    const std::optional<Digest> digest = hash_existing(directory, name);
+    const std::optional<Digest> digest = hash_existing(env_, directory, name);
     return digest && *digest == version.sha256;
   }
 
   void write_symlink(const VersionRecord& version, int directory, const std::string& name) {
     const std::string temporary = temporary_name();
-    if (::symlinkat(version.link_target.c_str(), directory, temporary.c_str()) != 0) {
-      throw ItemError{std::string("cannot create symbolic link: ") + std::strerror(errno)};
+    if (const int rc = env_.symlink_at(version.link_target.c_str(), directory, temporary.c_str()); rc != 0) {
+      throw ItemError{failure("cannot create symbolic link", rc)};
     }
-    const timespec times[2] = {to_timespec(version.mtime_ns), to_timespec(version.mtime_ns)};
-    ::utimensat(directory, temporary.c_str(), times, AT_SYMLINK_NOFOLLOW);  // best effort
-    if (::renameat(directory, temporary.c_str(), directory, name.c_str()) != 0) {
-      const int saved = errno;
-      ::unlinkat(directory, temporary.c_str(), 0);
-      throw ItemError{std::string("cannot move into place: ") + std::strerror(saved)};
+    env_.set_times_at(directory, temporary.c_str(), version.mtime_ns);  // best effort
+    if (const int rc = env_.rename_at(directory, temporary.c_str(), name.c_str()); rc != 0) {
+      env_.unlink_at(directory, temporary.c_str());
+      throw ItemError{failure("cannot move into place", rc)};
     }
   }
 
   /// Returns the bytes written.
   std::uint64_t write_file(const VersionRecord& version, int directory, const std::string& name, bool replacing) {
     const std::string temporary = temporary_name();
-    UniqueFd file(::openat(directory, temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (file.get() < 0) {
-      throw ItemError{std::string("cannot create a file there: ") + std::strerror(errno)};
+    EnvFd file(env_, env_.create_file_at(directory, temporary.c_str(), 0600));
+    if (!file.valid()) {
+      throw ItemError{failure("cannot create a file there", file.get())};
     }
     try {
       Sha256 hash;
@@ -253,38 +249,50 @@ class Restorer {
           throw ItemError{std::string("cannot be read: ") + error.what()};
         }
         hash.update(data);
-        write_all(file.get(), data, name);
+        if (const int rc = env_.write_all(file.get(), data); rc != 0) {
+          throw ItemError{rc == -ENOSPC || rc == -EDQUOT ? "cannot write: the destination's disk is full" : failure("cannot write", rc)};
+        }
         written += data.size();
       }
       if (written != version.size || hash.finish() != version.sha256) {
         throw ItemError{"does not match its recorded size and SHA-256 (damaged catalog or repository)"};
       }
-      const timespec times[2] = {to_timespec(version.mtime_ns), to_timespec(version.mtime_ns)};
-      if (::fchmod(file.get(), version.mode & 07777) != 0 || ::futimens(file.get(), times) != 0) {
-        throw ItemError{std::string("cannot set mode and time: ") + std::strerror(errno)};
-      }
+      set_mode_and_time(file.get(), version);
       // Replacing a file: make the new content durable before the old one is gone.
-      if (replacing && ::fsync(file.get()) != 0) {
-        throw ItemError{std::string("cannot sync: ") + std::strerror(errno)};
+      if (replacing) {
+        if (const int rc = env_.sync(file.get()); rc != 0) {
+          throw ItemError{failure("cannot sync", rc)};
+        }
       }
       file.reset();
-      if (::renameat(directory, temporary.c_str(), directory, name.c_str()) != 0) {
-        throw ItemError{std::string("cannot move into place: ") + std::strerror(errno)};
+      if (const int rc = env_.rename_at(directory, temporary.c_str(), name.c_str()); rc != 0) {
+        throw ItemError{failure("cannot move into place", rc)};
       }
       return written;
     } catch (...) {
       file.reset();
-      ::unlinkat(directory, temporary.c_str(), 0);
+      env_.unlink_at(directory, temporary.c_str());
       throw;
     }
   }
 
+  void set_mode_and_time(int fd, const VersionRecord& version) {
+    int rc = env_.set_mode(fd, version.mode & 07777);
+    if (rc == 0) {
+      rc = env_.set_times(fd, version.mtime_ns);
+    }
+    if (rc != 0) {
+      throw ItemError{failure("cannot set mode and time", rc)};
+    }
+  }
+
+  Env& env_;
   const Catalog& catalog_;
   const Repository& repository_;
   const RestoreOptions& options_;
   int root_;
   bool root_existed_;
-  UniqueFd cached_;
+  EnvFd cached_;
   std::string cached_path_ = "\x01";  // never a real path
   std::vector<const RestoreItem*> directories_;
 };
@@ -323,16 +331,18 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
   std::sort(ordered.begin(), ordered.end(),
             [](const RestoreItem* a, const RestoreItem* b) { return a->relative < b->relative; });
 
-  const bool root_existed = path_exists(plan.root);
+  Env& env = Env::or_default(options.env);
+  struct stat root_info {};
+  const bool root_existed = env.stat_at(AT_FDCWD, plan.root.c_str(), root_info) == 0;
   if (!options.dry_run) {
     make_directories(plan.root);
   }
-  UniqueFd root(::open(plan.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (root.get() < 0 && !(options.dry_run && !root_existed)) {
-    throw_system_error(errno, "cannot open " + plan.root);
+  const EnvFd root(env, env.open_directory(AT_FDCWD, plan.root.c_str(), FollowLinks::yes));
+  if (!root.valid() && !(options.dry_run && !root_existed)) {
+    throw_system_error(-root.get(), "cannot open " + plan.root);
   }
   RestoreReport report;
-  if (root.get() < 0) {
+  if (!root.valid()) {
     // Dry run into a directory that does not exist yet: everything would be written.
     for (const RestoreItem* item : ordered) {
       if (options.on_item) {
@@ -374,7 +384,7 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
     return true;
   };
 
-  Restorer restorer(catalog, repository, options, root.get(), root_existed);
+  Restorer restorer(env, catalog, repository, options, root.get(), root_existed);
   for (const RestoreItem* item : directories) {
     if (!process(restorer, *item, report)) {
       break;
@@ -386,7 +396,7 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
   std::vector<std::thread> threads;
   for (unsigned i = 0; i < workers && !cancelled; ++i) {
     threads.emplace_back([&] {
-      Restorer worker(catalog, repository, options, root.get(), root_existed);
+      Restorer worker(env, catalog, repository, options, root.get(), root_existed);
       RestoreReport counts;
       for (std::size_t index = next++; index < leaves.size(); index = next++) {
         if (!process(worker, *leaves[index], counts)) {
@@ -419,14 +429,13 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
     const auto root_item = std::find_if(plan.items.begin(), plan.items.end(),
                                         [](const RestoreItem& item) { return item.relative.empty(); });
     if (!root_existed && root_item != plan.items.end() && root_item->version.type == EntryType::directory) {
-      const timespec times[2] = {to_timespec(root_item->version.mtime_ns), to_timespec(root_item->version.mtime_ns)};
-      ::fchmod(root.get(), root_item->version.mode & 07777);
-      ::futimens(root.get(), times);
+      env.set_mode(root.get(), root_item->version.mode & 07777);  // best effort, as for any directory
+      env.set_times(root.get(), root_item->version.mtime_ns);
     }
     // Every file went to a temporary name and was renamed into place; one syncfs makes all of it
     // durable before success is reported (an fsync per file would cost a disk flush per file).
-    if (::syncfs(root.get()) != 0) {
-      throw_system_error(errno, "cannot flush the restored files to disk under " + plan.root);
+    if (const int rc = env.sync_filesystem(root.get()); rc != 0) {
+      throw_system_error(-rc, "cannot flush the restored files to disk under " + plan.root);
     }
   }
   return report;

@@ -6,7 +6,6 @@
 
 #include <cerrno>
 
-#include "mybackup/util/clock.hpp"
 #include "mybackup/crypto/crypto.hpp"
 #include "mybackup/repository/object_names.hpp"
 #include "mybackup/util/error.hpp"
@@ -37,11 +36,11 @@ bool parse_holder(const Bytes& raw, Holder& holder) {
 
 bool process_alive(long pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
 
-bool is_stale(const Holder& holder) {
+bool is_stale(const Holder& holder, std::int64_t now_ns, std::chrono::nanoseconds stale_after) {
   if (holder.host == host_name() && !process_alive(holder.pid)) {
     return true;
   }
-  return system_clock().now_ns() - holder.time_ns > std::chrono::nanoseconds(RepositoryLock::kStaleAfter).count();
+  return now_ns - holder.time_ns > stale_after.count();
 }
 }  // namespace
 
@@ -54,7 +53,7 @@ std::string host_name() {
 }
 
 std::string RepositoryLock::describe_self() const {
-  const std::int64_t now = system_clock().now_ns();
+  const std::int64_t now = env_.now_ns();
   JsonWriter json;
   json.begin_object()
       .key("host").value(host_name())
@@ -66,7 +65,8 @@ std::string RepositoryLock::describe_self() const {
   return json.str() + "\n";
 }
 
-RepositoryLock::RepositoryLock(Backend& backend, const std::string& purpose) : backend_(backend), purpose_(purpose) {
+RepositoryLock::RepositoryLock(Backend& backend, const std::string& purpose, const LockOptions& options)
+    : backend_(backend), purpose_(purpose), options_(options), env_(Env::or_default(options.env)) {
   std::array<std::uint8_t, 8> random{};
   random_bytes(random);
   key_ = object_names::lock(to_hex(random));
@@ -94,7 +94,7 @@ RepositoryLock::RepositoryLock(Backend& backend, const std::string& purpose) : b
                    " is in the way (delete it if no mybackup is running there)";
         break;
       }
-      if (is_stale(holder)) {
+      if (is_stale(holder, env_.now_ns(), options_.stale_after)) {
         backend_.remove(other);  // its holder is gone
         continue;
       }
@@ -132,7 +132,13 @@ RepositoryLock::~RepositoryLock() {
 
 void RepositoryLock::refresh_loop() {
   std::unique_lock lock(mutex_);
-  while (!wake_.wait_for(lock, kRefreshInterval, [this] { return stopping_; })) {
+  while (!stopping_) {
+    if (env_.wait_for(wake_, lock, options_.refresh_interval) != std::cv_status::timeout) {
+      continue;  // woken by the destructor (or spuriously: the wait starts again)
+    }
+    if (stopping_) {
+      return;
+    }
     try {
       if (!backend_.size(key_)) {
         lost_ = true;  // removed by another writer who judged it stale: never recreate it
@@ -140,7 +146,7 @@ void RepositoryLock::refresh_loop() {
       }
       backend_.put(key_, as_bytes(describe_self()), Overwrite::yes);
     } catch (const Error&) {
-      // Best effort: a missed refresh only matters after kStaleAfter.
+      // Best effort: a missed refresh only matters after stale_after.
     }
   }
 }

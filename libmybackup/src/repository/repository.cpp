@@ -142,8 +142,8 @@ std::unique_ptr<Repository> Repository::open_copy(std::unique_ptr<Backend> backe
   return std::unique_ptr<Repository>(new Repository(std::move(backend), primary.keys_, std::move(info)));
 }
 
-std::unique_ptr<RepositoryLock> Repository::lock(const std::string& purpose) {
-  return std::make_unique<RepositoryLock>(*backend_, purpose);
+std::unique_ptr<RepositoryLock> Repository::lock(const std::string& purpose, const LockOptions& options) {
+  return std::make_unique<RepositoryLock>(*backend_, purpose, options);
 }
 
 std::vector<Repository::StoredPack> Repository::list_packs() const {

@@ -1,5 +1,6 @@
 #include "mybackup/source/scanner.hpp"
 
+#include "mybackup/util/env.hpp"
 #include "mybackup/util/error.hpp"
 
 #include <dirent.h>
@@ -22,8 +23,6 @@ namespace {
 // Beyond this depth the parent is closed before descending (children are opened by absolute
 // path instead), so a pathologically deep tree cannot exhaust the process's file descriptors.
 constexpr int kMaxHeldDirectoryFds = 128;
-
-constexpr int kOpenDirectoryFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 
 std::int64_t mtime_ns_of(const struct stat& st) {
   constexpr std::int64_t kNsPerSecond = 1'000'000'000;
@@ -51,14 +50,14 @@ ScanEntry make_entry(const std::string& path, EntryType type, const struct stat&
 }
 
 // Returns 0 and fills `target`, or the errno of the failed readlinkat.
-int read_link(int dir_fd, const char* name, std::size_t size_hint, std::string& target) {
+int read_link(Env& env, int dir_fd, const char* name, std::size_t size_hint, std::string& target) {
   // st_size is only a hint (0 on some pseudo filesystems, stale if the link changed).
   std::size_t capacity = size_hint > 0 ? size_hint + 1 : 256;
   for (;;) {
     target.resize(capacity);
-    const ssize_t length = readlinkat(dir_fd, name, target.data(), capacity);
+    const std::int64_t length = env.read_link_at(dir_fd, name, target.data(), capacity);
     if (length < 0) {
-      return errno;
+      return static_cast<int>(-length);
     }
     if (static_cast<std::size_t>(length) < capacity) {
       target.resize(static_cast<std::size_t>(length));
@@ -90,63 +89,44 @@ std::string with_reason(const char* what, int errnum) {
 
 class Walker {
  public:
-  Walker(const ExcludeMatcher& excludes, ScanResult& result) : excludes_(excludes), result_(result) {}
+  Walker(Env& env, const ExcludeMatcher& excludes, ScanResult& result) : env_(env), excludes_(excludes), result_(result) {}
 
-  // Takes ownership of `dir_fd`. `abs_path` and `rel_path` are scratch buffers that are
-  // extended for children and restored before returning.
-  void walk(int dir_fd, std::string& abs_path, std::string& rel_path, int depth) {
-    DIR* dir = fdopendir(dir_fd);
-    if (dir == nullptr) {
-      add_problem(abs_path, with_reason("cannot open directory", errno));
-      close(dir_fd);
-      return;
-    }
-    const int fd = dirfd(dir);
+  // `abs_path` and `rel_path` are scratch buffers that are extended for children and restored
+  // before returning.
+  void walk(EnvFd dir, std::string& abs_path, std::string& rel_path, int depth) {
+    const int fd = dir.get();
     const std::size_t abs_length = abs_path.size();
     const std::size_t rel_length = rel_path.size();
     std::vector<std::string> subdirectories;
 
-    for (;;) {
-      errno = 0;  // readdir signals errors only through errno
-      const struct dirent* item = readdir(dir);
-      if (item == nullptr) {
-        if (errno != 0) {
-          add_problem(abs_path, with_reason("cannot read directory", errno));
-        }
-        break;
-      }
-      const char* name = item->d_name;
-      if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) {
-        continue;
-      }
+    const int listed = env_.list_directory(fd, [&](const char* name, unsigned char type) {
       append_component(abs_path, rel_path, name);
-      if (visit(fd, name, item->d_type, abs_path, rel_path)) {
+      if (visit(fd, name, type, abs_path, rel_path)) {
         subdirectories.emplace_back(name);
       }
       abs_path.resize(abs_length);
       rel_path.resize(rel_length);
+    });
+    if (listed < 0) {
+      add_problem(abs_path, with_reason("cannot read directory", -listed));
     }
 
     const bool hold_parent = depth < kMaxHeldDirectoryFds;
     if (!hold_parent) {
-      closedir(dir);
-      dir = nullptr;
+      dir.reset();
     }
     for (const std::string& name : subdirectories) {
       append_component(abs_path, rel_path, name.c_str());
-      const int child_fd = hold_parent ? openat(fd, name.c_str(), kOpenDirectoryFlags)
-                                       : open(abs_path.c_str(), kOpenDirectoryFlags);
+      const int child_fd = hold_parent ? env_.open_directory(fd, name.c_str(), FollowLinks::no)
+                                       : env_.open_directory(AT_FDCWD, abs_path.c_str(), FollowLinks::no);
       if (child_fd >= 0) {
-        walk(child_fd, abs_path, rel_path, depth + 1);
-      } else if (errno != ENOENT) {
+        walk(EnvFd(env_, child_fd), abs_path, rel_path, depth + 1);
+      } else if (child_fd != -ENOENT) {
         // The directory stays listed (it exists), only its contents are missing.
-        add_problem(abs_path, with_reason("cannot open directory", errno));
+        add_problem(abs_path, with_reason("cannot open directory", -child_fd));
       }
       abs_path.resize(abs_length);
       rel_path.resize(rel_length);
-    }
-    if (dir != nullptr) {
-      closedir(dir);
     }
   }
 
@@ -199,7 +179,7 @@ class Walker {
     }
     if (S_ISLNK(st.st_mode)) {
       std::string target;
-      const int err = read_link(dir_fd, name, static_cast<std::size_t>(st.st_size), target);
+      const int err = read_link(env_, dir_fd, name, static_cast<std::size_t>(st.st_size), target);
       if (err == ENOENT) {
         return false;
       }
@@ -219,11 +199,12 @@ class Walker {
 
   // A member that vanished since readdir is silently ignored; other failures are problems.
   bool stat_member(int dir_fd, const char* name, const std::string& abs_path, struct stat& st) {
-    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    const int rc = env_.stat_at(dir_fd, name, st);
+    if (rc == 0) {
       return true;
     }
-    if (errno != ENOENT) {
-      add_problem(abs_path, with_reason("cannot read metadata", errno));
+    if (rc != -ENOENT) {
+      add_problem(abs_path, with_reason("cannot read metadata", -rc));
     }
     return false;
   }
@@ -232,6 +213,7 @@ class Walker {
     result_.problems.push_back(ScanProblem{path, std::move(reason)});
   }
 
+  Env& env_;
   const ExcludeMatcher& excludes_;
   ScanResult& result_;
 };
@@ -364,14 +346,15 @@ std::string normalize_path(std::string_view path) {
   return normal;
 }
 
-ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes) {
+ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes, Env* env_or_null) {
+  Env& env = Env::or_default(env_or_null);
   const std::string root_path = normalize_path(root);
   struct stat st {};
-  if (lstat(root_path.c_str(), &st) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR) {
+  if (const int rc = env.stat_at(AT_FDCWD, root_path.c_str(), st); rc != 0) {
+    if (rc == -ENOENT || rc == -ENOTDIR) {
       throw Error(ErrorKind::not_found, "source not found: " + root_path);
     }
-    throw_system_error(errno, "cannot read source " + root_path);
+    throw_system_error(-rc, "cannot read source " + root_path);
   }
 
   ScanResult result;
@@ -380,7 +363,7 @@ ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes) {
   } else if (S_ISLNK(st.st_mode)) {
     // Like every other symlink, a symlinked root is recorded, not followed.
     std::string target;
-    const int err = read_link(AT_FDCWD, root_path.c_str(), static_cast<std::size_t>(st.st_size), target);
+    const int err = read_link(env, AT_FDCWD, root_path.c_str(), static_cast<std::size_t>(st.st_size), target);
     if (err != 0) {
       throw_system_error(err, "cannot read source " + root_path);
     }
@@ -389,14 +372,14 @@ ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes) {
     entry.link_target = std::move(target);
     result.entries.push_back(std::move(entry));
   } else if (S_ISDIR(st.st_mode)) {
-    const int fd = open(root_path.c_str(), kOpenDirectoryFlags);
+    const int fd = env.open_directory(AT_FDCWD, root_path.c_str(), FollowLinks::no);
     if (fd < 0) {
-      throw_system_error(errno, "cannot open source directory " + root_path);
+      throw_system_error(-fd, "cannot open source directory " + root_path);
     }
     result.entries.push_back(make_entry(root_path, EntryType::directory, st));
     std::string abs_path = root_path;
     std::string rel_path;
-    Walker(excludes, result).walk(fd, abs_path, rel_path, 0);
+    Walker(env, excludes, result).walk(EnvFd(env, fd), abs_path, rel_path, 0);
   } else {
     result.problems.push_back(ScanProblem{root_path, std::string("skipped: ") + special_file_kind(st.st_mode)});
   }

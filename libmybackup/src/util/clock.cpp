@@ -3,18 +3,11 @@
 #include <cstdio>
 #include <ctime>
 
+#include "mybackup/util/env.hpp"
+
 namespace mybackup {
 
 namespace {
-class SystemClock final : public Clock {
- public:
-  std::int64_t now_ns() const override {
-    timespec now{};
-    clock_gettime(CLOCK_REALTIME, &now);
-    return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
-  }
-};
-
 std::string format_time(std::int64_t unix_ns, bool utc) {
   const std::time_t seconds = static_cast<std::time_t>(unix_ns / 1'000'000'000);
   std::tm parts{};
@@ -33,10 +26,7 @@ std::string format_time(std::int64_t unix_ns, bool utc) {
 }
 }  // namespace
 
-const Clock& system_clock() {
-  static const SystemClock clock;
-  return clock;
-}
+const Clock& system_clock() { return Env::default_env(); }
 
 std::string format_utc(std::int64_t unix_ns) { return format_time(unix_ns, true); }
 

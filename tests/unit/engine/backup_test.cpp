@@ -6,11 +6,13 @@
 #include "mybackup/util/error.hpp"
 #include "mybackup/crypto/keys.hpp"
 #include "mybackup/catalog/replay.hpp"
+#include "mybackup/repository/lock.hpp"
 #include "mybackup/repository/repository.hpp"
 
 #include <gtest/gtest.h>
 
 #include "fault_backend.hpp"
+#include "fault_env.hpp"
 #include "test_util.hpp"
 
 #include <fcntl.h>
@@ -26,6 +28,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -33,6 +36,7 @@
 namespace mybackup {
 namespace {
 
+using testing::FaultEnv;
 using testing::FaultInjectingBackend;
 using testing::expect_same_summary;
 using testing::TempDir;
@@ -238,6 +242,13 @@ class Backup : public ::testing::Test {
 
   BackupReport backup() { return run_backup(*catalog_, target(), options()); }
 
+  /// A backup that reads the sources through env_ (the faults the test set up).
+  BackupReport faulty_backup() {
+    BackupOptions faulty = options();
+    faulty.env = &env_;
+    return run_backup(*catalog_, target(), faulty);
+  }
+
   std::string src(const std::string& relative) const { return src_ + "/" + relative; }
 
   /// src/{empty.txt, small.txt, medium.bin, sub/, sub/nested.txt, emptydir/, link -> small.txt}
@@ -259,6 +270,7 @@ class Backup : public ::testing::Test {
     return 13 + (100 * 1024 + 7) + 20 + (with_big ? kBigSize : 0);
   }
 
+  FaultEnv env_;
   TempDir dir_{"backup_test_"};
   std::string src_ = dir_ / "src";
   std::string dest_ = dir_ / "dest";
@@ -567,17 +579,14 @@ TEST_F(Backup, ExcludedPatternsAreNotBackedUp) {
 }
 
 TEST_F(Backup, UnreadableFileIsAProblemAndNotMarkedDeleted) {
-  if (::geteuid() == 0) {
-    GTEST_SKIP() << "root can read a file with mode 000";
-  }
   testing::write_text_file(src("readable.txt"), "fine");
   testing::write_text_file(src("secret.txt"), "version one");
   make_dir(src("locked_dir"));
   testing::write_text_file(src("locked_dir/inner.txt"), "inside");
   testing::write_text_file(src("locked_from_start.txt"), "never readable");
-  ASSERT_EQ(::chmod(src("locked_from_start.txt").c_str(), 0), 0);
+  env_.deny(src("locked_from_start.txt"));  // EACCES even for root, as a mode 000 file for others
 
-  const BackupReport first = backup();
+  const BackupReport first = faulty_backup();
   ASSERT_EQ(first.problems.size(), 1u);
   EXPECT_EQ(first.problems[0].path, src("locked_from_start.txt"));
   EXPECT_EQ(first.problems[0].reason, "cannot open: Permission denied");
@@ -590,12 +599,9 @@ TEST_F(Backup, UnreadableFileIsAProblemAndNotMarkedDeleted) {
   // secret.txt changes and becomes unreadable, and a directory becomes unreadable: their last
   // versions stay the latest ones (their fate is unknown, they are not deleted).
   testing::write_text_file(src("secret.txt"), "version two, longer");
-  ASSERT_EQ(::chmod(src("secret.txt").c_str(), 0), 0);
-  ASSERT_EQ(::chmod(src("locked_dir").c_str(), 0), 0);
-  const BackupReport second = backup();
-  ::chmod(src("locked_dir").c_str(), 0755);
-  ::chmod(src("secret.txt").c_str(), 0644);
-  ::chmod(src("locked_from_start.txt").c_str(), 0644);
+  env_.deny(src("secret.txt"));
+  env_.deny(src("locked_dir"));
+  const BackupReport second = faulty_backup();
 
   std::map<std::string, std::string> problems;
   for (const ScanProblem& problem : second.problems) {
@@ -619,7 +625,7 @@ TEST_F(Backup, UnreadableFileIsAProblemAndNotMarkedDeleted) {
   EXPECT_EQ(latest.at(src("locked_dir/inner.txt")).type, EntryType::file);
   EXPECT_EQ(latest.at(src("locked_dir/inner.txt")).number, 1u);
 
-  // Readable again: secret.txt is backed up as a change, inner.txt is unchanged.
+  // Readable again (the real Env): secret.txt is backed up as a change, inner.txt is unchanged.
   const BackupReport third = backup();
   EXPECT_TRUE(third.problems.empty());
   EXPECT_EQ(third.stats.files_changed, 1u);
@@ -628,6 +634,126 @@ TEST_F(Backup, UnreadableFileIsAProblemAndNotMarkedDeleted) {
   EXPECT_EQ(third.stats.files_deleted, 0u);
   EXPECT_EQ(catalog_->latest_under(src_).at(src("secret.txt")).number, 2u);
   EXPECT_EQ(expect_restorable(*repo_, *catalog_, src_), 4u);
+}
+
+TEST_F(Backup, ReadErrorInTheMiddleOfAFileSkipsThatFileOnly) {
+  make_tree(false);
+  write_random(src("failing.bin"), 3 * 1024 * 1024 + 5, 31);  // three 1 MiB reads and a bit
+  env_.fail(FaultEnv::Op::read, "*/failing.bin", 2, EIO);
+
+  const BackupReport report = faulty_backup();
+
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_EQ(report.problems[0].path, src("failing.bin"));
+  EXPECT_EQ(report.problems[0].reason, "cannot read: Input/output error");
+  EXPECT_EQ(env_.calls(FaultEnv::Op::read, "*/failing.bin"), 2);  // abandoned there, not retried
+  EXPECT_EQ(report.stats.status, "partial");
+  EXPECT_EQ(report.stats.files_skipped, 1u);
+  EXPECT_EQ(report.stats.bytes_read, tree_bytes(false));
+  EXPECT_EQ(catalog_->latest_under(src_).count(src("failing.bin")), 0u);
+  EXPECT_EQ(expect_restorable(*repo_, *catalog_, src_), 4u);  // the rest of the tree
+
+  // The disk recovers: the next run stores it as new.
+  const BackupReport next = faulty_backup();
+  EXPECT_TRUE(next.problems.empty());
+  EXPECT_EQ(next.stats.files_new, 1u);
+  EXPECT_EQ(expect_restorable(*repo_, *catalog_, src_), 5u);
+}
+
+TEST_F(Backup, ShortReadsGiveTheSameChunks) {
+  write_random(src("big.bin"), kBigSize, 3);
+  testing::write_text_file(src("small.txt"), "hello");
+  constexpr std::size_t kPiece = 64 * 1024 - 3;  // an odd size, so no read ends on a boundary
+  env_.short_reads("*", kPiece);
+
+  const BackupReport report = faulty_backup();
+
+  EXPECT_TRUE(report.problems.empty());
+  EXPECT_EQ(report.stats.bytes_read, kBigSize + 5);
+  EXPECT_GE(env_.calls(FaultEnv::Op::read, "*/big.bin"), static_cast<int>(kBigSize / kPiece));
+  EXPECT_EQ(expect_restorable(*repo_, *catalog_, src_), 2u);
+
+  // Chunk boundaries depend on the content only: the same as with whole reads.
+  auto other_repo = Repository::open(make_local_backend(dir_ / "dest_whole_reads"), key_, CreateIfMissing::yes);
+  Catalog other_catalog(dir_ / "whole_reads.db");
+  run_backup(other_catalog, BackupTarget::writing_to(*other_repo), options());
+  const auto short_versions = versions_on_destination(*repo_);
+  const auto whole_versions = versions_on_destination(*other_repo);
+  ASSERT_EQ(short_versions.count(src("big.bin")), 1u);
+  ASSERT_EQ(whole_versions.count(src("big.bin")), 1u);
+  EXPECT_GT(whole_versions.at(src("big.bin")).chunks.size(), 1u);
+  EXPECT_EQ(short_versions.at(src("big.bin")).chunks, whole_versions.at(src("big.bin")).chunks);
+}
+
+TEST_F(Backup, AFileThatChangesWhileReadIsReadAgain) {
+  write_random(src("busy.bin"), 3 * 1024 * 1024 + 1, 41);
+  testing::write_text_file(src("quiet.txt"), "quiet");
+  env_.change_while_read("*/busy.bin", 2);  // the third attempt reads it undisturbed
+
+  const BackupReport report = faulty_backup();
+
+  EXPECT_TRUE(report.problems.empty()) << report.problems.front().reason;
+  EXPECT_EQ(env_.calls(FaultEnv::Op::open, "*/busy.bin"), 3);
+  EXPECT_EQ(report.stats.files_new, 2u);
+  EXPECT_EQ(report.stats.status, "ok");
+  // What was stored is the file as it is, not the bytes that changed under the first readers.
+  EXPECT_EQ(expect_restorable(*repo_, *catalog_, src_), 2u);
+}
+
+TEST_F(Backup, AFileThatKeepsChangingIsSkippedAfterThreeAttempts) {
+  write_random(src("busy.bin"), 3 * 1024 * 1024 + 1, 41);
+  testing::write_text_file(src("quiet.txt"), "quiet");
+  env_.change_while_read("*/busy.bin", 1000);
+
+  const BackupReport report = faulty_backup();
+
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_EQ(report.problems[0].path, src("busy.bin"));
+  EXPECT_EQ(report.problems[0].reason, "changed while being read");
+  EXPECT_EQ(env_.calls(FaultEnv::Op::open, "*/busy.bin"), 3);
+  EXPECT_EQ(report.stats.files_new, 1u);
+  EXPECT_EQ(report.stats.files_skipped, 1u);
+  EXPECT_EQ(report.stats.status, "partial");
+  EXPECT_EQ(catalog_->latest_under(src_).count(src("busy.bin")), 0u);
+  EXPECT_EQ(expect_restorable(*repo_, *catalog_, src_), 1u);
+}
+
+TEST_F(Backup, LosingTheLockStopsTheRunAndRecordsNothing) {
+  for (int i = 0; i < 6; ++i) {
+    write_random(src("f" + std::to_string(i) + ".bin"), 200 * 1024, static_cast<std::uint32_t>(80 + i));
+  }
+  LockOptions fast;
+  fast.refresh_interval = std::chrono::milliseconds(5);
+  const std::unique_ptr<RepositoryLock> held = repo_->lock("backup", fast);
+  RepositoryLock& lock = *held;
+  BackupTarget locked = target();
+  locked.lock = &lock;
+  // While the first file is opened, another writer judges the lock stale and removes it (as
+  // after a long suspend); the refresher notices within a few milliseconds.
+  std::atomic<bool> taken_over{false};
+  env_.on(FaultEnv::Op::open, "*/f*.bin", [&](const std::string&) {
+    if (taken_over.exchange(true)) {
+      return;
+    }
+    testing::raw_backend(*repo_)->remove(lock.key());
+    for (int waited_ms = 0; !lock.lost() && waited_ms < 10'000; ++waited_ms) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  BackupOptions one_reader = options();
+  one_reader.env = &env_;
+  one_reader.threads = 1;
+
+  const testing::ErrorOutcome outcome = testing::error_kind([&] { run_backup(*catalog_, locked, one_reader); });
+
+  EXPECT_EQ(outcome, ErrorKind::locked) << outcome;
+  EXPECT_TRUE(lock.lost());
+  EXPECT_EQ(env_.calls(FaultEnv::Op::open, "*/f*.bin"), 1);  // stopped before the next file
+  EXPECT_FALSE(faults_->size(lock.key()).has_value());     // never recreated
+  EXPECT_TRUE(repo_->manifest_keys().empty());
+  expect_same_summary(catalog_->summary(), CatalogSummary{});
+  EXPECT_FALSE(catalog_->last_run().has_value());
+  EXPECT_EQ(catalog_->last_seq(), 0u);
 }
 
 TEST_F(Backup, NoSpaceWhileStoringAPackChangesNothing) {

@@ -30,8 +30,10 @@ using testing::TempDir;
 constexpr std::int64_t kDay = 24LL * 3600 * 1'000'000'000;
 constexpr std::int64_t kStart = 1'790'000'000LL * 1'000'000'000;  // 2026-09
 
-class ManualClock : public Clock {
+/// The real filesystem with a hand-set time: a Clock for clean, an Env for backup.
+class ManualClock : public EnvWrapper {
  public:
+  ManualClock() : EnvWrapper(Env::default_env()) {}
   std::int64_t now_ns() const override { return now; }
   std::int64_t now = kStart;
 };
@@ -101,7 +103,7 @@ class Clean : public ::testing::Test {
     BackupOptions options;
     options.sources = {{src_, {}}};
     options.threads = 2;
-    options.clock = &clock_;
+    options.env = &clock_;
     run_backup(*catalog_, target, options);
     clock_.now += kDay;
   }

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "fault_env.hpp"
 #include "test_util.hpp"
 
 #include <fcntl.h>
@@ -32,8 +33,8 @@
 namespace mybackup {
 namespace {
 
+using testing::FaultEnv;
 using testing::names_of;
-
 using testing::TempDir;
 
 // The repository's chunker makes chunks of 512 KiB .. 8 MiB (about 1 MiB on average), so a few
@@ -787,6 +788,99 @@ TEST_F(RestoreDamaged, WrongRecordedHashLeavesNothing) {
   EXPECT_TRUE(restore_temporaries(out_).empty());
   EXPECT_EQ(report.files, 0u);
   EXPECT_EQ(report.bytes, 0u);
+}
+
+// ---- faults of the target filesystem (through a FaultEnv)
+
+TEST_F(Restore, NoSpaceFailsTheFileCleanly) {
+  write_random(src("big.bin"), kMultiChunkSize, 7);
+  backup();
+  FaultEnv env;
+  env.limit_space(1024 * 1024 + 17);  // the disk fills up after a chunk or two
+  RestoreOptions options;
+  options.env = &env;
+
+  const RestoreReport report = restore(*catalog_, *repo_, only(plan_latest(out_), {"big.bin"}), options);
+
+  ASSERT_EQ(report.problems.size(), 1u) << describe(report);
+  EXPECT_EQ(report.problems[0].target, "big.bin");
+  EXPECT_EQ(report.problems[0].reason, "cannot write: the destination's disk is full");
+  EXPECT_GE(env.calls(FaultEnv::Op::write, out_ + "/*"), 1);
+  EXPECT_FALSE(exists_no_follow(out("big.bin")));
+  EXPECT_TRUE(restore_temporaries(out_).empty());
+  EXPECT_EQ(report.files, 0u);
+  EXPECT_EQ(report.bytes, 0u);
+
+  // With room again, the same restore completes.
+  const RestoreReport again = restore(*catalog_, *repo_, only(plan_latest(out_), {"big.bin"}), RestoreOptions{});
+  EXPECT_TRUE(again.problems.empty()) << describe(again);
+  EXPECT_TRUE(testing::to_bytes(testing::read_text_file(out("big.bin"))) == testing::random_data(kMultiChunkSize, 7));
+}
+
+/// A tree with a multi-chunk file, small files in a subdirectory and a symlink.
+class RestoreCrash : public Restore {
+ protected:
+  void SetUp() override {
+    Restore::SetUp();
+    write_random(src("big.bin"), kMultiChunkSize, 11);
+    write_file(src("a.txt"), "a", 0600);
+    make_dir(src("sub"));
+    write_file(src("sub/b.txt"), "bee");
+    write_random(src("sub/c.bin"), 70 * 1024, 12);
+    make_symlink("../a.txt", src("sub/link"));
+    backup();
+    options_.env = &env_;
+  }
+
+  FaultEnv env_;
+  RestoreOptions options_;
+};
+
+TEST_F(RestoreCrash, AfterARestoreReportsSuccessACrashLosesNothing) {
+  const RestoreReport report = restore(*catalog_, *repo_, plan_latest(out_), options_);
+  ASSERT_TRUE(report.problems.empty()) << describe(report);
+  EXPECT_EQ(report.files, 4u);
+  EXPECT_GE(env_.calls(FaultEnv::Op::write, out_ + "/*"), 4);  // every file was written through env_
+
+  EXPECT_TRUE(env_.unsynced_files().empty());
+  EXPECT_TRUE(env_.crash().empty());  // the power fails right after success is reported
+
+  expect_same_tree(snapshot(src_), snapshot(out_));
+}
+
+TEST_F(RestoreCrash, WithoutItsFinalSyncARestoreFailsAndACrashWouldLoseItsFiles) {
+  env_.fail(FaultEnv::Op::sync, out_, 1, EIO);  // the syncfs of the destination
+
+  const testing::ErrorOutcome outcome = testing::error_kind([&] { restore(*catalog_, *repo_, plan_latest(out_), options_); });
+
+  EXPECT_EQ(outcome, ErrorKind::io) << outcome;
+  EXPECT_TRUE(contains(outcome.message(), "cannot flush the restored files to disk under " + out_)) << outcome;
+  // Nothing was reported restored, rightly: the files' data was never made durable, and a
+  // crash now loses it (which is what the sync is for).
+  const std::vector<std::string> lost = {out("a.txt"), out("big.bin"), out("sub/b.txt"), out("sub/c.bin")};
+  EXPECT_EQ(env_.unsynced_files(), lost);
+  EXPECT_EQ(env_.crash(), lost);
+  EXPECT_EQ(std::filesystem::file_size(out("big.bin")), 0u);
+  EXPECT_EQ(std::filesystem::file_size(out("sub/c.bin")), 0u);
+}
+
+TEST_F(RestoreCrash, ReplacingAFileSyncsTheNewContentBeforeTheOldIsGone) {
+  make_dir(out_);
+  write_file(out("a.txt"), "the old content, kept if the new one cannot be made durable");
+  env_.fail(FaultEnv::Op::sync, out_ + "/.mybackup-restore-*", 1, EIO);
+  options_.existing = ExistingFile::overwrite;
+
+  const RestoreReport report = restore(*catalog_, *repo_, only(plan_latest(out_), {"a.txt"}), options_);
+
+  ASSERT_EQ(report.problems.size(), 1u) << describe(report);
+  EXPECT_EQ(report.problems[0].reason, "cannot sync: Input/output error");
+  EXPECT_EQ(testing::read_text_file(out("a.txt")), "the old content, kept if the new one cannot be made durable");
+  EXPECT_TRUE(restore_temporaries(out_).empty());
+
+  // Without the fault it is replaced, and durable at once (fsync before the rename).
+  const RestoreReport replaced = restore(*catalog_, *repo_, only(plan_latest(out_), {"a.txt"}), options_);
+  EXPECT_TRUE(replaced.problems.empty()) << describe(replaced);
+  EXPECT_EQ(testing::read_text_file(out("a.txt")), "a");
 }
 
 // ---- dry run

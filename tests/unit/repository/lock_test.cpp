@@ -20,6 +20,7 @@
 
 #include "mybackup/storage/backend.hpp"
 #include "mybackup/util/clock.hpp"
+#include "mybackup/util/env.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/json.hpp"
 #include "test_util.hpp"
@@ -192,6 +193,78 @@ TEST(Lock, is_not_lost_while_held_normally) {
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_FALSE(lock.lost());
   EXPECT_TRUE(backend->size(lock.key()).has_value());
+}
+
+/// Polls `condition` every millisecond for up to five seconds; true once it holds.
+template <typename Condition>
+bool eventually(Condition condition) {
+  for (int waited_ms = 0; waited_ms < 5000; ++waited_ms) {
+    if (condition()) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return condition();
+}
+
+LockOptions refreshing_every(std::chrono::milliseconds interval) {
+  LockOptions options;
+  options.refresh_interval = interval;
+  return options;
+}
+
+TEST(Lock, rewrites_its_file_every_refresh_interval) {
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  const RepositoryLock lock(*backend, "backup", refreshing_every(std::chrono::milliseconds(5)));
+  const auto time_of = [&] { return std::stoll(parse_json_object(content_of(*backend, lock.key())).at("time_ns").text); };
+  const std::int64_t first = time_of();
+  EXPECT_TRUE(eventually([&] { return time_of() > first; }));
+  EXPECT_FALSE(lock.lost());
+}
+
+TEST(Lock, is_lost_once_its_file_is_removed_and_never_recreates_it) {
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  const RepositoryLock lock(*backend, "backup", refreshing_every(std::chrono::milliseconds(5)));
+  backend->remove(lock.key());  // another writer judged it stale
+  EXPECT_TRUE(eventually([&] { return lock.lost(); }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // several more intervals
+  EXPECT_EQ(backend->size(lock.key()), std::nullopt);
+  // Meanwhile the other writer can take the repository.
+  const RepositoryLock other(*backend, "clean");
+  EXPECT_FALSE(other.lost());
+}
+
+TEST(Lock, stale_after_is_a_parameter) {
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  write_lock(*backend, "elsewhere", "some-other-host.example", 4242, now_ns() - kMinuteNs);
+  // A minute old is fresh by default ...
+  EXPECT_EQ(error_kind([&] { RepositoryLock lock(*backend, "backup"); }), ErrorKind::locked);
+  // ... and stale for writers that agree on 30 seconds.
+  LockOptions quick;
+  quick.stale_after = std::chrono::seconds(30);
+  const RepositoryLock lock(*backend, "backup", quick);
+  EXPECT_EQ(lock_files(*backend), std::vector<std::string>{lock.key()});
+}
+
+TEST(Lock, takes_its_time_from_the_env) {
+  class FixedTimeEnv final : public EnvWrapper {
+   public:
+    FixedTimeEnv() : EnvWrapper(Env::default_env()) {}
+    std::int64_t now_ns() const override { return 1'800'000'000'123'456'789; }
+  };
+  FixedTimeEnv env;
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  // Two hours before the env's "now": stale for this writer, whatever the real time is.
+  write_lock(*backend, "elsewhere", "some-other-host.example", 4242, env.now_ns() - 120 * kMinuteNs);
+  LockOptions options;
+  options.env = &env;
+  const RepositoryLock lock(*backend, "backup", options);
+  EXPECT_EQ(lock_files(*backend), std::vector<std::string>{lock.key()});
+  EXPECT_EQ(parse_json_object(content_of(*backend, lock.key())).at("time_ns").text, "1800000000123456789");
 }
 
 // Racing writers may all back off, but two must never hold the lock at the same time.

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "fault_env.hpp"
 #include "test_util.hpp"
 
 #include <fcntl.h>
@@ -25,6 +26,7 @@ namespace {
 
 // A fresh directory under /tmp, removed at the end unless the test failed (kept for inspection).
 using testing::TempDir;
+using testing::FaultEnv;
 
 void write_file(const std::string& path, const std::string& content) {
   std::ofstream out(path, std::ios::binary);
@@ -149,23 +151,51 @@ TEST(ScanTree, SkipsSpecialFilesWithAProblem) {
 }
 
 TEST(ScanTree, UnreadableDirectoryIsAProblemAndStillListed) {
-  if (geteuid() == 0) {
-    GTEST_SKIP() << "root can read every directory";
-  }
   TempDir dir("scanner_test_");
   make_dir(dir / "locked");
   write_file(dir / "locked/secret", "s");
   write_file(dir / "visible", "v");
-  ASSERT_EQ(chmod((dir / "locked").c_str(), 0), 0);
+  FaultEnv env;  // EACCES even for root, who could read a mode 000 directory
+  env.deny(dir / "locked");
 
-  const ScanResult result = scan_tree(dir.path(), ExcludeMatcher());
-  chmod((dir / "locked").c_str(), 0700);  // so the directory can be removed
+  const ScanResult result = scan_tree(dir.path(), ExcludeMatcher(), &env);
 
   const std::vector<std::string> expected = {dir.path(), dir / "locked", dir / "visible"};
   EXPECT_EQ(paths_of(result), expected);
   ASSERT_EQ(result.problems.size(), 1u);
   EXPECT_EQ(result.problems[0].path, dir / "locked");
   EXPECT_EQ(result.problems[0].reason, "cannot open directory: Permission denied");
+}
+
+TEST(ScanTree, AnUnreadableRootIsDenied) {
+  TempDir dir("scanner_test_");
+  FaultEnv env;
+  env.deny(dir.path());
+
+  const testing::ErrorOutcome outcome = testing::error_kind([&] { scan_tree(dir.path(), ExcludeMatcher(), &env); });
+
+  EXPECT_EQ(outcome, ErrorKind::denied) << outcome;
+}
+
+TEST(ScanTree, ADirectoryWithAnIoErrorIsAProblemOfThatScanOnly) {
+  TempDir dir("scanner_test_");
+  make_dir(dir / "sub");
+  write_file(dir / "sub/a", "a");
+  FaultEnv env;
+  env.fail(FaultEnv::Op::open, dir / "sub", 1, EIO);  // a failing disk
+
+  const ScanResult result = scan_tree(dir.path(), ExcludeMatcher(), &env);
+
+  const std::vector<std::string> expected = {dir.path(), dir / "sub"};
+  EXPECT_EQ(paths_of(result), expected);
+  ASSERT_EQ(result.problems.size(), 1u);
+  EXPECT_EQ(result.problems[0].path, dir / "sub");
+  EXPECT_EQ(result.problems[0].reason, "cannot open directory: Input/output error");
+
+  // The fault was for the first open only: the next scan sees everything.
+  const ScanResult again = scan_tree(dir.path(), ExcludeMatcher(), &env);
+  EXPECT_TRUE(again.problems.empty());
+  EXPECT_EQ(again.entries.size(), 3u);
 }
 
 TEST(ScanTree, EntriesAreSortedByPath) {

@@ -11,9 +11,11 @@
 //   → when every pack is durable: the run's manifest, then one catalog transaction.
 // The queues between stages are bounded in bytes, so memory does not grow with the data.
 //
-// Per-file problems (unreadable, vanished, changed while being read, special files) are
-// collected in the report, never thrown; destination and catalog failures throw, and then
-// nothing of the run is recorded in the catalog (packs already written are harmless orphans).
+// A file whose size or mtime changed while it was read (or that did not give as many bytes as
+// its size) is read again, three attempts in all. Per-file problems (unreadable, a read error,
+// vanished, still changing after the last attempt, special files) are collected in the report,
+// never thrown; destination and catalog failures throw, and then nothing of the run is recorded
+// in the catalog (packs already written are harmless orphans).
 
 #include <atomic>
 #include <cstdint>
@@ -22,11 +24,11 @@
 #include <vector>
 
 #include "mybackup/catalog/catalog.hpp"
-#include "mybackup/util/clock.hpp"
 #include "mybackup/crypto/keys.hpp"
 #include "mybackup/repository/lock.hpp"
 #include "mybackup/repository/repository.hpp"
 #include "mybackup/source/scanner.hpp"
+#include "mybackup/util/env.hpp"
 
 namespace mybackup {
 
@@ -47,7 +49,9 @@ struct BackupOptions {
   bool dry_run = false;       // read and report; write nothing anywhere
   unsigned threads = 0;       // workers per stage; 0: one per core
   FileCallback on_file;       // optional
-  const Clock* clock = nullptr;  // nullptr: the system clock
+  /// Where the sources are read from and the run's times come from (the scanner and the reader
+  /// threads share it). nullptr: Env::default_env().
+  Env* env = nullptr;
   /// Optional: when it becomes true the run stops at the next chunk and throws
   /// Error(interrupted) without writing a manifest or touching the catalog. Once the manifest
   /// is being written the run completes (that step is short).
@@ -76,8 +80,8 @@ struct BackupTarget {
   const KeySet* keys = nullptr;        // chunk ids and gear table
   ChunkerParams chunker;               // the repository's parameters
   Repository* repository = nullptr;    // REQUIRES: non-null unless dry_run
-  /// The writer lock held for the run (optional). If it is lost, the run fails with
-  /// Error(locked) before writing its manifest.
+  /// The writer lock held for the run (optional). If it is lost, the run stops with
+  /// Error(locked) (before the next file, and in any case before writing its manifest).
   const RepositoryLock* lock = nullptr;
 
   /// Writing to `repository` with its own keys and chunker parameters (no lock).

@@ -26,6 +26,7 @@
 
 #include "mybackup/catalog/catalog.hpp"
 #include "mybackup/repository/repository.hpp"
+#include "mybackup/util/env.hpp"
 
 namespace mybackup {
 
@@ -51,6 +52,10 @@ struct RestoreOptions {
   bool dry_run = false;  // check and report; write nothing
   RestoreCallback on_item;
   const std::atomic<bool>* cancel = nullptr;  // stop before the next item; Error(interrupted)
+  /// Where the files are written (and existing ones read for comparison), from one worker
+  /// thread per core. nullptr: Env::default_env(). The root's missing parents are created
+  /// directly (make_directories).
+  Env* env = nullptr;
 };
 
 struct RestoreProblem {

@@ -11,8 +11,8 @@
 // ever deletes a live writer's file, only its own or a dead one's (restic's protocol).
 //
 // A lock is stale when its holder is on this host and its process no longer exists, or when it
-// has not been refreshed for kStaleAfter (a holder on another machine that died). The holder
-// rewrites its file every kRefreshInterval; if it finds the file gone (someone judged it stale
+// has not been refreshed for stale_after (a holder on another machine that died). The holder
+// rewrites its file every refresh_interval; if it finds the file gone (someone judged it stale
 // after a long suspend) it marks the lock lost() and the run must stop.
 
 #include <atomic>
@@ -23,16 +23,30 @@
 #include <thread>
 
 #include "mybackup/storage/backend.hpp"
+#include "mybackup/util/env.hpp"
 
 namespace mybackup {
 
+/// The lock's timing. Every writer of a repository must use the same stale_after (the defaults
+/// unless in a test, where milliseconds keep it fast).
+struct LockOptions {
+  /// How often the holder rewrites its file (and notices it was taken over).
+  std::chrono::nanoseconds refresh_interval = std::chrono::seconds(60);
+  /// How old another host's lock must be before it is broken. Must be well above
+  /// refresh_interval.
+  std::chrono::nanoseconds stale_after = std::chrono::minutes(30);
+  /// The clock of the lock's times and the refresher's wait. nullptr: Env::default_env().
+  Env* env = nullptr;
+};
+
 class RepositoryLock {
  public:
-  static constexpr std::chrono::seconds kRefreshInterval{60};
-  static constexpr std::chrono::seconds kStaleAfter{30 * 60};
+  static constexpr std::chrono::nanoseconds kRefreshInterval = LockOptions{}.refresh_interval;
+  static constexpr std::chrono::nanoseconds kStaleAfter = LockOptions{}.stale_after;
 
-  /// Takes the lock or throws Error(locked). `purpose` is recorded ("backup", "clean").
-  RepositoryLock(Backend& backend, const std::string& purpose);
+  /// Takes the lock or throws Error(locked). `purpose` is recorded ("backup", "clean"). Errors
+  /// of the backend (Error(io), ...) pass through, with no lock file left behind.
+  RepositoryLock(Backend& backend, const std::string& purpose, const LockOptions& options = LockOptions());
   /// Releases the lock (removes this holder's file).
   ~RepositoryLock();
   RepositoryLock(const RepositoryLock&) = delete;
@@ -49,6 +63,8 @@ class RepositoryLock {
 
   Backend& backend_;
   std::string purpose_;
+  LockOptions options_;
+  Env& env_;
   std::string key_;
   std::atomic<bool> lost_{false};
   std::mutex mutex_;

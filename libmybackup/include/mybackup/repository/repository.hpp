@@ -63,7 +63,7 @@ class Repository {
   std::string location() const { return backend_->location(); }
 
   /// Takes this repository's writer lock (lock.hpp): Error(locked) if another writer holds it.
-  std::unique_ptr<RepositoryLock> lock(const std::string& purpose);
+  std::unique_ptr<RepositoryLock> lock(const std::string& purpose, const LockOptions& options = {});
   /// Where the passphrase-wrapped keys live (keys/), for key_wrap.hpp's functions only.
   Backend& key_store() { return *backend_; }
   const Backend& key_store() const { return *backend_; }

@@ -13,6 +13,8 @@
 
 namespace mybackup {
 
+class Env;
+
 /// What a path is. `deleted` only appears in history (a deletion marker); the scanner never
 /// produces it.
 enum class EntryType : std::uint8_t { file = 1, directory = 2, symlink = 3, deleted = 4 };
@@ -69,10 +71,11 @@ struct ScanResult {
   std::vector<ScanProblem> problems;
 };
 
-/// Walks `root` (an absolute path to a directory or a single file). Throws Error(not_found) if
-/// the root does not exist and Error(io) if it cannot be read at all; everything below the root
-/// that cannot be read becomes a ScanProblem.
-ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes);
+/// Walks `root` (an absolute path to a directory or a single file) through `env` (nullptr: the
+/// real filesystem, Env::default_env()). Throws Error(not_found) if the root does not exist and
+/// Error(io) if it cannot be read at all; everything below the root that cannot be read becomes
+/// a ScanProblem. Runs on the calling thread only.
+ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes, Env* env = nullptr);
 
 /// Makes `path` absolute (against the current directory) and lexically normal: no "." or ".."
 /// components, no duplicate or trailing slashes. Does not touch the filesystem.

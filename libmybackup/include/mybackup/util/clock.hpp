@@ -1,5 +1,7 @@
 #pragma once
 // Time comes through this seam so tests can run scheduling and date logic without sleeping.
+// Env (env.hpp) is a Clock too: the environment's time and its files are one seam, and
+// system_clock() is the default Env.
 
 #include <cstdint>
 #include <string>
@@ -13,7 +15,7 @@ class Clock {
   virtual std::int64_t now_ns() const = 0;
 };
 
-/// The real clock (CLOCK_REALTIME).
+/// The real clock (CLOCK_REALTIME): Env::default_env(). Thread-safe.
 const Clock& system_clock();
 
 /// "2026-11-21T12:34:56Z" for a Unix time in nanoseconds.

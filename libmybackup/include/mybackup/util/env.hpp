@@ -1,0 +1,223 @@
+#pragma once
+// The environment: the one door to the operating system for the code that reads sources (the
+// scanner, the backup's file reads), writes restores, and keeps time (the writer lock's
+// refresher, run timestamps). As LevelDB's Env, so tests can wrap it and inject faults (EIO,
+// short reads, a file changing while read, a full disk, lost unsynced data) that a real
+// filesystem cannot produce on demand.
+//
+// The calls are thin: each one is at most one virtual call per system call, works on file
+// descriptors, and copies nothing. Conventions shared by every method:
+//  - a result >= 0 is success (0, a descriptor, or a byte count); a failure returns the negated
+//    errno (-ENOENT, -EACCES, ...), never throws, and leaves the global errno unspecified;
+//  - EINTR is retried inside the call and never returned;
+//  - `dir_fd` is a directory descriptor from open_directory() or AT_FDCWD; `path` is relative
+//    to it (or absolute), `name` is a single component inside it;
+//  - descriptors returned are close-on-exec and owned by the caller, who gives them back with
+//    close() (EnvFd does that).
+// Thread safety: the default Env is stateless and safe to use from any number of threads at
+// once (the backup pipeline reads files on one thread per core). Implementations must be too.
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+
+#include "mybackup/util/bytes.hpp"
+#include "mybackup/util/clock.hpp"
+
+namespace mybackup {
+
+enum class FollowLinks { no, yes };
+
+/// Called by Env::list_directory for each member: its name (never "." or "..") and its
+/// dirent type (DT_REG, DT_DIR, DT_LNK, ... or DT_UNKNOWN when the filesystem does not say).
+using DirectoryVisitor = std::function<void(const char* name, unsigned char type)>;
+
+class Env : public Clock {
+ public:
+  /// The real operating system (and CLOCK_REALTIME). Lives for the whole program.
+  static Env& default_env();
+  /// `env`, or the default Env when it is nullptr (the convention of every options struct).
+  static Env& or_default(Env* env) { return env != nullptr ? *env : default_env(); }
+
+  ~Env() override = default;
+
+  // ---- time
+
+  /// Nanoseconds since the Unix epoch (UTC), from Clock.
+  std::int64_t now_ns() const override = 0;
+
+  /// Blocks on `condition` (whose mutex `lock` holds) until it is notified, `timeout` has passed
+  /// (measured on a monotonic clock by the default Env), or a spurious wake-up. Returns
+  /// std::cv_status::timeout only when the timeout passed; callers recheck their condition.
+  virtual std::cv_status wait_for(std::condition_variable& condition, std::unique_lock<std::mutex>& lock,
+                                  std::chrono::nanoseconds timeout) = 0;
+
+  // ---- reading (sources, and files already at a restore's target)
+
+  /// Opens a regular file read-only without following a symbolic link in its last component
+  /// (-ELOOP then) and, where the caller may (owner or root), without updating its access time.
+  /// Returns the descriptor or -errno (-ENOENT, -EACCES, -ELOOP, ...).
+  virtual int open_for_reading(int dir_fd, const char* path) = 0;
+
+  /// Opens a directory for listing and as a `dir_fd` for the calls below. FollowLinks::no fails
+  /// with -ELOOP (or -ENOTDIR) when the last component is a symbolic link (or not a directory).
+  virtual int open_directory(int dir_fd, const char* path, FollowLinks follow) = 0;
+
+  /// Closes a descriptor from this Env. Returns 0 or -errno (a deferred write error, -EIO).
+  virtual int close(int fd) = 0;
+
+  /// Reads up to `size` bytes at the current offset into `buffer`. Returns the count (0 at end
+  /// of file; fewer than asked is not an error) or -errno (-EIO).
+  virtual std::int64_t read(int fd, void* buffer, std::size_t size) = 0;
+
+  /// fstat(2): the metadata of an open descriptor. Returns 0 or -errno.
+  virtual int stat_fd(int fd, struct stat& info) = 0;
+
+  /// lstat(2) relative to `dir_fd`: a symbolic link is described, not followed. 0 or -errno.
+  virtual int stat_at(int dir_fd, const char* path, struct stat& info) = 0;
+
+  /// readlink(2) relative to `dir_fd` into `buffer` (not NUL-terminated). Returns the length of
+  /// the target or -errno (-EINVAL if it is not a symbolic link). A result equal to `size` may
+  /// mean the target was cut: call again with a larger buffer.
+  virtual std::int64_t read_link_at(int dir_fd, const char* path, char* buffer, std::size_t size) = 0;
+
+  /// Calls `visit` for every member of the directory `dir_fd` (from its current position, which
+  /// is the start for a fresh descriptor). The descriptor stays open and usable as a `dir_fd`,
+  /// also from inside `visit`. Returns 0, or -errno if listing failed part way (the members
+  /// visited so far were real).
+  virtual int list_directory(int dir_fd, const DirectoryVisitor& visit) = 0;
+
+  // ---- writing (restores)
+
+  /// Creates a new file `name` in `dir_fd` for writing (O_CREAT | O_EXCL, never through a
+  /// symbolic link) with permission bits `mode`. Returns the descriptor or -errno (-EEXIST,
+  /// -EACCES, -ENOSPC, -EROFS, ...).
+  virtual int create_file_at(int dir_fd, const char* name, unsigned mode) = 0;
+
+  /// Writes up to `size` bytes at the current offset. Returns the count written (possibly fewer
+  /// than asked) or -errno (-ENOSPC, -EDQUOT, -EIO).
+  virtual std::int64_t write(int fd, const void* data, std::size_t size) = 0;
+
+  /// Writes all of `data`, retrying short writes. Returns 0 or -errno.
+  int write_all(int fd, ByteView data);
+
+  /// fsync(2): the file's data and metadata are durable when it returns 0. Else -errno.
+  virtual int sync(int fd) = 0;
+
+  /// syncfs(2): everything written on the filesystem holding `fd` is durable when it returns 0
+  /// (files, renames, directories). Else -errno.
+  virtual int sync_filesystem(int fd) = 0;
+
+  /// mkdir(2) of `name` in `dir_fd` with `mode` (less the umask). 0 or -errno (-EEXIST, ...).
+  virtual int make_directory_at(int dir_fd, const char* name, unsigned mode) = 0;
+
+  /// Creates the symbolic link `name` in `dir_fd` pointing to `target`. 0 or -errno.
+  virtual int symlink_at(const char* target, int dir_fd, const char* name) = 0;
+
+  /// Renames `from` to `to`, both in `dir_fd`, atomically replacing `to`. 0 or -errno.
+  virtual int rename_at(int dir_fd, const char* from, const char* to) = 0;
+
+  /// Removes the file or symbolic link `name` from `dir_fd`. 0 or -errno.
+  virtual int unlink_at(int dir_fd, const char* name) = 0;
+
+  /// fchmod(2): sets the permission bits (07777) of an open file or directory. 0 or -errno.
+  virtual int set_mode(int fd, unsigned mode) = 0;
+
+  /// Sets the access and modification times of an open file or directory to `mtime_ns`
+  /// (nanoseconds since the epoch, may be negative). 0 or -errno.
+  virtual int set_times(int fd, std::int64_t mtime_ns) = 0;
+
+  /// Like set_times for `name` in `dir_fd`, without following a symbolic link (the link's own
+  /// times are set). 0 or -errno.
+  virtual int set_times_at(int dir_fd, const char* name, std::int64_t mtime_ns) = 0;
+};
+
+/// Forwards every call to another Env: derive from it and override only what a test changes
+/// (LevelDB's EnvWrapper). Thread-safe if the target is.
+class EnvWrapper : public Env {
+ public:
+  explicit EnvWrapper(Env& target) : target_(target) {}
+  Env& target() const { return target_; }
+
+  std::int64_t now_ns() const override { return target_.now_ns(); }
+  std::cv_status wait_for(std::condition_variable& condition, std::unique_lock<std::mutex>& lock,
+                          std::chrono::nanoseconds timeout) override {
+    return target_.wait_for(condition, lock, timeout);
+  }
+  int open_for_reading(int dir_fd, const char* path) override { return target_.open_for_reading(dir_fd, path); }
+  int open_directory(int dir_fd, const char* path, FollowLinks follow) override {
+    return target_.open_directory(dir_fd, path, follow);
+  }
+  int close(int fd) override { return target_.close(fd); }
+  std::int64_t read(int fd, void* buffer, std::size_t size) override { return target_.read(fd, buffer, size); }
+  int stat_fd(int fd, struct stat& info) override { return target_.stat_fd(fd, info); }
+  int stat_at(int dir_fd, const char* path, struct stat& info) override { return target_.stat_at(dir_fd, path, info); }
+  std::int64_t read_link_at(int dir_fd, const char* path, char* buffer, std::size_t size) override {
+    return target_.read_link_at(dir_fd, path, buffer, size);
+  }
+  int list_directory(int dir_fd, const DirectoryVisitor& visit) override { return target_.list_directory(dir_fd, visit); }
+  int create_file_at(int dir_fd, const char* name, unsigned mode) override {
+    return target_.create_file_at(dir_fd, name, mode);
+  }
+  std::int64_t write(int fd, const void* data, std::size_t size) override { return target_.write(fd, data, size); }
+  int sync(int fd) override { return target_.sync(fd); }
+  int sync_filesystem(int fd) override { return target_.sync_filesystem(fd); }
+  int make_directory_at(int dir_fd, const char* name, unsigned mode) override {
+    return target_.make_directory_at(dir_fd, name, mode);
+  }
+  int symlink_at(const char* target, int dir_fd, const char* name) override {
+    return target_.symlink_at(target, dir_fd, name);
+  }
+  int rename_at(int dir_fd, const char* from, const char* to) override { return target_.rename_at(dir_fd, from, to); }
+  int unlink_at(int dir_fd, const char* name) override { return target_.unlink_at(dir_fd, name); }
+  int set_mode(int fd, unsigned mode) override { return target_.set_mode(fd, mode); }
+  int set_times(int fd, std::int64_t mtime_ns) override { return target_.set_times(fd, mtime_ns); }
+  int set_times_at(int dir_fd, const char* name, std::int64_t mtime_ns) override {
+    return target_.set_times_at(dir_fd, name, mtime_ns);
+  }
+
+ private:
+  Env& target_;
+};
+
+/// Owns a descriptor opened through an Env and closes it through that Env when it leaves scope
+/// (or on reset()). Movable, not copyable. Given a failed open's result (-errno) it owns
+/// nothing: valid() is false and get() returns that -errno.
+class EnvFd {
+ public:
+  EnvFd() = default;
+  EnvFd(Env& env, int fd) : env_(&env), fd_(fd) {}
+  ~EnvFd() { reset(); }
+  EnvFd(EnvFd&& other) noexcept : env_(other.env_), fd_(other.fd_) { other.fd_ = -1; }
+  EnvFd& operator=(EnvFd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      env_ = other.env_;
+      fd_ = other.fd_;
+      other.fd_ = -1;
+    }
+    return *this;
+  }
+  EnvFd(const EnvFd&) = delete;
+  EnvFd& operator=(const EnvFd&) = delete;
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  void reset() {
+    if (fd_ >= 0) {
+      env_->close(fd_);
+    }
+    fd_ = -1;
+  }
+
+ private:
+  Env* env_ = nullptr;
+  int fd_ = -1;
+};
+
+}  // namespace mybackup

@@ -1,0 +1,171 @@
+#include "mybackup/util/env.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <ctime>
+
+namespace mybackup {
+
+namespace {
+
+constexpr std::int64_t kNsPerSecond = 1'000'000'000;
+
+/// The result convention of Env: the value on success, -errno on failure.
+std::int64_t result_of(std::int64_t rc) { return rc < 0 ? -errno : rc; }
+int result_of(int rc) { return rc < 0 ? -errno : rc; }
+
+/// Runs a system call again while it fails with EINTR; returns its result in Env's convention.
+template <typename Call>
+auto retrying(Call call) {
+  for (;;) {
+    const auto rc = call();
+    if (rc >= 0 || errno != EINTR) {
+      return result_of(rc);
+    }
+  }
+}
+
+timespec to_timespec(std::int64_t ns) {
+  timespec time{};
+  time.tv_sec = static_cast<time_t>(ns / kNsPerSecond);
+  time.tv_nsec = static_cast<long>(ns % kNsPerSecond);
+  if (time.tv_nsec < 0) {
+    time.tv_nsec += kNsPerSecond;
+    time.tv_sec -= 1;
+  }
+  return time;
+}
+
+/// The real operating system. Stateless, hence thread-safe.
+class PosixEnv final : public Env {
+ public:
+  std::int64_t now_ns() const override {
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    return static_cast<std::int64_t>(now.tv_sec) * kNsPerSecond + now.tv_nsec;
+  }
+
+  std::cv_status wait_for(std::condition_variable& condition, std::unique_lock<std::mutex>& lock,
+                          std::chrono::nanoseconds timeout) override {
+    return condition.wait_for(lock, timeout);
+  }
+
+  int open_for_reading(int dir_fd, const char* path) override {
+    // O_NOATIME keeps a backup from touching access times; only the owner (or root) may use it.
+    const int fd = retrying([&] { return ::openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME); });
+    if (fd != -EPERM) {
+      return fd;
+    }
+    return retrying([&] { return ::openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW); });
+  }
+
+  int open_directory(int dir_fd, const char* path, FollowLinks follow) override {
+    const int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow == FollowLinks::no ? O_NOFOLLOW : 0);
+    return retrying([&] { return ::openat(dir_fd, path, flags); });
+  }
+
+  int close(int fd) override {
+    // Linux closes the descriptor even when close(2) reports EINTR: never retry it.
+    return result_of(::close(fd));
+  }
+
+  std::int64_t read(int fd, void* buffer, std::size_t size) override {
+    return retrying([&] { return static_cast<std::int64_t>(::read(fd, buffer, size)); });
+  }
+
+  int stat_fd(int fd, struct stat& info) override { return result_of(::fstat(fd, &info)); }
+
+  int stat_at(int dir_fd, const char* path, struct stat& info) override {
+    return result_of(::fstatat(dir_fd, path, &info, AT_SYMLINK_NOFOLLOW));
+  }
+
+  std::int64_t read_link_at(int dir_fd, const char* path, char* buffer, std::size_t size) override {
+    return result_of(static_cast<std::int64_t>(::readlinkat(dir_fd, path, buffer, size)));
+  }
+
+  int list_directory(int dir_fd, const DirectoryVisitor& visit) override {
+    // getdents64 on the caller's descriptor: no DIR stream (which would take the descriptor
+    // over), no copy of the names.
+    alignas(dirent64) char buffer[32 * 1024];
+    for (;;) {
+      const std::int64_t length = retrying([&] { return static_cast<std::int64_t>(::getdents64(dir_fd, buffer, sizeof buffer)); });
+      if (length <= 0) {
+        return static_cast<int>(length);
+      }
+      for (std::int64_t offset = 0; offset < length;) {
+        const auto* item = reinterpret_cast<const dirent64*>(buffer + offset);
+        offset += item->d_reclen;
+        const char* name = item->d_name;
+        if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) {
+          continue;
+        }
+        visit(name, item->d_type);
+      }
+    }
+  }
+
+  int create_file_at(int dir_fd, const char* name, unsigned mode) override {
+    return retrying([&] { return ::openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode); });
+  }
+
+  std::int64_t write(int fd, const void* data, std::size_t size) override {
+    return retrying([&] { return static_cast<std::int64_t>(::write(fd, data, size)); });
+  }
+
+  int sync(int fd) override { return retrying([&] { return ::fsync(fd); }); }
+
+  int sync_filesystem(int fd) override { return result_of(::syncfs(fd)); }
+
+  int make_directory_at(int dir_fd, const char* name, unsigned mode) override {
+    return result_of(::mkdirat(dir_fd, name, mode));
+  }
+
+  int symlink_at(const char* target, int dir_fd, const char* name) override {
+    return result_of(::symlinkat(target, dir_fd, name));
+  }
+
+  int rename_at(int dir_fd, const char* from, const char* to) override {
+    return result_of(::renameat(dir_fd, from, dir_fd, to));
+  }
+
+  int unlink_at(int dir_fd, const char* name) override { return result_of(::unlinkat(dir_fd, name, 0)); }
+
+  int set_mode(int fd, unsigned mode) override { return result_of(::fchmod(fd, mode & 07777)); }
+
+  int set_times(int fd, std::int64_t mtime_ns) override {
+    const timespec times[2] = {to_timespec(mtime_ns), to_timespec(mtime_ns)};
+    return result_of(::futimens(fd, times));
+  }
+
+  int set_times_at(int dir_fd, const char* name, std::int64_t mtime_ns) override {
+    const timespec times[2] = {to_timespec(mtime_ns), to_timespec(mtime_ns)};
+    return result_of(::utimensat(dir_fd, name, times, AT_SYMLINK_NOFOLLOW));
+  }
+};
+
+}  // namespace
+
+Env& Env::default_env() {
+  static PosixEnv env;
+  return env;
+}
+
+int Env::write_all(int fd, ByteView data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const std::int64_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      return static_cast<int>(n);
+    }
+    if (n == 0) {
+      return -EIO;  // no progress on a non-empty write: never loop forever
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return 0;
+}
+
+}  // namespace mybackup
