@@ -19,7 +19,6 @@
 #include "mybackup/storage/backend.hpp"
 #include "mybackup/util/clock.hpp"
 #include "mybackup/util/error.hpp"
-#include "mybackup/util/json.hpp"
 #include "test_util.hpp"
 
 namespace mybackup {
@@ -52,16 +51,10 @@ std::string foreign_key(const std::string& name) { return std::string(Repository
 /// Writes locks/<name>.json as another writer would; returns its key.
 std::string write_lock(Backend& backend, const std::string& name, const std::string& host, long pid,
                        std::int64_t time_ns, const std::string& purpose = "backup") {
-  JsonWriter json;
-  json.begin_object()
-      .key("host").value(host)
-      .key("pid").value(static_cast<std::int64_t>(pid))
-      .key("purpose").value(purpose)
-      .key("time_ns").value(time_ns)
-      .key("time").value(format_utc(time_ns))
-      .end_object();
+  const nlohmann::json lock = {
+      {"host", host}, {"pid", pid}, {"purpose", purpose}, {"time_ns", time_ns}, {"time", format_utc(time_ns)}};
   const std::string key = foreign_key(name);
-  backend.put(key, as_bytes(json.str() + "\n"), Overwrite::no);
+  backend.put(key, as_bytes(lock.dump() + "\n"), Overwrite::no);
   return key;
 }
 
@@ -90,13 +83,13 @@ TEST(Lock, lock_file_records_the_holder_as_json) {
   const std::string content = content_of(*backend, lock.key());
   const auto members = parse_json_object(content);
   ASSERT_EQ(members.size(), 5U) << content;
-  EXPECT_EQ(members.at("host").text, host_name());
-  EXPECT_EQ(members.at("pid").text, std::to_string(::getpid()));
-  EXPECT_EQ(members.at("purpose").text, "backup");
-  const std::int64_t time_ns = std::stoll(members.at("time_ns").text);
+  EXPECT_EQ(members.at("host"), host_name());
+  EXPECT_EQ(members.at("pid"), ::getpid());
+  EXPECT_EQ(members.at("purpose"), "backup");
+  const auto time_ns = members.at("time_ns").get<std::int64_t>();
   EXPECT_GE(time_ns, before);
   EXPECT_LE(time_ns, now_ns());
-  EXPECT_EQ(members.at("time").text, format_utc(time_ns));
+  EXPECT_EQ(members.at("time"), format_utc(time_ns));
 }
 
 TEST(Lock, each_holder_has_its_own_key_under_locks) {
@@ -241,7 +234,7 @@ TEST(Lock, a_lock_of_a_dead_process_on_this_host_is_broken) {
   EXPECT_EQ(backend->size(foreign), std::nullopt);
   EXPECT_EQ(lock_files(*backend), std::vector<std::string>{lock.key()});
   const auto members = parse_json_object(content_of(*backend, lock.key()));
-  EXPECT_EQ(members.at("pid").text, std::to_string(::getpid()));
+  EXPECT_EQ(members.at("pid"), ::getpid());
 }
 
 TEST(Lock, a_lock_of_a_live_process_on_this_host_is_respected) {
@@ -267,8 +260,8 @@ TEST(Lock, an_old_lock_from_another_host_is_broken) {
   EXPECT_EQ(backend->size(foreign), std::nullopt);
   EXPECT_EQ(lock_files(*backend), std::vector<std::string>{lock.key()});
   const auto members = parse_json_object(content_of(*backend, lock.key()));
-  EXPECT_EQ(members.at("host").text, host_name());
-  EXPECT_EQ(members.at("pid").text, std::to_string(::getpid()));
+  EXPECT_EQ(members.at("host"), host_name());
+  EXPECT_EQ(members.at("pid"), ::getpid());
 }
 
 TEST(Lock, a_fresh_lock_from_another_host_is_locked) {

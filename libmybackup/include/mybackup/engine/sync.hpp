@@ -13,6 +13,8 @@
 //      secondary, even if it vanished from the primary: it may be the only copy left.
 // An interrupted sync leaves the secondary readable; the next one finishes the job.
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -36,6 +38,9 @@ struct SyncReport {
   /// Packs the catalog indexes that the primary lacks: the secondary keeps them (maybe the only copy).
   std::vector<std::string> only_on_secondary;
 };
+
+/// The report as JSON (`sync --json`): every field above, under its own name.
+void to_json(nlohmann::ordered_json& json, const SyncReport& report);
 
 /// Makes `secondary` a copy of `primary`'s repository if it is empty (writes the marker); checks
 /// that it is the same repository otherwise. Error(mismatch) if it holds another repository or
