@@ -207,10 +207,10 @@ TEST_F(KeyCliTest, PendingKeyReachesTheDestinationAtTheFirstBackup) {
   const Result list = run_keys({"key", "list", "--json"});
   ASSERT_TRUE(succeeded(list));
   EXPECT_TRUE(is_one_json_object(list.out)) << list;
-  EXPECT_EQ(json_of(list.out)["id"], id_of(pending[0]));
-  EXPECT_EQ(json_of(list.out)["where"], "destination");
-  EXPECT_EQ(json_of(list.out)["label"], "init");
-  EXPECT_EQ(json_of(list.out)["damaged"], false);
+  EXPECT_EQ(json_of(list.out)["keys"][0]["id"], id_of(pending[0]));
+  EXPECT_EQ(json_of(list.out)["keys"][0]["where"], "destination");
+  EXPECT_EQ(json_of(list.out)["keys"][0]["label"], "init");
+  EXPECT_EQ(json_of(list.out)["keys"][0]["damaged"], false);
 
   // A later backup has nothing to move.
   ASSERT_TRUE(succeeded(run_keys({"backup"})));
