@@ -303,9 +303,11 @@ Config parse_config(const std::string& text, const std::string& path) {
     const YAML::Node& value = section.second;
     if (name == "sources") {
       load_sources(path, value, config);
-    } else if (const KeyRule* rule = split_key(name).first.empty() ? find_rule(name, Scope::file) : nullptr) {
+    } else if (const KeyRule* rule = name.find('.') == std::string::npos ? find_rule(name, Scope::file) : nullptr) {
       set_from_file(path, *rule, value, config);
-    } else if (value.IsMap() && is_section(name)) {
+    } else if (!is_section(name)) {
+      throw at_line(path, section.first, "unknown key '" + name + "'");
+    } else if (value.IsMap()) {
       for (const auto& field : value) {
         const std::string key = name + "." + field.first.as<std::string>();
         if (key == "encryption.key") {
@@ -319,11 +321,8 @@ Config parse_config(const std::string& text, const std::string& path) {
         }
         set_from_file(path, *field_rule, field.second, config);
       }
-    } else if (!value.IsNull() && is_section(name)) {
+    } else if (!value.IsNull()) {  // an empty section means its defaults
       throw at_line(path, value, name + " must be a mapping");
-    } else if (!value.IsNull() || !is_section(name)) {
-      // An empty known section means its defaults; any other key is unknown, empty or not.
-      throw at_line(path, section.first, "unknown key '" + name + "'");
     }
   }
   return config;

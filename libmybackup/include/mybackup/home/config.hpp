@@ -13,6 +13,8 @@
 //   schedule: {file: null, archive_dir: null, log_dir: null, catch_up: true}  # `mybackup schedule`
 //
 // Errors name the file and line: "/home/me/.mybackup/config.yaml:12: compression.level must be …".
+// One table of settings (config.cpp) drives loading, saving (its order is the file's layout),
+// `config set` and `config show`.
 
 #include <nlohmann/json_fwd.hpp>
 
