@@ -4,6 +4,8 @@
 #include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
+
 #include <fcntl.h>
 #include <termios.h>
 #include <unistd.h>
@@ -345,6 +347,14 @@ void say(const Context& context, const std::string& line) {
   if (!context.quiet) {
     std::cout << line << '\n';
   }
+}
+
+void print_json(const nlohmann::ordered_json& document) {
+  std::cout << document.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+}
+
+nlohmann::ordered_json path_or_null(const std::string& path) {
+  return path.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(path);
 }
 
 std::string format_bytes(std::uint64_t bytes) {

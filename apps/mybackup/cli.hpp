@@ -3,6 +3,7 @@
 // the registration function of each command group. Library code never prints; this layer does.
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json_fwd.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -165,6 +166,11 @@ long stop_daemon(const std::string& pid_file, const std::string& what, const std
 
 /// Prints to stdout unless --quiet.
 void say(const Context& context, const std::string& line);
+/// Prints `--json` output: one document indented by 2, then a newline (even with --quiet). Bytes
+/// that are not UTF-8 (a file name may hold any) are printed as U+FFFD, so the output stays JSON.
+void print_json(const nlohmann::ordered_json& document);
+/// A path in `--json` output: null when it is not set ("").
+nlohmann::ordered_json path_or_null(const std::string& path);
 
 /// "1.5 GiB", "12.0 MiB", "512 B".
 std::string format_bytes(std::uint64_t bytes);

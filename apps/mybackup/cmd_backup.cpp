@@ -1,5 +1,6 @@
 // `mybackup backup`: one incremental run over every source (or one).
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
@@ -13,7 +14,6 @@
 #include "mybackup/util/clock.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/fs.hpp"
-#include "mybackup/util/json.hpp"
 #include "mybackup/crypto/keys.hpp"
 #include "mybackup/repository/lock.hpp"
 #include "mybackup/repository/repository.hpp"
@@ -85,35 +85,9 @@ void print_report(Context& context, const BackupFlags& flags, const BackupReport
   const RunStats& s = report.stats;
   const double seconds = static_cast<double>(report.finished_ns - report.started_ns) / 1e9;
   if (flags.json) {
-    JsonWriter json(true);
-    json.begin_object()
-        .key("dry_run").value(flags.dry_run)
-        .key("status").value(s.status)
-        .key("destination").value(destination)
-        .key("seconds").value(seconds)
-        .key("files_new").value(s.files_new)
-        .key("files_changed").value(s.files_changed)
-        .key("files_deleted").value(s.files_deleted)
-        .key("files_unchanged").value(s.files_unchanged)
-        .key("files_skipped").value(s.files_skipped)
-        .key("bytes_scanned").value(s.bytes_scanned)
-        .key("bytes_read").value(s.bytes_read)
-        .key("bytes_new").value(s.bytes_new)
-        .key("bytes_stored").value(s.bytes_stored)
-        .key("packs").value(report.packs_written)
-        .key("manifest").value(report.manifest_key)
-        .key("skipped").begin_array();
-    for (const ScanProblem& problem : report.problems) {
-      json.begin_object().key("path").value(problem.path).key("reason").value(problem.reason).end_object();
-    }
-    json.end_array()
-        .key("timing").begin_object()
-        .key("scan_seconds").value(report.scan_seconds)
-        .key("store_seconds").value(report.store_seconds)
-        .key("commit_seconds").value(report.commit_seconds)
-        .end_object()
-        .end_object();
-    std::cout << json.str() << '\n';
+    nlohmann::ordered_json json = {{"dry_run", flags.dry_run}, {"destination", destination}};
+    json.update(nlohmann::ordered_json(report));
+    print_json(json);
     return;
   }
   const std::string what = flags.dry_run ? "Dry run (nothing written)" : "Backup finished";

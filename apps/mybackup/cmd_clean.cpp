@@ -1,5 +1,6 @@
 // `mybackup clean`: apply the retention policy and reclaim the space nothing references.
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <iostream>
@@ -9,7 +10,6 @@
 #include "mybackup/engine/clean.hpp"
 #include "mybackup/util/clock.hpp"
 #include "mybackup/util/error.hpp"
-#include "mybackup/util/json.hpp"
 #include "mybackup/repository/lock.hpp"
 
 namespace mybackup::cli {
@@ -27,31 +27,12 @@ void print_report(Context& context, const CleanReport& report, const RetentionPo
                   const std::string& destination) {
   const double seconds = static_cast<double>(report.finished_ns - report.started_ns) / 1e9;
   if (json) {
-    JsonWriter out(true);
-    out.begin_object()
-        .key("dry_run").value(dry_run)
-        .key("destination").value(destination)
-        .key("keep_days").value(policy.keep_days)
-        .key("keep_versions").value(policy.keep_versions)
-        .key("seconds").value(seconds)
-        .key("versions_removed").value(report.versions_removed)
-        .key("paths_removed").value(report.paths_removed)
-        .key("chunks_removed").value(report.chunks_removed)
-        .key("packs_deleted").value(report.packs_deleted)
-        .key("packs_rewritten").value(report.packs_rewritten)
-        .key("packs_written").value(report.packs_written)
-        .key("orphan_packs").value(report.orphan_packs)
-        .key("bytes_deleted").value(report.bytes_deleted)
-        .key("bytes_written").value(report.bytes_written)
-        .key("bytes_freed").value(report.bytes_freed())
-        .key("bytes_unreferenced_kept").value(report.bytes_dead_kept)
-        .key("manifest").value(report.manifest_key)
-        .key("damaged_packs").begin_array();
-    for (const std::string& name : report.damaged_packs) {
-      out.value(name);
-    }
-    out.end_array().end_object();
-    std::cout << out.str() << '\n';
+    nlohmann::ordered_json out = {{"dry_run", dry_run},
+                                  {"destination", destination},
+                                  {"keep_days", policy.keep_days},
+                                  {"keep_versions", policy.keep_versions}};
+    out.update(nlohmann::ordered_json(report));
+    print_json(out);
     return;
   }
   const std::string would = dry_run ? "would be " : "";

@@ -1,11 +1,11 @@
 // `mybackup config set KEY VALUE` and `mybackup config show`.
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <iostream>
 
 #include "cli.hpp"
-#include "mybackup/util/json.hpp"
 
 namespace mybackup::cli {
 
@@ -41,21 +41,9 @@ void register_config(CLI::App& app, Context& context) {
     const Config settings = context.load_config();
     const std::string key_file = context.home().key_path(settings);
     if (*json) {
-      JsonWriter out(true);
-      out.begin_object().key("home").value(context.home().root()).key("key_file").value(key_file);
-      for (const auto& [name, text] : config_values(settings)) {
-        out.key(name).value(text);
-      }
-      out.key("sources").begin_array();
-      for (const SourceConfig& source : settings.sources) {
-        out.begin_object().key("path").value(source.path).key("exclude").begin_array();
-        for (const std::string& pattern : source.exclude) {
-          out.value(pattern);
-        }
-        out.end_array().key("added_at").value(source.added_at).end_object();
-      }
-      out.end_array().end_object();
-      std::cout << out.str() << '\n';
+      nlohmann::ordered_json out = {{"home", context.home().root()}, {"key_file", key_file}};
+      out.update(nlohmann::ordered_json(settings));
+      print_json(out);
       return;
     }
     std::cout << "home = " << context.home().root() << '\n';

@@ -1,27 +1,18 @@
 // `mybackup list FILE`: every recorded version of one path.
 
+#include <nlohmann/json.hpp>
+
 #include <iostream>
 
 #include "cli.hpp"
 #include "mybackup/catalog/catalog.hpp"
 #include "mybackup/util/clock.hpp"
 #include "mybackup/util/error.hpp"
-#include "mybackup/util/json.hpp"
 #include "mybackup/source/scanner.hpp"
 
 namespace mybackup::cli {
 
 namespace {
-
-const char* type_name(EntryType type) {
-  switch (type) {
-    case EntryType::file: return "file";
-    case EntryType::directory: return "directory";
-    case EntryType::symlink: return "symlink";
-    case EntryType::deleted: return "deleted";
-  }
-  return "?";
-}
 
 void list_versions(Context& context, const std::string& raw_path, bool json) {
   context.load_config();
@@ -32,27 +23,7 @@ void list_versions(Context& context, const std::string& raw_path, bool json) {
     throw Error(ErrorKind::not_found, "no backup of " + path + " (`mybackup restore --list` shows every backed-up path)");
   }
   if (json) {
-    JsonWriter out(true);
-    out.begin_object().key("path").value(path).key("versions").begin_array();
-    for (const VersionRecord& version : versions) {
-      out.begin_object()
-          .key("version").value(version.number)
-          .key("date").value(format_utc_exact(version.run_finished_ns))
-          .key("type").value(type_name(version.type))
-          .key("size").value(version.size)
-          .key("stored").value(version.stored_size)
-          .key("mode").value(version.mode)
-          .key("mtime").value(format_utc(version.mtime_ns));
-      if (version.type == EntryType::file) {
-        out.key("sha256").value(to_hex(version.sha256));
-      }
-      if (version.type == EntryType::symlink) {
-        out.key("target").value(version.link_target);
-      }
-      out.end_object();
-    }
-    out.end_array().end_object();
-    std::cout << out.str() << '\n';
+    print_json({{"path", path}, {"versions", versions}});
     return;
   }
   std::cout << path << '\n';
@@ -65,7 +36,7 @@ void list_versions(Context& context, const std::string& raw_path, bool json) {
     } else if (version.type == EntryType::symlink) {
       detail = "-> " + version.link_target;
     } else {
-      detail = type_name(version.type);
+      detail = to_string(version.type);
     }
     const bool has_size = version.type == EntryType::file;
     std::snprintf(line, sizeof line, "  %-7u  %s  %-10s  %-10s  ", version.number, format_local(version.run_finished_ns).c_str(),

@@ -1,6 +1,7 @@
 // `mybackup key export|add|list|remove|check`: the master key, and the passphrases that unlock a
 // copy of it on the destination (library: key_wrap.hpp).
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -12,7 +13,6 @@
 #include "mybackup/crypto/crypto.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/fs.hpp"
-#include "mybackup/util/json.hpp"
 #include "mybackup/crypto/key_wrap.hpp"
 
 namespace mybackup::cli {
@@ -126,7 +126,7 @@ void register_add(CLI::App& parent, Context& context) {
 void register_list(CLI::App& parent, Context& context) {
   auto* command = parent.add_subcommand("list", "List the passphrase-wrapped keys (id, created, host, label, where)");
   auto json = std::make_shared<bool>(false);
-  command->add_flag("--json", *json, "One JSON object: {\"keys\": [{\"id\", \"created\", \"host\", \"label\", \"where\", \"damaged\"}]}");
+  command->add_flag("--json", *json, "One JSON object: {\"keys\": [{\"id\", \"created\", \"host\", \"label\", \"damaged\", \"where\"}]}");
   add_example(*command, "mybackup key list");
   command->callback([&context, json] {
     const Config config = context.load_config();
@@ -139,20 +139,13 @@ void register_list(CLI::App& parent, Context& context) {
       }
     }
     if (*json) {
-      JsonWriter out(true);
-      out.begin_object().key("keys").begin_array();
+      nlohmann::ordered_json keys = nlohmann::ordered_json::array();
       for (const auto& [info, where] : rows) {
-        out.begin_object()
-            .key("id").value(info.id)
-            .key("created").value(info.created)
-            .key("host").value(info.host)
-            .key("label").value(info.label)
-            .key("where").value(where)
-            .key("damaged").value(info.damaged)
-            .end_object();
+        nlohmann::ordered_json row = info;
+        row["where"] = where;
+        keys.push_back(std::move(row));
       }
-      out.end_array().end_object();
-      std::cout << out.str() << '\n';
+      print_json({{"keys", std::move(keys)}});
       return;
     }
     if (rows.empty()) {

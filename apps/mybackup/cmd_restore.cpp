@@ -1,6 +1,7 @@
 // `mybackup restore`: a file or a directory as it was (latest, at a date, or a version number),
 // back in place or elsewhere; `restore --list` shows what can be restored.
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,7 +15,6 @@
 #include "mybackup/util/date_parse.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/fs.hpp"
-#include "mybackup/util/json.hpp"
 #include "mybackup/engine/restore.hpp"
 #include "mybackup/source/scanner.hpp"
 
@@ -132,20 +132,17 @@ RestorePlan plan_directory(const Catalog& catalog, const RestoreFlags& flags, st
 void list_restorable(Context& context, const Catalog& catalog, bool json) {
   const std::vector<VersionRecord> state = catalog.state_at("/", std::numeric_limits<std::int64_t>::max());
   if (json) {
-    JsonWriter out(true);
-    out.begin_object().key("files").begin_array();
+    // A summary of each restorable file, not the whole version (`mybackup list` shows that).
+    nlohmann::ordered_json files = nlohmann::ordered_json::array();
     for (const VersionRecord& version : state) {
       if (version.type == EntryType::file || version.type == EntryType::symlink) {
-        out.begin_object()
-            .key("path").value(version.path)
-            .key("version").value(version.number)
-            .key("date").value(format_utc_exact(version.run_finished_ns))
-            .key("size").value(version.size)
-            .end_object();
+        files.push_back({{"path", version.path},
+                         {"version", version.number},
+                         {"date", format_utc_exact(version.run_finished_ns)},
+                         {"size", version.size}});
       }
     }
-    out.end_array().end_object();
-    std::cout << out.str() << '\n';
+    print_json({{"files", std::move(files)}});
     return;
   }
   std::uint64_t count = 0;
@@ -226,22 +223,9 @@ void run(Context& context, const RestoreFlags& flags) {
   context.log().info("restore: {} files, {} directories, {} symlinks, {} identical, {} B, {} problems into {}", report.files,
                      report.directories, report.symlinks, report.identical, report.bytes, report.problems.size(), plan.root);
   if (flags.json) {
-    JsonWriter out(true);
-    out.begin_object()
-        .key("dry_run").value(flags.dry_run)
-        .key("root").value(plan.root)
-        .key("files").value(report.files)
-        .key("directories").value(report.directories)
-        .key("symlinks").value(report.symlinks)
-        .key("identical").value(report.identical)
-        .key("bytes").value(report.bytes)
-        .key("problems").begin_array();
-    for (const RestoreProblem& problem : report.problems) {
-      out.begin_object().key("target").value(join_path(plan.root, problem.target)).key("path").value(problem.path)
-          .key("version").value(problem.number).key("reason").value(problem.reason).end_object();
-    }
-    out.end_array().end_object();
-    std::cout << out.str() << '\n';
+    nlohmann::ordered_json out = {{"dry_run", flags.dry_run}};
+    out.update(nlohmann::ordered_json(report));
+    print_json(out);
   } else if (!flags.dry_run) {
     say(context, "Restored " + counted(report.files, "file") + ", " + counted(report.directories, "directory", "directories") +
                      " and " + counted(report.symlinks, "symlink") + " (" + format_bytes(report.bytes) + ") into " + plan.root +

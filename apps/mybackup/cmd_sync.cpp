@@ -1,6 +1,7 @@
 // `mybackup sync`: bring the secondary destination up to date with the primary. Also run after
 // every backup and clean when a secondary is configured.
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <iostream>
@@ -8,7 +9,6 @@
 #include "cli.hpp"
 #include "mybackup/storage/registry.hpp"
 #include "mybackup/util/error.hpp"
-#include "mybackup/util/json.hpp"
 #include "mybackup/repository/lock.hpp"
 
 namespace mybackup::cli {
@@ -85,26 +85,9 @@ void run(Context& context, bool json) {
   }
   const SyncReport report = sync_secondary(context, config, catalog, *primary);
   if (json) {
-    JsonWriter out(true);
-    out.begin_object()
-        .key("primary").value(primary->location())
-        .key("secondary").value(config.destination_secondary)
-        .key("packs_copied").value(report.packs_copied)
-        .key("bytes_copied").value(report.bytes_copied)
-        .key("manifests_copied").value(report.manifests_copied)
-        .key("keys_copied").value(report.keys_copied)
-        .key("keys_removed").value(report.keys_removed)
-        .key("packs_deleted").value(report.packs_deleted)
-        .key("damaged_on_primary").begin_array();
-    for (const std::string& name : report.damaged_on_primary) {
-      out.value(name);
-    }
-    out.end_array().key("only_on_secondary").begin_array();
-    for (const std::string& name : report.only_on_secondary) {
-      out.value(name);
-    }
-    out.end_array().end_object();
-    std::cout << out.str() << '\n';
+    nlohmann::ordered_json out = {{"primary", primary->location()}, {"secondary", config.destination_secondary}};
+    out.update(nlohmann::ordered_json(report));
+    print_json(out);
     return;
   }
   say(context, "Secondary " + config.destination_secondary + " is up to date: " + counted(report.packs_copied, "pack") +

@@ -1,6 +1,7 @@
 // `mybackup verify`: check that the destination holds everything the catalog indexes, intact,
 // and that the catalog agrees with the manifests. Read-only: no lock, nothing written.
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -17,7 +18,6 @@
 #include "mybackup/repository/object_names.hpp"
 #include "mybackup/storage/registry.hpp"
 #include "mybackup/util/error.hpp"
-#include "mybackup/util/json.hpp"
 #include "mybackup/engine/verify.hpp"
 
 namespace mybackup::cli {
@@ -108,56 +108,10 @@ std::string problem_line(const VerifyProblem& problem, const std::string& primar
   return line;
 }
 
-void print_json(const VerifyReport& report, const std::string& destination, const std::string& secondary) {
-  JsonWriter out(true);
-  out.begin_object()
-      .key("destination").value(destination)
-      .key("secondary");
-  if (secondary.empty()) {
-    out.null();
-  } else {
-    out.value(secondary);
-  }
-  out.key("read_data").value(report.read_data)
-      .key("subset_percent").value(report.subset_percent)
-      .key("ok").value(report.ok())
-      .key("seconds").value(static_cast<double>(report.finished_ns - report.started_ns) / 1e9)
-      .key("packs_referenced").value(report.packs_referenced)
-      .key("packs_on_destination").value(report.packs_on_destination)
-      .key("packs_read").value(report.packs_read)
-      .key("bytes_read").value(report.bytes_read)
-      .key("chunks_checked").value(report.chunks_checked)
-      .key("manifests_checked").value(report.manifests_checked)
-      .key("versions_compared").value(report.versions_compared)
-      .key("catalog_compared").value(report.catalog_compared)
-      .key("errors").value(report.errors())
-      .key("warnings").value(report.warnings())
-      .key("problems_by_kind").begin_object();
-  std::map<std::string, std::uint64_t> by_kind;
-  for (const VerifyProblem& problem : report.problems) {
-    ++by_kind[std::string(to_string(problem.kind))];
-  }
-  for (const auto& [kind, count] : by_kind) {
-    out.key(kind).value(count);
-  }
-  out.end_object().key("problems").begin_array();
-  for (const VerifyProblem& problem : report.problems) {
-    out.begin_object()
-        .key("kind").value(to_string(problem.kind))
-        .key("severity").value(severity(problem.kind) == Severity::error ? "error" : "warning")
-        .key("pack").value(problem.pack)
-        .key("chunk").value(problem.chunk)
-        .key("manifest").value(problem.manifest)
-        .key("detail").value(problem.detail)
-        .key("secondary").value(to_string(problem.secondary))
-        .key("affected").begin_array();
-    for (const AffectedVersion& version : problem.affected) {
-      out.begin_object().key("path").value(version.path).key("version").value(version.number).end_object();
-    }
-    out.end_array().end_object();
-  }
-  out.end_array().end_object();
-  std::cout << out.str() << '\n';
+void print_report_json(const VerifyReport& report, const std::string& destination, const std::string& secondary) {
+  nlohmann::ordered_json out = {{"destination", destination}, {"secondary", path_or_null(secondary)}};
+  out.update(nlohmann::ordered_json(report));
+  print_json(out);
 }
 
 void print_human(Context& context, const VerifyReport& report, const std::string& destination,
@@ -260,10 +214,7 @@ void run(Context& context, const VerifyFlags& flags) {
       open_destination(config.destination_primary, key, catalog, DestinationUse::read);
   if (!repository) {
     if (flags.json) {
-      JsonWriter out(true);
-      out.begin_object().key("destination").value(config.destination_primary).key("ok").value(true)
-          .key("nothing_backed_up").value(true).end_object();
-      std::cout << out.str() << '\n';
+      print_json({{"destination", config.destination_primary}, {"ok", true}, {"nothing_backed_up", true}});
     } else {
       say(context, "Nothing to verify: nothing is backed up on " + config.destination_primary + " yet");
     }
@@ -317,7 +268,7 @@ void run(Context& context, const VerifyFlags& flags) {
     }
   }
   if (flags.json) {
-    print_json(report, repository->location(), secondary_location);
+    print_report_json(report, repository->location(), secondary_location);
   } else {
     print_human(context, report, repository->location(), secondary_location);
   }

@@ -61,15 +61,14 @@ class CleanCliTest : public CliTest {
       return {};
     }
     EXPECT_TRUE(is_one_json_object(result.out)) << result;
-    std::vector<long long> numbers;
-    std::size_t at = json_value_at(result.out, "versions");
-    if (at == std::string::npos) {
+    const nlohmann::json list = json_of(result.out);
+    if (!list.is_object() || !list.contains("versions")) {
       ADD_FAILURE() << "no \"versions\"" << result;
       return {};
     }
-    while ((at = result.out.find("\"version\"", at)) != std::string::npos) {
-      numbers.push_back(json_int(result.out, "version", at).value_or(-1));
-      ++at;
+    std::vector<long long> numbers;
+    for (const nlohmann::json& version : list["versions"]) {
+      numbers.push_back(version.value("version", -1LL));
     }
     return numbers;
   }
@@ -140,9 +139,9 @@ TEST_F(CleanCliTest, KeepsTheNewestVersionsOfAFile) {
   }
 
   const std::string report = clean_json({"--keep-days", "0", "--keep-versions", "2"});
-  EXPECT_EQ(json_int(report, "versions_removed"), 3) << report;
-  EXPECT_EQ(json_int(report, "keep_days"), 0) << report;
-  EXPECT_EQ(json_int(report, "keep_versions"), 2) << report;
+  EXPECT_EQ(json_of(report)["versions_removed"], 3) << report;
+  EXPECT_EQ(json_of(report)["keep_days"], 0) << report;
+  EXPECT_EQ(json_of(report)["keep_versions"], 2) << report;
   EXPECT_EQ(versions_of(file), (std::vector<long long>{4, 5}));
 
   const std::string v4 = root_ + "/v4.txt";
@@ -184,31 +183,31 @@ TEST_F(CleanCliTest, DryRunPredictsTheRealRunAndChangesNothing) {
   ASSERT_TRUE(succeeded(list_before));
 
   const std::string dry = clean_json({"--keep-days", "0", "--keep-versions", "1", "--dry-run"});
-  EXPECT_EQ(json_raw(dry, "dry_run"), "true") << dry;
-  EXPECT_EQ(json_raw(dry, "manifest"), "\"\"") << dry;
+  EXPECT_EQ(json_of(dry)["dry_run"], true) << dry;
+  EXPECT_EQ(json_of(dry)["manifest"], "") << dry;
   EXPECT_EQ(listing(dest_), dest_before) << "a dry run must not change the destination";
   const Result list_after = run({"list", src_ + "/a.txt"});
   EXPECT_EQ(list_after.out, list_before.out) << list_after;
   EXPECT_EQ(status_json(), status_before) << "a dry run must not record anything in the catalog";
 
   // The scenario really exercises every figure (else the comparison proves little).
-  EXPECT_GT(json_int(dry, "versions_removed").value_or(0), 0) << dry;
-  EXPECT_GT(json_int(dry, "paths_removed").value_or(0), 0) << dry;
-  EXPECT_GT(json_int(dry, "chunks_removed").value_or(0), 0) << dry;
-  EXPECT_GT(json_int(dry, "packs_deleted").value_or(0), 0) << dry;
-  EXPECT_GT(json_int(dry, "packs_rewritten").value_or(0), 0) << dry;
-  EXPECT_EQ(json_int(dry, "orphan_packs"), 1) << dry;
-  EXPECT_GT(json_int(dry, "bytes_freed").value_or(0), 0) << dry;
+  EXPECT_GT(json_of(dry).value("versions_removed", 0), 0) << dry;
+  EXPECT_GT(json_of(dry).value("paths_removed", 0), 0) << dry;
+  EXPECT_GT(json_of(dry).value("chunks_removed", 0), 0) << dry;
+  EXPECT_GT(json_of(dry).value("packs_deleted", 0), 0) << dry;
+  EXPECT_GT(json_of(dry).value("packs_rewritten", 0), 0) << dry;
+  EXPECT_EQ(json_of(dry)["orphan_packs"], 1) << dry;
+  EXPECT_GT(json_of(dry).value("bytes_freed", 0), 0) << dry;
 
   const std::uint64_t data_before = data_bytes();
   const std::string real = clean_json({"--keep-days", "0", "--keep-versions", "1"});
-  EXPECT_EQ(json_raw(real, "dry_run"), "false") << real;
+  EXPECT_EQ(json_of(real)["dry_run"], false) << real;
   for (const std::string& figure : kFigures) {
-    const std::optional<long long> predicted = json_int(dry, figure);
-    ASSERT_TRUE(predicted.has_value()) << figure << " missing" << dry;
-    EXPECT_EQ(json_int(real, figure), predicted) << figure << "\n[dry run]\n" << dry << "\n[real run]\n" << real;
+    const nlohmann::json predicted = json_of(dry)[figure];
+    ASSERT_TRUE(predicted.is_number_integer()) << figure << " missing" << dry;
+    EXPECT_EQ(json_of(real)[figure], predicted) << figure << "\n[dry run]\n" << dry << "\n[real run]\n" << real;
   }
-  EXPECT_EQ(data_before - data_bytes(), static_cast<std::uint64_t>(json_int(real, "bytes_freed").value_or(-1)))
+  EXPECT_EQ(data_before - data_bytes(), static_cast<std::uint64_t>(json_of(real).value("bytes_freed", -1)))
       << "bytes_freed must be what the packs under data/ shrank by" << real;
   EXPECT_NE(listing(dest_), dest_before);
   ASSERT_NO_FATAL_FAILURE(expect_source_restores("restored"));
@@ -230,12 +229,12 @@ TEST_F(CleanCliTest, DeletedFileLeavesHistoryWhenItsDeletionExpires) {
   ASSERT_NO_FATAL_FAILURE(backup());
 
   const std::string young = clean_json({"--keep-days", "36500", "--keep-versions", "1"});
-  EXPECT_EQ(json_int(young, "versions_removed"), 0) << young;
+  EXPECT_EQ(json_of(young)["versions_removed"], 0) << young;
   EXPECT_EQ(versions_of(deleted), (std::vector<long long>{1, 2}))  // the content, then the deletion
       << "a young deletion keeps the file's history";
 
   const std::string report = clean_json({"--keep-days", "0", "--keep-versions", "1"});
-  EXPECT_GE(json_int(report, "paths_removed").value_or(0), 1) << report;
+  EXPECT_GE(json_of(report).value("paths_removed", 0), 1) << report;
   const Result restorable = run({"restore", "--list"});
   ASSERT_TRUE(succeeded(restorable));
   EXPECT_FALSE(contains(restorable.out, deleted)) << restorable;
@@ -275,10 +274,10 @@ TEST_F(CleanCliTest, SpaceOfOverwrittenDataIsReclaimed) {
   const std::uint64_t freed = before - after;
   EXPECT_GE(freed, 2 * kMiB) << "at least half of the 4 MiB overwritten must be reclaimed" << report;
   EXPECT_LT(after, before - 2 * kMiB) << report;
-  EXPECT_GT(json_int(report, "bytes_freed").value_or(0), 0) << report;
-  EXPECT_EQ(json_int(report, "bytes_freed"), static_cast<long long>(freed)) << "the report must tell the truth" << report;
-  EXPECT_EQ(json_int(report, "versions_removed"), 4) << report;
-  EXPECT_GE(json_int(report, "chunks_removed").value_or(0), 4) << report;
+  EXPECT_GT(json_of(report).value("bytes_freed", 0), 0) << report;
+  EXPECT_EQ(json_of(report)["bytes_freed"], static_cast<long long>(freed)) << "the report must tell the truth" << report;
+  EXPECT_EQ(json_of(report)["versions_removed"], 4) << report;
+  EXPECT_GE(json_of(report).value("chunks_removed", 0), 4) << report;
   ASSERT_NO_FATAL_FAILURE(expect_source_restores("restored"));
 
   // The old content of r0 once more, under a new name: its chunks were removed, so it must be
@@ -341,18 +340,18 @@ TEST_F(CleanCliTest, PlainCleanUsesTheRetentionSettings) {
   }
   // With the built-in defaults (30 days, 10 versions) nothing goes.
   const std::string defaults = clean_json({"--dry-run"});
-  EXPECT_EQ(json_int(defaults, "versions_removed"), 0) << defaults;
+  EXPECT_EQ(json_of(defaults)["versions_removed"], 0) << defaults;
 
   ASSERT_TRUE(succeeded(run({"config", "set", "retention.keep_versions", "1"})));
   ASSERT_TRUE(succeeded(run({"config", "set", "retention.keep_days", "0"})));
   const std::string explicit_flags = clean_json({"--keep-days", "0", "--keep-versions", "1", "--dry-run"});
 
   const std::string plain = clean_json({});
-  EXPECT_EQ(json_int(plain, "keep_days"), 0) << plain;
-  EXPECT_EQ(json_int(plain, "keep_versions"), 1) << plain;
-  EXPECT_EQ(json_int(plain, "versions_removed"), 2) << plain;
+  EXPECT_EQ(json_of(plain)["keep_days"], 0) << plain;
+  EXPECT_EQ(json_of(plain)["keep_versions"], 1) << plain;
+  EXPECT_EQ(json_of(plain)["versions_removed"], 2) << plain;
   for (const std::string& figure : kFigures) {
-    EXPECT_EQ(json_int(plain, figure), json_int(explicit_flags, figure)) << figure << explicit_flags << plain;
+    EXPECT_EQ(json_of(plain)[figure], json_of(explicit_flags)[figure]) << figure << explicit_flags << plain;
   }
   EXPECT_EQ(versions_of(file), (std::vector<long long>{3}));
 }
@@ -406,9 +405,9 @@ TEST_F(CleanCliTest, OrphanPackIsDeleted) {
   const auto orphan_size = static_cast<long long>(fs::file_size(orphan));
 
   const std::string report = clean_json({"--keep-days", "36500", "--keep-versions", "10"});
-  EXPECT_EQ(json_int(report, "orphan_packs"), 1) << report;
-  EXPECT_EQ(json_int(report, "versions_removed"), 0) << report;
-  EXPECT_EQ(json_int(report, "bytes_freed"), orphan_size) << report;
+  EXPECT_EQ(json_of(report)["orphan_packs"], 1) << report;
+  EXPECT_EQ(json_of(report)["versions_removed"], 0) << report;
+  EXPECT_EQ(json_of(report)["bytes_freed"], orphan_size) << report;
   EXPECT_FALSE(exists(orphan)) << report;
   EXPECT_EQ(packs(), recorded) << "only the orphan may go";
   ASSERT_NO_FATAL_FAILURE(expect_source_restores("restored"));
@@ -428,33 +427,32 @@ TEST_F(CleanCliTest, StatusShowsTheLastCleanAndASecondCleanDoesNothing) {
   ASSERT_NO_FATAL_FAILURE(write_text(src_ + "/a.txt", "alpha, second\n"));
   ASSERT_NO_FATAL_FAILURE(backup());
   const std::string before = status_json();
-  EXPECT_EQ(json_raw(before, "last_clean"), "null") << before;
+  EXPECT_EQ(json_of(before)["last_clean"], nullptr) << before;
 
   const std::string first = clean_json({"--keep-days", "0", "--keep-versions", "1"});
-  ASSERT_EQ(json_int(first, "versions_removed"), 1) << first;
-  const std::string manifest = json_raw(first, "manifest").value_or("");
-  ASSERT_GT(manifest.size(), 2U) << "the first clean must write a manifest" << first;
-  EXPECT_TRUE(exists(dest_ + "/" + manifest.substr(1, manifest.size() - 2))) << first;
+  ASSERT_EQ(json_of(first)["versions_removed"], 1) << first;
+  const std::string manifest = json_of(first).value("manifest", "");
+  ASSERT_FALSE(manifest.empty()) << "the first clean must write a manifest" << first;
+  EXPECT_TRUE(exists(dest_ + "/" + manifest)) << first;
 
   const std::string after = status_json();
-  const std::size_t clean_at = json_value_at(after, "last_clean");
-  ASSERT_NE(clean_at, std::string::npos) << after;
-  ASSERT_EQ(after.compare(clean_at, 1, "{"), 0) << "last_clean must be an object" << after;
-  EXPECT_EQ(json_int(after, "versions_removed", clean_at), 1) << after;
-  EXPECT_EQ(json_raw(after, "status", clean_at), "\"ok\"") << after;
-  const std::size_t run_at = json_value_at(after, "last_run");
-  ASSERT_NE(run_at, std::string::npos) << after;
-  EXPECT_EQ(json_raw(after, "kind", run_at), "\"backup\"") << "last_run is the last backup" << after;
-  EXPECT_EQ(json_int(after, "files_changed", run_at), 1) << after;
-  EXPECT_EQ(json_int(after, "files_new", run_at), 0) << after;
+  nlohmann::json last_clean = json_of(after)["last_clean"];
+  ASSERT_TRUE(last_clean.is_object()) << "last_clean must be an object" << after;
+  EXPECT_EQ(last_clean["versions_removed"], 1) << after;
+  EXPECT_EQ(last_clean["status"], "ok") << after;
+  nlohmann::json last_run = json_of(after)["last_run"];
+  ASSERT_TRUE(last_run.is_object()) << after;
+  EXPECT_EQ(last_run["kind"], "backup") << "last_run is the last backup" << after;
+  EXPECT_EQ(last_run["files_changed"], 1) << after;
+  EXPECT_EQ(last_run["files_new"], 0) << after;
 
   const std::string dest_before = listing(dest_);
   const std::string second = clean_json({"--keep-days", "0", "--keep-versions", "1"});
-  EXPECT_EQ(json_int(second, "versions_removed"), 0) << second;
-  EXPECT_EQ(json_int(second, "bytes_freed"), 0) << second;
-  EXPECT_EQ(json_int(second, "packs_deleted"), 0) << second;
-  EXPECT_EQ(json_int(second, "packs_rewritten"), 0) << second;
-  EXPECT_EQ(json_raw(second, "manifest"), "\"\"") << second;
+  EXPECT_EQ(json_of(second)["versions_removed"], 0) << second;
+  EXPECT_EQ(json_of(second)["bytes_freed"], 0) << second;
+  EXPECT_EQ(json_of(second)["packs_deleted"], 0) << second;
+  EXPECT_EQ(json_of(second)["packs_rewritten"], 0) << second;
+  EXPECT_EQ(json_of(second)["manifest"], "") << second;
   EXPECT_EQ(listing(dest_), dest_before) << "a clean with nothing to do must not write";
 }
 

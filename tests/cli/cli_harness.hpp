@@ -15,6 +15,7 @@
 // warning-free; test files put their tests in an anonymous namespace inside mybackup_cli_test.
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -126,108 +127,34 @@ inline std::vector<std::string> lines_of(const std::string& text) {
   return lines;
 }
 
-// ---------------------------------------------------------------- minimal JSON inspection
+// ---------------------------------------------------------------- JSON output
 
-/// True if `text` is exactly one JSON object (plus surrounding whitespace): braces and brackets
-/// balance, strings are skipped, and the outermost object closes at the very end.
-inline bool is_one_json_object(const std::string& text) {
-  std::size_t begin = text.find_first_not_of(" \t\r\n");
-  std::size_t end = text.find_last_not_of(" \t\r\n");
-  if (begin == std::string::npos || text[begin] != '{' || text[end] != '}') {
-    return false;
+/// `text` parsed as one JSON object (RFC 8259, strictly), or a discarded value if it is not one:
+/// invalid JSON, another type, or anything after the object. A missing key reads as null (so a
+/// comparison fails and prints both sides); indexing a discarded value throws (the test fails).
+inline nlohmann::json json_of(const std::string& text) {
+  nlohmann::json document = nlohmann::json::parse(text, nullptr, false);
+  if (!document.is_object()) {
+    return nlohmann::json(nlohmann::json::value_t::discarded);
   }
-  int depth = 0;
-  bool in_string = false;
-  for (std::size_t i = begin; i <= end; ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      ++depth;
-    } else if (c == '}' || c == ']') {
-      --depth;
-      if (depth < 0 || (depth == 0 && i != end)) {
-        return false;
-      }
-    }
-  }
-  return depth == 0 && !in_string;
+  return document;
 }
 
-/// The position just after `"key":` (and any spaces), searching from `from`; npos if absent.
-inline std::size_t json_value_at(const std::string& json, const std::string& key, std::size_t from = 0) {
-  const std::string quoted = "\"" + key + "\"";
-  std::size_t at = json.find(quoted, from);
-  while (at != std::string::npos) {
-    std::size_t p = at + quoted.size();
-    while (p < json.size() && std::isspace(static_cast<unsigned char>(json[p])) != 0) {
-      ++p;
-    }
-    if (p < json.size() && json[p] == ':') {
-      ++p;
-      while (p < json.size() && std::isspace(static_cast<unsigned char>(json[p])) != 0) {
-        ++p;
-      }
-      return p;
-    }
-    at = json.find(quoted, at + 1);
-  }
-  return std::string::npos;
-}
+/// True if `text` is exactly one JSON object (plus surrounding whitespace).
+inline bool is_one_json_object(const std::string& text) { return json_of(text).is_object(); }
 
-/// The integer value of the first `"key": N` at or after `from`.
-inline std::optional<long long> json_int(const std::string& json, const std::string& key, std::size_t from = 0) {
-  const std::size_t p = json_value_at(json, key, from);
-  if (p == std::string::npos) {
-    return std::nullopt;
-  }
-  std::size_t end = p;
-  if (end < json.size() && json[end] == '-') {
-    ++end;
-  }
-  while (end < json.size() && std::isdigit(static_cast<unsigned char>(json[end])) != 0) {
-    ++end;
-  }
-  if (end == p) {
-    return std::nullopt;
-  }
-  return std::stoll(json.substr(p, end - p));
-}
-
-/// The raw text of the first `"key": value` at or after `from`, up to the next ',' '}' or newline.
-inline std::optional<std::string> json_raw(const std::string& json, const std::string& key, std::size_t from = 0) {
-  const std::size_t p = json_value_at(json, key, from);
-  if (p == std::string::npos) {
-    return std::nullopt;
-  }
-  const std::size_t end = json.find_first_of(",}\n", p);
-  std::string value = json.substr(p, end == std::string::npos ? std::string::npos : end - p);
-  while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back())) != 0) {
-    value.pop_back();
-  }
-  return value;
-}
-
-/// The `"files"` count of the source object whose `"path"` is `path` in `status --json`.
+/// The `"files"` count of the source whose `"path"` is `path` in `status --json`.
 inline std::optional<long long> source_files(const std::string& status_json, const std::string& path) {
-  const std::size_t sources = json_value_at(status_json, "sources");
-  if (sources == std::string::npos) {
+  const nlohmann::json status = json_of(status_json);
+  if (!status.is_object() || !status.contains("sources")) {
     return std::nullopt;
   }
-  const std::string needle = "\"" + path + "\"";
-  const std::size_t at = status_json.find(needle, sources);
-  if (at == std::string::npos) {
-    return std::nullopt;
+  for (const nlohmann::json& source : status["sources"]) {
+    if (source.value("path", "") == path) {
+      return source.at("files").get<long long>();
+    }
   }
-  return json_int(status_json, "files", at);
+  return std::nullopt;
 }
 
 inline std::string in_quotes(const std::string& text) { return "\"" + text + "\""; }

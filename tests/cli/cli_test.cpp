@@ -94,8 +94,8 @@ TEST_F(CliTest, EditDeleteAndAddAreCounted) {
   EXPECT_FALSE(contains(result.out, "c.bin")) << "unchanged files are not listed" << result;
 
   const std::string status = status_json();
-  EXPECT_EQ(json_int(status, "files"), 3) << status;     // a.txt, c.bin, d.txt
-  EXPECT_EQ(json_int(status, "versions"), 5) << status;  // 3 + a.txt v2 + d.txt
+  EXPECT_EQ(json_of(status)["files"], 3) << status;     // a.txt, c.bin, d.txt
+  EXPECT_EQ(json_of(status)["versions"], 5) << status;  // 3 + a.txt v2 + d.txt
 }
 
 TEST_F(CliTest, BackupJsonIsOneObjectWithCounts) {
@@ -105,16 +105,16 @@ TEST_F(CliTest, BackupJsonIsOneObjectWithCounts) {
   ASSERT_TRUE(succeeded(result));
   ASSERT_TRUE(is_one_json_object(result.out)) << result;
   EXPECT_EQ(result.err, "");
-  EXPECT_EQ(json_raw(result.out, "dry_run"), "false") << result;
-  EXPECT_EQ(json_raw(result.out, "status"), in_quotes("ok")) << result;
-  EXPECT_EQ(json_raw(result.out, "destination"), in_quotes(dest_)) << result;
-  EXPECT_EQ(json_int(result.out, "files_new"), 1) << result;
-  EXPECT_EQ(json_int(result.out, "files_changed"), 0) << result;
-  EXPECT_EQ(json_int(result.out, "files_deleted"), 0) << result;
-  EXPECT_EQ(json_int(result.out, "files_unchanged"), 3) << result;
-  EXPECT_EQ(json_int(result.out, "files_skipped"), 0) << result;
-  EXPECT_EQ(json_int(result.out, "bytes_read"), 4) << result;
-  EXPECT_TRUE(json_raw(result.out, "manifest").value_or("").rfind("\"snapshots/", 0) == 0) << result;
+  EXPECT_EQ(json_of(result.out)["dry_run"], false) << result;
+  EXPECT_EQ(json_of(result.out)["status"], "ok") << result;
+  EXPECT_EQ(json_of(result.out)["destination"], dest_) << result;
+  EXPECT_EQ(json_of(result.out)["files_new"], 1) << result;
+  EXPECT_EQ(json_of(result.out)["files_changed"], 0) << result;
+  EXPECT_EQ(json_of(result.out)["files_deleted"], 0) << result;
+  EXPECT_EQ(json_of(result.out)["files_unchanged"], 3) << result;
+  EXPECT_EQ(json_of(result.out)["files_skipped"], 0) << result;
+  EXPECT_EQ(json_of(result.out)["bytes_read"], 4) << result;
+  EXPECT_TRUE(json_of(result.out).value("manifest", "").rfind("snapshots/", 0) == 0) << result;
   EXPECT_TRUE(contains(result.out, "\"skipped\": []")) << result;
   EXPECT_FALSE(contains(result.out, "added    ")) << "--verbose lines must not break --json" << result;
 }
@@ -122,22 +122,22 @@ TEST_F(CliTest, BackupJsonIsOneObjectWithCounts) {
 TEST_F(CliTest, StatusJsonReportsCatalogAndSources) {
   init();
   const std::string empty = status_json();
-  EXPECT_EQ(json_int(empty, "files"), 0) << empty;
-  EXPECT_EQ(json_raw(empty, "last_run"), "null") << empty;
-  EXPECT_EQ(json_raw(empty, "primary"), "null") << empty;
+  EXPECT_EQ(json_of(empty)["files"], 0) << empty;
+  EXPECT_EQ(json_of(empty)["last_run"], nullptr) << empty;
+  EXPECT_EQ(json_of(empty)["destinations"]["primary"], nullptr) << empty;
 
   make_tree();
   ASSERT_TRUE(succeeded(run({"add", src_, "--exclude", "*.bin"})));
   ASSERT_TRUE(succeeded(run({"config", "set", "destination", dest_})));
   ASSERT_TRUE(succeeded(run({"backup"})));
   const std::string status = status_json();
-  EXPECT_EQ(json_raw(status, "home"), in_quotes(home_)) << status;
-  EXPECT_EQ(json_raw(status, "primary"), in_quotes(dest_)) << status;
-  EXPECT_EQ(json_raw(status, "repository_id").value_or("").size(), 34U) << status;
-  EXPECT_EQ(json_int(status, "files"), 2) << status;  // c.bin excluded
-  EXPECT_EQ(json_int(status, "runs"), 1) << status;
-  EXPECT_EQ(json_raw(status, "kind", json_value_at(status, "last_run")), in_quotes("backup")) << status;
-  EXPECT_EQ(json_raw(status, "status", json_value_at(status, "last_run")), in_quotes("ok")) << status;
+  EXPECT_EQ(json_of(status)["home"], home_) << status;
+  EXPECT_EQ(json_of(status)["destinations"]["primary"], dest_) << status;
+  EXPECT_EQ(json_of(status).value("repository_id", "").size(), 32U) << status;
+  EXPECT_EQ(json_of(status)["files"], 2) << status;  // c.bin excluded
+  EXPECT_EQ(json_of(status)["runs"], 1) << status;
+  EXPECT_EQ(json_of(status)["last_run"]["kind"], "backup") << status;
+  EXPECT_EQ(json_of(status)["last_run"]["status"], "ok") << status;
   EXPECT_EQ(source_files(status, src_), 2) << status;
   EXPECT_TRUE(contains(status, "\"*.bin\"")) << status;
 }
@@ -169,8 +169,8 @@ TEST_F(CliTest, DryRunListsFilesAndWritesNothing) {
   const Result json = run({"backup", "--dry-run", "--json"});
   ASSERT_TRUE(succeeded(json));
   ASSERT_TRUE(is_one_json_object(json.out)) << json;
-  EXPECT_EQ(json_raw(json.out, "dry_run"), "true") << json;
-  EXPECT_EQ(json_int(json.out, "files_changed"), 1) << json;
+  EXPECT_EQ(json_of(json.out)["dry_run"], true) << json;
+  EXPECT_EQ(json_of(json.out)["files_changed"], 1) << json;
   EXPECT_EQ(listing(dest_), dest_before);
 }
 
@@ -209,8 +209,8 @@ TEST_F(CliTest, RemoveKeepsHistoryAndBackupThenHasNoSource) {
   EXPECT_FALSE(contains(read_text(config_path()), src_));
 
   const std::string status = status_json();
-  EXPECT_EQ(json_int(status, "versions"), 3) << "history stays after remove" << status;
-  EXPECT_EQ(json_int(status, "files"), 3) << status;
+  EXPECT_EQ(json_of(status)["versions"], 3) << "history stays after remove" << status;
+  EXPECT_EQ(json_of(status)["files"], 3) << status;
   EXPECT_TRUE(contains(status, "\"sources\": []")) << status;
 
   const std::string dest_before = listing(dest_);
@@ -262,7 +262,7 @@ TEST_F(CliTest, HomeOptionOverridesEnvironmentAndDefaultIsUnderHOME) {
   EXPECT_FALSE(exists(other)) << "--home must win over MYBACKUP_HOME";
   const Result status = run({"--home", home_, "status", "--json"}, env_other);
   ASSERT_TRUE(succeeded(status));
-  EXPECT_EQ(json_raw(status.out, "home"), in_quotes(home_)) << status;
+  EXPECT_EQ(json_of(status.out)["home"], home_) << status;
 
   // Without --home and MYBACKUP_HOME: ~/.mybackup.
   const RunOptions no_env{{{"MYBACKUP_HOME", std::nullopt}}, ""};
@@ -321,7 +321,7 @@ TEST_F(CliTest, KeyNeverAppearsInOutputOrLog) {
   const Result json = run({"config", "show", "--json"});
   ASSERT_TRUE(succeeded(json));
   EXPECT_TRUE(is_one_json_object(json.out)) << json;
-  EXPECT_EQ(json_raw(json.out, "key_file"), in_quotes(key_path())) << json;
+  EXPECT_EQ(json_of(json.out)["key_file"], key_path()) << json;
   ASSERT_TRUE(succeeded(run({"status"})));
   ASSERT_TRUE(succeeded(run({"backup", "--verbose", "--json"})));
   ASSERT_TRUE(succeeded(run({"backup", "--dry-run", "--verbose"})));
@@ -447,7 +447,7 @@ TEST_F(CliTest, AFileUrlDestinationWorksLikeAPlainPath) {
   ASSERT_TRUE(succeeded(run({"config", "set", "destination", dest_})));
   const Result again = run({"backup", "--json"});
   ASSERT_TRUE(succeeded(again));
-  EXPECT_EQ(json_int(again.out, "files_new"), 0) << again;
+  EXPECT_EQ(json_of(again.out)["files_new"], 0) << again;
   const std::string restored = root_ + "/restored";
   ASSERT_TRUE(succeeded(run({"config", "set", "destination", "file://" + dest_})));
   ASSERT_TRUE(succeeded(run({"restore", "--directory", src_, "--destination", restored})));
@@ -601,8 +601,8 @@ TEST_F(CliTest, LostDestinationIsReportedAndNotRecreated) {
   EXPECT_TRUE(failed_with(result, 1, {dest_, "holds no repository", "set the destination back"}));
   EXPECT_FALSE(exists(dest_)) << "a new, empty repository must not silently replace the lost one";
   const std::string status = status_json();
-  EXPECT_EQ(json_raw(status, "status", json_value_at(status, "last_run")), in_quotes("failed")) << status;
-  EXPECT_EQ(json_int(status, "files"), 3) << status;
+  EXPECT_EQ(json_of(status)["last_run"]["status"], "failed") << status;
+  EXPECT_EQ(json_of(status)["files"], 3) << status;
 }
 
 // A destination inside a source (`config set destination ~/Documents/backups` after `add
@@ -664,7 +664,7 @@ TEST_F(CliTest, MissingSourceDirectoryIsNamedWithTheFix) {
   }
   const std::string status = status_json();
   EXPECT_EQ(source_files(status, src_), 3) << "a missing source must not mark its files deleted" << status;
-  EXPECT_EQ(json_raw(status, "status", json_value_at(status, "last_run")), in_quotes("partial")) << status;
+  EXPECT_EQ(json_of(status)["last_run"]["status"], "partial") << status;
   ASSERT_EQ(::rename(moved.c_str(), src_.c_str()), 0);
   const Result back = run({"backup"});
   ASSERT_TRUE(succeeded(back));
@@ -784,10 +784,10 @@ TEST_F(CliTest, InterruptedBackupRecordsNothingAndReleasesTheLock) {
   EXPECT_EQ(temporaries_below(dest_), std::vector<std::string>{});
   EXPECT_FALSE(files_below(dest_ + "/data").empty());  // packs stored before the signal: harmless orphans
   std::string status = status_json();
-  const std::size_t last_run = json_value_at(status, "last_run");
-  EXPECT_EQ(json_raw(status, "status", last_run), in_quotes("failed")) << status;
-  EXPECT_TRUE(contains(json_raw(status, "error", last_run).value_or(""), "interrupted")) << status;
-  EXPECT_EQ(json_int(status, "files"), 0) << status;
+  nlohmann::json last_run = json_of(status)["last_run"];
+  EXPECT_EQ(last_run["status"], "failed") << status;
+  EXPECT_TRUE(contains(last_run.value("error", ""), "interrupted")) << status;
+  EXPECT_EQ(json_of(status)["files"], 0) << status;
 
   // The next backup, left alone, stores everything.
   const Result again = run({"backup"});
@@ -796,8 +796,8 @@ TEST_F(CliTest, InterruptedBackupRecordsNothingAndReleasesTheLock) {
   EXPECT_EQ(lock_files(), std::vector<std::string>{});
   EXPECT_EQ(files_below(dest_ + "/snapshots").size(), 1U);
   status = status_json();
-  EXPECT_EQ(json_raw(status, "status", json_value_at(status, "last_run")), in_quotes("ok")) << status;
-  EXPECT_EQ(json_int(status, "files"), kFiles + 1) << status;
+  EXPECT_EQ(json_of(status)["last_run"]["status"], "ok") << status;
+  EXPECT_EQ(json_of(status)["files"], kFiles + 1) << status;
 }
 
 // ================================================================ partial backups
@@ -829,12 +829,12 @@ TEST_F(CliTest, UnreadableSourceFileIsSkippedWithExitThree) {
   const Result json = run({"backup", "--json"});
   EXPECT_TRUE(succeeded(json, 3));
   ASSERT_TRUE(is_one_json_object(json.out)) << json;
-  EXPECT_EQ(json_raw(json.out, "status"), in_quotes("partial")) << json;
-  EXPECT_EQ(json_int(json.out, "files_skipped"), 1) << json;
-  EXPECT_EQ(json_raw(json.out, "path", json_value_at(json.out, "skipped")), in_quotes(skipped_path)) << json;
+  EXPECT_EQ(json_of(json.out)["status"], "partial") << json;
+  EXPECT_EQ(json_of(json.out)["files_skipped"], 1) << json;
+  EXPECT_EQ(json_of(json.out)["skipped"][0]["path"], skipped_path) << json;
 
   const std::string status = status_json();
-  EXPECT_EQ(json_raw(status, "status", json_value_at(status, "last_run")), in_quotes("partial")) << status;
+  EXPECT_EQ(json_of(status)["last_run"]["status"], "partial") << status;
   ::chmod(skipped_path.c_str(), 0644);
 }
 

@@ -108,8 +108,8 @@ TEST_F(KeyCliTest, InitWithPassphraseFromEnvironmentKeepsAWrappedKeyPending) {
   const std::string file = home_ + "/keys/" + pending[0];
   EXPECT_EQ(file_mode(file), 0600U);
   EXPECT_TRUE(is_one_json_object(read_text(file)));
-  EXPECT_EQ(json_raw(read_text(file), "format"), in_quotes("mybackup-wrapped-key"));
-  EXPECT_EQ(json_int(read_text(file), "N"), 16);
+  EXPECT_EQ(json_of(read_text(file))["format"], "mybackup-wrapped-key");
+  EXPECT_EQ(json_of(read_text(file))["N"], 16);
   EXPECT_TRUE(contains(init.out, id_of(pending[0]))) << init;
   EXPECT_FALSE(contains(read_text(file), kPassphrase));
   EXPECT_EQ(unlocked_hex(home_, kPassphrase), key_hex(key_path()));
@@ -207,10 +207,10 @@ TEST_F(KeyCliTest, PendingKeyReachesTheDestinationAtTheFirstBackup) {
   const Result list = run_keys({"key", "list", "--json"});
   ASSERT_TRUE(succeeded(list));
   EXPECT_TRUE(is_one_json_object(list.out)) << list;
-  EXPECT_EQ(json_raw(list.out, "id"), in_quotes(id_of(pending[0])));
-  EXPECT_EQ(json_raw(list.out, "where"), in_quotes("destination"));
-  EXPECT_EQ(json_raw(list.out, "label"), in_quotes("init"));
-  EXPECT_EQ(json_raw(list.out, "damaged"), "false");
+  EXPECT_EQ(json_of(list.out)["keys"][0]["id"], id_of(pending[0]));
+  EXPECT_EQ(json_of(list.out)["keys"][0]["where"], "destination");
+  EXPECT_EQ(json_of(list.out)["keys"][0]["label"], "init");
+  EXPECT_EQ(json_of(list.out)["keys"][0]["damaged"], false);
 
   // A later backup has nothing to move.
   ASSERT_TRUE(succeeded(run_keys({"backup"})));

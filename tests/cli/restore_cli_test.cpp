@@ -236,9 +236,6 @@ bool has_line(const std::string& text, const std::string& word, const std::strin
   return false;
 }
 
-/// `restore --list --json` prints a JSON array; this checks it is one well-formed JSON value.
-bool is_one_json_value(const std::string& text) { return is_one_json_object("{\"value\": " + text + "}"); }
-
 // ---------------------------------------------------------------- the fixture
 
 class RestoreCliTest : public CliTest {
@@ -398,27 +395,25 @@ TEST_F(RestoreCliTest, ListShowsEveryVersionWithDateSizeAndSha256) {
   const Result json = run({"list", file, "--json"});
   ASSERT_TRUE(succeeded(json));
   ASSERT_TRUE(is_one_json_object(json.out)) << json;
-  EXPECT_EQ(json_raw(json.out, "path"), in_quotes(file)) << json;
-  std::size_t at = json_value_at(json.out, "versions");
-  ASSERT_NE(at, std::string::npos) << json;
+  EXPECT_EQ(json_of(json.out)["path"], file) << json;
+  nlohmann::json versions = json_of(json.out)["versions"];
+  ASSERT_TRUE(versions.is_array()) << json;
+  ASSERT_EQ(versions.size(), contents.size()) << "one version per run" << json;
   for (std::size_t i = 0; i < contents.size(); ++i) {
-    at = json.out.find("\"version\"", at);  // not "versions"
-    ASSERT_NE(at, std::string::npos) << "version " << i + 1 << " missing" << json;
-    EXPECT_EQ(json_int(json.out, "version", at), static_cast<long long>(i + 1)) << json;
-    const std::string date = json_raw(json.out, "date", at).value_or("");
+    nlohmann::json& version = versions[i];
+    EXPECT_EQ(version["version"], i + 1) << json;
+    const std::string date = version.value("date", "");
     // The run's finishing time, exact to the nanosecond ("…:SS.nnnnnnnnnZ"): its whole seconds
     // lie within the run's own window.
-    ASSERT_GE(date.size(), 21u) << json;
-    const std::string seconds = date.substr(0, 20) + "Z\"";
-    EXPECT_EQ(date.size(), 32u) << "nanosecond precision expected: " << date;
-    EXPECT_GE(seconds, in_quotes(iso_utc_seconds(started[i]))) << "version " << i + 1 << json;
-    EXPECT_LE(seconds, in_quotes(iso_utc_seconds(finished[i]))) << "version " << i + 1 << json;
-    EXPECT_EQ(json_int(json.out, "size", at), static_cast<long long>(contents[i].size())) << json;
-    EXPECT_GT(json_int(json.out, "stored", at).value_or(0), 0) << json;
-    EXPECT_EQ(json_raw(json.out, "sha256", at), in_quotes(sha256_hex(contents[i]))) << json;
-    ++at;
+    ASSERT_GE(date.size(), 20u) << json;
+    const std::string seconds = date.substr(0, 19) + "Z";
+    EXPECT_EQ(date.size(), 30u) << "nanosecond precision expected: " << date;
+    EXPECT_GE(seconds, iso_utc_seconds(started[i])) << "version " << i + 1 << json;
+    EXPECT_LE(seconds, iso_utc_seconds(finished[i])) << "version " << i + 1 << json;
+    EXPECT_EQ(version["size"], contents[i].size()) << json;
+    EXPECT_GT(version.value("stored", 0), 0) << json;
+    EXPECT_EQ(version["sha256"], sha256_hex(contents[i])) << json;
   }
-  EXPECT_EQ(json.out.find("\"version\"", at), std::string::npos) << "more versions than runs" << json;
 
   const Result unknown = run({"list", src_ + "/never.txt"});
   EXPECT_TRUE(failed_with(unknown, 1, {src_ + "/never.txt", "no backup"}));
@@ -729,14 +724,18 @@ TEST_F(RestoreCliTest, ListShowsCurrentFilesWithTheirLatestVersion) {
 
   const Result json = restore({"--list", "--json"});
   ASSERT_TRUE(succeeded(json));
-  EXPECT_TRUE(is_one_json_value(json.out)) << json;
-  for (const auto& [path, version] : current) {
-    const std::size_t at = json.out.find(in_quotes(path));
-    ASSERT_NE(at, std::string::npos) << path << json;
-    EXPECT_EQ(json_int(json.out, "version", at), version) << path << json;
-    EXPECT_TRUE(json_raw(json.out, "date", at).has_value()) << path << json;
+  nlohmann::json list = json_of(json.out);
+  ASSERT_TRUE(list.is_object()) << json;
+  std::map<std::string, nlohmann::json> files;
+  for (const nlohmann::json& file : list["files"]) {
+    files[file.value("path", "")] = file;
   }
-  EXPECT_EQ(json_int(json.out, "size", json.out.find(in_quotes(src_ + "/a.txt"))), 13) << json;
+  for (const auto& [path, version] : current) {
+    ASSERT_EQ(files.count(path), 1U) << path << json;
+    EXPECT_EQ(files[path]["version"], version) << path << json;
+    EXPECT_TRUE(files[path]["date"].is_string()) << path << json;
+  }
+  EXPECT_EQ(files[src_ + "/a.txt"]["size"], 13) << json;
   EXPECT_FALSE(contains(json.out, src_ + "/sub/b.txt")) << json;
   EXPECT_EQ(count_of(json.out, "\"path\""), current.size()) << json;
 }
@@ -757,7 +756,7 @@ TEST_F(RestoreCliTest, DryRunWritesNothing) {
   const Result json = restore({"--directory", src_, "--destination", out, "--dry-run", "--json"});
   ASSERT_TRUE(succeeded(json));
   ASSERT_TRUE(is_one_json_object(json.out)) << json;
-  EXPECT_EQ(json_raw(json.out, "dry_run"), "true") << json;
+  EXPECT_EQ(json_of(json.out)["dry_run"], true) << json;
   EXPECT_FALSE(exists(out));
 
   // In place, with one file missing: it would be restored, the others are identical.
@@ -905,8 +904,8 @@ TEST_F(RestoreCliTest, TheSecondaryIsKeptInStepAndRestoresWhatThePrimaryLost) {
   fs::rename(root_ + "/nas-unplugged", nas);
   const Result synced = run({"sync", "--json"});
   ASSERT_TRUE(succeeded(synced)) << synced;
-  EXPECT_EQ(json_int(synced.out, "packs_copied"), 1) << synced;
-  EXPECT_EQ(json_int(synced.out, "manifests_copied"), 1) << synced;
+  EXPECT_EQ(json_of(synced.out)["packs_copied"], 1) << synced;
+  EXPECT_EQ(json_of(synced.out)["manifests_copied"], 1) << synced;
   EXPECT_EQ(listing(nas + "/snapshots"), listing(dest_ + "/snapshots"));
 
   // What clean removes goes from the secondary too.

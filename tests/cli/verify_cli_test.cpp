@@ -70,13 +70,13 @@ TEST_F(VerifyCliTest, AnIntactRepositoryPassesWithAndWithoutReadingData) {
   const Result json = run({"verify", "--read-data", "--json"});
   EXPECT_TRUE(succeeded(json));
   ASSERT_TRUE(is_one_json_object(json.out)) << json;
-  EXPECT_EQ(json_raw(json.out, "ok"), "true") << json;
-  EXPECT_EQ(json_raw(json.out, "read_data"), "true") << json;
-  EXPECT_EQ(json_int(json.out, "packs_read"), 1) << json;
-  EXPECT_EQ(json_int(json.out, "chunks_checked"), 3) << json;
-  EXPECT_EQ(json_int(json.out, "manifests_checked"), 1) << json;
-  EXPECT_EQ(json_int(json.out, "errors"), 0) << json;
-  EXPECT_GT(json_int(json.out, "bytes_read").value_or(0), 0) << json;
+  EXPECT_EQ(json_of(json.out)["ok"], true) << json;
+  EXPECT_EQ(json_of(json.out)["read_data"], true) << json;
+  EXPECT_EQ(json_of(json.out)["packs_read"], 1) << json;
+  EXPECT_EQ(json_of(json.out)["chunks_checked"], 3) << json;
+  EXPECT_EQ(json_of(json.out)["manifests_checked"], 1) << json;
+  EXPECT_EQ(json_of(json.out)["errors"], 0) << json;
+  EXPECT_GT(json_of(json.out).value("bytes_read", 0), 0) << json;
 
   EXPECT_EQ(state(), before) << "verify changed the destination or the home";
   EXPECT_TRUE(lock_files().empty());
@@ -102,10 +102,10 @@ TEST_F(VerifyCliTest, AMissingPackExitsOneAndNamesEveryFileVersion) {
   const Result json = run({"verify", "--json"});
   EXPECT_EQ(json.code, 1) << json;
   ASSERT_TRUE(is_one_json_object(json.out)) << json;
-  EXPECT_EQ(json_raw(json.out, "ok"), "false") << json;
-  EXPECT_EQ(json_int(json.out, "missing_pack"), 1) << json;  // problems_by_kind
-  EXPECT_EQ(json_raw(json.out, "kind"), in_quotes("missing_pack")) << json;
-  EXPECT_EQ(json_raw(json.out, "pack"), in_quotes(name_of(packs[0]))) << json;
+  EXPECT_EQ(json_of(json.out)["ok"], false) << json;
+  EXPECT_EQ(json_of(json.out)["problems_by_kind"]["missing_pack"], 1) << json;
+  EXPECT_EQ(json_of(json.out)["problems"][0]["kind"], "missing_pack") << json;
+  EXPECT_EQ(json_of(json.out)["problems"][0]["pack"], name_of(packs[0])) << json;
   EXPECT_TRUE(contains(json.out, in_quotes(src_ + "/sub/c.bin"))) << json;
 }
 
@@ -127,8 +127,8 @@ TEST_F(VerifyCliTest, ADamagedChunkIsFoundOnlyByReadingTheData) {
 
   const Result json = run({"verify", "--read-data", "--json"});
   EXPECT_EQ(json.code, 1) << json;
-  EXPECT_EQ(json_int(json.out, "damaged_chunk"), 1) << json;
-  EXPECT_EQ(json_int(json.out, "damaged_pack"), 1) << json;
+  EXPECT_EQ(json_of(json.out)["problems_by_kind"]["damaged_chunk"], 1) << json;
+  EXPECT_EQ(json_of(json.out)["problems_by_kind"]["damaged_pack"], 1) << json;
 }
 
 TEST_F(VerifyCliTest, AnUnreferencedPackIsAWarningAndExitsZero) {
@@ -173,7 +173,7 @@ TEST_F(VerifyCliTest, TheSecondaryIsConsultedForWhatThePrimaryLost) {
   EXPECT_EQ(result.code, 1) << result;
   EXPECT_TRUE(contains(result.out, "missing from the primary, intact on the secondary " + mirror)) << result;
   EXPECT_TRUE(contains(lines_of(result.out).back(), "but every damaged pack is intact on the secondary")) << result;
-  EXPECT_EQ(json_raw(run({"verify", "--json"}).out, "secondary", 0), in_quotes(mirror));
+  EXPECT_EQ(json_of(run({"verify", "--json"}).out)["secondary"], mirror);
 }
 
 TEST_F(VerifyCliTest, SubsetTakesAPercentageAndRejectsAnythingElse) {
@@ -181,7 +181,7 @@ TEST_F(VerifyCliTest, SubsetTakesAPercentageAndRejectsAnythingElse) {
   for (const std::string subset : {"10%", "10", "100"}) {
     const Result json = run({"verify", "--read-data", "--subset", subset, "--json"});
     EXPECT_TRUE(succeeded(json)) << subset;
-    EXPECT_EQ(json_int(json.out, "packs_read"), 1) << "at least one pack" << json;
+    EXPECT_EQ(json_of(json.out)["packs_read"], 1) << "at least one pack" << json;
   }
   EXPECT_TRUE(contains(run({"verify", "--read-data", "--subset", "10%"}).out, "data of a random 10% of the packs read"));
   for (const std::string subset : {"0", "0%", "101", "abc", "10%%", ""}) {

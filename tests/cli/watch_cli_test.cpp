@@ -21,11 +21,11 @@ class WatchCliTest : public CliTest {
   /// How many versions `list PATH --json` shows (0 if the command fails).
   std::size_t versions_of(const std::string& path) {
     const Result result = run({"list", path, "--json"});
-    const std::size_t at = json_value_at(result.out, "versions");
-    if (result.code != 0 || at == std::string::npos) {
+    if (result.code != 0) {
       return 0;
     }
-    return count_of(result.out.substr(at), "\"version\"");
+    const nlohmann::json list = json_of(result.out);
+    return list.is_object() && list.contains("versions") ? list["versions"].size() : 0;
   }
 
   /// Stops a running watch with SIGTERM and checks that it ends cleanly.

@@ -5,6 +5,7 @@
 // GoogleTest's; write `::testing::Test` there (GoogleTest's own macros already do).
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -224,221 +225,20 @@ inline std::vector<std::string> temporaries_under(const std::string& directory) 
   return found;
 }
 
-/// One member of a parsed JSON object: its type and, for a string, its decoded value, otherwise
-/// its source text (a number's digits, a nested object's or array's JSON, "true", "null").
-struct JsonMember {
-  enum class Type { string, number, object, array, boolean, null };
-  Type type = Type::null;
-  std::string text;
-};
-
-/// A strict parser for one JSON object (RFC 8259, no extensions); returns its top-level members.
-/// Throws std::runtime_error on anything that is not valid JSON, so tests can check that a
-/// document the program wrote is real JSON and not just something yaml-cpp accepts.
-class JsonObjectParser {
- public:
-  static std::map<std::string, JsonMember> parse(std::string_view text) {
-    JsonObjectParser parser(text);
-    parser.skip_space();
-    if (parser.peek() != '{') {
-      parser.fail("an object");
-    }
-    std::map<std::string, JsonMember> members;
-    parser.object(&members);
-    parser.skip_space();
-    if (parser.position_ != text.size()) {
-      parser.fail("the end of the document");
-    }
-    return members;
+/// Parses one JSON object strictly (RFC 8259: no comments, no trailing commas, nothing after it).
+/// Throws std::runtime_error on anything else, so tests can check that a document the program
+/// wrote is real JSON.
+inline nlohmann::json parse_json_object(std::string_view text) {
+  nlohmann::json document;
+  try {
+    document = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& error) {
+    throw std::runtime_error(std::string("invalid JSON: ") + error.what());
   }
-
- private:
-  explicit JsonObjectParser(std::string_view text) : text_(text) {}
-
-  [[noreturn]] void fail(const std::string& expected) const {
-    throw std::runtime_error("invalid JSON at offset " + std::to_string(position_) + ": expected " + expected);
+  if (!document.is_object()) {
+    throw std::runtime_error("not a JSON object: " + std::string(text));
   }
-  char peek() const { return position_ < text_.size() ? text_[position_] : '\0'; }
-  void expect(char c) {
-    if (peek() != c) {
-      fail(std::string("'") + c + "'");
-    }
-    ++position_;
-  }
-  void skip_space() {
-    while (peek() == ' ' || peek() == '\n' || peek() == '\r' || peek() == '\t') {
-      ++position_;
-    }
-  }
-  void literal(std::string_view word) {
-    if (text_.substr(position_, word.size()) != word) {
-      fail(std::string(word));
-    }
-    position_ += word.size();
-  }
-
-  JsonMember value() {
-    skip_space();
-    const std::size_t start = position_;
-    JsonMember member;
-    const char c = peek();
-    if (c == '{') {
-      object(nullptr);
-      member.type = JsonMember::Type::object;
-    } else if (c == '[') {
-      array();
-      member.type = JsonMember::Type::array;
-    } else if (c == '"') {
-      member.type = JsonMember::Type::string;
-      member.text = string();
-      return member;
-    } else if (c == 't' || c == 'f') {
-      literal(c == 't' ? "true" : "false");
-      member.type = JsonMember::Type::boolean;
-    } else if (c == 'n') {
-      literal("null");
-      member.type = JsonMember::Type::null;
-    } else {
-      number();
-      member.type = JsonMember::Type::number;
-    }
-    member.text = std::string(text_.substr(start, position_ - start));
-    return member;
-  }
-
-  void object(std::map<std::string, JsonMember>* members) {
-    expect('{');
-    skip_space();
-    if (peek() == '}') {
-      ++position_;
-      return;
-    }
-    for (;;) {
-      skip_space();
-      const std::string name = string();
-      skip_space();
-      expect(':');
-      JsonMember member = value();
-      if (members != nullptr && !members->emplace(name, std::move(member)).second) {
-        fail("no duplicate member \"" + name + "\"");
-      }
-      skip_space();
-      if (peek() == ',') {
-        ++position_;
-        continue;
-      }
-      expect('}');
-      return;
-    }
-  }
-
-  void array() {
-    expect('[');
-    skip_space();
-    if (peek() == ']') {
-      ++position_;
-      return;
-    }
-    for (;;) {
-      value();
-      skip_space();
-      if (peek() == ',') {
-        ++position_;
-        continue;
-      }
-      expect(']');
-      return;
-    }
-  }
-
-  std::string string() {
-    expect('"');
-    std::string out;
-    for (;;) {
-      if (position_ >= text_.size()) {
-        fail("a closing quote");
-      }
-      const char c = text_[position_++];
-      if (c == '"') {
-        return out;
-      }
-      if (static_cast<unsigned char>(c) < 0x20) {
-        fail("no control character inside a string");
-      }
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      const char escaped = peek();
-      ++position_;
-      switch (escaped) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          const std::string_view hex = text_.substr(position_, 4);
-          if (hex.size() != 4 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos) {
-            fail("four hex digits");
-          }
-          position_ += 4;
-          out += "\\u";  // kept escaped: tests only compare ASCII text
-          out += hex;
-          break;
-        }
-        default: fail("a valid escape");
-      }
-    }
-  }
-
-  void number() {
-    const std::size_t start = position_;
-    if (peek() == '-') {
-      ++position_;
-    }
-    if (peek() == '0') {
-      ++position_;
-    } else if (peek() >= '1' && peek() <= '9') {
-      while (peek() >= '0' && peek() <= '9') {
-        ++position_;
-      }
-    } else {
-      position_ = start;
-      fail("a value");
-    }
-    if (peek() == '.') {
-      ++position_;
-      if (!(peek() >= '0' && peek() <= '9')) {
-        fail("a digit");
-      }
-      while (peek() >= '0' && peek() <= '9') {
-        ++position_;
-      }
-    }
-    if (peek() == 'e' || peek() == 'E') {
-      ++position_;
-      if (peek() == '+' || peek() == '-') {
-        ++position_;
-      }
-      if (!(peek() >= '0' && peek() <= '9')) {
-        fail("a digit");
-      }
-      while (peek() >= '0' && peek() <= '9') {
-        ++position_;
-      }
-    }
-  }
-
-  std::string_view text_;
-  std::size_t position_ = 0;
-};
-
-inline std::map<std::string, JsonMember> parse_json_object(std::string_view text) {
-  return JsonObjectParser::parse(text);
+  return document;
 }
 
 }  // namespace testing

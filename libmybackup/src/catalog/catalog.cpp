@@ -3,8 +3,11 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstring>
 
+#include "mybackup/util/clock.hpp"
 #include "mybackup/util/error.hpp"
 
 namespace mybackup {
@@ -838,6 +841,67 @@ std::uint64_t Catalog::file_count_under(const std::string& root) const {
     query.executeStep();
     return static_cast<std::uint64_t>(query.getColumn(0).getInt64());
   });
+}
+
+
+std::uint64_t CatalogSummary::saved_by_dedup_bytes() const {
+  return original_bytes > unique_bytes ? original_bytes - unique_bytes : 0;
+}
+
+std::uint64_t CatalogSummary::saved_by_compression_bytes() const {
+  return unique_bytes > compressed_bytes ? unique_bytes - compressed_bytes : 0;
+}
+
+void to_json(nlohmann::ordered_json& json, const CatalogSummary& summary) {
+  json = {
+      {"files", summary.files},
+      {"versions", summary.versions},
+      {"current_bytes", summary.current_bytes},
+      {"original_bytes", summary.original_bytes},
+      {"unique_bytes", summary.unique_bytes},
+      {"stored_bytes", summary.stored_bytes},
+      {"saved_by_dedup_bytes", summary.saved_by_dedup_bytes()},
+      {"saved_by_compression_bytes", summary.saved_by_compression_bytes()},
+      {"chunks", summary.chunks},
+      {"packs", summary.packs},
+      {"runs", summary.runs},
+  };
+}
+
+void to_json(nlohmann::ordered_json& json, const RunRecord& run) {
+  json = {
+      {"kind", run.kind},
+      {"started", format_utc(run.started_ns)},
+      {"seconds", static_cast<double>(run.finished_ns - run.started_ns) / 1e9},
+      {"status", run.stats.status},
+      {"error", run.stats.error},
+  };
+  if (run.kind == "clean") {
+    json["versions_removed"] = run.stats.files_deleted;  // a clean records the versions it removed there
+    return;
+  }
+  json["files_new"] = run.stats.files_new;
+  json["files_changed"] = run.stats.files_changed;
+  json["files_deleted"] = run.stats.files_deleted;
+  json["files_skipped"] = run.stats.files_skipped;
+}
+
+void to_json(nlohmann::ordered_json& json, const VersionRecord& version) {
+  json = {
+      {"version", version.number},
+      {"date", format_utc_exact(version.run_finished_ns)},
+      {"type", to_string(version.type)},
+      {"size", version.size},
+      {"stored", version.stored_size},
+      {"mode", version.mode},
+      {"mtime", format_utc(version.mtime_ns)},
+  };
+  if (version.type == EntryType::file) {
+    json["sha256"] = to_hex(version.sha256);
+  }
+  if (version.type == EntryType::symlink) {
+    json["target"] = version.link_target;
+  }
 }
 
 }  // namespace mybackup

@@ -1,6 +1,6 @@
 #include "mybackup/crypto/key_wrap.hpp"
 
-#include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <tuple>
@@ -8,7 +8,6 @@
 #include "mybackup/crypto/crypto.hpp"
 #include "mybackup/repository/object_names.hpp"
 #include "mybackup/util/error.hpp"
-#include "mybackup/util/json.hpp"
 
 namespace mybackup {
 
@@ -58,28 +57,29 @@ AeadKey derive_kek(std::string_view passphrase, ByteView salt, const ScryptParam
 Parsed parse(std::string_view text) {
   Parsed parsed;
   try {
-    const YAML::Node root = YAML::Load(std::string(text));
-    if (!root.IsMap() || root["format"].as<std::string>("") != kFormatName) {
+    const nlohmann::json root = nlohmann::json::parse(text);
+    if (!root.is_object() || root.value("format", "") != kFormatName) {
       throw Error(ErrorKind::corrupt, "not a mybackup wrapped key (its format field is not \"" + std::string(kFormatName) + "\")");
     }
-    const int version = root["version"].as<int>();
+    const int version = root.at("version").get<int>();
     if (version != kFormatVersion) {
       throw Error(ErrorKind::corrupt, "wrapped key version " + std::to_string(version) +
                                           " is not supported by this mybackup (it reads version " +
                                           std::to_string(kFormatVersion) + ")");
     }
-    if (root["kdf"].as<std::string>() != kKdfName) {
-      throw Error(ErrorKind::corrupt, "wrapped key uses an unknown key derivation \"" + root["kdf"].as<std::string>() + "\"");
+    const std::string kdf = root.at("kdf").get<std::string>();
+    if (kdf != kKdfName) {
+      throw Error(ErrorKind::corrupt, "wrapped key uses an unknown key derivation \"" + kdf + "\"");
     }
-    parsed.info.params.n = root["N"].as<std::uint64_t>();
-    parsed.info.params.r = root["r"].as<std::uint64_t>();
-    parsed.info.params.p = root["p"].as<std::uint64_t>();
-    parsed.salt = from_hex(root["salt"].as<std::string>());
-    const Bytes nonce = from_hex(root["nonce"].as<std::string>());
-    parsed.sealed = from_hex(root["sealed"].as<std::string>());
-    parsed.info.created = root["created"].as<std::string>("");
-    parsed.info.host = root["host"].as<std::string>("");
-    parsed.info.label = root["label"].as<std::string>("");
+    parsed.info.params.n = root.at("N").get<std::uint64_t>();
+    parsed.info.params.r = root.at("r").get<std::uint64_t>();
+    parsed.info.params.p = root.at("p").get<std::uint64_t>();
+    parsed.salt = from_hex(root.at("salt").get<std::string>());
+    const Bytes nonce = from_hex(root.at("nonce").get<std::string>());
+    parsed.sealed = from_hex(root.at("sealed").get<std::string>());
+    parsed.info.created = root.value("created", "");
+    parsed.info.host = root.value("host", "");
+    parsed.info.label = root.value("label", "");
     if (!parsed.info.params.acceptable()) {
       throw Error(ErrorKind::corrupt, "wrapped key has scrypt parameters out of range (N=" + std::to_string(parsed.info.params.n) +
                                           ", r=" + std::to_string(parsed.info.params.r) +
@@ -90,7 +90,7 @@ Parsed parse(std::string_view text) {
       throw Error(ErrorKind::corrupt, "wrapped key has a salt, nonce or sealed key of the wrong length");
     }
     std::copy(nonce.begin(), nonce.end(), parsed.nonce.begin());
-  } catch (const YAML::Exception& error) {
+  } catch (const nlohmann::json::exception& error) {
     throw Error(ErrorKind::corrupt, "wrapped key is damaged: " + std::string(error.what()));
   } catch (const Error& error) {
     throw Error(ErrorKind::corrupt, error.what());  // from_hex's errors are corrupt already; keep one kind
@@ -139,23 +139,23 @@ WrappedKey wrap_master_key(const MasterKey& key, std::string_view passphrase, co
   }
   secure_wipe(kek);
 
-  JsonWriter json(true);
-  json.begin_object()
-      .key("format").value(kFormatName)
-      .key("version").value(kFormatVersion)
-      .key("kdf").value(kKdfName)
-      .key("N").value(params.n)
-      .key("r").value(params.r)
-      .key("p").value(params.p)
-      .key("salt").value(to_hex(salt))
-      .key("nonce").value(to_hex(nonce))
-      .key("sealed").value(to_hex(sealed))
-      .key("created").value(details.created)
-      .key("host").value(details.host)
-      .key("label").value(details.label)
-      .end_object();
+  const nlohmann::ordered_json file = {
+      {"format", kFormatName},
+      {"version", kFormatVersion},
+      {"kdf", kKdfName},
+      {"N", params.n},
+      {"r", params.r},
+      {"p", params.p},
+      {"salt", to_hex(salt)},
+      {"nonce", to_hex(nonce)},
+      {"sealed", to_hex(sealed)},
+      {"created", details.created},
+      {"host", details.host},
+      {"label", details.label},
+  };
   WrappedKey wrapped;
-  wrapped.text = json.str() + "\n";
+  // A label or host name that is not UTF-8 is written with U+FFFD: JSON text must be UTF-8.
+  wrapped.text = file.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
   wrapped.id = id_of(wrapped.text);
   return wrapped;
 }
@@ -316,6 +316,17 @@ MasterKey unlock_with_passphrase(const Backend& backend, std::string_view passph
   }
   throw Error(ErrorKind::not_found, "no passphrase-wrapped key in " + location +
                                         ": this repository can only be opened with its key file (--key-file)");
+}
+
+
+void to_json(nlohmann::ordered_json& json, const WrappedKeyInfo& info) {
+  json = {
+      {"id", info.id},
+      {"created", info.created},
+      {"host", info.host},
+      {"label", info.label},
+      {"damaged", info.damaged},
+  };
 }
 
 }  // namespace mybackup

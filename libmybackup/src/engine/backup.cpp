@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -623,6 +625,35 @@ BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const Back
   catalog.record_run(manifest, report.manifest_key, report.stats);
   report.commit_seconds = seconds_since(phase);
   return report;
+}
+
+
+void to_json(nlohmann::ordered_json& json, const BackupReport& report) {
+  const RunStats& stats = report.stats;
+  nlohmann::ordered_json skipped = nlohmann::ordered_json::array();
+  for (const ScanProblem& problem : report.problems) {
+    skipped.push_back({{"path", problem.path}, {"reason", problem.reason}});
+  }
+  json = {
+      {"status", stats.status},
+      {"seconds", static_cast<double>(report.finished_ns - report.started_ns) / 1e9},
+      {"files_new", stats.files_new},
+      {"files_changed", stats.files_changed},
+      {"files_deleted", stats.files_deleted},
+      {"files_unchanged", stats.files_unchanged},
+      {"files_skipped", stats.files_skipped},
+      {"bytes_scanned", stats.bytes_scanned},
+      {"bytes_read", stats.bytes_read},
+      {"bytes_new", stats.bytes_new},
+      {"bytes_stored", stats.bytes_stored},
+      {"packs", report.packs_written},
+      {"manifest", report.manifest_key},
+      {"skipped", std::move(skipped)},
+      {"timing",
+       {{"scan_seconds", report.scan_seconds},
+        {"store_seconds", report.store_seconds},
+        {"commit_seconds", report.commit_seconds}}},
+  };
 }
 
 }  // namespace mybackup

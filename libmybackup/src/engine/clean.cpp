@@ -1,5 +1,7 @@
 #include "mybackup/engine/clean.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <unordered_set>
 
@@ -236,6 +238,26 @@ CleanReport run_clean(Catalog& catalog, Repository& repository, const Repository
     }
   }
   return report;
+}
+
+
+void to_json(nlohmann::ordered_json& json, const CleanReport& report) {
+  json = {
+      {"seconds", static_cast<double>(report.finished_ns - report.started_ns) / 1e9},
+      {"versions_removed", report.versions_removed},
+      {"paths_removed", report.paths_removed},
+      {"chunks_removed", report.chunks_removed},
+      {"packs_deleted", report.packs_deleted},
+      {"packs_rewritten", report.packs_rewritten},
+      {"packs_written", report.packs_written},
+      {"orphan_packs", report.orphan_packs},
+      {"bytes_deleted", report.bytes_deleted},
+      {"bytes_written", report.bytes_written},
+      {"bytes_freed", report.bytes_freed()},
+      {"bytes_unreferenced_kept", report.bytes_dead_kept},
+      {"manifest", report.manifest_key},
+      {"damaged_packs", report.damaged_packs},
+  };
 }
 
 }  // namespace mybackup

@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <mutex>
@@ -342,6 +344,7 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
     throw_system_error(-root.get(), "cannot open " + plan.root);
   }
   RestoreReport report;
+  report.root = plan.root;
   if (!root.valid()) {
     // Dry run into a directory that does not exist yet: everything would be written.
     for (const RestoreItem* item : ordered) {
@@ -439,6 +442,26 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
     }
   }
   return report;
+}
+
+
+void to_json(nlohmann::ordered_json& json, const RestoreReport& report) {
+  nlohmann::ordered_json problems = nlohmann::ordered_json::array();
+  for (const RestoreProblem& problem : report.problems) {
+    problems.push_back({{"target", join_path(report.root, problem.target)},
+                        {"path", problem.path},
+                        {"version", problem.number},
+                        {"reason", problem.reason}});
+  }
+  json = {
+      {"root", report.root},
+      {"files", report.files},
+      {"directories", report.directories},
+      {"symlinks", report.symlinks},
+      {"identical", report.identical},
+      {"bytes", report.bytes},
+      {"problems", std::move(problems)},
+  };
 }
 
 }  // namespace mybackup

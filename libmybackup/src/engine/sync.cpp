@@ -1,5 +1,7 @@
 #include "mybackup/engine/sync.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -92,6 +94,20 @@ SyncReport sync_repository(Repository& primary, Repository& secondary, const std
     ++report.packs_deleted;
   }
   return report;
+}
+
+
+void to_json(nlohmann::ordered_json& json, const SyncReport& report) {
+  json = {
+      {"packs_copied", report.packs_copied},
+      {"bytes_copied", report.bytes_copied},
+      {"manifests_copied", report.manifests_copied},
+      {"keys_copied", report.keys_copied},
+      {"keys_removed", report.keys_removed},
+      {"packs_deleted", report.packs_deleted},
+      {"damaged_on_primary", report.damaged_on_primary},
+      {"only_on_secondary", report.only_on_secondary},
+  };
 }
 
 }  // namespace mybackup

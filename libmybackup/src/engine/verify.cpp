@@ -1,5 +1,7 @@
 #include "mybackup/engine/verify.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -560,6 +562,53 @@ VerifyReport verify_repository(const Catalog& catalog, const Repository& primary
     throw Error(ErrorKind::usage, "the subset must be above 0% and at most 100%");
   }
   return Verifier(catalog, primary, options).run();
+}
+
+
+void to_json(nlohmann::ordered_json& json, const VerifyProblem& problem) {
+  nlohmann::ordered_json affected = nlohmann::ordered_json::array();
+  for (const AffectedVersion& version : problem.affected) {
+    affected.push_back({{"path", version.path}, {"version", version.number}});
+  }
+  json = {
+      {"kind", to_string(problem.kind)},
+      {"severity", severity(problem.kind) == Severity::error ? "error" : "warning"},
+      {"pack", problem.pack},
+      {"chunk", problem.chunk},
+      {"manifest", problem.manifest},
+      {"detail", problem.detail},
+      {"secondary", to_string(problem.secondary)},
+      {"affected", std::move(affected)},
+  };
+}
+
+void to_json(nlohmann::ordered_json& json, const VerifyReport& report) {
+  std::map<std::string_view, std::uint64_t> by_kind;  // sorted, so the output is stable
+  for (const VerifyProblem& problem : report.problems) {
+    ++by_kind[to_string(problem.kind)];
+  }
+  nlohmann::ordered_json problems_by_kind = nlohmann::ordered_json::object();
+  for (const auto& [kind, count] : by_kind) {
+    problems_by_kind[std::string(kind)] = count;
+  }
+  json = {
+      {"read_data", report.read_data},
+      {"subset_percent", report.subset_percent},
+      {"ok", report.ok()},
+      {"seconds", static_cast<double>(report.finished_ns - report.started_ns) / 1e9},
+      {"packs_referenced", report.packs_referenced},
+      {"packs_on_destination", report.packs_on_destination},
+      {"packs_read", report.packs_read},
+      {"bytes_read", report.bytes_read},
+      {"chunks_checked", report.chunks_checked},
+      {"manifests_checked", report.manifests_checked},
+      {"versions_compared", report.versions_compared},
+      {"catalog_compared", report.catalog_compared},
+      {"errors", report.errors()},
+      {"warnings", report.warnings()},
+      {"problems_by_kind", std::move(problems_by_kind)},
+      {"problems", report.problems},
+  };
 }
 
 }  // namespace mybackup

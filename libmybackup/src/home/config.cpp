@@ -1,5 +1,6 @@
 #include "mybackup/home/config.hpp"
 
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -15,10 +16,26 @@ namespace mybackup {
 
 namespace {
 
-/// One settable key: how to read it out of a Config and how to set it from text. Loading the
-/// file, `config set` and `config show` all go through this one table, so validation lives once.
+/// Who changes a setting: the user (`config set`, shown by `config show`), or only the file
+/// (written by init, checked when loading, never offered by `config set`).
+enum class Scope { user, file };
+
+/// How a setting's text is written to config.yaml.
+enum class Style {
+  plain,           // as YAML needs it: numbers, true/false, plain words
+  quoted,          // always in single quotes
+  quoted_or_null,  // in single quotes, or null (~) when empty: paths and commands
+  sources,         // the list of sources (the row has no get/set: sources have their own code)
+};
+
+/// One setting of config.yaml: its key ("section.field", or "field" at the top level), how to
+/// read it out of a Config and how to set it from text. Loading the file, saving it, `config set`
+/// and `config show` all go through this one table, in its order (the file's layout), so each
+/// setting and its validation live once.
 struct KeyRule {
   std::string key;
+  Scope scope;
+  Style style;
   std::function<std::string(const Config&)> get;
   std::function<void(Config&, const std::string&)> set;  // throws Error(usage) on a bad value
 };
@@ -64,60 +81,92 @@ std::string destination_value(const std::string& text) {
 
 std::string bool_text(bool value) { return value ? "true" : "false"; }
 
+/// A setting whose only valid value is `value` (the file names it for readers; nothing changes it).
+KeyRule fixed(const std::string& key, const std::string& value) {
+  return {key, Scope::file, Style::plain, [value](const Config&) { return value; },
+          [key, value](Config&, const std::string& text) {
+            if (text != value) {
+              throw Error(ErrorKind::usage, key + " must be " + value);
+            }
+          }};
+}
+
 const std::vector<KeyRule>& rules() {
   static const std::vector<KeyRule> table = {
-      {"compression.enabled", [](const Config& c) { return bool_text(c.compression_enabled); },
+      {"version", Scope::file, Style::quoted, [](const Config& c) { return c.version; },
+       [](Config& c, const std::string& v) { c.version = v; }},
+      {"created_at", Scope::file, Style::quoted, [](const Config& c) { return c.created_at; },
+       [](Config& c, const std::string& v) { c.created_at = v; }},
+      fixed("encryption.algorithm", "AES-256-GCM"),
+      {"encryption.key_file", Scope::file, Style::plain, [](const Config& c) { return c.key_file; },
+       [](Config& c, const std::string& v) { c.key_file = v; }},
+      {"compression.enabled", Scope::user, Style::plain, [](const Config& c) { return bool_text(c.compression_enabled); },
        [](Config& c, const std::string& v) { c.compression_enabled = parse_bool("compression.enabled", v); }},
-      {"compression.level", [](const Config& c) { return std::to_string(c.compression_level); },
+      fixed("compression.algorithm", "zstd"),
+      {"compression.level", Scope::user, Style::plain, [](const Config& c) { return std::to_string(c.compression_level); },
        [](Config& c, const std::string& v) { c.compression_level = parse_int("compression.level", v, 1, 22, ""); }},
-      {"destinations.primary", [](const Config& c) { return c.destination_primary; },
+      {"sources", Scope::file, Style::sources, nullptr, nullptr},
+      {"destinations.primary", Scope::user, Style::quoted_or_null, [](const Config& c) { return c.destination_primary; },
        [](Config& c, const std::string& v) { c.destination_primary = destination_value(v); }},
-      {"destinations.secondary", [](const Config& c) { return c.destination_secondary; },
+      {"destinations.secondary", Scope::user, Style::quoted_or_null,
+       [](const Config& c) { return c.destination_secondary; },
        [](Config& c, const std::string& v) { c.destination_secondary = destination_value(v); }},
-      {"watch.enabled", [](const Config& c) { return bool_text(c.watch_enabled); },
+      {"watch.enabled", Scope::user, Style::plain, [](const Config& c) { return bool_text(c.watch_enabled); },
        [](Config& c, const std::string& v) { c.watch_enabled = parse_bool("watch.enabled", v); }},
-      {"watch.interval", [](const Config& c) { return std::to_string(c.watch_interval); },
+      {"watch.interval", Scope::user, Style::plain, [](const Config& c) { return std::to_string(c.watch_interval); },
        [](Config& c, const std::string& v) {
          c.watch_interval = parse_int("watch.interval", v, 1, std::numeric_limits<int>::max(), " (seconds)");
        }},
-      {"watch.realtime", [](const Config& c) { return bool_text(c.watch_realtime); },
+      {"watch.realtime", Scope::user, Style::plain, [](const Config& c) { return bool_text(c.watch_realtime); },
        [](Config& c, const std::string& v) { c.watch_realtime = parse_bool("watch.realtime", v); }},
-      {"watch.debounce", [](const Config& c) { return std::to_string(c.watch_debounce); },
+      {"watch.debounce", Scope::user, Style::plain, [](const Config& c) { return std::to_string(c.watch_debounce); },
        [](Config& c, const std::string& v) {
          c.watch_debounce = parse_int("watch.debounce", v, 0, 3600, " (seconds)");
        }},
-      {"notify.command", [](const Config& c) { return c.notify_command; },
+      {"notify.command", Scope::user, Style::quoted_or_null, [](const Config& c) { return c.notify_command; },
        [](Config& c, const std::string& v) { c.notify_command = (v == "null" || v == "~") ? "" : v; }},
-      {"retention.keep_days", [](const Config& c) { return std::to_string(c.retention_keep_days); },
+      {"retention.keep_days", Scope::user, Style::plain,
+       [](const Config& c) { return std::to_string(c.retention_keep_days); },
        [](Config& c, const std::string& v) {
          c.retention_keep_days = parse_int("retention.keep_days", v, 0, std::numeric_limits<int>::max(), "");
        }},
-      {"retention.keep_versions", [](const Config& c) { return std::to_string(c.retention_keep_versions); },
+      {"retention.keep_versions", Scope::user, Style::plain,
+       [](const Config& c) { return std::to_string(c.retention_keep_versions); },
        [](Config& c, const std::string& v) {
          c.retention_keep_versions = parse_int("retention.keep_versions", v, 1, std::numeric_limits<int>::max(), "");
        }},
-      {"retention.auto_clean", [](const Config& c) { return bool_text(c.retention_auto_clean); },
+      {"retention.auto_clean", Scope::user, Style::plain, [](const Config& c) { return bool_text(c.retention_auto_clean); },
        [](Config& c, const std::string& v) { c.retention_auto_clean = parse_bool("retention.auto_clean", v); }},
-      {"schedule.file", [](const Config& c) { return c.schedule_file; },
+      {"schedule.file", Scope::user, Style::quoted_or_null, [](const Config& c) { return c.schedule_file; },
        [](Config& c, const std::string& v) { c.schedule_file = path_value(v); }},
-      {"schedule.archive_dir", [](const Config& c) { return c.schedule_archive_dir; },
+      {"schedule.archive_dir", Scope::user, Style::quoted_or_null, [](const Config& c) { return c.schedule_archive_dir; },
        [](Config& c, const std::string& v) { c.schedule_archive_dir = path_value(v); }},
-      {"schedule.log_dir", [](const Config& c) { return c.schedule_log_dir; },
+      {"schedule.log_dir", Scope::user, Style::quoted_or_null, [](const Config& c) { return c.schedule_log_dir; },
        [](Config& c, const std::string& v) { c.schedule_log_dir = path_value(v); }},
-      {"schedule.catch_up", [](const Config& c) { return bool_text(c.schedule_catch_up); },
+      {"schedule.catch_up", Scope::user, Style::plain, [](const Config& c) { return bool_text(c.schedule_catch_up); },
        [](Config& c, const std::string& v) { c.schedule_catch_up = parse_bool("schedule.catch_up", v); }},
   };
   return table;
 }
 
-const KeyRule* find_rule(const std::string& key) {
-  const std::string canonical = key == "destination" ? "destinations.primary" : key;
+/// The section of a key ("watch" for "watch.interval"; "" at the top level) and its field.
+std::pair<std::string, std::string> split_key(const std::string& key) {
+  const std::size_t dot = key.find('.');
+  return dot == std::string::npos ? std::pair{std::string(), key} : std::pair{key.substr(0, dot), key.substr(dot + 1)};
+}
+
+/// The rule of `key` in `scope` (Scope::file: any rule, as the file may hold them all), or nullptr.
+const KeyRule* find_rule(const std::string& key, Scope scope) {
   for (const KeyRule& rule : rules()) {
-    if (rule.key == canonical) {
+    if (rule.key == key && rule.style != Style::sources && (scope == Scope::file || rule.scope == Scope::user)) {
       return &rule;
     }
   }
   return nullptr;
+}
+
+bool is_section(const std::string& name) {
+  return !name.empty() && std::any_of(rules().begin(), rules().end(), [&name](const KeyRule& rule) { return split_key(rule.key).first == name; });
 }
 
 Error at_line(const std::string& path, const YAML::Node& node, const std::string& problem) {
@@ -160,6 +209,34 @@ void load_sources(const std::string& path, const YAML::Node& list, Config& confi
   }
 }
 
+void write_sources(YAML::Emitter& out, const std::vector<SourceConfig>& sources) {
+  out << YAML::BeginSeq;
+  for (const SourceConfig& source : sources) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "path" << YAML::Value << YAML::SingleQuoted << source.path;
+    out << YAML::Key << "exclude" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const std::string& pattern : source.exclude) {
+      out << YAML::SingleQuoted << pattern;
+    }
+    out << YAML::EndSeq;
+    out << YAML::Key << "added_at" << YAML::Value << YAML::SingleQuoted << source.added_at;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+}
+
+/// Sets `rule` from its value in the file; errors name the line.
+void set_from_file(const std::string& path, const KeyRule& rule, const YAML::Node& value, Config& config) {
+  if (!value.IsScalar() && !value.IsNull()) {
+    throw at_line(path, value, rule.key + " must be a single value");
+  }
+  try {
+    rule.set(config, scalar_text(value));
+  } catch (const Error& error) {
+    throw at_line(path, value, error.what());
+  }
+}
+
 }  // namespace
 
 const SourceConfig* Config::find_source(const std::string& path) const {
@@ -175,7 +252,9 @@ const std::vector<std::string>& config_keys() {
   static const std::vector<std::string> keys = [] {
     std::vector<std::string> names;
     for (const KeyRule& rule : rules()) {
-      names.push_back(rule.key);
+      if (rule.scope == Scope::user) {
+        names.push_back(rule.key);
+      }
     }
     return names;
   }();
@@ -183,7 +262,7 @@ const std::vector<std::string>& config_keys() {
 }
 
 void set_config_value(Config& config, const std::string& key, const std::string& value) {
-  const KeyRule* rule = find_rule(key);
+  const KeyRule* rule = find_rule(key == "destination" ? "destinations.primary" : key, Scope::user);
   if (rule == nullptr) {
     std::string valid = "destination";
     for (const std::string& name : config_keys()) {
@@ -197,7 +276,9 @@ void set_config_value(Config& config, const std::string& key, const std::string&
 std::vector<std::pair<std::string, std::string>> config_values(const Config& config) {
   std::vector<std::pair<std::string, std::string>> values;
   for (const KeyRule& rule : rules()) {
-    values.emplace_back(rule.key, rule.get(config));
+    if (rule.scope == Scope::user) {
+      values.emplace_back(rule.key, rule.get(config));
+    }
   }
   return values;
 }
@@ -229,60 +310,28 @@ Config parse_config(const std::string& text, const std::string& path) {
   for (const auto& section : root) {
     const std::string name = section.first.as<std::string>();
     const YAML::Node& value = section.second;
-    if (name == "version") {
-      config.version = scalar_text(value);
-    } else if (name == "created_at") {
-      config.created_at = scalar_text(value);
-    } else if (name == "sources") {
+    if (name == "sources") {
       load_sources(path, value, config);
-    } else if (name == "encryption") {
-      if (!value.IsMap()) {
-        throw at_line(path, value, "encryption must be a mapping");
-      }
-      for (const auto& field : value) {
-        const std::string field_name = field.first.as<std::string>();
-        if (field_name == "algorithm") {
-          config.encryption_algorithm = scalar_text(field.second);
-          if (config.encryption_algorithm != "AES-256-GCM") {
-            throw at_line(path, field.second, "encryption.algorithm must be AES-256-GCM");
-          }
-        } else if (field_name == "key_file") {
-          config.key_file = scalar_text(field.second);
-        } else if (field_name == "key") {
-          throw at_line(path, field.first,
-                        "encryption.key is not used: mybackup keeps the key in its own file (encryption.key_file); "
-                        "remove this line");
-        } else {
-          throw at_line(path, field.first, "unknown key 'encryption." + field_name + "'");
-        }
-      }
+    } else if (const KeyRule* rule = name.find('.') == std::string::npos ? find_rule(name, Scope::file) : nullptr) {
+      set_from_file(path, *rule, value, config);
+    } else if (!is_section(name)) {
+      throw at_line(path, section.first, "unknown key '" + name + "'");
     } else if (value.IsMap()) {
       for (const auto& field : value) {
         const std::string key = name + "." + field.first.as<std::string>();
-        if (key == "compression.algorithm") {
-          if (scalar_text(field.second) != "zstd") {
-            throw at_line(path, field.second, "compression.algorithm must be zstd");
-          }
-          continue;
+        if (key == "encryption.key") {
+          throw at_line(path, field.first,
+                        "encryption.key is not used: mybackup keeps the key in its own file (encryption.key_file); "
+                        "remove this line");
         }
-        const KeyRule* rule = find_rule(key);
-        if (rule == nullptr) {
+        const KeyRule* field_rule = find_rule(key, Scope::file);
+        if (field_rule == nullptr) {
           throw at_line(path, field.first, "unknown key '" + key + "'");
         }
-        if (!field.second.IsScalar() && !field.second.IsNull()) {
-          throw at_line(path, field.second, key + " must be a single value");
-        }
-        try {
-          rule->set(config, scalar_text(field.second));
-        } catch (const Error& error) {
-          throw at_line(path, field.second, error.what());
-        }
+        set_from_file(path, *field_rule, field.second, config);
       }
-    } else if (!value.IsNull() ||
-               (name != "compression" && name != "destinations" && name != "watch" && name != "retention" &&
-                name != "schedule" && name != "notify")) {
-      // An empty known section means its defaults; any other key is unknown, empty or not.
-      throw at_line(path, section.first, "unknown key '" + name + "'");
+    } else if (!value.IsNull()) {  // an empty section means its defaults
+      throw at_line(path, value, name + " must be a mapping");
     }
   }
   return config;
@@ -290,72 +339,52 @@ Config parse_config(const std::string& text, const std::string& path) {
 
 void save_config(const std::string& path, const Config& config) {
   YAML::Emitter out;
-  const auto text_or_null = [&out](const std::string& text) {
-    if (text.empty()) {
+  out << YAML::BeginMap;
+  std::string section;  // the open one ("" at the top level)
+  for (const KeyRule& rule : rules()) {
+    const auto [rule_section, field] = split_key(rule.key);
+    if (rule_section != section) {
+      if (!section.empty()) {
+        out << YAML::EndMap;
+      }
+      section = rule_section;
+      if (!section.empty()) {
+        out << YAML::Key << section << YAML::Value << YAML::BeginMap;
+      }
+    }
+    out << YAML::Key << field << YAML::Value;
+    if (rule.style == Style::sources) {
+      write_sources(out, config.sources);
+      continue;
+    }
+    const std::string text = rule.get(config);
+    if (rule.style == Style::plain) {
+      out << text;
+    } else if (rule.style == Style::quoted_or_null && text.empty()) {
       out << YAML::Null;
     } else {
       out << YAML::SingleQuoted << text;
     }
-  };
-  out << YAML::BeginMap;
-  out << YAML::Key << "version" << YAML::Value << YAML::SingleQuoted << config.version;
-  out << YAML::Key << "created_at" << YAML::Value << YAML::SingleQuoted << config.created_at;
-  out << YAML::Key << "encryption" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "algorithm" << YAML::Value << config.encryption_algorithm;
-  out << YAML::Key << "key_file" << YAML::Value << config.key_file;
-  out << YAML::EndMap;
-  out << YAML::Key << "compression" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "enabled" << YAML::Value << config.compression_enabled;
-  out << YAML::Key << "algorithm" << YAML::Value << "zstd";
-  out << YAML::Key << "level" << YAML::Value << config.compression_level;
-  out << YAML::EndMap;
-  out << YAML::Key << "sources" << YAML::Value << YAML::BeginSeq;
-  for (const SourceConfig& source : config.sources) {
-    out << YAML::BeginMap;
-    out << YAML::Key << "path" << YAML::Value << YAML::SingleQuoted << source.path;
-    out << YAML::Key << "exclude" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-    for (const std::string& pattern : source.exclude) {
-      out << YAML::SingleQuoted << pattern;
-    }
-    out << YAML::EndSeq;
-    out << YAML::Key << "added_at" << YAML::Value << YAML::SingleQuoted << source.added_at;
+  }
+  if (!section.empty()) {
     out << YAML::EndMap;
   }
-  out << YAML::EndSeq;
-  out << YAML::Key << "destinations" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "primary" << YAML::Value;
-  text_or_null(config.destination_primary);
-  out << YAML::Key << "secondary" << YAML::Value;
-  text_or_null(config.destination_secondary);
-  out << YAML::EndMap;
-  out << YAML::Key << "watch" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "enabled" << YAML::Value << config.watch_enabled;
-  out << YAML::Key << "interval" << YAML::Value << config.watch_interval;
-  out << YAML::Key << "realtime" << YAML::Value << config.watch_realtime;
-  out << YAML::Key << "debounce" << YAML::Value << config.watch_debounce;
-  out << YAML::EndMap;
-  out << YAML::Key << "notify" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "command" << YAML::Value;
-  text_or_null(config.notify_command);
-  out << YAML::EndMap;
-  out << YAML::Key << "retention" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "keep_days" << YAML::Value << config.retention_keep_days;
-  out << YAML::Key << "keep_versions" << YAML::Value << config.retention_keep_versions;
-  out << YAML::Key << "auto_clean" << YAML::Value << config.retention_auto_clean;
-  out << YAML::EndMap;
-  out << YAML::Key << "schedule" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "file" << YAML::Value;
-  text_or_null(config.schedule_file);
-  out << YAML::Key << "archive_dir" << YAML::Value;
-  text_or_null(config.schedule_archive_dir);
-  out << YAML::Key << "log_dir" << YAML::Value;
-  text_or_null(config.schedule_log_dir);
-  out << YAML::Key << "catch_up" << YAML::Value << config.schedule_catch_up;
-  out << YAML::EndMap;
   out << YAML::EndMap;
   const std::string text = std::string("# mybackup configuration. Edit by hand or with `mybackup config set KEY VALUE`.\n") +
                            out.c_str() + "\n";
   write_file_atomic(path, as_bytes(text), 0600);
+}
+
+void to_json(nlohmann::ordered_json& json, const SourceConfig& source) {
+  json = {{"path", source.path}, {"exclude", source.exclude}, {"added_at", source.added_at}};
+}
+
+void to_json(nlohmann::ordered_json& json, const Config& config) {
+  json = nlohmann::ordered_json::object();
+  for (const auto& [key, text] : config_values(config)) {
+    json[key] = text;
+  }
+  json["sources"] = config.sources;
 }
 
 }  // namespace mybackup

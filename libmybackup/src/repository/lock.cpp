@@ -2,14 +2,14 @@
 
 #include <signal.h>
 #include <unistd.h>
-#include <yaml-cpp/yaml.h>
+
+#include <nlohmann/json.hpp>
 
 #include <cerrno>
 
 #include "mybackup/crypto/crypto.hpp"
 #include "mybackup/repository/object_names.hpp"
 #include "mybackup/util/error.hpp"
-#include "mybackup/util/json.hpp"
 
 namespace mybackup {
 
@@ -23,13 +23,13 @@ struct Holder {
 
 bool parse_holder(const Bytes& raw, Holder& holder) {
   try {
-    const YAML::Node root = YAML::Load(std::string(as_text(raw)));
-    holder.host = root["host"].as<std::string>();
-    holder.pid = root["pid"].as<long>();
-    holder.purpose = root["purpose"].as<std::string>("");
-    holder.time_ns = root["time_ns"].as<std::int64_t>();
+    const nlohmann::json root = nlohmann::json::parse(as_text(raw));
+    holder.host = root.at("host").get<std::string>();
+    holder.pid = root.at("pid").get<long>();
+    holder.purpose = root.value("purpose", "");
+    holder.time_ns = root.at("time_ns").get<std::int64_t>();
     return !holder.host.empty();
-  } catch (const YAML::Exception&) {
+  } catch (const nlohmann::json::exception&) {
     return false;
   }
 }
@@ -54,15 +54,15 @@ std::string host_name() {
 
 std::string RepositoryLock::describe_self() const {
   const std::int64_t now = env_.now_ns();
-  JsonWriter json;
-  json.begin_object()
-      .key("host").value(host_name())
-      .key("pid").value(static_cast<std::int64_t>(::getpid()))
-      .key("purpose").value(purpose_)
-      .key("time_ns").value(now)
-      .key("time").value(format_utc(now))
-      .end_object();
-  return json.str() + "\n";
+  const nlohmann::ordered_json self = {
+      {"host", host_name()},
+      {"pid", static_cast<std::int64_t>(::getpid())},
+      {"purpose", purpose_},
+      {"time_ns", now},
+      {"time", format_utc(now)},
+  };
+  // A host name that is not UTF-8 is written with U+FFFD: JSON text must be UTF-8.
+  return self.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 RepositoryLock::RepositoryLock(Backend& backend, const std::string& purpose, const LockOptions& options)

@@ -1,6 +1,6 @@
 #include "mybackup/repository/repository.hpp"
 
-#include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -9,7 +9,6 @@
 #include "mybackup/format/compress.hpp"
 #include "mybackup/repository/object_names.hpp"
 #include "mybackup/util/error.hpp"
-#include "mybackup/util/json.hpp"
 
 namespace mybackup {
 
@@ -23,24 +22,22 @@ std::string key_check(const KeySet& keys, const std::string& repository_id) {
 }
 
 std::string encode_marker(const RepositoryInfo& info, const KeySet& keys) {
-  JsonWriter json(true);
-  json.begin_object()
-      .key("format").value(kFormatName)
-      .key("version").value(info.version)
-      .key("id").value(info.id)
-      .key("created").value(format_utc(info.created_ns))
-      .key("chunker").begin_object()
-      .key("algorithm").value("fastcdc")
-      .key("normalization").value(2)
-      .key("min_size").value(info.chunker.min_size)
-      .key("avg_size").value(info.chunker.avg_size)
-      .key("max_size").value(info.chunker.max_size)
-      .key("gear").value("hkdf-sha256(master, \"mybackup gear\")")
-      .end_object()
-      .key("pack_target_size").value(static_cast<std::uint64_t>(kPackTargetSize))
-      .key("key_check").value(key_check(keys, info.id))
-      .end_object();
-  return json.str() + "\n";
+  const nlohmann::ordered_json marker = {
+      {"format", kFormatName},
+      {"version", info.version},
+      {"id", info.id},
+      {"created", format_utc(info.created_ns)},
+      {"chunker",
+       {{"algorithm", "fastcdc"},
+        {"normalization", 2},
+        {"min_size", info.chunker.min_size},
+        {"avg_size", info.chunker.avg_size},
+        {"max_size", info.chunker.max_size},
+        {"gear", "hkdf-sha256(master, \"mybackup gear\")"}}},
+      {"pack_target_size", static_cast<std::uint64_t>(kPackTargetSize)},
+      {"key_check", key_check(keys, info.id)},
+  };
+  return marker.dump(2) + "\n";
 }
 
 RepositoryInfo decode_marker(const Bytes& raw, const KeySet& keys, const std::string& location) {
@@ -48,17 +45,18 @@ RepositoryInfo decode_marker(const Bytes& raw, const KeySet& keys, const std::st
   RepositoryInfo info;
   std::string check;
   try {
-    const YAML::Node root = YAML::Load(std::string(as_text(raw)));
-    if (root["format"].as<std::string>("") != kFormatName) {
+    const nlohmann::json root = nlohmann::json::parse(as_text(raw));
+    if (!root.is_object() || root.value("format", "") != kFormatName) {
       throw Error(ErrorKind::mismatch, where + " is not a mybackup repository marker");
     }
-    info.version = root["version"].as<int>();
-    info.id = root["id"].as<std::string>();
-    info.chunker.min_size = root["chunker"]["min_size"].as<std::uint32_t>();
-    info.chunker.avg_size = root["chunker"]["avg_size"].as<std::uint32_t>();
-    info.chunker.max_size = root["chunker"]["max_size"].as<std::uint32_t>();
-    check = root["key_check"].as<std::string>();
-  } catch (const YAML::Exception& error) {
+    info.version = root.at("version").get<int>();
+    info.id = root.at("id").get<std::string>();
+    const nlohmann::json& chunker = root.at("chunker");
+    info.chunker.min_size = chunker.at("min_size").get<std::uint32_t>();
+    info.chunker.avg_size = chunker.at("avg_size").get<std::uint32_t>();
+    info.chunker.max_size = chunker.at("max_size").get<std::uint32_t>();
+    check = root.at("key_check").get<std::string>();
+  } catch (const nlohmann::json::exception& error) {
     throw Error(ErrorKind::corrupt, where + " is damaged: " + error.what());
   }
   if (info.version != kRepositoryFormatVersion) {

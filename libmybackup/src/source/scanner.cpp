@@ -234,6 +234,16 @@ std::string current_directory() {
 
 }  // namespace
 
+std::string_view to_string(EntryType type) {
+  switch (type) {
+    case EntryType::file: return "file";
+    case EntryType::directory: return "directory";
+    case EntryType::symlink: return "symlink";
+    case EntryType::deleted: return "deleted";
+  }
+  return "?";
+}
+
 ExcludeMatcher::ExcludeMatcher(std::vector<std::string> patterns) : patterns_(std::move(patterns)) {
   for (const std::string& written : patterns_) {
     Pattern pattern;

@@ -818,5 +818,63 @@ TEST(Catalog, CountsTheEncryptionsOfTheRepositoryKey) {
   EXPECT_EQ(catalog.encryptions(), 8U);
 }
 
+
+TEST(CatalogJson, SummarySavingsNeverGoNegative) {
+  CatalogSummary summary;
+  summary.original_bytes = 1000;
+  summary.unique_bytes = 400;
+  summary.compressed_bytes = 100;
+  nlohmann::ordered_json json = summary;
+  EXPECT_EQ(json.at("saved_by_dedup_bytes"), 600);
+  EXPECT_EQ(json.at("saved_by_compression_bytes"), 300);
+  EXPECT_FALSE(json.contains("compressed_bytes"));
+  // Incompressible data grows a little when encrypted: compression saved nothing, not -16.
+  summary.compressed_bytes = 416;
+  json = summary;
+  EXPECT_EQ(json.at("saved_by_compression_bytes"), 0);
+}
+
+TEST(CatalogJson, RunRecordShowsTheCountsOfItsKind) {
+  RunRecord run;
+  run.kind = "backup";
+  run.started_ns = 1'700'000'000'000'000'000;
+  run.finished_ns = run.started_ns + 1'500'000'000;
+  run.stats.files_new = 3;
+  run.stats.files_deleted = 2;
+  const nlohmann::ordered_json backup = run;
+  EXPECT_EQ(backup.at("kind"), "backup");
+  EXPECT_EQ(backup.at("started"), "2023-11-14T22:13:20Z");
+  EXPECT_EQ(backup.at("seconds"), 1.5);
+  EXPECT_EQ(backup.at("files_new"), 3);
+  EXPECT_EQ(backup.at("files_deleted"), 2);
+  EXPECT_FALSE(backup.contains("versions_removed"));
+
+  run.kind = "clean";  // a clean records the versions it removed as files_deleted
+  const nlohmann::ordered_json clean = run;
+  EXPECT_EQ(clean.at("versions_removed"), 2);
+  EXPECT_FALSE(clean.contains("files_new"));
+  EXPECT_FALSE(clean.contains("files_deleted"));
+}
+
+TEST(CatalogJson, VersionRecordNamesItsTypeAndOnlyItsOwnDetail) {
+  VersionRecord file;
+  file.number = 4;
+  file.type = EntryType::file;
+  file.sha256[0] = 0xab;
+  const nlohmann::ordered_json file_json = file;
+  EXPECT_EQ(file_json.at("type"), "file");
+  EXPECT_EQ(file_json.at("sha256").get<std::string>().substr(0, 4), "ab00");
+  EXPECT_FALSE(file_json.contains("target"));
+  EXPECT_FALSE(file_json.contains("path")) << "the listing names the path once";
+
+  VersionRecord link;
+  link.type = EntryType::symlink;
+  link.link_target = "../elsewhere";
+  const nlohmann::ordered_json link_json = link;
+  EXPECT_EQ(link_json.at("type"), "symlink");
+  EXPECT_EQ(link_json.at("target"), "../elsewhere");
+  EXPECT_FALSE(link_json.contains("sha256"));
+}
+
 }  // namespace
 }  // namespace mybackup

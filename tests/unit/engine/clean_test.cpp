@@ -499,5 +499,26 @@ TEST_F(Clean, InvalidPolicyOrThresholdIsAUsageError) {
   EXPECT_EQ(testing::error_kind([&] { run_clean(*catalog_, *repo_, nullptr, options); }), ErrorKind::usage);
 }
 
+
+TEST(CleanReportJson, BytesFreedIsWhatDeletingSavedNetOfWhatRewritingWrote) {
+  CleanReport report;
+  report.bytes_deleted = 1000;
+  report.bytes_written = 300;
+  report.bytes_dead_kept = 42;
+  report.damaged_packs = {"aa", "bb"};
+  report.started_ns = 1'000'000'000;
+  report.finished_ns = 3'500'000'000;
+  const nlohmann::ordered_json json = report;
+  EXPECT_EQ(json.at("bytes_freed"), 700);
+  EXPECT_EQ(json.at("bytes_unreferenced_kept"), 42);
+  EXPECT_EQ(json.at("seconds"), 2.5);
+  EXPECT_EQ(json.at("damaged_packs"), nlohmann::ordered_json({"aa", "bb"}));
+  EXPECT_EQ(json.at("manifest"), "");
+
+  // A rewrite that wrote more than it deleted frees nothing (never a negative or wrapped number).
+  report.bytes_written = 1200;
+  EXPECT_EQ(nlohmann::ordered_json(report).at("bytes_freed"), 0);
+}
+
 }  // namespace
 }  // namespace mybackup

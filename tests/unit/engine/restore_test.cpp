@@ -1011,5 +1011,21 @@ TEST_F(RestoreDryRun, CancelledMidwayKeepsCompleteFilesOnly) {
   EXPECT_TRUE(restore_temporaries(out_).empty());
 }
 
+
+TEST(RestoreReportJson, ProblemTargetsAreAbsoluteBelowTheRoot) {
+  RestoreReport report;
+  report.root = "/restore/here";
+  report.files = 2;
+  report.problems.push_back({"sub/x", "/src/sub/x", 3, "a symbolic link is in the way"});
+  const nlohmann::ordered_json json = report;
+  EXPECT_EQ(json.at("root"), "/restore/here");
+  EXPECT_EQ(json.at("files"), 2);
+  const nlohmann::ordered_json& problems = json.at("problems");
+  ASSERT_EQ(problems.size(), 1U);
+  EXPECT_EQ(problems[0].at("target"), "/restore/here/sub/x");
+  EXPECT_EQ(problems[0].at("path"), "/src/sub/x");
+  EXPECT_EQ(problems[0].at("version"), 3);
+}
+
 }  // namespace
 }  // namespace mybackup

@@ -537,5 +537,37 @@ TEST(VerifyCatalog, CursorsAndUsesFollowTheCatalog) {
   EXPECT_EQ(recorded[0].key, "snapshots/0000000001-0123456789abcdef.enc");
 }
 
+
+TEST(VerifyReportJson, CountsProblemsByKindAndSeverity) {
+  VerifyReport report;
+  VerifyProblem chunk;
+  chunk.kind = VerifyProblemKind::damaged_chunk;
+  chunk.pack = "p1";
+  chunk.affected = {{"/src/a", 2}};
+  VerifyProblem stray;
+  stray.kind = VerifyProblemKind::unreferenced_pack;
+  stray.pack = "p2";
+  report.problems = {chunk, stray, chunk};
+  const nlohmann::ordered_json json = report;
+  EXPECT_EQ(json.at("ok"), false);
+  EXPECT_EQ(json.at("errors"), 2);
+  EXPECT_EQ(json.at("warnings"), 1);
+  const nlohmann::ordered_json& by_kind = json.at("problems_by_kind");
+  ASSERT_EQ(by_kind.size(), 2U) << by_kind;
+  EXPECT_EQ(by_kind.begin().key(), "damaged_chunk") << "sorted by kind";
+  EXPECT_EQ(by_kind.at("damaged_chunk"), 2);
+  EXPECT_EQ(by_kind.at("unreferenced_pack"), 1);
+  const nlohmann::ordered_json& problems = json.at("problems");
+  ASSERT_EQ(problems.size(), 3U);
+  EXPECT_EQ(problems[0].at("kind"), "damaged_chunk");
+  EXPECT_EQ(problems[0].at("severity"), "error");
+  EXPECT_EQ(problems[0].at("secondary"), "not_checked");
+  EXPECT_EQ(problems[0].at("affected"), nlohmann::ordered_json::parse(R"([{"path": "/src/a", "version": 2}])"));
+  EXPECT_EQ(problems[1].at("severity"), "warning");
+
+  EXPECT_EQ(nlohmann::ordered_json(VerifyReport{}).at("problems_by_kind"), nlohmann::ordered_json::object());
+  EXPECT_EQ(nlohmann::ordered_json(VerifyReport{}).at("ok"), true);
+}
+
 }  // namespace
 }  // namespace mybackup

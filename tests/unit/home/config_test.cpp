@@ -502,5 +502,44 @@ TEST(Config, LoadAcceptsAHandWrittenFile) {
   EXPECT_TRUE(config.retention_auto_clean);
 }
 
+
+TEST(Config, EverySettingOfTheTableRoundTripsThroughSaveAndLoad) {
+  // Each key `config set` accepts gets a value other than its default; saving and loading must
+  // keep it. A setting the file writer forgot would come back as its default.
+  TempDir dir("config_test_");
+  const Config defaults;
+  Config changed;
+  std::map<std::string, std::string> before;
+  for (const auto& [key, text] : config_values(defaults)) {
+    before[key] = text;
+  }
+  for (const std::string& key : config_keys()) {
+    const std::string old = before.at(key);
+    std::string value;
+    if (old == "true" || old == "false") {
+      value = old == "true" ? "false" : "true";
+    } else if (!old.empty() && old.find_first_not_of("0123456789") == std::string::npos) {
+      value = std::to_string(std::stoi(old) + 1);
+    } else {
+      value = "/srv/" + key;  // a path, or for notify.command any text
+    }
+    set_config_value(changed, key, value);
+  }
+  std::map<std::string, std::string> expected;
+  for (const auto& [key, text] : config_values(changed)) {
+    EXPECT_NE(text, before.at(key)) << key << " kept its default";
+    expected[key] = text;
+  }
+  save_config(dir / "config.yaml", changed);
+  const Config loaded = load_config(dir / "config.yaml");
+  std::size_t compared = 0;
+  for (const auto& [key, text] : config_values(loaded)) {
+    EXPECT_EQ(text, expected.at(key)) << key;
+    ++compared;
+  }
+  EXPECT_EQ(compared, config_keys().size());
+  expect_same_config(loaded, changed);
+}
+
 }  // namespace
 }  // namespace mybackup

@@ -22,7 +22,6 @@
 #include "mybackup/util/clock.hpp"
 #include "mybackup/util/env.hpp"
 #include "mybackup/util/error.hpp"
-#include "mybackup/util/json.hpp"
 #include "test_util.hpp"
 
 namespace mybackup {
@@ -62,16 +61,10 @@ std::string foreign_key(const std::string& name) {
 /// Writes locks/<name>.json as another writer would; returns its key.
 std::string write_lock(Backend& backend, const std::string& name, const std::string& host, long pid,
                        std::int64_t time_ns, const std::string& purpose = "backup") {
-  JsonWriter json;
-  json.begin_object()
-      .key("host").value(host)
-      .key("pid").value(static_cast<std::int64_t>(pid))
-      .key("purpose").value(purpose)
-      .key("time_ns").value(time_ns)
-      .key("time").value(format_utc(time_ns))
-      .end_object();
+  const nlohmann::json lock = {
+      {"host", host}, {"pid", pid}, {"purpose", purpose}, {"time_ns", time_ns}, {"time", format_utc(time_ns)}};
   const std::string key = foreign_key(name);
-  backend.put(key, as_bytes(json.str() + "\n"), Overwrite::no);
+  backend.put(key, as_bytes(lock.dump() + "\n"), Overwrite::no);
   return key;
 }
 
@@ -100,13 +93,13 @@ TEST(Lock, lock_file_records_the_holder_as_json) {
   const std::string content = content_of(*backend, lock.key());
   const auto members = parse_json_object(content);
   ASSERT_EQ(members.size(), 5U) << content;
-  EXPECT_EQ(members.at("host").text, host_name());
-  EXPECT_EQ(members.at("pid").text, std::to_string(::getpid()));
-  EXPECT_EQ(members.at("purpose").text, "backup");
-  const std::int64_t time_ns = std::stoll(members.at("time_ns").text);
+  EXPECT_EQ(members.at("host"), host_name());
+  EXPECT_EQ(members.at("pid"), ::getpid());
+  EXPECT_EQ(members.at("purpose"), "backup");
+  const auto time_ns = members.at("time_ns").get<std::int64_t>();
   EXPECT_GE(time_ns, before);
   EXPECT_LE(time_ns, now_ns());
-  EXPECT_EQ(members.at("time").text, format_utc(time_ns));
+  EXPECT_EQ(members.at("time"), format_utc(time_ns));
 }
 
 TEST(Lock, each_holder_has_its_own_key_under_locks) {
@@ -217,7 +210,7 @@ TEST(Lock, rewrites_its_file_every_refresh_interval) {
   TempDir dir;
   auto backend = make_local_backend(dir.path());
   const RepositoryLock lock(*backend, "backup", refreshing_every(std::chrono::milliseconds(5)));
-  const auto time_of = [&] { return std::stoll(parse_json_object(content_of(*backend, lock.key())).at("time_ns").text); };
+  const auto time_of = [&] { return parse_json_object(content_of(*backend, lock.key())).at("time_ns").get<std::int64_t>(); };
   const std::int64_t first = time_of();
   EXPECT_TRUE(eventually([&] { return time_of() > first; }));
   EXPECT_FALSE(lock.lost());
@@ -264,7 +257,7 @@ TEST(Lock, takes_its_time_from_the_env) {
   options.env = &env;
   const RepositoryLock lock(*backend, "backup", options);
   EXPECT_EQ(lock_files(*backend), std::vector<std::string>{lock.key()});
-  EXPECT_EQ(parse_json_object(content_of(*backend, lock.key())).at("time_ns").text, "1800000000123456789");
+  EXPECT_EQ(parse_json_object(content_of(*backend, lock.key())).at("time_ns").get<std::int64_t>(), 1800000000123456789LL);
 }
 
 // Racing writers may all back off, but two must never hold the lock at the same time.
@@ -323,7 +316,7 @@ TEST(Lock, a_lock_of_a_dead_process_on_this_host_is_broken) {
   EXPECT_EQ(backend->size(foreign), std::nullopt);
   EXPECT_EQ(lock_files(*backend), std::vector<std::string>{lock.key()});
   const auto members = parse_json_object(content_of(*backend, lock.key()));
-  EXPECT_EQ(members.at("pid").text, std::to_string(::getpid()));
+  EXPECT_EQ(members.at("pid"), ::getpid());
 }
 
 TEST(Lock, a_lock_of_a_live_process_on_this_host_is_respected) {
@@ -349,8 +342,8 @@ TEST(Lock, an_old_lock_from_another_host_is_broken) {
   EXPECT_EQ(backend->size(foreign), std::nullopt);
   EXPECT_EQ(lock_files(*backend), std::vector<std::string>{lock.key()});
   const auto members = parse_json_object(content_of(*backend, lock.key()));
-  EXPECT_EQ(members.at("host").text, host_name());
-  EXPECT_EQ(members.at("pid").text, std::to_string(::getpid()));
+  EXPECT_EQ(members.at("host"), host_name());
+  EXPECT_EQ(members.at("pid"), ::getpid());
 }
 
 TEST(Lock, a_fresh_lock_from_another_host_is_locked) {

@@ -26,7 +26,6 @@ using testing::kAnySize;
 
 using testing::error_kind;
 using testing::files_under;
-using testing::JsonMember;
 using testing::parse_json_object;
 using testing::random_data;
 using testing::read_text_file;
@@ -105,21 +104,21 @@ TEST(Repository, create_on_an_empty_directory_writes_a_json_marker_without_key_m
 
   const auto members = parse_json_object(read_text_file(dir / "repo" + "/" + kMarker));
   ASSERT_EQ(members.count("format"), 1U);
-  EXPECT_EQ(members.at("format").type, JsonMember::Type::string);
-  EXPECT_EQ(members.at("format").text, "mybackup");
+  EXPECT_EQ(members.at("format"), "mybackup");
   ASSERT_EQ(members.count("version"), 1U);
-  EXPECT_EQ(members.at("version").type, JsonMember::Type::number);
-  EXPECT_EQ(members.at("version").text, std::to_string(kRepositoryFormatVersion));
+  EXPECT_TRUE(members.at("version").is_number_integer());
+  EXPECT_EQ(members.at("version"), kRepositoryFormatVersion);
   ASSERT_EQ(members.count("id"), 1U);
-  EXPECT_EQ(members.at("id").text, repo->info().id);
+  EXPECT_EQ(members.at("id"), repo->info().id);
   ASSERT_EQ(members.count("chunker"), 1U);
-  EXPECT_EQ(members.at("chunker").type, JsonMember::Type::object);
-  const auto chunker = parse_json_object(members.at("chunker").text);
-  EXPECT_EQ(chunker.at("min_size").text, std::to_string(repo->info().chunker.min_size));
-  EXPECT_EQ(chunker.at("avg_size").text, std::to_string(repo->info().chunker.avg_size));
-  EXPECT_EQ(chunker.at("max_size").text, std::to_string(repo->info().chunker.max_size));
+  const nlohmann::json& chunker = members.at("chunker");
+  ASSERT_TRUE(chunker.is_object());
+  EXPECT_EQ(chunker.at("min_size"), repo->info().chunker.min_size);
+  EXPECT_EQ(chunker.at("avg_size"), repo->info().chunker.avg_size);
+  EXPECT_EQ(chunker.at("max_size"), repo->info().chunker.max_size);
   ASSERT_EQ(members.count("key_check"), 1U);
-  EXPECT_TRUE(is_lower_hex(members.at("key_check").text, 64));
+  ASSERT_TRUE(members.at("key_check").is_string());
+  EXPECT_TRUE(is_lower_hex(members.at("key_check").get<std::string>(), 64));
 
   // No key material anywhere on the destination, in either case.
   const KeySet keys = KeySet::derive(key);

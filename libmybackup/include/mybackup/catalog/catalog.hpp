@@ -6,6 +6,8 @@
 // destination (record_run takes a Manifest), so it can be rebuilt from there. One transaction per
 // run; WAL journal; the schema version is checked on open.
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -84,7 +86,20 @@ struct CatalogSummary {
   std::uint64_t chunks = 0;
   std::uint64_t packs = 0;
   std::uint64_t runs = 0;
+
+  /// What deduplication saved: original_bytes - unique_bytes (0 if there is nothing to save).
+  std::uint64_t saved_by_dedup_bytes() const;
+  /// What compression saved: unique_bytes - compressed_bytes (0 if it saved nothing).
+  std::uint64_t saved_by_compression_bytes() const;
 };
+
+/// As JSON (`status --json`): files, versions, current_bytes, original_bytes, unique_bytes,
+/// stored_bytes, saved_by_dedup_bytes, saved_by_compression_bytes, chunks, packs, runs.
+void to_json(nlohmann::ordered_json& json, const CatalogSummary& summary);
+/// As JSON (`status --json`): kind, started (UTC), seconds, status, error, then the counts of its
+/// kind: for a clean versions_removed, for a backup files_new, files_changed, files_deleted and
+/// files_skipped.
+void to_json(nlohmann::ordered_json& json, const RunRecord& run);
 
 /// One recorded version of a path, with the run that recorded it.
 struct VersionRecord {
@@ -100,6 +115,11 @@ struct VersionRecord {
   std::string link_target;
   std::int64_t run_finished_ns = 0;  // when the run that recorded it finished
 };
+
+/// As JSON (`list --json`, one element of "versions"): version, date (the run's end, UTC), type,
+/// size, stored, mode, mtime, then sha256 for a file or target for a symlink. Not the path: the
+/// listing names it once.
+void to_json(nlohmann::ordered_json& json, const VersionRecord& version);
 
 /// One pack, and which of its chunks some set of versions still references (Catalog::pack_usage).
 struct PackUsage {

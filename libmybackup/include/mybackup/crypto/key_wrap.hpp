@@ -25,6 +25,8 @@
 // Nothing here prints; passphrases and keys never appear in an error message. Derived keys are
 // wiped from memory after use.
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <map>
 #include <string>
@@ -60,6 +62,9 @@ struct WrappedKeyInfo {
   ScryptParams params;
   bool damaged = false;  // the file cannot be parsed: only id is meaningful
 };
+
+/// As JSON (`key list --json`): id, created, host, label, damaged (not the scrypt parameters).
+void to_json(nlohmann::ordered_json& json, const WrappedKeyInfo& info);
 
 /// Descriptive fields stored beside a wrapped key. REQUIRES: no control characters.
 struct WrapDetails {

@@ -17,6 +17,8 @@
 // never thrown; destination and catalog failures throw, and then nothing of the run is recorded
 // in the catalog (packs already written are harmless orphans).
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -74,6 +76,10 @@ struct BackupReport {
   double store_seconds = 0;
   double commit_seconds = 0;
 };
+
+/// The report as JSON (`backup --json`): status, seconds, the RunStats counts, packs, manifest,
+/// skipped [{path, reason}] and timing {scan_seconds, store_seconds, commit_seconds}.
+void to_json(nlohmann::ordered_json& json, const BackupReport& report);
 
 /// What the run writes to, or only reads from for a dry run.
 struct BackupTarget {

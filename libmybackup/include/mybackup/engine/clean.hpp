@@ -17,6 +17,8 @@
 // replays the manifest and the next clean deletes whatever is left of the old packs. A pack that
 // a remaining version references is never deleted.
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -66,6 +68,10 @@ struct CleanReport {
 
   std::uint64_t bytes_freed() const { return bytes_deleted > bytes_written ? bytes_deleted - bytes_written : 0; }
 };
+
+/// The report as JSON (`clean --json`): seconds, every count above, bytes_freed,
+/// bytes_unreferenced_kept (bytes_dead_kept), manifest and damaged_packs.
+void to_json(nlohmann::ordered_json& json, const CleanReport& report);
 
 /// Runs one clean. The caller holds the repository's writer lock (unless dry_run; pass it so a
 /// lost lock stops the run before its manifest) and has replayed the destination's manifests

@@ -17,6 +17,8 @@
 //    written; existing directories keep theirs unless ExistingFile::overwrite.
 // Per-item problems are collected in the report, never thrown.
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -66,6 +68,7 @@ struct RestoreProblem {
 };
 
 struct RestoreReport {
+  std::string root;  // the plan's root
   std::uint64_t files = 0;
   std::uint64_t directories = 0;
   std::uint64_t symlinks = 0;
@@ -73,6 +76,10 @@ struct RestoreReport {
   std::uint64_t bytes = 0;
   std::vector<RestoreProblem> problems;
 };
+
+/// The report as JSON (`restore --json`): root, the counts, and problems [{target, path, version,
+/// reason}] with each target as an absolute path below root.
+void to_json(nlohmann::ordered_json& json, const RestoreReport& report);
 
 /// Error(usage) unless `relative` is "" or made of non-empty components other than "." and "..",
 /// without a leading '/'.

@@ -13,6 +13,8 @@
 //      secondary, even if it vanished from the primary: it may be the only copy left.
 // An interrupted sync leaves the secondary readable; the next one finishes the job.
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -35,6 +37,9 @@ struct SyncReport {
   /// Packs the catalog indexes that the primary lacks: the secondary keeps them (maybe the only copy).
   std::vector<std::string> only_on_secondary;
 };
+
+/// The report as JSON (`sync --json`): every field above, under its own name.
+void to_json(nlohmann::ordered_json& json, const SyncReport& report);
 
 /// Brings `secondary` (opened with Repository::open_copy, which writes or checks the marker) up
 /// to date with `primary`. `indexed_packs`: the packs the catalog indexes (after catching up with

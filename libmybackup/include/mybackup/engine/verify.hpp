@@ -25,6 +25,8 @@
 // pack found missing or damaged on the primary (and for the pack of every damaged chunk): the
 // problem then says whether an intact copy is there (its bytes hash to its name).
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -125,6 +127,13 @@ struct VerifyReport {
   /// True when nothing is missing, damaged or in disagreement (warnings allowed).
   bool ok() const { return errors() == 0; }
 };
+
+/// One problem as JSON: kind, severity ("error" or "warning"), pack, chunk, manifest, detail,
+/// secondary and affected [{path, version}].
+void to_json(nlohmann::ordered_json& json, const VerifyProblem& problem);
+/// The report as JSON (`verify --json`): read_data, subset_percent, ok, seconds, the counts,
+/// errors, warnings, problems_by_kind {kind: count} (sorted by kind) and problems.
+void to_json(nlohmann::ordered_json& json, const VerifyReport& report);
 
 /// Checks `primary` against `catalog` as described above. Throws only when the check itself
 /// cannot go on: Error(usage) for a subset outside (0, 100], Error(io) when the destination

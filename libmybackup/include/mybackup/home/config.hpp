@@ -13,6 +13,10 @@
 //   schedule: {file: null, archive_dir: null, log_dir: null, catch_up: true}  # `mybackup schedule`
 //
 // Errors name the file and line: "/home/me/.mybackup/config.yaml:12: compression.level must be …".
+// One table of settings (config.cpp) drives loading, saving (its order is the file's layout),
+// `config set` and `config show`.
+
+#include <nlohmann/json_fwd.hpp>
 
 #include <string>
 #include <utility>
@@ -64,6 +68,11 @@ struct Config {
   /// The source whose path equals `path`, or nullptr.
   const SourceConfig* find_source(const std::string& path) const;
 };
+
+/// As JSON (`config show --json`): path, exclude, added_at.
+void to_json(nlohmann::ordered_json& json, const SourceConfig& source);
+/// As JSON (`config show --json`): every key of config_values() with its text, then sources.
+void to_json(nlohmann::ordered_json& json, const Config& config);
 
 /// Reads config.yaml. Error(config) "<path>:<line>: <problem>" if it does not parse or holds an
 /// unknown key or an invalid value; Error(not_found) if it is missing.

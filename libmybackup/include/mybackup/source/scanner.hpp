@@ -18,6 +18,8 @@ class Env;
 /// What a path is. `deleted` only appears in history (a deletion marker); the scanner never
 /// produces it.
 enum class EntryType : std::uint8_t { file = 1, directory = 2, symlink = 3, deleted = 4 };
+/// "file", "directory", "symlink" or "deleted".
+std::string_view to_string(EntryType type);
 
 struct ScanEntry {
   std::string path;        // absolute, normalized (no trailing slash, no "." or "..")
