@@ -16,6 +16,7 @@
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/fs.hpp"
 #include "mybackup/engine/restore.hpp"
+#include "mybackup/engine/restore_plan.hpp"
 #include "mybackup/source/scanner.hpp"
 
 namespace mybackup::cli {
@@ -33,101 +34,6 @@ struct RestoreFlags {
   bool dry_run = false;
   bool json = false;
 };
-
-std::string version_list(const std::vector<VersionRecord>& versions) {
-  std::vector<std::string> items;
-  for (const VersionRecord& version : versions) {
-    items.push_back(std::to_string(version.number) + " (" + format_local(version.run_finished_ns) +
-                    (version.type == EntryType::deleted ? ", deleted" : "") + ")");
-  }
-  return join(items, "none");
-}
-
-std::string base_name(const std::string& path) { return path.substr(path.rfind('/') + 1); }
-
-/// Chooses the version of one file the flags ask for; errors list what exists.
-VersionRecord choose_version(const std::vector<VersionRecord>& versions, const std::string& path, const RestoreFlags& flags,
-                             std::int64_t at_ns) {
-  if (flags.version != 0) {
-    for (const VersionRecord& version : versions) {
-      if (version.number == flags.version && version.type != EntryType::deleted) {
-        return version;
-      }
-    }
-    throw Error(ErrorKind::not_found, "no version " + std::to_string(flags.version) + " of " + path +
-                                          " to restore; its versions are " + version_list(versions));
-  }
-  const VersionRecord* chosen = nullptr;
-  for (const VersionRecord& version : versions) {
-    const bool in_time = version.run_finished_ns <= at_ns;
-    // Without --date the newest version that is not a deletion: a deleted file comes back.
-    if (in_time && (flags.date.empty() ? version.type != EntryType::deleted : true)) {
-      chosen = &version;
-    }
-  }
-  if (chosen == nullptr) {
-    throw Error(ErrorKind::not_found, "no version of " + path + " as of " + flags.date + "; its versions are " +
-                                          version_list(versions));
-  }
-  if (chosen->type == EntryType::deleted) {
-    throw Error(ErrorKind::not_found, path + " did not exist on " + flags.date + " (deleted in version " +
-                                          std::to_string(chosen->number) + "); its versions are " + version_list(versions));
-  }
-  return *chosen;
-}
-
-RestorePlan plan_file(const Catalog& catalog, const RestoreFlags& flags, std::int64_t at_ns) {
-  const std::string path = normalize_path(flags.file);
-  const std::vector<VersionRecord> versions = catalog.versions_of(path);
-  if (versions.empty()) {
-    throw Error(ErrorKind::not_found, "no backup of " + path + " (`mybackup restore --list` shows every backed-up path)");
-  }
-  const VersionRecord version = choose_version(versions, path, flags, at_ns);
-  if (version.type == EntryType::directory) {
-    throw Error(ErrorKind::usage, path + " is a directory: use `mybackup restore --directory " + path + "`");
-  }
-  RestorePlan plan;
-  if (flags.destination.empty()) {
-    plan.root = parent_directory(path);
-    plan.items.push_back({base_name(path), version});
-    return plan;
-  }
-  const std::string target = normalize_path(flags.destination);
-  struct stat info {};
-  if (::stat(target.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
-    plan.root = target;  // into that directory, under the file's own name
-    plan.items.push_back({base_name(path), version});
-  } else {
-    plan.root = parent_directory(target);
-    plan.items.push_back({base_name(target), version});
-  }
-  return plan;
-}
-
-RestorePlan plan_directory(const Catalog& catalog, const RestoreFlags& flags, std::int64_t at_ns) {
-  if (flags.version != 0) {
-    throw Error(ErrorKind::usage, "--version applies to one file: for a directory use --date");
-  }
-  const std::string directory = normalize_path(flags.directory);
-  RestorePlan plan;
-  plan.root = flags.destination.empty() ? directory : normalize_path(flags.destination);
-  const std::string prefix = directory == "/" ? "/" : directory + "/";
-  for (const VersionRecord& version : catalog.state_at(directory, at_ns)) {
-    if (version.type == EntryType::deleted) {
-      continue;  // did not exist at that moment
-    }
-    if (version.path == directory && version.type != EntryType::directory) {
-      throw Error(ErrorKind::usage, directory + " is not a directory: use `mybackup restore --file " + directory + "`");
-    }
-    plan.items.push_back({version.path == directory ? "" : version.path.substr(prefix.size()), version});
-  }
-  if (plan.items.empty()) {
-    throw Error(ErrorKind::not_found, "nothing backed up under " + directory +
-                                          (flags.date.empty() ? "" : " as of " + flags.date) +
-                                          " (`mybackup restore --list` shows every backed-up path)");
-  }
-  return plan;
-}
 
 void list_restorable(Context& context, const Catalog& catalog, bool json) {
   const std::vector<VersionRecord> state = catalog.state_at("/", std::numeric_limits<std::int64_t>::max());
@@ -193,9 +99,16 @@ void run(Context& context, const RestoreFlags& flags) {
     list_restorable(context, catalog, flags.json);
     return;
   }
-  const std::int64_t at_ns =
-      flags.date.empty() ? std::numeric_limits<std::int64_t>::max() : parse_restore_date(flags.date);
-  const RestorePlan plan = flags.file.empty() ? plan_directory(catalog, flags, at_ns) : plan_file(catalog, flags, at_ns);
+  RestorePoint point;
+  point.version = flags.version;
+  if (!flags.date.empty()) {
+    point.at_ns = parse_restore_date(flags.date);
+    point.label = flags.date;
+  }
+  const std::string destination = flags.destination.empty() ? "" : normalize_path(flags.destination);
+  const RestorePlan plan = flags.file.empty()
+                               ? plan_directory_restore(catalog, normalize_path(flags.directory), destination, point)
+                               : plan_file_restore(catalog, normalize_path(flags.file), destination, point);
   const MasterKey key = load_key_file(context.home().key_path(config));
   const std::unique_ptr<Repository> repository = open_for_reading(context, config, key, catalog);
 

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "mybackup/storage/backend.hpp"
@@ -20,6 +21,9 @@ struct BackendFactory {
   /// removes); remote backends may ignore it and use a unique prefix instead.
   std::function<std::unique_ptr<Backend>(const std::string& scratch)> make;
 };
+
+/// Test output names the backend, not the factory's bytes.
+inline void PrintTo(const BackendFactory& factory, std::ostream* out) { *out << factory.name; }
 
 inline std::string backend_factory_name(const ::testing::TestParamInfo<BackendFactory>& info) { return info.param.name; }
 
