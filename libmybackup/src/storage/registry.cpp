@@ -19,19 +19,6 @@ struct Scheme {
   bool local = false;
 };
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 std::string percent_decode(const std::string& text, const std::string& url) {
   std::string out;
   for (std::size_t i = 0; i < text.size(); ++i) {
@@ -39,12 +26,16 @@ std::string percent_decode(const std::string& text, const std::string& url) {
       out += text[i];
       continue;
     }
-    const int high = i + 1 < text.size() ? hex_value(text[i + 1]) : -1;
-    const int low = i + 2 < text.size() ? hex_value(text[i + 2]) : -1;
-    if (high < 0 || low < 0 || (high == 0 && low == 0)) {
+    Bytes value;
+    try {
+      value = from_hex(text.substr(i + 1, 2));
+    } catch (const Error&) {
+      value.clear();
+    }
+    if (value.size() != 1 || value[0] == 0) {
       throw Error(ErrorKind::usage, "destination " + url + " has a bad %-escape: write %XX with two hex digits (not %00)");
     }
-    out += static_cast<char>(high * 16 + low);
+    out += static_cast<char>(value[0]);
     i += 2;
   }
   return out;
