@@ -26,8 +26,13 @@ namespace {
 
 bool is_temporary(const std::string& name) { return name.rfind(".tmp-", 0) == 0; }
 
-void list_recursive(const std::string& directory, const std::string& name_prefix, std::vector<ObjectInfo>& out) {
-  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+enum class FollowLink { no, yes };
+
+/// Lists `directory` into `out`. The destination's root may be a link (to a mounted disk, say);
+/// nothing below it is followed.
+void list_recursive(const std::string& directory, const std::string& name_prefix, std::vector<ObjectInfo>& out,
+                    FollowLink follow) {
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow == FollowLink::yes ? 0 : O_NOFOLLOW));
   if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) {
       return;  // nothing stored there (a link or a file in the place of a folder holds no objects)
@@ -59,7 +64,7 @@ void list_recursive(const std::string& directory, const std::string& name_prefix
   }
   ::closedir(dir);
   for (const auto& [name, is_dir] : directories) {
-    list_recursive(join_path(directory, name), name_prefix + name + "/", out);
+    list_recursive(join_path(directory, name), name_prefix + name + "/", out, FollowLink::no);
   }
 }
 
@@ -166,7 +171,11 @@ class LocalBackend final : public Backend {
       check_object_name(prefix);
     }
     std::vector<ObjectInfo> objects;
-    list_recursive(prefix.empty() ? root_ : path_of(prefix), prefix.empty() ? "" : prefix + "/", objects);
+    if (prefix.empty()) {
+      list_recursive(root_, "", objects, FollowLink::yes);
+    } else {
+      list_recursive(path_of(prefix), prefix + "/", objects, FollowLink::no);
+    }
     std::sort(objects.begin(), objects.end(), [](const ObjectInfo& a, const ObjectInfo& b) { return a.name < b.name; });
     return objects;
   }

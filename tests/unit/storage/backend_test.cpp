@@ -377,3 +377,28 @@ TEST(Fs, path_helpers) {
 
 }  // namespace
 }  // namespace mybackup
+
+namespace mybackup {
+namespace {
+
+TEST(Backend, a_root_that_is_a_link_is_followed_but_nothing_below_it) {
+  testing::TempDir dir;
+  ASSERT_EQ(::mkdir((dir / "disk").c_str(), 0755), 0);
+  ASSERT_EQ(::symlink((dir / "disk").c_str(), (dir / "backups").c_str()), 0);  // /mnt/backups -> the disk
+  const auto backend = make_local_backend(dir / "backups");
+  backend->put("data/ab/one.enc", as_bytes("1"), Overwrite::no);
+  EXPECT_EQ(testing::names_of(backend->list("")), std::vector<std::string>{"data/ab/one.enc"});
+  EXPECT_EQ(testing::names_of(backend->list("data")), std::vector<std::string>{"data/ab/one.enc"});
+
+  // Below the root, links are not objects: never listed, never read.
+  ASSERT_EQ(::mkdir((dir / "elsewhere").c_str(), 0755), 0);
+  testing::write_text_file(dir / "elsewhere/secret.enc", "secret");
+  ASSERT_EQ(::symlink((dir / "elsewhere").c_str(), (dir / "disk/snapshots").c_str()), 0);
+  ASSERT_EQ(::symlink((dir / "elsewhere/secret.enc").c_str(), (dir / "disk/data/ab/link.enc").c_str()), 0);
+  EXPECT_EQ(testing::names_of(backend->list("")), std::vector<std::string>{"data/ab/one.enc"});
+  EXPECT_TRUE(backend->list("snapshots").empty());
+  EXPECT_EQ(testing::error_kind([&] { backend->get("data/ab/link.enc", 100); }), ErrorKind::corrupt);
+}
+
+}  // namespace
+}  // namespace mybackup
