@@ -149,21 +149,15 @@ class Verifier {
 
   /// Every referenced pack exists with its recorded size; what nothing references is listed.
   void check_pack_sizes() {
-    const std::vector<Repository::StoredPack> listed = primary_.list_packs();  // sorted, as packs_ is
-    std::vector<std::string> stored;
-    stored.reserve(listed.size());
-    for (const Repository::StoredPack& pack : listed) {
-      stored.push_back(pack.name);
-    }
+    const std::vector<Repository::StoredPack> stored = primary_.list_packs();  // sorted by name, as packs_ is
     report_.packs_on_destination = stored.size();
     for (std::size_t i = 0; i < packs_.size(); ++i) {
       check_cancel();
       const PackIndex& pack = packs_[i];
-      const auto found = std::lower_bound(stored.begin(), stored.end(), pack.name);
+      const auto found = std::lower_bound(stored.begin(), stored.end(), pack.name,
+                                          [](const Repository::StoredPack& a, const std::string& name) { return a.name < name; });
       const std::optional<std::uint64_t> size =
-          found != stored.end() && *found == pack.name
-              ? std::optional<std::uint64_t>(listed[static_cast<std::size_t>(found - stored.begin())].size)
-              : std::nullopt;
+          found != stored.end() && found->name == pack.name ? std::optional<std::uint64_t>(found->size) : std::nullopt;
       if (!size) {
         add(VerifyProblemKind::missing_pack, "missing from " + primary_.location()).pack = pack.name;
         unusable_.insert(pack.name);
@@ -179,11 +173,11 @@ class Verifier {
     for (const PackIndex& pack : packs_) {
       referenced.insert(pack.name);
     }
-    for (const std::string& name : stored) {
-      if (referenced.count(name) == 0) {
+    for (const Repository::StoredPack& stored_pack : stored) {
+      if (referenced.count(stored_pack.name) == 0) {
         add(VerifyProblemKind::unreferenced_pack,
             "referenced by nothing (left by an interrupted run; `mybackup clean` removes it)")
-            .pack = name;
+            .pack = stored_pack.name;
       }
     }
   }
