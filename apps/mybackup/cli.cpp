@@ -59,6 +59,30 @@ spdlog::logger& Context::log() {
   return *logger_;
 }
 
+/// Session events go to the log, warnings and errors included (the CLI prints those from results).
+class Context::LogEvents : public SessionEvents {
+ public:
+  explicit LogEvents(Context& context) : context_(context) {}
+  void record(Level level, const std::string& line) override {
+    switch (level) {
+      case Level::info: context_.log().info("{}", line); break;
+      case Level::warning: context_.log().warn("{}", line); break;
+      case Level::error: context_.log().error("{}", line); break;
+    }
+  }
+
+ private:
+  Context& context_;
+};
+
+std::unique_ptr<Session> Context::open_session() {
+  if (!events_) {
+    events_ = std::make_unique<LogEvents>(*this);
+  }
+  install_stop_handlers();
+  return std::make_unique<Session>(home(), *events_, &stop_requested());
+}
+
 namespace {
 std::atomic<bool> g_stop{false};
 
@@ -79,41 +103,6 @@ void install_stop_handlers() {
   sigaction(SIGTERM, &action, nullptr);
 }
 
-
-std::unique_ptr<Repository> open_destination(const std::string& destination, const MasterKey& key, const Catalog& catalog,
-                                             DestinationUse use, Context* context) {
-  const std::string known_id = catalog.repository_id();
-  const CreateIfMissing create =
-      (known_id.empty() && use == DestinationUse::write) ? CreateIfMissing::yes : CreateIfMissing::no;
-  std::unique_ptr<Repository> repository;
-  try {
-    repository = Repository::open(open_backend(destination), key, create);
-  } catch (const Error& error) {
-    if (error.kind() != ErrorKind::not_found) {
-      throw;
-    }
-    if (!known_id.empty()) {
-      throw Error(ErrorKind::mismatch, "destination " + destination + " holds no repository, but this catalog indexes repository " +
-                                           known_id + ": set the destination back to where it is, or start a new home");
-    }
-    return nullptr;  // a read before the first backup: nothing there yet
-  }
-  if (!known_id.empty() && repository->info().id != known_id) {
-    throw Error(ErrorKind::mismatch, "destination " + destination + " belongs to another repository (" + repository->info().id +
-                                         ", this catalog indexes " + known_id + "): choose the right destination or another home");
-  }
-  if (use == DestinationUse::write) {
-    if (context == nullptr) {
-      throw std::logic_error("open_destination for a write needs the context");
-    }
-    // The key check above proved this repository uses our key, so our wrapped keys belong there.
-    const auto pending = pending_keys(context->home());
-    for (const std::string& id : move_wrapped_keys(*pending, repository->key_store())) {
-      context->log().info("wrapped key {} moved from the home to the destination {}", id, destination);
-    }
-  }
-  return repository;
-}
 
 // ---------------------------------------------------------------- passphrases and wrapped keys
 
@@ -279,67 +268,54 @@ WrapDetails new_key_details(const std::string& label) {
   return details;
 }
 
-std::unique_ptr<Backend> pending_keys(const Home& home) { return make_local_backend(home.root(), 0600); }
 
-
-void require_destination(const Config& config) {
-  if (config.destination_primary.empty()) {
-    throw Error(ErrorKind::usage, "destination missing: run `mybackup config set destination DIR`");
-  }
-}
-
-void catch_up(Context& context, Catalog& catalog, Repository& repository, const std::string& command) {
-  catalog.set_repository_id(repository.info().id);
-  if (const std::size_t replayed = replay_new_manifests(catalog, repository); replayed > 0) {
-    context.log().warn("{}: the catalog was behind the destination; recorded {} run(s) found there", command, replayed);
-  }
-}
-
-std::unique_ptr<Repository> open_for_reading(Context& context, const Config& config, const MasterKey& key,
-                                             const Catalog& catalog) {
-  require_destination(config);
-  const auto open_secondary = [&]() -> std::unique_ptr<Repository> {
-    if (config.destination_secondary.empty()) {
-      return nullptr;
-    }
-    try {
-      return open_destination(config.destination_secondary, key, catalog, DestinationUse::read);
-    } catch (const Error& error) {
-      context.log().warn("secondary destination {} unusable: {}", config.destination_secondary, error.what());
-      return nullptr;
-    }
-  };
-  std::unique_ptr<Repository> primary;
-  try {
-    primary = open_destination(config.destination_primary, key, catalog, DestinationUse::read);
-  } catch (const Error& error) {
-    if (error.kind() != ErrorKind::mismatch && !is_access_failure(error.kind()) && error.kind() != ErrorKind::not_found) {
-      throw;
-    }
-    std::unique_ptr<Repository> secondary = open_secondary();
-    if (!secondary) {
-      throw;
-    }
-    std::cerr << "mybackup: warning: the primary destination is unusable (" << error.what()
-              << "); reading from the secondary " << secondary->location() << '\n';
-    context.log().warn("primary destination unusable ({}); reading from the secondary {}", error.what(),
-                       secondary->location());
-    return secondary;
-  }
-  if (!primary) {
-    throw Error(ErrorKind::not_found, "no repository at " + config.destination_primary + ": run `mybackup backup` first");
-  }
-  if (std::unique_ptr<Repository> secondary = open_secondary()) {
-    primary->set_fallback(std::move(secondary));
-  }
-  return primary;
-}
 
 void report_fallback_reads(Context& context, const Repository& repository) {
   for (const Repository::FallbackRead& read : repository.fallback_reads()) {
     std::cerr << "mybackup: warning: pack " << read.pack << " was read from the secondary destination (on the primary: "
               << read.reason << "); run `mybackup verify`\n";
     context.log().warn("pack {} read from the secondary destination (primary: {})", read.pack, read.reason);
+  }
+}
+
+void report_damaged_packs(Context& context, const CleanReport& report) {
+  for (const std::string& name : report.damaged_packs) {
+    std::cerr << "mybackup: pack " << name
+              << " could not be read or authenticated and was left as it is (its files may not restore)\n";
+  }
+  if (!report.damaged_packs.empty()) {
+    context.exit_code = kError;
+  }
+}
+
+void report_sync_problems(Context& context, const SyncReport& report) {
+  for (const std::string& name : report.damaged_on_primary) {
+    std::cerr << "mybackup: pack " << name << " is damaged on the primary destination and was not copied (run `mybackup verify`)\n";
+  }
+  for (const std::string& name : report.only_on_secondary) {
+    std::cerr << "mybackup: pack " << name
+              << " is missing from the primary destination; the secondary keeps its copy (run `mybackup verify`)\n";
+  }
+  if (!report.damaged_on_primary.empty() || !report.only_on_secondary.empty()) {
+    context.exit_code = kError;
+  }
+}
+
+void report_secondary_update(Context& context, const std::string& secondary, const SecondaryUpdate& update, bool json) {
+  if (update.done) {
+    const SyncReport& report = *update.done;
+    report_sync_problems(context, report);
+    if (!json) {
+      say(context, "Secondary " + secondary + " updated: " + counted(report.packs_copied, "pack") + " (" +
+                       format_bytes(report.bytes_copied) + ") and " + counted(report.manifests_copied, "manifest") + " copied" +
+                       (report.packs_deleted > 0 ? ", " + counted(report.packs_deleted, "pack") + " deleted" : ""));
+    }
+  } else if (update.configured) {
+    std::cerr << "mybackup: warning: the secondary destination " << secondary << " was not updated: " << update.failure
+              << " (run `mybackup sync` once it is reachable)\n";
+    if (context.exit_code == kOk) {
+      context.exit_code = kPartial;
+    }
   }
 }
 

@@ -24,6 +24,7 @@
 #include "mybackup/engine/clean.hpp"
 #include "mybackup/engine/retention.hpp"
 #include "mybackup/engine/sync.hpp"
+#include "mybackup/session/session.hpp"
 
 namespace spdlog {
 class logger;
@@ -46,25 +47,21 @@ struct Context {
   Config load_config();
   /// The log of this home (logs/mybackup.log, rotating); a no-op logger before `init`.
   spdlog::logger& log();
+  /// A library session on the initialized home: its events go to log(), and Ctrl-C / SIGTERM
+  /// (handlers installed here) stop its runs at a safe point.
+  std::unique_ptr<Session> open_session();
 
  private:
+  class LogEvents;
   std::unique_ptr<Home> home_;
   std::shared_ptr<spdlog::logger> logger_;
+  std::unique_ptr<SessionEvents> events_;
 };
 
 /// SIGINT/SIGTERM set stop_requested(); long commands stop at a safe point. A second signal ends
 /// the process at once (the handler restores the default action).
 void install_stop_handlers();
 const std::atomic<bool>& stop_requested();
-
-enum class DestinationUse { read, write };
-
-/// Opens the primary destination, checking that it is the repository this catalog indexes.
-/// For DestinationUse::write, creates the repository when the catalog has none yet, and moves the
-/// home's pending passphrase-wrapped keys to it (REQUIRES: `context` for a write, to find the
-/// home and log the move). Returns nullptr for a read before the first backup (nothing there yet).
-std::unique_ptr<Repository> open_destination(const std::string& destination, const MasterKey& key, const Catalog& catalog,
-                                             DestinationUse use, Context* context = nullptr);
 
 // ---- passphrases and wrapped keys (cmd_init.cpp, cmd_key.cpp)
 
@@ -94,40 +91,15 @@ void read_passphrase(const std::string& passphrase_file, PassphraseUse use, Pass
 ScryptParams new_key_scrypt_params();
 /// Creation time (now), this machine's host name and `label`, for a new wrapped key.
 WrapDetails new_key_details(const std::string& label);
-/// The home's store of pending wrapped keys (HOME/keys/<id>.json, mode 0600): keys made while no
-/// destination holds a repository yet, moved there by the next backup.
-std::unique_ptr<Backend> pending_keys(const Home& home);
-
-/// One clean of `repository` with `policy`: under the writer lock after catching up with the
-/// destination (unless dry_run), logged, damaged packs reported on stderr. Used by `clean` and by
-/// `backup` when retention.auto_clean is on.
-CleanReport clean_repository(Context& context, Catalog& catalog, Repository& repository, const RetentionPolicy& policy,
-                             bool dry_run);
-/// The retention policy config.yaml sets.
-RetentionPolicy retention_policy(const Config& config);
-
-/// Error(usage) with the `config set destination` hint when no primary destination is set.
-void require_destination(const Config& config);
-
-/// Before a writer plans anything, under the writer lock: records the repository id and
-/// replays the destination's manifests the catalog lacks (logged as a warning for `command`).
-void catch_up(Context& context, Catalog& catalog, Repository& repository, const std::string& command);
-
-/// The repository to read from (restore): the primary destination, with the secondary (if one
-/// is configured and reachable) as the fallback for missing or damaged chunks. When the primary
-/// itself is unreachable, the secondary alone, with a warning. Error(not_found) when nothing is
-/// backed up yet.
-std::unique_ptr<Repository> open_for_reading(Context& context, const Config& config, const MasterKey& key,
-                                             const Catalog& catalog);
 /// Tells (stderr and log) which packs had to be read from the secondary destination.
 void report_fallback_reads(Context& context, const Repository& repository);
-
-/// Brings the secondary destination up to date with the primary (`sync`, and after every backup
-/// and clean). Takes both writer locks. Returns what was done.
-SyncReport sync_secondary(Context& context, const Config& config, Catalog& catalog, Repository& primary);
-/// After a backup or a clean: sync_secondary if a secondary is configured; a failure is a
-/// warning (exit code 3) saying how to finish later, since the run itself succeeded.
-void update_secondary_after(Context& context, const Config& config, Catalog& catalog, Repository& primary, bool json);
+/// Tells (stderr) which packs a clean found damaged and left as they were; sets kError if any.
+void report_damaged_packs(Context& context, const CleanReport& report);
+/// Tells (stderr) what a sync found wrong (packs damaged or missing on the primary); kError if any.
+void report_sync_problems(Context& context, const SyncReport& report);
+/// After a backup or a clean: the secondary update's summary line (not with --json), its
+/// problems, or a warning (exit code 3) saying how to finish later, since the run succeeded.
+void report_secondary_update(Context& context, const std::string& secondary, const SecondaryUpdate& update, bool json);
 
 // ---- backups (cmd_backup.cpp), shared by `backup` and `watch`
 
@@ -137,11 +109,6 @@ struct BackupFlags {
   bool verbose = false;
   bool json = false;
 };
-
-/// The configured sources (or only `only`), each with the places in `never_back_up` (local paths or
-/// destinations) that lie below it excluded. Error(usage) when there is no source or `only` is not one.
-std::vector<BackupSource> selected_sources(const Config& config, const std::string& only,
-                                           const std::vector<std::string>& never_back_up);
 
 /// One `mybackup backup` run: reads the config, takes the writer lock (Error(locked) if held),
 /// backs up, prints the report, then applies retention.auto_clean and updates the secondary.

@@ -1,16 +1,11 @@
 // `mybackup clean`: apply the retention policy and reclaim the space nothing references.
 
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
-#include <iostream>
 #include <optional>
 
 #include "cli.hpp"
-#include "mybackup/engine/clean.hpp"
-#include "mybackup/util/clock.hpp"
-#include "mybackup/util/error.hpp"
-#include "mybackup/repository/lock.hpp"
+#include "mybackup/session/session.hpp"
 
 namespace mybackup::cli {
 
@@ -54,92 +49,31 @@ void print_report(Context& context, const CleanReport& report, const RetentionPo
                                                : ""));
 }
 
-RetentionPolicy policy_of(const Config& config, const CleanFlags& flags) {
-  RetentionPolicy policy = retention_policy(config);
-  policy.keep_days = flags.keep_days.value_or(config.retention_keep_days);
-  policy.keep_versions = flags.keep_versions.value_or(config.retention_keep_versions);
-  policy.validate();
+RetentionPolicy policy_of(const Session& session, const CleanFlags& flags) {
+  RetentionPolicy policy = session.retention_policy();
+  policy.keep_days = flags.keep_days.value_or(policy.keep_days);
+  policy.keep_versions = flags.keep_versions.value_or(policy.keep_versions);
   return policy;
 }
 
 void run(Context& context, const CleanFlags& flags) {
-  const Config config = context.load_config();
-  require_destination(config);
-  const RetentionPolicy policy = policy_of(config, flags);
-  const MasterKey key = load_key_file(context.home().key_path(config));
-  Catalog catalog(context.home().catalog_path());
-  std::unique_ptr<Repository> repository = open_destination(config.destination_primary, key, catalog, DestinationUse::read);
-  if (!repository) {
+  const std::unique_ptr<Session> session = context.open_session();
+  const RetentionPolicy policy = policy_of(*session, flags);
+  const CleanOutcome outcome = session->clean(policy, flags.dry_run);
+  if (outcome.nothing_backed_up) {
     if (flags.json) {
-      print_report(context, CleanReport{}, policy, flags.dry_run, true, config.destination_primary);
+      print_report(context, CleanReport{}, policy, flags.dry_run, true, outcome.destination);
     } else {
-      say(context, "Nothing to clean: nothing is backed up on " + config.destination_primary + " yet");
+      say(context, "Nothing to clean: nothing is backed up on " + outcome.destination + " yet");
     }
     return;
   }
-  const CleanReport report = clean_repository(context, catalog, *repository, policy, flags.dry_run);
-  print_report(context, report, policy, flags.dry_run, flags.json, repository->location());
-  if (!flags.dry_run) {
-    update_secondary_after(context, config, catalog, *repository, flags.json);
-  }
+  report_damaged_packs(context, outcome.report);
+  print_report(context, outcome.report, policy, flags.dry_run, flags.json, outcome.destination);
+  report_secondary_update(context, session->config().destination_secondary, outcome.secondary, flags.json);
 }
 
 }  // namespace
-
-CleanReport clean_repository(Context& context, Catalog& catalog, Repository& repository, const RetentionPolicy& policy,
-                             bool dry_run) {
-  CleanOptions options;
-  options.policy = policy;
-  options.dry_run = dry_run;
-  options.cancel = &stop_requested();
-  install_stop_handlers();
-  const std::int64_t started = system_clock().now_ns();
-  context.log().info("clean: start{} keep_days {} keep_versions {} destination {}", dry_run ? " (dry run)" : "",
-                     policy.keep_days, policy.keep_versions, repository.location());
-  try {
-    CleanReport report;
-    if (dry_run) {
-      report = run_clean(catalog, repository, nullptr, options);
-    } else {
-      const std::unique_ptr<RepositoryLock> lock = repository.lock("clean");
-      catch_up(context, catalog, repository, "clean");
-      report = run_clean(catalog, repository, lock.get(), options);
-    }
-    context.log().info(
-        "clean: done in {:.2f}s: {} versions removed ({} paths), {} chunks removed; packs {} deleted, {} rewritten into {}, "
-        "{} orphans; {} B deleted, {} B written, {} B unreferenced kept; {} damaged; manifest {}",
-        static_cast<double>(report.finished_ns - report.started_ns) / 1e9, report.versions_removed, report.paths_removed,
-        report.chunks_removed, report.packs_deleted, report.packs_rewritten, report.packs_written, report.orphan_packs,
-        report.bytes_deleted, report.bytes_written, report.bytes_dead_kept, report.damaged_packs.size(),
-        report.manifest_key.empty() ? "none" : report.manifest_key);
-    for (const std::string& name : report.damaged_packs) {
-      context.log().error("clean: pack {} could not be read or authenticated and was left as it is", name);
-      std::cerr << "mybackup: pack " << name
-                << " could not be read or authenticated and was left as it is (its files may not restore)\n";
-    }
-    if (!report.damaged_packs.empty()) {
-      context.exit_code = kError;
-    }
-    return report;
-  } catch (const Error& error) {
-    context.log().error("clean: failed: {}", error.what());
-    if (!dry_run) {
-      try {
-        catalog.record_failed_run(RunKind::clean, started, system_clock().now_ns(), error.what());
-      } catch (const std::exception&) {
-        // The run already failed; the catalog may be what broke.
-      }
-    }
-    throw;
-  }
-}
-
-RetentionPolicy retention_policy(const Config& config) {
-  RetentionPolicy policy;
-  policy.keep_days = config.retention_keep_days;
-  policy.keep_versions = config.retention_keep_versions;
-  return policy;
-}
 
 void register_clean(CLI::App& app, Context& context) {
   auto* command = app.add_subcommand(

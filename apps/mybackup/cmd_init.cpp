@@ -7,14 +7,10 @@
 #include <chrono>
 
 #include "cli.hpp"
-#include "mybackup/storage/registry.hpp"
-#include "mybackup/storage/backend.hpp"
+#include "mybackup/crypto/key_wrap.hpp"
+#include "mybackup/session/session.hpp"
 #include "mybackup/util/clock.hpp"
 #include "mybackup/util/error.hpp"
-#include "mybackup/util/fs.hpp"
-#include "mybackup/crypto/key_wrap.hpp"
-#include "mybackup/catalog/replay.hpp"
-#include "mybackup/source/scanner.hpp"
 
 namespace mybackup::cli {
 
@@ -49,7 +45,7 @@ void initialize_new(Context& context, const InitFlags& flags) {
     const Config config = context.load_config();
     const MasterKey key = load_key_file(home.key_path(config));
     const WrappedKey wrapped = wrap_master_key(key, passphrase.text(), new_key_scrypt_params(), new_key_details("init"));
-    add_wrapped_key(*pending_keys(home), wrapped);
+    add_wrapped_key(*home.pending_keys(), wrapped);
     context.log().info("init: wrapped key {} made (pending until the first backup)", wrapped.id);
     say(context, "  passphrase: key " + wrapped.id + " goes to the destination at the first backup (with the destination "
                  "and this passphrase, the backups can be recovered anywhere)");
@@ -66,54 +62,24 @@ void initialize_from(Context& context, const InitFlags& flags) {
                                   "key export` wrote, or the old home's key file) or --passphrase");
   }
   const Home& home = context.home();
-  if (home.initialized() && !flags.force) {
-    throw Error(ErrorKind::exists, "mybackup is already initialized in " + home.root() +
-                                       ": nothing changed (use another --home, or --force to set the current state aside)");
-  }
-  const std::string destination = normalize_destination(flags.from);
-  std::unique_ptr<Backend> backend = open_backend(destination);
-  MasterKey key;
-  if (!flags.key_file.empty()) {
-    key = load_key_file(flags.key_file);
-  } else {
+  const KeySource key_source = [&](const Backend& key_store) {
+    if (!flags.key_file.empty()) {
+      return load_key_file(flags.key_file);
+    }
     Passphrase passphrase;
     read_passphrase(flags.passphrase_file, PassphraseUse::existing, passphrase);
-    key = unlock_with_passphrase(*backend, passphrase.text());
-  }
-  std::unique_ptr<Repository> repository;
-  try {
-    repository = Repository::open(std::move(backend), key, CreateIfMissing::no);
-  } catch (const Error& error) {
-    if (error.kind() == ErrorKind::not_found) {
-      throw Error(ErrorKind::not_found, destination + " holds no mybackup repository: check the path (is the disk mounted?)");
-    }
-    throw;
-  }
-
-  // The settings the newest backup recorded, pointed at this destination.
-  const std::string recorded = newest_recorded_config(*repository);
-  Config config = recorded.empty() ? Config{} : parse_config(recorded, "the config recorded on " + destination);
-  config.destination_primary = destination;
-  config.key_file = "key";  // the key is written into the home, whatever the old machine used
-  if (config.created_at.empty()) {
-    config.created_at = format_utc(system_clock().now_ns());
-  }
-
-  std::size_t runs = 0;
-  home.initialize_with(key, config, flags.force, format_utc(system_clock().now_ns()), [&](const std::string& catalog_path) {
-    Catalog catalog(catalog_path);
-    catalog.set_repository_id(repository->info().id);
-    runs = replay_new_manifests(catalog, *repository);
-  });
-  const Catalog catalog(home.catalog_path());
-  const CatalogSummary summary = catalog.summary();
+    return unlock_with_passphrase(key_store, passphrase.text());
+  };
+  const RecoveryReport report = recover_home(home, flags.from, key_source, flags.force);
+  const CatalogSummary& summary = report.summary;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  context.log().info("init: recovered {} from {}: {} runs, {} files, {} versions in {:.2f}s", home.root(), destination, runs,
-                     summary.files, summary.versions, seconds);
-  say(context, "Recovered mybackup in " + home.root() + " from " + destination + " in " + format_duration(seconds));
-  say(context, "  " + counted(runs, "run") + ", " + counted(summary.files, "file") + ", " +
+  context.log().info("init: recovered {} from {}: {} runs, {} files, {} versions in {:.2f}s", home.root(), report.destination,
+                     report.runs, summary.files, summary.versions, seconds);
+  say(context, "Recovered mybackup in " + home.root() + " from " + report.destination + " in " + format_duration(seconds));
+  say(context, "  " + counted(report.runs, "run") + ", " + counted(summary.files, "file") + ", " +
                    counted(summary.versions, "version") + " in history (" + format_bytes(summary.stored_bytes) + " stored)");
-  say(context, "  sources: " + source_paths(config) + (recorded.empty() ? " (no settings were recorded: add sources again)" : ""));
+  say(context, "  sources: " + source_paths(report.config) +
+                   (report.settings_recorded ? "" : " (no settings were recorded: add sources again)"));
   say(context, "  key: " + home.root() + "/key  (keep a copy somewhere safe)");
   say(context, "Next: mybackup restore --list, or mybackup backup to go on backing up");
 }

@@ -47,14 +47,13 @@ struct KeyStores {
   std::string where(const Backend* store) const { return store == pending.get() ? "pending" : "destination"; }
 };
 
-KeyStores open_stores(Context& context, const Config& config, const MasterKey& key) {
+KeyStores open_stores(Session& session) {
   KeyStores stores;
-  stores.destination = config.destination_primary;
+  stores.destination = session.config().destination_primary;
   if (!stores.destination.empty()) {
-    const Catalog catalog(context.home().catalog_path());
-    stores.repository = open_destination(stores.destination, key, catalog, DestinationUse::read);
+    stores.repository = session.open_primary(DestinationUse::read);
   }
-  stores.pending = pending_keys(context.home());
+  stores.pending = session.home().pending_keys();
   return stores;
 }
 
@@ -103,9 +102,9 @@ void register_add(CLI::App& parent, Context& context) {
                       "Read the new passphrase from the first line of FILE (else $MYBACKUP_PASSPHRASE, else asked twice)");
   add_example(*command, "mybackup key add --label offsite");
   command->callback([&context, label, passphrase_file] {
-    const Config config = context.load_config();
-    const MasterKey key = load_key_file(context.home().key_path(config));
-    KeyStores stores = open_stores(context, config, key);
+    const std::unique_ptr<Session> session = context.open_session();
+    const MasterKey& key = session->key();
+    KeyStores stores = open_stores(*session);
     const ScryptParams params = new_key_scrypt_params();
     const WrapDetails details = new_key_details(*label);
     Passphrase passphrase;
@@ -129,9 +128,8 @@ void register_list(CLI::App& parent, Context& context) {
   command->add_flag("--json", *json, "One JSON object: {\"keys\": [{\"id\", \"created\", \"host\", \"label\", \"damaged\", \"where\"}]}");
   add_example(*command, "mybackup key list");
   command->callback([&context, json] {
-    const Config config = context.load_config();
-    const MasterKey key = load_key_file(context.home().key_path(config));
-    KeyStores stores = open_stores(context, config, key);
+    const std::unique_ptr<Session> session = context.open_session();
+    KeyStores stores = open_stores(*session);
     std::vector<std::pair<WrappedKeyInfo, std::string>> rows;
     for (Backend* store : stores.stores()) {
       for (WrappedKeyInfo& info : list_wrapped_keys(*store)) {
@@ -170,9 +168,8 @@ void register_remove(CLI::App& parent, Context& context) {
   command->add_flag("--force", *force, "Remove it even if it is the last one (then only the key file opens the backups)");
   add_example(*command, "mybackup key remove 0123456789abcdef");
   command->callback([&context, id, force] {
-    const Config config = context.load_config();
-    const MasterKey key = load_key_file(context.home().key_path(config));
-    KeyStores stores = open_stores(context, config, key);
+    const std::unique_ptr<Session> session = context.open_session();
+    KeyStores stores = open_stores(*session);
     Backend* store = stores.holding(*id);
     if (store == nullptr) {
       throw Error(ErrorKind::not_found, "no wrapped key " + *id + ": see `mybackup key list` for the ids");
@@ -199,9 +196,9 @@ void register_check(CLI::App& parent, Context& context) {
                       "Read the passphrase from the first line of FILE (else $MYBACKUP_PASSPHRASE, else asked)");
   add_example(*command, "mybackup key check    # exit 0: the passphrase works; exit 4: it does not");
   command->callback([&context, passphrase_file] {
-    const Config config = context.load_config();
-    const MasterKey key = load_key_file(context.home().key_path(config));
-    KeyStores stores = open_stores(context, config, key);
+    const std::unique_ptr<Session> session = context.open_session();
+    const MasterKey& key = session->key();
+    KeyStores stores = open_stores(*session);
     Passphrase passphrase;
     read_passphrase(*passphrase_file, PassphraseUse::existing, passphrase);
     bool tried = false;
@@ -218,7 +215,7 @@ void register_check(CLI::App& parent, Context& context) {
       }
       if (unlocked->bytes != key.bytes) {
         throw Error(ErrorKind::wrong_key, "the passphrase opens a wrapped copy of another key than " +
-                                              context.home().key_path(config) + ": remove it (see `mybackup key list`)");
+                                              context.home().key_path(session->config()) + ": remove it (see `mybackup key list`)");
       }
       context.log().info("key check: the passphrase opens the key ({})", stores.where(store));
       say(context, "The passphrase unlocks this key (" + stores.where(store) + ")");

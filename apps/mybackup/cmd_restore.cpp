@@ -93,8 +93,8 @@ class Progress {
 };
 
 void run(Context& context, const RestoreFlags& flags) {
-  const Config config = context.load_config();
-  const Catalog catalog(context.home().catalog_path());
+  const std::unique_ptr<Session> session = context.open_session();
+  const Catalog& catalog = session->catalog();
   if (flags.list) {
     list_restorable(context, catalog, flags.json);
     return;
@@ -109,13 +109,16 @@ void run(Context& context, const RestoreFlags& flags) {
   const RestorePlan plan = flags.file.empty()
                                ? plan_directory_restore(catalog, normalize_path(flags.directory), destination, point)
                                : plan_file_restore(catalog, normalize_path(flags.file), destination, point);
-  const MasterKey key = load_key_file(context.home().key_path(config));
-  const std::unique_ptr<Repository> repository = open_for_reading(context, config, key, catalog);
+  const ReadingRepository reading = session->open_for_reading();
+  if (!reading.primary_problem.empty()) {
+    std::cerr << "mybackup: warning: the primary destination is unusable (" << reading.primary_problem
+              << "); reading from the secondary " << reading.repository->location() << '\n';
+  }
+  Repository& repository = *reading.repository;
 
   RestoreOptions options;
   options.existing = flags.overwrite ? ExistingFile::overwrite : ExistingFile::keep;
   options.dry_run = flags.dry_run;
-  install_stop_handlers();
   options.cancel = &stop_requested();
   Progress progress(!flags.dry_run && !flags.json && !context.quiet && ::isatty(STDERR_FILENO) != 0 && plan.items.size() > 100,
                     plan.items.size());
@@ -131,8 +134,8 @@ void run(Context& context, const RestoreFlags& flags) {
     progress.step();
   };
   context.log().info("restore: start {} items into {}{}", plan.items.size(), plan.root, flags.dry_run ? " (dry run)" : "");
-  const RestoreReport report = restore(catalog, *repository, plan, options);
-  report_fallback_reads(context, *repository);
+  const RestoreReport report = restore(catalog, repository, plan, options);
+  report_fallback_reads(context, repository);
   context.log().info("restore: {} files, {} directories, {} symlinks, {} identical, {} B, {} problems into {}", report.files,
                      report.directories, report.symlinks, report.identical, report.bytes, report.problems.size(), plan.root);
   if (flags.json) {

@@ -173,30 +173,6 @@ void print_human(Context& context, const VerifyReport& report, const std::string
             << (all_on_secondary ? ", but every damaged pack is intact on the secondary" : "") << warnings << '\n';
 }
 
-/// The secondary destination, when one is configured and holds this repository; otherwise a
-/// warning says why it is not consulted.
-std::unique_ptr<Repository> open_secondary(Context& context, const Config& config, const MasterKey& key,
-                                           const Repository& primary) {
-  if (config.destination_secondary.empty()) {
-    return nullptr;
-  }
-  try {
-    std::unique_ptr<Repository> secondary =
-        Repository::open(open_backend(config.destination_secondary), key, CreateIfMissing::no);
-    if (secondary->info().id == primary.info().id) {
-      return secondary;
-    }
-    const std::string why = "it holds another repository (" + secondary->info().id + ")";
-    std::cerr << "mybackup: warning: the secondary " << config.destination_secondary << " is not consulted: " << why << '\n';
-    context.log().warn("verify: secondary {} not consulted: {}", config.destination_secondary, why);
-  } catch (const Error& error) {
-    std::cerr << "mybackup: warning: the secondary " << config.destination_secondary << " is not consulted: " << error.what()
-              << '\n';
-    context.log().warn("verify: secondary {} not consulted: {}", config.destination_secondary, error.what());
-  }
-  return nullptr;
-}
-
 void run(Context& context, const VerifyFlags& flags) {
   VerifyOptions options;
   options.read_data = flags.read_data;
@@ -206,12 +182,10 @@ void run(Context& context, const VerifyFlags& flags) {
       throw Error(ErrorKind::usage, "--subset chooses which packs --read-data reads: add --read-data");
     }
   }
-  const Config config = context.load_config();
-  require_destination(config);
-  const MasterKey key = load_key_file(context.home().key_path(config));
-  const Catalog catalog(context.home().catalog_path());
-  const std::unique_ptr<Repository> repository =
-      open_destination(config.destination_primary, key, catalog, DestinationUse::read);
+  const std::unique_ptr<Session> session = context.open_session();
+  const Config& config = session->config();
+  const Catalog& catalog = session->catalog();
+  const std::unique_ptr<Repository> repository = session->open_primary(DestinationUse::read);
   if (!repository) {
     if (flags.json) {
       print_json({{"destination", config.destination_primary}, {"ok", true}, {"nothing_backed_up", true}});
@@ -220,9 +194,12 @@ void run(Context& context, const VerifyFlags& flags) {
     }
     return;
   }
-  const std::unique_ptr<Repository> secondary = open_secondary(context, config, key, *repository);
-  options.secondary = secondary.get();
-  install_stop_handlers();
+  const SecondaryForReading secondary = session->open_secondary(*repository);
+  if (!secondary.problem.empty()) {
+    std::cerr << "mybackup: warning: the secondary " << config.destination_secondary
+              << " is not consulted: " << secondary.problem << '\n';
+  }
+  options.secondary = secondary.repository.get();
   options.cancel = &stop_requested();
 
   const bool show_progress = !flags.json && !context.quiet && ::isatty(STDERR_FILENO) != 0;
@@ -251,7 +228,7 @@ void run(Context& context, const VerifyFlags& flags) {
   }
   context.log().info("verify: start{}{} destination {}{}", flags.read_data ? " read-data" : "",
                      flags.subset ? " subset " + *flags.subset : "",
-                     repository->location(), secondary ? " secondary " + secondary->location() : "");
+                     repository->location(), secondary.repository ? " secondary " + secondary.repository->location() : "");
   const VerifyReport report = verify_repository(catalog, *repository, options);
   if (progress_shown) {
     std::cerr << '\n';
@@ -261,7 +238,7 @@ void run(Context& context, const VerifyFlags& flags) {
                      static_cast<double>(report.finished_ns - report.started_ns) / 1e9, report.packs_read, report.bytes_read,
                      report.chunks_checked, report.manifests_checked, report.versions_compared, report.errors(),
                      report.warnings());
-  const std::string secondary_location = secondary ? secondary->location() : "";
+  const std::string secondary_location = secondary.repository ? secondary.repository->location() : "";
   for (const VerifyProblem& problem : report.problems) {
     if (severity(problem.kind) == Severity::error) {
       context.log().error("verify: {}", problem_line(problem, repository->location(), secondary_location));

@@ -104,10 +104,9 @@ Config current_config(Context& context, const Config& fallback) {
   }
 }
 
-std::vector<WatchRoot> watch_roots(Context& context, const Config& config) {
+std::vector<WatchRoot> watch_roots(const Session& session) {
   std::vector<WatchRoot> roots;
-  for (const BackupSource& source :
-       selected_sources(config, "", {config.destination_primary, config.destination_secondary, context.home().root()})) {
+  for (const BackupSource& source : session.backup_sources()) {
     roots.push_back({source.path, source.exclude});
   }
   return roots;
@@ -115,10 +114,10 @@ std::vector<WatchRoot> watch_roots(Context& context, const Config& config) {
 
 /// Watches until SIGTERM/SIGINT; `ready` is called once the watching has started.
 void watch(Context& context, const WatchFlags& flags, const std::function<void()>& ready) {
-  const Config config = context.load_config();
-  require_destination(config);
-  const std::vector<WatchRoot> roots = watch_roots(context, config);
-  install_stop_handlers();
+  const std::unique_ptr<Session> session = context.open_session();
+  session->require_destination();
+  const Config config = session->config();
+  const std::vector<WatchRoot> roots = watch_roots(*session);
 
   std::unique_ptr<ChangeWatcher> watcher;
   const bool realtime = config.watch_realtime && !flags.no_realtime;

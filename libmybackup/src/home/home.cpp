@@ -28,6 +28,8 @@ Home Home::locate(const std::string& cli_home) {
   return Home(normalize_path(std::string(user_home) + "/.mybackup"));
 }
 
+std::unique_ptr<Backend> Home::pending_keys() const { return make_local_backend(root_, 0600); }
+
 std::string Home::key_path(const Config& config) const {
   if (!config.key_file.empty() && config.key_file.front() == '/') {
     return config.key_file;

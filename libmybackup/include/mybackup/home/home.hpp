@@ -10,10 +10,12 @@
 //                 unless config.yaml puts them elsewhere (schedule.file, .archive_dir, .log_dir)
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "mybackup/home/config.hpp"
 #include "mybackup/crypto/keys.hpp"
+#include "mybackup/storage/backend.hpp"
 
 namespace mybackup {
 
@@ -40,6 +42,10 @@ class Home {
   std::string schedule_pid_path() const { return root_ + "/backup_service.pid"; }
   /// The pid file of the running `mybackup watch start` daemon.
   std::string watch_pid_path() const { return root_ + "/watch.pid"; }
+
+  /// The store of passphrase-wrapped keys made while no destination holds a repository yet
+  /// (keys/<id>.json, mode 0600); the next backup moves them to the destination (key_wrap.hpp).
+  std::unique_ptr<Backend> pending_keys() const;
 
   bool initialized() const;
   /// Error(not_found) "mybackup is not initialized in DIR: run `mybackup init`" unless initialized().
