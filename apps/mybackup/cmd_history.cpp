@@ -15,8 +15,8 @@ namespace mybackup::cli {
 namespace {
 
 void list_versions(Context& context, const std::string& raw_path, bool json) {
-  context.load_config();
-  const Catalog catalog(context.home().catalog_path());
+  const std::unique_ptr<Session> session = context.open_session();
+  const Catalog& catalog = session->catalog();
   const std::string path = normalize_path(raw_path);
   const std::vector<VersionRecord> versions = catalog.versions_of(path);
   if (versions.empty()) {

@@ -13,8 +13,9 @@ namespace mybackup::cli {
 namespace {
 
 void show(Context& context, bool json) {
-  const Config config = context.load_config();
-  const Catalog catalog(context.home().catalog_path());
+  const std::unique_ptr<Session> session = context.open_session();
+  const Config& config = session->config();
+  const Catalog& catalog = session->catalog();
   const CatalogSummary summary = catalog.summary();
   const std::optional<RunRecord> last = catalog.last_run("backup");
   const std::optional<RunRecord> last_clean = catalog.last_run("clean");

@@ -242,7 +242,7 @@ void status(Context& context) {
   }
   if (context.home().initialized()) {
     // Watch backups are recorded like every backup: the last one tells whether it works.
-    const std::optional<RunRecord> last = Catalog(context.home().catalog_path()).last_run("backup");
+    const std::optional<RunRecord> last = context.open_session()->catalog().last_run("backup");
     if (last) {
       std::cout << "Last backup: " << format_local(last->started_ns) << ", " << last->stats.status
                 << (last->stats.error.empty() ? "" : ": " + last->stats.error) << '\n';
