@@ -396,5 +396,42 @@ TEST_F(KeyCliTest, KeyCommandNeedsASubcommandAndAnInitializedHome) {
   EXPECT_TRUE(contains(help.out, "4 wrong key or passphrase")) << help;
 }
 
+// Attack (issue 11, item 1): the secondary's keys/ replaced by a link to a local folder made the
+// sync after a backup delete every file there; the primary's keys/ as a link made the sync copy
+// local files (an SSH key) in plaintext to the secondary. Neither link may ever be followed.
+TEST_F(KeyCliTest, ALinkedKeysFolderOnEitherDestinationIsNeverFollowed) {
+  ASSERT_NO_FATAL_FAILURE(configure_with_passphrase());
+  const std::string nas = root_ + "/nas";
+  ASSERT_TRUE(succeeded(run({"config", "set", "destinations.secondary", nas})));
+  ASSERT_TRUE(succeeded(run_keys({"backup"})));
+  ASSERT_EQ(json_files(nas + "/keys").size(), 1U);
+
+  const std::string victim = root_ + "/victim";
+  fs::create_directories(victim);
+  write_text(victim + "/0123456789abcdef.json", "-----BEGIN OPENSSH PRIVATE KEY-----");
+  write_text(victim + "/notes.txt", "precious");
+  fs::remove_all(nas + "/keys");
+  fs::create_directory_symlink(victim, nas + "/keys");
+
+  // A new key must reach the secondary: the link is refused, loudly, and the folder is untouched.
+  ASSERT_TRUE(succeeded(with_passphrase({"key", "add", "--label", "second"}, kOther)));
+  write_text(src_ + "/a.txt", "changed");
+  const Result synced = run_keys({"backup"});
+  EXPECT_EQ(synced.code, 3) << synced;
+  EXPECT_TRUE(contains(synced.err, "symbolic link")) << synced;
+  EXPECT_EQ(json_files(victim), (std::vector<std::string>{"0123456789abcdef.json", "notes.txt"}));
+  EXPECT_EQ(read_text(victim + "/notes.txt"), "precious");
+  EXPECT_EQ(run_keys({"sync"}).code, 1);
+
+  // The primary's keys/ as a link: nothing of the folder reaches the secondary.
+  fs::remove(nas + "/keys");
+  fs::rename(dest_ + "/keys", root_ + "/saved-keys");
+  fs::create_directory_symlink(victim, dest_ + "/keys");
+  const Result copied = run_keys({"sync"});
+  EXPECT_TRUE(json_files(nas + "/keys").empty()) << copied;
+  EXPECT_FALSE(contains(listing(nas), "0123456789abcdef")) << listing(nas);
+  EXPECT_EQ(json_files(victim), (std::vector<std::string>{"0123456789abcdef.json", "notes.txt"}));
+}
+
 }  // namespace
 }  // namespace mybackup_cli_test

@@ -1,7 +1,10 @@
 // The local-directory Backend: one file per object, written through fs.hpp's atomic helpers.
 //
-// Objects are opened without following symbolic links and without blocking (a FIFO planted in
-// the destination must not hang us), and must be regular files; listings skip anything else.
+// The destination is untrusted (a NAS or a USB disk others can write to). Only its root may be a
+// link (to a mounted disk, say); below it every step is taken with openat(O_NOFOLLOW) from the
+// directory above, so a link planted in the place of "keys/" or "data/ab/" is never followed, for
+// reading, writing or deleting. Objects are opened without blocking (a FIFO planted in the
+// destination must not hang us) and must be regular files; listings skip anything else.
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -10,8 +13,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -68,15 +69,13 @@ void list_recursive(const std::string& directory, const std::string& name_prefix
   }
 }
 
-/// Opens an object for reading: no link followed, never blocking, a regular file only.
-UniqueFd open_object(const std::string& path, struct stat& info) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+/// Opens object `leaf` of `directory` for reading: no link followed, never blocking, a regular
+/// file only. `path` names it in messages.
+UniqueFd open_object(int directory, const std::string& leaf, const std::string& path, struct stat& info) {
+  UniqueFd fd(::openat(directory, leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ELOOP) {
       throw Error(ErrorKind::corrupt, path + " is a symbolic link, not a stored object (never followed)");
-    }
-    if (errno == ENOTDIR) {
-      throw Error(ErrorKind::not_found, "cannot open " + path + ": a parent is not a directory");
     }
     throw_system_error(errno, "cannot open " + path);
   }
@@ -106,6 +105,8 @@ void read_exactly(int fd, std::uint8_t* out, std::uint64_t length, std::uint64_t
   }
 }
 
+enum class CreateDirectories { no, yes };
+
 class LocalBackend final : public Backend {
  public:
   LocalBackend(std::string root, unsigned file_mode)
@@ -115,18 +116,21 @@ class LocalBackend final : public Backend {
 
   void put(const std::string& name, ByteView data, Overwrite overwrite) override {
     const std::string path = path_of(name);
-    ensure_directory(parent_directory(path));
+    const UniqueFd directory = open_directory_of(name, CreateDirectories::yes);
+    if (directory.get() < 0) {
+      throw Error(ErrorKind::corrupt, "cannot store " + path + ": a file is where the repository has a folder");
+    }
     if (overwrite == Overwrite::yes) {
-      write_file_atomic(path, data, file_mode_);
+      write_file_atomic_at(directory.get(), leaf_of(name), data, file_mode_, path);
     } else {
-      create_file_atomic(path, data, file_mode_);
+      create_file_atomic_at(directory.get(), leaf_of(name), data, file_mode_, path);
     }
   }
 
   Bytes get(const std::string& name, std::uint64_t max_size) const override {
     const std::string path = path_of(name);
     struct stat info {};
-    const UniqueFd fd = open_object(path, info);
+    const UniqueFd fd = open_object(open_existing_directory_of(name).get(), leaf_of(name), path, info);
     const auto size = static_cast<std::uint64_t>(info.st_size);
     if (size > max_size) {
       throw Error(ErrorKind::corrupt, path + " is " + std::to_string(size) + " bytes, more than the " +
@@ -140,7 +144,7 @@ class LocalBackend final : public Backend {
   Bytes get_range(const std::string& name, std::uint64_t offset, std::uint64_t length) const override {
     const std::string path = path_of(name);
     struct stat info {};
-    const UniqueFd fd = open_object(path, info);
+    const UniqueFd fd = open_object(open_existing_directory_of(name).get(), leaf_of(name), path, info);
     // Check the range before allocating: a damaged entry may ask for up to 4 GiB.
     const auto object_size = static_cast<std::uint64_t>(info.st_size);
     if (offset > object_size || length > object_size - offset) {
@@ -153,9 +157,10 @@ class LocalBackend final : public Backend {
 
   std::optional<std::uint64_t> size(const std::string& name) const override {
     const std::string path = path_of(name);
+    const UniqueFd directory = open_directory_of(name, CreateDirectories::no);
     struct stat info {};
-    if (::lstat(path.c_str(), &info) != 0) {
-      if (errno == ENOENT || errno == ENOTDIR) {
+    if (directory.get() < 0 || ::fstatat(directory.get(), leaf_of(name).c_str(), &info, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (directory.get() < 0 || errno == ENOENT) {
         return std::nullopt;
       }
       throw_system_error(errno, "cannot stat " + path);
@@ -203,11 +208,15 @@ class LocalBackend final : public Backend {
 
   void remove(const std::string& name) override {
     const std::string path = path_of(name);
+    const UniqueFd directory = open_directory_of(name, CreateDirectories::no);
+    if (directory.get() < 0) {
+      return;  // a missing folder holds nothing to delete
+    }
     struct stat info {};
-    if (::lstat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+    if (::fstatat(directory.get(), leaf_of(name).c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(info.st_mode)) {
       throw Error(ErrorKind::corrupt, path + " is a directory, not a stored object: left as it is");
     }
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR) {
+    if (::unlinkat(directory.get(), leaf_of(name).c_str(), 0) != 0 && errno != ENOENT) {
       throw_system_error(errno, "cannot delete " + path);
     }
   }
@@ -218,36 +227,87 @@ class LocalBackend final : public Backend {
     return join_path(root_, name);
   }
 
-  /// Creates a directory once per backend; new directories are made durable in their parent.
-  void ensure_directory(const std::string& directory) {
-    {
-      std::lock_guard lock(mutex_);
-      if (known_directories_.count(directory) != 0) {
-        return;
-      }
+  static std::string leaf_of(const std::string& name) { return name.substr(name.find_last_of('/') + 1); }
+
+  /// The folder that holds object `name`, opened one step at a time from the root without
+  /// following links. A link or a file where a folder should be: Error(corrupt). A missing
+  /// folder: created with CreateDirectories::yes (each made durable in its parent), otherwise an
+  /// empty UniqueFd.
+  UniqueFd open_directory_of(const std::string& name, CreateDirectories create) const {
+    check_object_name(name);
+    UniqueFd directory(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));  // the root may be a link
+    if (directory.get() < 0 && errno == ENOENT && create == CreateDirectories::yes) {
+      create_root();
+      directory = UniqueFd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     }
-    // Every directory this creates must be durable in its parent, not only the deepest one:
-    // the first put() may create the root, "data" and "data/ab" at once.
+    if (directory.get() < 0) {
+      if (errno == ENOENT) {
+        return UniqueFd();
+      }
+      throw_system_error(errno, "cannot open " + root_);
+    }
+    std::string walked = root_;
+    std::size_t start = 0;
+    for (std::size_t slash = name.find('/'); slash != std::string::npos; slash = name.find('/', start)) {
+      const std::string step = name.substr(start, slash - start);
+      walked = join_path(walked, step);
+      start = slash + 1;
+      UniqueFd next(::openat(directory.get(), step.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (next.get() < 0 && errno == ENOENT && create == CreateDirectories::yes) {
+        if (::mkdirat(directory.get(), step.c_str(), directory_mode_) != 0 && errno != EEXIST) {
+          throw_system_error(errno, "cannot create directory " + walked);
+        }
+        if (::fsync(directory.get()) != 0 && errno != EINVAL) {  // the new folder is durable in its parent
+          throw_system_error(errno, "cannot sync directory " + parent_directory(walked));
+        }
+        next = UniqueFd(::openat(directory.get(), step.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      }
+      if (next.get() < 0) {
+        const int error = errno;
+        struct stat info {};
+        if (error == ELOOP || (error == ENOTDIR && ::fstatat(directory.get(), step.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 &&
+                               S_ISLNK(info.st_mode))) {
+          throw Error(ErrorKind::corrupt, walked + " is a symbolic link where the repository has a folder: never "
+                                                   "followed (was the destination tampered with?)");
+        }
+        if (error == ENOENT || error == ENOTDIR) {
+          return UniqueFd();  // nothing can be stored below a missing folder or a file
+        }
+        throw_system_error(error, "cannot open " + walked);
+      }
+      directory = std::move(next);
+    }
+    return directory;
+  }
+
+  /// open_directory_of for reading an object: a missing folder is a missing object.
+  UniqueFd open_existing_directory_of(const std::string& name) const {
+    UniqueFd directory = open_directory_of(name, CreateDirectories::no);
+    if (directory.get() < 0) {
+      throw Error(ErrorKind::not_found, "cannot open " + path_of(name) + ": No such file or directory");
+    }
+    return directory;
+  }
+
+  /// The root and the folders above it that are missing, each made durable in its parent (the
+  /// user chose this path: links in it are followed).
+  void create_root() const {
     std::vector<std::string> missing;
-    for (std::string path = directory; !path_exists(path); path = parent_directory(path)) {
+    for (std::string path = root_; !path_exists(path); path = parent_directory(path)) {
       missing.push_back(path);
       if (path == "/" || path == ".") {
         break;
       }
     }
-    make_directories(directory, directory_mode_);
+    make_directories(root_, directory_mode_);
     for (const std::string& created : missing) {
       sync_directory(parent_directory(created));
     }
-    std::lock_guard lock(mutex_);
-    known_directories_.insert(directory);
   }
 
   std::string root_;
   unsigned file_mode_;
   unsigned directory_mode_;  // file_mode_ with x wherever it has r (0644 -> 0755, 0600 -> 0700)
-  std::mutex mutex_;
-  std::set<std::string> known_directories_;
 };
 
 }  // namespace

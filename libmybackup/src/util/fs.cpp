@@ -14,35 +14,76 @@ namespace mybackup {
 
 namespace {
 
-std::string temporary_name_beside(const std::string& path) {
+/// Writes and fsyncs a new temporary file in `dir_fd`; returns its name. Removes it on failure.
+std::string write_temporary_at(int dir_fd, const std::string& what, ByteView data, unsigned mode) {
   std::array<std::uint8_t, 8> random{};
   random_bytes(random);
-  return join_path(parent_directory(path), ".tmp-" + to_hex(random));
-}
-
-/// Writes and fsyncs a new temporary file beside `path`; returns its name. Removes it on failure.
-std::string write_temporary(const std::string& path, ByteView data, unsigned mode) {
-  const std::string temporary = temporary_name_beside(path);
-  UniqueFd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+  const std::string temporary = ".tmp-" + to_hex(random);
+  UniqueFd fd(::openat(dir_fd, temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
   if (fd.get() < 0) {
-    throw_system_error(errno, "cannot write in " + parent_directory(path));
+    throw_system_error(errno, "cannot write " + what);
   }
   try {
-    write_all(fd.get(), data, path);
+    write_all(fd.get(), data, what);
     if (::fsync(fd.get()) != 0) {
-      throw_system_error(errno, "cannot sync " + path);
+      throw_system_error(errno, "cannot sync " + what);
     }
     if (fd.close_checked() != 0) {
-      throw_system_error(errno, "cannot close " + path);
+      throw_system_error(errno, "cannot close " + what);
     }
   } catch (...) {
-    ::unlink(temporary.c_str());
+    ::unlinkat(dir_fd, temporary.c_str(), 0);
     throw;
   }
   return temporary;
 }
 
+void sync_directory_fd(int dir_fd, const std::string& what) {
+  if (::fsync(dir_fd) != 0 && errno != EINVAL) {  // EINVAL: the filesystem cannot sync dirs
+    throw_system_error(errno, "cannot sync directory " + what);
+  }
+}
+
+/// The directory holding `path`, opened (following links: a home or a config path may be one).
+UniqueFd open_parent(const std::string& path) {
+  const std::string parent = parent_directory(path);
+  UniqueFd fd(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    throw_system_error(errno, "cannot write in " + parent);
+  }
+  return fd;
+}
+
+std::string base_name(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
 }  // namespace
+
+void write_file_atomic_at(int dir_fd, const std::string& name, ByteView data, unsigned mode, const std::string& what) {
+  const std::string temporary = write_temporary_at(dir_fd, what, data, mode);
+  if (::renameat(dir_fd, temporary.c_str(), dir_fd, name.c_str()) != 0) {
+    const int saved = errno;
+    ::unlinkat(dir_fd, temporary.c_str(), 0);
+    throw_system_error(saved, "cannot rename into " + what);
+  }
+  sync_directory_fd(dir_fd, parent_directory(what));
+}
+
+void create_file_atomic_at(int dir_fd, const std::string& name, ByteView data, unsigned mode, const std::string& what) {
+  const std::string temporary = write_temporary_at(dir_fd, what, data, mode);
+  const int rc = ::linkat(dir_fd, temporary.c_str(), dir_fd, name.c_str(), 0);
+  const int saved = errno;
+  ::unlinkat(dir_fd, temporary.c_str(), 0);
+  if (rc != 0) {
+    if (saved == EEXIST) {
+      throw Error(ErrorKind::exists, what + " already exists");
+    }
+    throw_system_error(saved, "cannot create " + what);
+  }
+  sync_directory_fd(dir_fd, parent_directory(what));
+}
 
 void write_all(int fd, ByteView data, const std::string& what) {
   std::size_t done = 0;
@@ -60,27 +101,11 @@ void write_all(int fd, ByteView data, const std::string& what) {
 
 
 void write_file_atomic(const std::string& path, ByteView data, unsigned mode) {
-  const std::string temporary = write_temporary(path, data, mode);
-  if (::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int saved = errno;
-    ::unlink(temporary.c_str());
-    throw_system_error(saved, "cannot rename into " + path);
-  }
-  sync_directory(parent_directory(path));
+  write_file_atomic_at(open_parent(path).get(), base_name(path), data, mode, path);
 }
 
 void create_file_atomic(const std::string& path, ByteView data, unsigned mode) {
-  const std::string temporary = write_temporary(path, data, mode);
-  const int rc = ::link(temporary.c_str(), path.c_str());
-  const int saved = errno;
-  ::unlink(temporary.c_str());
-  if (rc != 0) {
-    if (saved == EEXIST) {
-      throw Error(ErrorKind::exists, path + " already exists");
-    }
-    throw_system_error(saved, "cannot create " + path);
-  }
-  sync_directory(parent_directory(path));
+  create_file_atomic_at(open_parent(path).get(), base_name(path), data, mode, path);
 }
 
 Bytes read_file(const std::string& path) {
@@ -133,9 +158,7 @@ void sync_directory(const std::string& path) {
   if (fd.get() < 0) {
     throw_system_error(errno, "cannot open directory " + path);
   }
-  if (::fsync(fd.get()) != 0 && errno != EINVAL) {  // EINVAL: the filesystem cannot sync dirs
-    throw_system_error(errno, "cannot sync directory " + path);
-  }
+  sync_directory_fd(fd.get(), path);
 }
 
 bool path_exists(const std::string& path) {

@@ -400,5 +400,48 @@ TEST(Backend, a_root_that_is_a_link_is_followed_but_nothing_below_it) {
   EXPECT_EQ(testing::error_kind([&] { backend->get("data/ab/link.enc", 100); }), ErrorKind::corrupt);
 }
 
+// Attack (issue 11, item 1): `keys/` (or any folder of the layout) replaced by a link to a local
+// folder. Sync deleted every file of the link's target, and copied local files to the secondary.
+// No operation may reach through such a link: not reading, not writing, not deleting.
+TEST(Backend, a_link_in_place_of_a_folder_is_never_followed_for_any_operation) {
+  testing::TempDir dir;
+  ASSERT_EQ(::mkdir((dir / "victim").c_str(), 0700), 0);
+  testing::write_text_file(dir / "victim/id_ed25519.json", "PRIVATE KEY");
+  testing::write_text_file(dir / "victim/keep.enc", "keep me");
+  const auto backend = make_local_backend(dir / "repo");
+  backend->put("data/ab/one.enc", as_bytes("1"), Overwrite::no);
+  ASSERT_EQ(::symlink((dir / "victim").c_str(), (dir / "repo/keys").c_str()), 0);
+  ASSERT_EQ(::symlink((dir / "victim").c_str(), (dir / "repo/data/cd").c_str()), 0);
+
+  for (const std::string name : {"keys/id_ed25519.json", "data/cd/keep.enc"}) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(testing::error_kind([&] { backend->get(name, 100); }), ErrorKind::corrupt);
+    EXPECT_EQ(testing::error_kind([&] { backend->get_range(name, 0, 1); }), ErrorKind::corrupt);
+    EXPECT_EQ(testing::error_kind([&] { backend->size(name); }), ErrorKind::corrupt);
+    EXPECT_EQ(testing::error_kind([&] { backend->remove(name); }), ErrorKind::corrupt);
+    EXPECT_EQ(testing::error_kind([&] { backend->put(name, as_bytes("planted"), Overwrite::yes); }), ErrorKind::corrupt);
+  }
+  EXPECT_EQ(testing::error_kind([&] { backend->put("keys/new.json", as_bytes("x"), Overwrite::no); }), ErrorKind::corrupt);
+  EXPECT_TRUE(backend->list("keys").empty());
+  EXPECT_EQ(testing::names_of(backend->list("")), std::vector<std::string>{"data/ab/one.enc"});
+
+  // The link's target is exactly as it was.
+  EXPECT_EQ(testing::files_under(dir / "victim"), (std::vector<std::string>{"id_ed25519.json", "keep.enc"}));
+  EXPECT_EQ(testing::read_text_file(dir / "victim/id_ed25519.json"), "PRIVATE KEY");
+  EXPECT_EQ(testing::read_text_file(dir / "victim/keep.enc"), "keep me");
+}
+
+TEST(Backend, a_file_in_place_of_a_folder_holds_no_objects_and_takes_none) {
+  testing::TempDir dir;
+  const auto backend = make_local_backend(dir / "repo");
+  backend->put("data/ab/one.enc", as_bytes("1"), Overwrite::no);
+  testing::write_text_file(dir / "repo/keys", "not a folder");
+  EXPECT_EQ(backend->size("keys/a.json"), std::nullopt);
+  EXPECT_EQ(testing::error_kind([&] { backend->get("keys/a.json", 100); }), ErrorKind::not_found);
+  EXPECT_NO_THROW(backend->remove("keys/a.json"));
+  EXPECT_EQ(testing::error_kind([&] { backend->put("keys/a.json", as_bytes("x"), Overwrite::no); }), ErrorKind::corrupt);
+  EXPECT_EQ(testing::read_text_file(dir / "repo/keys"), "not a folder");
+}
+
 }  // namespace
 }  // namespace mybackup

@@ -16,6 +16,12 @@ void write_file_atomic(const std::string& path, ByteView data, unsigned mode = 0
 /// the creation are one atomic step: link(2) of the finished temporary file).
 void create_file_atomic(const std::string& path, ByteView data, unsigned mode = 0644);
 
+/// write_file_atomic and create_file_atomic inside the open directory `dir_fd`: `name` is one
+/// path component, never followed if it is a link (the temporary file is created O_NOFOLLOW and
+/// renamed or linked over `name`). `what` names the file in error messages.
+void write_file_atomic_at(int dir_fd, const std::string& name, ByteView data, unsigned mode, const std::string& what);
+void create_file_atomic_at(int dir_fd, const std::string& name, ByteView data, unsigned mode, const std::string& what);
+
 /// Writes all of `data` to `fd`, retrying short writes and EINTR. Throws Error(io), or
 /// Error(no_space) for a full device, as "cannot write <what>: <reason>".
 void write_all(int fd, ByteView data, const std::string& what);
