@@ -7,6 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -15,6 +18,9 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <span>
 #include <iostream>
 
 #include "mybackup/util/clock.hpp"
@@ -29,6 +35,9 @@ namespace mybackup::cli {
 const Home& Context::home() {
   if (!home_) {
     home_ = std::make_unique<Home>(Home::locate(home_option));
+    if (const std::string problem = home_->permission_problem(); !problem.empty() && home_->initialized()) {
+      std::cerr << "mybackup: warning: " << problem << '\n';
+    }
   }
   return *home_;
 }
@@ -44,7 +53,7 @@ spdlog::logger& Context::log() {
       if (home().initialized()) {
         make_directories(home().log_directory(), 0700);
         auto sink = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(home().log_directory() + "/mybackup.log",
-                                                                           5 * 1024 * 1024, 3);
+                                                                           5 * 1024 * 1024, 3, false, private_log_file());
         logger_ = std::make_shared<spdlog::logger>("mybackup", std::move(sink));
         logger_->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z [%l] pid=%P %v");
         logger_->flush_on(spdlog::level::info);
@@ -83,6 +92,12 @@ std::unique_ptr<Session> Context::open_session() {
   return std::make_unique<Session>(home(), *events_, &stop_requested());
 }
 
+spdlog::file_event_handlers private_log_file() {
+  spdlog::file_event_handlers handlers;
+  handlers.after_open = [](const spdlog::filename_t&, std::FILE* file) { ::fchmod(::fileno(file), 0600); };
+  return handlers;
+}
+
 namespace {
 std::atomic<bool> g_stop{false};
 
@@ -94,6 +109,36 @@ extern "C" void on_stop_signal(int signal_number) {
 }  // namespace
 
 const std::atomic<bool>& stop_requested() { return g_stop; }
+
+namespace {
+/// $MYBACKUP_PASSPHRASE as it was when the process started (protect_process took it).
+std::optional<std::string>& environment_passphrase() {
+  static std::optional<std::string> passphrase;
+  return passphrase;
+}
+
+void wipe_environment_passphrase() {
+  if (std::optional<std::string>& passphrase = environment_passphrase(); passphrase.has_value()) {
+    secure_wipe(std::span(reinterpret_cast<std::uint8_t*>(passphrase->data()), passphrase->size()));
+  }
+}
+}  // namespace
+
+void protect_process() {
+  // Key material lives in this process: no core file, and no other process of this user may
+  // attach to it or read its memory.
+  const rlimit no_core{0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  // The passphrase is taken out of the environment, so no child (notify.command, the scheduler's
+  // jobs) inherits it, and wiped where it was.
+  if (char* value = std::getenv("MYBACKUP_PASSPHRASE"); value != nullptr) {
+    environment_passphrase() = std::string(value);
+    secure_wipe(std::span(reinterpret_cast<std::uint8_t*>(value), std::strlen(value)));
+    ::unsetenv("MYBACKUP_PASSPHRASE");
+    std::atexit(wipe_environment_passphrase);
+  }
+}
 
 void install_stop_handlers() {
   struct sigaction action {};
@@ -213,8 +258,8 @@ void read_passphrase(const std::string& passphrase_file, PassphraseUse use, Pass
     }
     return;
   }
-  if (const char* env = std::getenv("MYBACKUP_PASSPHRASE"); env != nullptr) {
-    text = env;
+  if (const std::optional<std::string>& env = environment_passphrase(); env.has_value()) {
+    text = *env;
     if (text.empty()) {
       throw Error(ErrorKind::usage, "MYBACKUP_PASSPHRASE is set but empty: set it to the passphrase, or unset it to be asked");
     }

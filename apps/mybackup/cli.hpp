@@ -26,6 +26,8 @@
 #include "mybackup/engine/sync.hpp"
 #include "mybackup/session/session.hpp"
 
+#include <spdlog/common.h>
+
 namespace spdlog {
 class logger;
 }
@@ -57,6 +59,14 @@ struct Context {
   std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<SessionEvents> events_;
 };
+
+/// File events for every log this program writes: a log names backed-up paths, so each file is
+/// made private (0600) as it is opened, whatever the umask, rotated files included.
+spdlog::file_event_handlers private_log_file();
+
+/// First thing in main: no core dumps and no attaching to this process (it holds key material),
+/// and $MYBACKUP_PASSPHRASE taken out of the environment (read_passphrase still sees it).
+void protect_process();
 
 /// SIGINT/SIGTERM set stop_requested(); long commands stop at a safe point. A second signal ends
 /// the process at once (the handler restores the default action).

@@ -62,7 +62,7 @@ std::shared_ptr<spdlog::logger> open_log(const std::string& directory, const std
   const std::string path = join_path(directory, name + ".log");
   try {
     // Appends (O_APPEND): the manager, the service and `schedule run` may write at the same time.
-    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(path));
+    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, false, private_log_file()));
   } catch (const spdlog::spdlog_ex& error) {
     throw Error(ErrorKind::io, "cannot open the log " + path + ": " + error.what() + " (check schedule.log_dir)");
   }

@@ -37,6 +37,7 @@ std::string unknown_command(CLI::App& app, int argc, char** argv) {
 int main(int argc, char** argv) {
   using namespace mybackup;
   using namespace mybackup::cli;
+  protect_process();
   // The backup pipeline allocates and frees many chunk-sized buffers from several threads. With
   // glibc's default (a threshold that grows after each free), those end up in per-thread heaps
   // that keep the memory; a fixed threshold maps them directly and returns them on free, which

@@ -47,6 +47,33 @@ TEST_F(CliTest, InitCreatesConfigKeyAndCatalog) {
   EXPECT_TRUE(contains(read_text(key_path()), "mybackup-key-v1"));
 }
 
+// Attack (issue 11, item 13): under umask 000 the log was 0666, readable by every local user.
+TEST_F(CliTest, TheHomeCatalogAndLogsArePrivateWhateverTheUmask) {
+  const mode_t saved = ::umask(0);
+  configure();
+  const Result backed_up = run({"backup"});
+  ::umask(saved);
+  ASSERT_TRUE(succeeded(backed_up));
+  EXPECT_EQ(file_mode(home_), 0700U);
+  EXPECT_EQ(file_mode(home_ + "/backups.db"), 0600U);
+  EXPECT_EQ(file_mode(home_ + "/key"), 0600U);
+  EXPECT_EQ(file_mode(log_path()), 0600U);
+  for (const std::string side : {"-wal", "-shm"}) {
+    if (exists(home_ + "/backups.db" + side)) {
+      EXPECT_EQ(file_mode(home_ + "/backups.db" + side), 0600U) << side;
+    }
+  }
+
+  // A home opened up by hand is tightened by nobody but the user: each command says how.
+  ASSERT_EQ(::chmod(home_.c_str(), 0755), 0);
+  const Result status = run({"status"});
+  ASSERT_TRUE(succeeded(status));
+  EXPECT_TRUE(contains(status.err, "can be read by other users (mode 0755)")) << status;
+  EXPECT_TRUE(contains(status.err, "chmod 700 " + home_)) << status;
+  ASSERT_EQ(::chmod(home_.c_str(), 0700), 0);
+  EXPECT_FALSE(contains(run({"status"}).err, "other users"));
+}
+
 TEST_F(CliTest, BackupThenStatusShowsFilesAndSource) {
   configure();
   const Result backup = run({"backup"});

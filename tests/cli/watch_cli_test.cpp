@@ -78,15 +78,19 @@ TEST_F(WatchCliTest, AFailedRunIsNotifiedAndTheWatcherGoesOn) {
   ASSERT_TRUE(succeeded(run({"config", "set", "destination", root_ + "/not-a-directory/dest"})));
   const std::string note = root_ + "/note";
   ASSERT_TRUE(succeeded(run({"config", "set", "notify.command",
-                             "sh -c 'printf \"%s|%s|%s\" \"$1\" \"$2\" \"$3\" > " + note +
-                                 "' notify '{message}' {exit_code} '{source}'"})));
+                             "sh -c 'printf \"%s|%s|%s|%s\" \"$1\" \"$2\" \"$3\" \"${MYBACKUP_PASSPHRASE-unset}\" > " +
+                                 note + "' notify '{message}' {exit_code} '{source}'"})));
   Result watch;
-  const pid_t pid = start({"watch", "--interval", "3600"}, watch);
+  // A passphrase in the environment never reaches the notification command (issue 11, item 13).
+  RunOptions with_passphrase;
+  with_passphrase.env = {{"MYBACKUP_PASSPHRASE", "secret passphrase 42"}};
+  const pid_t pid = start({"watch", "--interval", "3600"}, watch, with_passphrase);
   ASSERT_GT(pid, 0);
   ASSERT_TRUE(eventually([&] { return !read_text(note).empty(); })) << read_text(log_path());
   const std::string text = read_text(note);
   EXPECT_EQ(text.rfind("backup failed: ", 0), 0u) << text;
-  EXPECT_TRUE(contains(text, "|1|" + src_)) << text;
+  EXPECT_TRUE(contains(text, "|1|" + src_ + "|unset")) << text;
+  EXPECT_FALSE(contains(text, "secret passphrase")) << text;
   EXPECT_EQ(::kill(pid, 0), 0) << "the watcher ended after a failed run";
   stop(pid, watch);
   EXPECT_TRUE(contains(watch.err, "mybackup: error: backup failed: ")) << watch;

@@ -5,6 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstring>
 
 #include "mybackup/util/clock.hpp"
@@ -137,8 +141,26 @@ void forget_deleted_packs(SQLite::Database& db, const Manifest& manifest, const 
 
 }  // namespace
 
+namespace {
+
+/// The catalog lists every backed-up path: it is private to its owner (0600), whatever the umask.
+/// SQLite gives its -wal and -shm files the database file's mode.
+const std::string& private_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0) {
+    struct stat info {};
+    if (::fstat(fd, &info) == 0 && S_ISREG(info.st_mode) && (info.st_mode & 077U) != 0 && info.st_uid == ::geteuid()) {
+      ::fchmod(fd, 0600);  // a catalog made before this rule, or by hand
+    }
+    ::close(fd);
+  }
+  return path;  // a failure to open shows, with its reason, when SQLite opens the file
+}
+
+}  // namespace
+
 struct Catalog::Impl {
-  explicit Impl(const std::string& file) : db(file, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE), path(file) {}
+  explicit Impl(const std::string& file) : db(private_file(file), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE), path(file) {}
   SQLite::Database db;
   std::string path;
 };

@@ -1,5 +1,6 @@
 #include "mybackup/home/home.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,6 +27,16 @@ Home Home::locate(const std::string& cli_home) {
     throw Error(ErrorKind::usage, "cannot find your home directory: set HOME, MYBACKUP_HOME or pass --home DIR");
   }
   return Home(normalize_path(std::string(user_home) + "/.mybackup"));
+}
+
+std::string Home::permission_problem() const {
+  struct stat info {};
+  if (::stat(root_.c_str(), &info) != 0 || (info.st_mode & 077U) == 0) {
+    return "";
+  }
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode) & 07777U);
+  return root_ + " can be read by other users (mode " + mode + "): it holds your key; run `chmod 700 " + root_ + "`";
 }
 
 std::unique_ptr<Backend> Home::pending_keys() const { return make_local_backend(root_, 0600); }

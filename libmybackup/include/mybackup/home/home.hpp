@@ -48,6 +48,9 @@ class Home {
   std::unique_ptr<Backend> pending_keys() const;
 
   bool initialized() const;
+  /// What is wrong with the home's permissions, "" when nothing is: the home holds the key and
+  /// the list of every backed-up path, so it must be 0700 (no access for group or others).
+  std::string permission_problem() const;
   /// Error(not_found) "mybackup is not initialized in DIR: run `mybackup init`" unless initialized().
   void require_initialized() const;
 
