@@ -73,6 +73,209 @@ auto guarded(const std::string& path, Body&& body) -> decltype(body()) {
   }
 }
 
+/// The run's own row. Returns its id.
+std::int64_t insert_run(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key,
+                        const RunStats& stats) {
+  std::string sources;
+  for (const std::string& source : manifest.sources) {
+    sources += (sources.empty() ? "" : "\n") + source;
+  }
+  SQLite::Statement run(db,
+                        "INSERT INTO runs(seq, kind, manifest, host, started_ns, finished_ns, status, error, sources, "
+                        "files_new, files_changed, files_deleted, files_unchanged, files_skipped, bytes_scanned, "
+                        "bytes_read, bytes_new, bytes_stored) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  if (manifest_key.empty()) {
+    run.bind(1);  // a run that changed nothing wrote no manifest
+  } else {
+    run.bind(1, as_i64(manifest.seq));
+  }
+  run.bind(2, manifest.kind == RunKind::backup ? "backup" : "clean");
+  run.bind(3, manifest_key);
+  run.bind(4, manifest.host);
+  run.bind(5, manifest.started_ns);
+  run.bind(6, manifest.finished_ns);
+  run.bind(7, stats.status);
+  run.bind(8, stats.error);
+  run.bind(9, sources);
+  const std::uint64_t counters[] = {stats.files_new,     stats.files_changed, stats.files_deleted,
+                                    stats.files_unchanged, stats.files_skipped, stats.bytes_scanned,
+                                    stats.bytes_read,    stats.bytes_new,     stats.bytes_stored};
+  int column = 10;
+  for (const std::uint64_t counter : counters) {
+    run.bind(column++, as_i64(counter));
+  }
+  run.exec();
+  return db.getLastInsertRowid();
+}
+
+/// The run's packs and where each of their chunks is.
+void record_packs(SQLite::Database& db, const Manifest& manifest, std::int64_t run_id) {
+  SQLite::Statement insert_pack(db, "INSERT INTO packs(name, size, run_id) VALUES(?,?,?) "
+                                    "ON CONFLICT(name) DO UPDATE SET size = excluded.size RETURNING id");
+  // A backup never stores a chunk it knows; if an old location exists it stays. A clean run's
+  // packs hold live chunks copied out of packs it is about to delete: those chunks move.
+  SQLite::Statement insert_chunk(db, manifest.kind == RunKind::clean
+                                         ? "INSERT INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
+                                           "VALUES(?,?,?,?,?,?) ON CONFLICT(hash) DO UPDATE SET pack_id = excluded.pack_id, "
+                                           "offset = excluded.offset, length = excluded.length, flags = excluded.flags"
+                                         : "INSERT OR IGNORE INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
+                                           "VALUES(?,?,?,?,?,?)");
+  for (const ManifestPack& pack : manifest.packs) {
+    insert_pack.bind(1, pack.name);
+    insert_pack.bind(2, as_i64(pack.size));
+    insert_pack.bind(3, run_id);
+    if (!insert_pack.executeStep()) {
+      throw Error(ErrorKind::io, "cannot record pack " + pack.name);
+    }
+    const std::int64_t pack_id = insert_pack.getColumn(0).getInt64();
+    insert_pack.reset();
+    for (const PackEntry& blob : pack.blobs) {
+      insert_chunk.bind(1, blob.id.data(), static_cast<int>(blob.id.size()));
+      insert_chunk.bind(2, pack_id);
+      insert_chunk.bind(3, static_cast<std::int64_t>(blob.offset));
+      insert_chunk.bind(4, static_cast<std::int64_t>(blob.length));
+      insert_chunk.bind(5, static_cast<std::int64_t>(blob.raw_length));
+      insert_chunk.bind(6, static_cast<int>(blob.flags));
+      insert_chunk.exec();
+      insert_chunk.reset();
+    }
+  }
+}
+
+/// Records the versions of one run: each with its path's row, its chunk list (each listing is
+/// one reference) and the stored size of its chunks. Its statements are prepared once per run.
+class VersionRecorder {
+ public:
+  VersionRecorder(SQLite::Database& db, const std::string& manifest_key, std::int64_t run_id)
+      : db_(db),
+        manifest_key_(manifest_key),
+        run_id_(run_id),
+        find_file_(db, "SELECT id FROM files WHERE path = ?"),
+        insert_file_(db, "INSERT INTO files(path) VALUES(?)"),
+        find_chunk_(db, "SELECT id, length FROM chunks WHERE hash = ?"),
+        insert_version_(db, "INSERT INTO versions(file_id, run_id, number, type, size, stored_size, mtime_ns, mode, "
+                            "inode, sha256, link_target) VALUES(?,?,?,?,?,?,?,?,?,?,?)"),
+        insert_link_(db, "INSERT INTO version_chunks(version_id, seq, chunk_id) VALUES(?,?,?)"),
+        add_reference_(db, "UPDATE chunks SET refcount = refcount + 1 WHERE id = ?"),
+        set_stored_(db, "UPDATE versions SET stored_size = ? WHERE id = ?") {}
+
+  void record(const ManifestVersion& version) {
+    const std::int64_t version_id = insert_version(version, file_id(version.path));
+    const std::int64_t stored = link_chunks(version_id, version.chunks);
+    if (stored != 0) {
+      set_stored_.bind(1, stored);
+      set_stored_.bind(2, version_id);
+      set_stored_.exec();
+      set_stored_.reset();
+    }
+  }
+
+ private:
+  /// The path's row, added if it has none.
+  std::int64_t file_id(const std::string& path) {
+    find_file_.bind(1, path);
+    std::int64_t id = 0;
+    if (find_file_.executeStep()) {
+      id = find_file_.getColumn(0).getInt64();
+    } else {
+      insert_file_.bind(1, path);
+      insert_file_.exec();
+      insert_file_.reset();
+      id = db_.getLastInsertRowid();
+    }
+    find_file_.reset();
+    return id;
+  }
+
+  /// The version's row, with a stored size of 0 until its chunks are linked. Returns its id.
+  std::int64_t insert_version(const ManifestVersion& version, std::int64_t file_id) {
+    insert_version_.bind(1, file_id);
+    insert_version_.bind(2, run_id_);
+    insert_version_.bind(3, static_cast<std::int64_t>(version.number));
+    insert_version_.bind(4, static_cast<int>(version.type));
+    insert_version_.bind(5, as_i64(version.size));
+    insert_version_.bind(6, static_cast<std::int64_t>(0));
+    insert_version_.bind(7, version.mtime_ns);
+    insert_version_.bind(8, static_cast<std::int64_t>(version.mode));
+    insert_version_.bind(9, as_i64(version.inode));
+    if (version.type == EntryType::file) {
+      insert_version_.bind(10, version.sha256.data(), static_cast<int>(version.sha256.size()));
+    } else {
+      insert_version_.bind(10);
+    }
+    if (version.type == EntryType::symlink) {
+      insert_version_.bind(11, version.link_target);
+    } else {
+      insert_version_.bind(11);
+    }
+    insert_version_.exec();
+    insert_version_.reset();
+    return db_.getLastInsertRowid();
+  }
+
+  /// Lists the chunks under the version, in file order, each one reference more. Returns the sum
+  /// of their blob lengths. Error(corrupt) for a chunk the catalog does not know.
+  std::int64_t link_chunks(std::int64_t version_id, const std::vector<ChunkId>& chunks) {
+    std::int64_t stored = 0;
+    std::int64_t seq = 0;
+    for (const ChunkId& id : chunks) {
+      find_chunk_.bind(1, id.data(), static_cast<int>(id.size()));
+      if (!find_chunk_.executeStep()) {
+        throw Error(ErrorKind::corrupt, "manifest " + manifest_key_ + " references unknown chunk " + to_hex(id));
+      }
+      const std::int64_t chunk_id = find_chunk_.getColumn(0).getInt64();
+      stored += find_chunk_.getColumn(1).getInt64();
+      find_chunk_.reset();
+      insert_link_.bind(1, version_id);
+      insert_link_.bind(2, seq++);
+      insert_link_.bind(3, chunk_id);
+      insert_link_.exec();
+      insert_link_.reset();
+      add_reference_.bind(1, chunk_id);
+      add_reference_.exec();
+      add_reference_.reset();
+    }
+    return stored;
+  }
+
+  SQLite::Database& db_;
+  const std::string& manifest_key_;
+  std::int64_t run_id_;
+  SQLite::Statement find_file_;
+  SQLite::Statement insert_file_;
+  SQLite::Statement find_chunk_;
+  SQLite::Statement insert_version_;
+  SQLite::Statement insert_link_;
+  SQLite::Statement add_reference_;
+  SQLite::Statement set_stored_;
+};
+
+void record_versions(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key,
+                     std::int64_t run_id) {
+  VersionRecorder recorder(db, manifest_key, run_id);
+  for (const ManifestVersion& version : manifest.versions) {
+    recorder.record(version);
+  }
+}
+
+/// Adds what storing the run encrypted to the key's count (Catalog::encryptions): the manifest,
+/// each pack header and, for a backup, each blob (a clean copies blobs without encrypting them).
+void count_encryptions(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key) {
+  if (manifest_key.empty()) {
+    return;
+  }
+  std::uint64_t sealed = 1 + manifest.packs.size();
+  if (manifest.kind == RunKind::backup) {
+    for (const ManifestPack& pack : manifest.packs) {
+      sealed += pack.blobs.size();
+    }
+  }
+  SQLite::Statement count(db, "INSERT INTO meta(key, value) VALUES('encryptions', ?) ON CONFLICT(key) DO UPDATE "
+                              "SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)");
+  count.bind(1, std::to_string(sealed));
+  count.exec();
+}
+
 /// A clean run's removed versions: each goes with its chunk references (a version may list one
 /// chunk several times; each listing is one reference), and its path when nothing is left of it.
 void forget_removed_versions(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key) {
@@ -264,152 +467,10 @@ void Catalog::record_run(const Manifest& manifest, const std::string& manifest_k
   return guarded(impl_->path, [&] {
     SQLite::Database& db = impl_->db;
     SQLite::Transaction transaction(db);
-
-    std::string sources;
-    for (const std::string& source : manifest.sources) {
-      sources += (sources.empty() ? "" : "\n") + source;
-    }
-    SQLite::Statement run(db,
-                          "INSERT INTO runs(seq, kind, manifest, host, started_ns, finished_ns, status, error, sources, "
-                          "files_new, files_changed, files_deleted, files_unchanged, files_skipped, bytes_scanned, "
-                          "bytes_read, bytes_new, bytes_stored) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    if (manifest_key.empty()) {
-      run.bind(1);  // a run that changed nothing wrote no manifest
-    } else {
-      run.bind(1, as_i64(manifest.seq));
-    }
-    run.bind(2, manifest.kind == RunKind::backup ? "backup" : "clean");
-    run.bind(3, manifest_key);
-    run.bind(4, manifest.host);
-    run.bind(5, manifest.started_ns);
-    run.bind(6, manifest.finished_ns);
-    run.bind(7, stats.status);
-    run.bind(8, stats.error);
-    run.bind(9, sources);
-    const std::uint64_t counters[] = {stats.files_new,     stats.files_changed, stats.files_deleted,
-                                      stats.files_unchanged, stats.files_skipped, stats.bytes_scanned,
-                                      stats.bytes_read,    stats.bytes_new,     stats.bytes_stored};
-    int column = 10;
-    for (const std::uint64_t counter : counters) {
-      run.bind(column++, as_i64(counter));
-    }
-    run.exec();
-    const std::int64_t run_id = db.getLastInsertRowid();
-
-    SQLite::Statement insert_pack(db, "INSERT INTO packs(name, size, run_id) VALUES(?,?,?) "
-                                      "ON CONFLICT(name) DO UPDATE SET size = excluded.size RETURNING id");
-    // A backup never stores a chunk it knows; if an old location exists it stays. A clean run's
-    // packs hold live chunks copied out of packs it is about to delete: those chunks move.
-    SQLite::Statement insert_chunk(db, manifest.kind == RunKind::clean
-                                           ? "INSERT INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
-                                             "VALUES(?,?,?,?,?,?) ON CONFLICT(hash) DO UPDATE SET pack_id = excluded.pack_id, "
-                                             "offset = excluded.offset, length = excluded.length, flags = excluded.flags"
-                                           : "INSERT OR IGNORE INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
-                                             "VALUES(?,?,?,?,?,?)");
-    for (const ManifestPack& pack : manifest.packs) {
-      insert_pack.bind(1, pack.name);
-      insert_pack.bind(2, as_i64(pack.size));
-      insert_pack.bind(3, run_id);
-      if (!insert_pack.executeStep()) {
-        throw Error(ErrorKind::io, "cannot record pack " + pack.name);
-      }
-      const std::int64_t pack_id = insert_pack.getColumn(0).getInt64();
-      insert_pack.reset();
-      for (const PackEntry& blob : pack.blobs) {
-        insert_chunk.bind(1, blob.id.data(), static_cast<int>(blob.id.size()));
-        insert_chunk.bind(2, pack_id);
-        insert_chunk.bind(3, static_cast<std::int64_t>(blob.offset));
-        insert_chunk.bind(4, static_cast<std::int64_t>(blob.length));
-        insert_chunk.bind(5, static_cast<std::int64_t>(blob.raw_length));
-        insert_chunk.bind(6, static_cast<int>(blob.flags));
-        insert_chunk.exec();
-        insert_chunk.reset();
-      }
-    }
-
-    SQLite::Statement find_file(db, "SELECT id FROM files WHERE path = ?");
-    SQLite::Statement insert_file(db, "INSERT INTO files(path) VALUES(?)");
-    SQLite::Statement find_chunk(db, "SELECT id, length FROM chunks WHERE hash = ?");
-    SQLite::Statement insert_version(db,
-                                     "INSERT INTO versions(file_id, run_id, number, type, size, stored_size, mtime_ns, mode, "
-                                     "inode, sha256, link_target) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
-    SQLite::Statement insert_link(db, "INSERT INTO version_chunks(version_id, seq, chunk_id) VALUES(?,?,?)");
-    SQLite::Statement add_reference(db, "UPDATE chunks SET refcount = refcount + 1 WHERE id = ?");
-    SQLite::Statement set_stored(db, "UPDATE versions SET stored_size = ? WHERE id = ?");
-    for (const ManifestVersion& version : manifest.versions) {
-      find_file.bind(1, version.path);
-      std::int64_t file_id = 0;
-      if (find_file.executeStep()) {
-        file_id = find_file.getColumn(0).getInt64();
-      } else {
-        insert_file.bind(1, version.path);
-        insert_file.exec();
-        insert_file.reset();
-        file_id = db.getLastInsertRowid();
-      }
-      find_file.reset();
-
-      insert_version.bind(1, file_id);
-      insert_version.bind(2, run_id);
-      insert_version.bind(3, static_cast<std::int64_t>(version.number));
-      insert_version.bind(4, static_cast<int>(version.type));
-      insert_version.bind(5, as_i64(version.size));
-      insert_version.bind(6, static_cast<std::int64_t>(0));
-      insert_version.bind(7, version.mtime_ns);
-      insert_version.bind(8, static_cast<std::int64_t>(version.mode));
-      insert_version.bind(9, as_i64(version.inode));
-      if (version.type == EntryType::file) {
-        insert_version.bind(10, version.sha256.data(), static_cast<int>(version.sha256.size()));
-      } else {
-        insert_version.bind(10);
-      }
-      if (version.type == EntryType::symlink) {
-        insert_version.bind(11, version.link_target);
-      } else {
-        insert_version.bind(11);
-      }
-      insert_version.exec();
-      insert_version.reset();
-      const std::int64_t version_id = db.getLastInsertRowid();
-
-      std::int64_t stored = 0;
-      std::int64_t seq = 0;
-      for (const ChunkId& id : version.chunks) {
-        find_chunk.bind(1, id.data(), static_cast<int>(id.size()));
-        if (!find_chunk.executeStep()) {
-          throw Error(ErrorKind::corrupt, "manifest " + manifest_key + " references unknown chunk " + to_hex(id));
-        }
-        const std::int64_t chunk_id = find_chunk.getColumn(0).getInt64();
-        stored += find_chunk.getColumn(1).getInt64();
-        find_chunk.reset();
-        insert_link.bind(1, version_id);
-        insert_link.bind(2, seq++);
-        insert_link.bind(3, chunk_id);
-        insert_link.exec();
-        insert_link.reset();
-        add_reference.bind(1, chunk_id);
-        add_reference.exec();
-        add_reference.reset();
-      }
-      if (stored != 0) {
-        set_stored.bind(1, stored);
-        set_stored.bind(2, version_id);
-        set_stored.exec();
-        set_stored.reset();
-      }
-    }
-    if (!manifest_key.empty()) {
-      std::uint64_t sealed = 1 + manifest.packs.size();  // the manifest and each pack header
-      if (manifest.kind == RunKind::backup) {
-        for (const ManifestPack& pack : manifest.packs) {
-          sealed += pack.blobs.size();
-        }
-      }
-      SQLite::Statement count(db, "INSERT INTO meta(key, value) VALUES('encryptions', ?) ON CONFLICT(key) DO UPDATE "
-                                  "SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)");
-      count.bind(1, std::to_string(sealed));
-      count.exec();
-    }
+    const std::int64_t run_id = insert_run(db, manifest, manifest_key, stats);
+    record_packs(db, manifest, run_id);
+    record_versions(db, manifest, manifest_key, run_id);
+    count_encryptions(db, manifest, manifest_key);
     forget_removed_versions(db, manifest, manifest_key);
     forget_deleted_packs(db, manifest, manifest_key);
     transaction.commit();
@@ -654,7 +715,8 @@ struct GroupedRows {
 struct Catalog::VersionCursor::Impl : GroupedRows {
   Impl(SQLite::Database& db, std::string file)
       : GroupedRows(db,
-                    "SELECT v.id, f.path, v.number, v.type, v.size, v.mtime_ns, v.mode, v.sha256, v.link_target, c.hash "
+                    "SELECT v.id, f.path, v.number, v.type, v.size, v.mtime_ns, v.mode, v.sha256, v.link_target, v.inode, "
+                    "c.hash "
                     "FROM files f JOIN versions v ON v.file_id = f.id LEFT JOIN version_chunks vc ON vc.version_id = v.id "
                     "LEFT JOIN chunks c ON c.id = vc.chunk_id ORDER BY f.path, v.number, vc.seq",
                     std::move(file)) {}
@@ -663,12 +725,12 @@ struct Catalog::VersionCursor::Impl : GroupedRows {
 Catalog::VersionCursor::VersionCursor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Catalog::VersionCursor::~VersionCursor() = default;
 
-bool Catalog::VersionCursor::next(VersionContent& version) {
+bool Catalog::VersionCursor::next(ManifestVersion& version) {
   std::int64_t id = 0;
   return impl_->next(
       [&](SQLite::Statement& query) {
         id = query.getColumn(0).getInt64();
-        version = VersionContent{};
+        version = ManifestVersion{};
         version.path = query.getColumn(1).getString();
         version.number = static_cast<std::uint32_t>(query.getColumn(2).getInt64());
         version.type = static_cast<EntryType>(query.getColumn(3).getInt());
@@ -677,11 +739,12 @@ bool Catalog::VersionCursor::next(VersionContent& version) {
         version.mode = static_cast<std::uint32_t>(query.getColumn(6).getInt64());
         read_id(query.getColumn(7), version.sha256);
         version.link_target = query.getColumn(8).getString();
+        version.inode = static_cast<std::uint64_t>(query.getColumn(9).getInt64());
       },
       [&](SQLite::Statement& query) { return query.getColumn(0).getInt64() == id; },
       [&](SQLite::Statement& query) {
         ChunkId chunk{};
-        if (read_id(query.getColumn(9), chunk)) {
+        if (read_id(query.getColumn(10), chunk)) {
           version.chunks.push_back(chunk);
         }
       });
@@ -698,11 +761,11 @@ struct Catalog::PackCursor::Impl : GroupedRows {
 Catalog::PackCursor::PackCursor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Catalog::PackCursor::~PackCursor() = default;
 
-bool Catalog::PackCursor::next(PackIndex& pack) {
+bool Catalog::PackCursor::next(ManifestPack& pack) {
   const std::string& path = impl_->path;
   return impl_->next(
       [&](SQLite::Statement& query) {
-        pack = PackIndex{};
+        pack = ManifestPack{};
         pack.name = query.getColumn(0).getString();
         pack.size = static_cast<std::uint64_t>(query.getColumn(1).getInt64());
       },
@@ -719,7 +782,7 @@ bool Catalog::PackCursor::next(PackIndex& pack) {
         entry.length = static_cast<std::uint32_t>(query.getColumn(4).getInt64());
         entry.raw_length = static_cast<std::uint32_t>(query.getColumn(5).getInt64());
         entry.flags = static_cast<std::uint8_t>(query.getColumn(6).getInt());
-        pack.entries.push_back(entry);
+        pack.blobs.push_back(entry);
       });
 }
 

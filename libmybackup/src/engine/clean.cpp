@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "mybackup/engine/commit.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/format/pack.hpp"
 
@@ -139,6 +140,39 @@ void estimate_copy(const std::vector<const PackUsage*>& packs, CleanReport& repo
   }
 }
 
+/// The packs the clean deletes, with their figures in the report: the dead ones, the rewritten
+/// ones whose live blobs were copied (a damaged one stays, its dead bytes kept), the orphans.
+std::vector<std::string> packs_to_delete(const CleanPlan& plan, const Repository& repository, CleanReport& report) {
+  const auto damaged = [&report](const std::string& name) {
+    return std::find(report.damaged_packs.begin(), report.damaged_packs.end(), name) != report.damaged_packs.end();
+  };
+  std::vector<std::string> names;
+  for (const PackUsage* pack : plan.dead) {
+    names.push_back(pack->name);
+    ++report.packs_deleted;
+    report.chunks_removed += pack->dead_chunks;
+    report.bytes_deleted += pack->size;
+  }
+  for (const PackUsage* pack : plan.rewrite) {
+    if (damaged(pack->name)) {
+      report.bytes_dead_kept += pack->dead_bytes;
+      continue;
+    }
+    names.push_back(pack->name);
+    ++report.packs_rewritten;
+    report.chunks_removed += pack->dead_chunks;
+    report.bytes_deleted += pack->size;
+  }
+  for (const std::string& name : plan.orphans) {
+    names.push_back(name);
+    ++report.orphan_packs;
+    if (const auto size = repository.pack_size(name)) {
+      report.bytes_deleted += *size;
+    }
+  }
+  return names;
+}
+
 }  // namespace
 
 CleanReport run_clean(Catalog& catalog, Repository& repository, const RepositoryLock* lock, const CleanOptions& options) {
@@ -167,38 +201,12 @@ CleanReport run_clean(Catalog& catalog, Repository& repository, const Repository
       report.bytes_written += pack.size;
     }
   }
-  const auto damaged = [&report](const std::string& name) {
-    return std::find(report.damaged_packs.begin(), report.damaged_packs.end(), name) != report.damaged_packs.end();
-  };
 
   Manifest manifest;
   manifest.kind = RunKind::clean;
-  manifest.host = host_name();
   manifest.removed = std::move(plan.removed);
   manifest.packs = std::move(written);
-  for (const PackUsage* pack : plan.dead) {
-    manifest.deleted_packs.push_back(pack->name);
-    ++report.packs_deleted;
-    report.chunks_removed += pack->dead_chunks;
-    report.bytes_deleted += pack->size;
-  }
-  for (const PackUsage* pack : plan.rewrite) {
-    if (damaged(pack->name)) {
-      report.bytes_dead_kept += pack->dead_bytes;
-      continue;
-    }
-    manifest.deleted_packs.push_back(pack->name);
-    ++report.packs_rewritten;
-    report.chunks_removed += pack->dead_chunks;
-    report.bytes_deleted += pack->size;
-  }
-  for (const std::string& name : plan.orphans) {
-    manifest.deleted_packs.push_back(name);
-    ++report.orphan_packs;
-    if (const auto size = repository.pack_size(name)) {
-      report.bytes_deleted += *size;
-    }
-  }
+  manifest.deleted_packs = packs_to_delete(plan, repository, report);
   report.finished_ns = clock.now_ns();
   if (options.dry_run) {
     return report;
@@ -211,24 +219,12 @@ CleanReport run_clean(Catalog& catalog, Repository& repository, const Repository
   // is recorded on the destination.
   manifest.started_ns = report.started_ns;
   manifest.finished_ns = report.finished_ns;
-  if (lock != nullptr && lock->lost()) {
-    throw Error(ErrorKind::locked, "the lock on " + repository.location() +
-                                       " was taken over by another writer during this clean (was the computer asleep?): "
-                                       "nothing was recorded, run `mybackup clean` again");
-  }
-  const bool changes = !manifest.removed.empty() || !manifest.packs.empty() || !manifest.deleted_packs.empty();
-  if (changes) {
-    std::array<std::uint8_t, 8> run_id{};
-    random_bytes(run_id);
-    manifest.run_id = to_hex(run_id);
-    manifest.seq = std::max(repository.next_manifest_seq(), catalog.last_seq() + 1);
-    report.manifest_key = repository.put_manifest(manifest);
-    report.seq = manifest.seq;
-  }
   RunStats stats;
   stats.files_deleted = report.versions_removed;
   stats.bytes_stored = report.bytes_written;
-  catalog.record_run(manifest, report.manifest_key, stats);
+  const CommittedRun committed = commit_run(catalog, repository, lock, manifest, stats);
+  report.manifest_key = committed.manifest_key;
+  report.seq = committed.seq;
   for (const std::string& name : manifest.deleted_packs) {
     try {
       repository.delete_pack(name);

@@ -141,7 +141,7 @@ class Verifier {
 
   void load_catalog_packs() {
     const std::unique_ptr<Catalog::PackCursor> cursor = catalog_.pack_cursor();
-    for (PackIndex pack; cursor->next(pack);) {
+    for (ManifestPack pack; cursor->next(pack);) {
       packs_.push_back(std::move(pack));
     }
     report_.packs_referenced = packs_.size();
@@ -153,7 +153,7 @@ class Verifier {
     report_.packs_on_destination = stored.size();
     for (std::size_t i = 0; i < packs_.size(); ++i) {
       check_cancel();
-      const PackIndex& pack = packs_[i];
+      const ManifestPack& pack = packs_[i];
       const auto found = std::lower_bound(stored.begin(), stored.end(), pack.name,
                                           [](const Repository::StoredPack& a, const std::string& name) { return a.name < name; });
       const std::optional<std::uint64_t> size =
@@ -170,7 +170,7 @@ class Verifier {
       progress("sizes", i + 1, packs_.size());
     }
     std::unordered_set<std::string> referenced;
-    for (const PackIndex& pack : packs_) {
+    for (const ManifestPack& pack : packs_) {
       referenced.insert(pack.name);
     }
     for (const Repository::StoredPack& stored_pack : stored) {
@@ -272,11 +272,11 @@ class Verifier {
     std::vector<AffectedVersion> only_live;
     std::vector<AffectedVersion> only_replayed;
     std::vector<AffectedVersion> different;
-    VersionContent a;
-    VersionContent b;
+    ManifestVersion a;
+    ManifestVersion b;
     bool has_a = live->next(a);
     bool has_b = replayed->next(b);
-    const auto key = [](const VersionContent& version) { return AffectedVersion{version.path, version.number}; };
+    const auto key = [](const ManifestVersion& version) { return AffectedVersion{version.path, version.number}; };
     while (has_a || has_b) {
       if (has_a && (!has_b || key(a) < key(b))) {
         only_live.push_back(key(a));
@@ -311,11 +311,11 @@ class Verifier {
 
   void compare_packs(const Catalog& rebuilt) {
     const std::unique_ptr<Catalog::PackCursor> replayed = rebuilt.pack_cursor();
-    PackIndex b;
+    ManifestPack b;
     bool has_b = replayed->next(b);
     std::size_t i = 0;
     while (i < packs_.size() || has_b) {
-      const PackIndex* a = i < packs_.size() ? &packs_[i] : nullptr;
+      const ManifestPack* a = i < packs_.size() ? &packs_[i] : nullptr;
       if (a != nullptr && (!has_b || a->name < b.name)) {
         add(VerifyProblemKind::catalog_mismatch, "indexed by the catalog but by no manifest").pack = a->name;
         mismatched_packs_.push_back(a->name);
@@ -337,9 +337,9 @@ class Verifier {
   }
 
   /// The referenced packs to read: all, or a random share; never one already missing.
-  std::vector<const PackIndex*> packs_to_read() const {
-    std::vector<const PackIndex*> candidates;
-    for (const PackIndex& pack : packs_) {
+  std::vector<const ManifestPack*> packs_to_read() const {
+    std::vector<const ManifestPack*> candidates;
+    for (const ManifestPack& pack : packs_) {
       if (unusable_.count(pack.name) == 0) {
         candidates.push_back(&pack);
       }
@@ -354,12 +354,12 @@ class Verifier {
     std::shuffle(candidates.begin(), candidates.end(), random);
     candidates.resize(count);
     std::sort(candidates.begin(), candidates.end(),
-              [](const PackIndex* x, const PackIndex* y) { return x->name < y->name; });
+              [](const ManifestPack* x, const ManifestPack* y) { return x->name < y->name; });
     return candidates;
   }
 
   void read_packs() {
-    const std::vector<const PackIndex*> chosen = packs_to_read();
+    const std::vector<const ManifestPack*> chosen = packs_to_read();
     for (std::size_t i = 0; i < chosen.size(); ++i) {
       check_cancel();
       read_pack(*chosen[i]);
@@ -367,7 +367,7 @@ class Verifier {
     }
   }
 
-  void read_pack(const PackIndex& pack) {
+  void read_pack(const ManifestPack& pack) {
     Bytes bytes;
     try {
       bytes = primary_.read_pack(pack.name, pack.size, Repository::CheckHash::no);
@@ -396,7 +396,7 @@ class Verifier {
       for (const PackEntry& entry : header) {
         by_id.emplace(entry.id, &entry);
       }
-      for (const PackEntry& entry : pack.entries) {
+      for (const PackEntry& entry : pack.blobs) {
         const auto found = by_id.find(entry.id);
         if (found == by_id.end() || !(*found->second == entry)) {
           VerifyProblem& problem = add(VerifyProblemKind::header_mismatch,
@@ -415,7 +415,7 @@ class Verifier {
           .pack = pack.name;
     }
 
-    for (const PackEntry& entry : pack.entries) {
+    for (const PackEntry& entry : pack.blobs) {
       ++report_.chunks_checked;
       std::string failure;
       if (static_cast<std::uint64_t>(entry.offset) + entry.length > bytes.size()) {
@@ -517,7 +517,7 @@ class Verifier {
   /// The size the catalog records for a pack (packs_ is sorted by name); 0 if it has none.
   std::uint64_t pack_size_of(const std::string& name) const {
     const auto found = std::lower_bound(packs_.begin(), packs_.end(), name,
-                                        [](const PackIndex& pack, const std::string& wanted) { return pack.name < wanted; });
+                                        [](const ManifestPack& pack, const std::string& wanted) { return pack.name < wanted; });
     return found != packs_.end() && found->name == name ? found->size : 0;
   }
 
@@ -541,7 +541,7 @@ class Verifier {
   const Repository& primary_;
   const VerifyOptions& options_;
   VerifyReport report_;
-  std::vector<PackIndex> packs_;  // the catalog's, by name
+  std::vector<ManifestPack> packs_;  // the catalog's, by name
   std::vector<std::string> destination_manifests_;  // sorted (by sequence number)
   std::vector<std::string> gone_;                   // recorded by the catalog, missing from the destination
   std::unordered_set<std::string> unusable_;       // missing, wrong size or unreadable: no chunk can be read

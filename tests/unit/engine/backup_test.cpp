@@ -144,11 +144,6 @@ std::map<std::string, ManifestVersion> versions_on_destination(const Repository&
   return latest;
 }
 
-struct ChunkLocation {
-  std::string pack;
-  PackEntry entry;
-};
-
 /// Where every chunk is, according to the manifests on the destination.
 std::map<ChunkId, ChunkLocation> chunks_on_destination(const Repository& repo) {
   std::map<ChunkId, ChunkLocation> where;

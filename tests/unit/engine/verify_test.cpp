@@ -484,6 +484,11 @@ TEST(VerifyCatalog, CursorsAndUsesFollowTheCatalog) {
   ManifestVersion a;
   a.path = "/a";
   a.number = 1;
+  a.mode = 0640;
+  a.mtime_ns = 99;
+  a.size = 270;
+  a.inode = 4242;
+  a.sha256 = Sha256::hash(testing::to_bytes("a"));
   a.chunks = {one, two, one};
   ManifestVersion directory;
   directory.path = "/d";
@@ -501,23 +506,30 @@ TEST(VerifyCatalog, CursorsAndUsesFollowTheCatalog) {
 
   std::vector<std::string> order;
   const auto versions = catalog.version_cursor();
-  for (VersionContent version; versions->next(version);) {
+  for (ManifestVersion version; versions->next(version);) {
     order.push_back(version.path + "#" + std::to_string(version.number) + ":" + std::to_string(version.chunks.size()));
   }
   EXPECT_EQ(order, (std::vector<std::string>{"/a#1:3", "/a#2:1", "/b#1:1", "/d#1:0"}));
-  VersionContent after;
+  ManifestVersion after;
   EXPECT_FALSE(versions->next(after));
+  // Each version comes back as its manifest recorded it, inode included.
+  std::vector<ManifestVersion> read;
+  const auto again = catalog.version_cursor();
+  for (ManifestVersion version; again->next(version);) {
+    read.push_back(version);
+  }
+  EXPECT_TRUE(read == (std::vector<ManifestVersion>{a, a2, b, directory}));
 
-  std::vector<PackIndex> packs;
+  std::vector<ManifestPack> packs;
   const auto cursor = catalog.pack_cursor();
-  for (PackIndex pack; cursor->next(pack);) {
+  for (ManifestPack pack; cursor->next(pack);) {
     packs.push_back(pack);
   }
   ASSERT_EQ(packs.size(), 2U);
   EXPECT_EQ(packs[0].name, std::min(first, second));
-  const PackIndex& first_index = packs[0].name == first ? packs[0] : packs[1];
-  ASSERT_EQ(first_index.entries.size(), 2U);
-  EXPECT_EQ(first_index.entries[0].id, one);  // by offset
+  const ManifestPack& first_index = packs[0].name == first ? packs[0] : packs[1];
+  ASSERT_EQ(first_index.blobs.size(), 2U);
+  EXPECT_EQ(first_index.blobs[0].id, one);  // by offset
   EXPECT_EQ(first_index.size, 1000U);
 
   std::vector<std::string> uses;

@@ -137,30 +137,6 @@ struct ChunkLocation {
   PackEntry entry;
 };
 
-/// One pack and every chunk the catalog places in it, referenced or not (Catalog::PackCursor).
-struct PackIndex {
-  std::string name;  // hex
-  std::uint64_t size = 0;
-  std::vector<PackEntry> entries;  // by offset
-
-  bool operator==(const PackIndex&) const = default;
-};
-
-/// One version with its chunk list (Catalog::VersionCursor): what a manifest recorded for it.
-struct VersionContent {
-  std::string path;
-  std::uint32_t number = 0;
-  EntryType type = EntryType::file;
-  std::uint64_t size = 0;
-  std::int64_t mtime_ns = 0;
-  std::uint32_t mode = 0;
-  Digest sha256{};  // files only
-  std::string link_target;
-  std::vector<ChunkId> chunks;  // in file order
-
-  bool operator==(const VersionContent&) const = default;
-};
-
 /// A file version that lists a chunk of interest (Catalog::versions_using).
 struct ChunkUse {
   std::string pack;  // where the catalog places the chunk
@@ -241,11 +217,13 @@ class Catalog {
   /// copies blobs without encrypting them again). Random 96-bit nonces stay safe for up to 2^32
   /// encryptions under one key; see kEncryptionLimit.
   std::uint64_t encryptions() const;
-  /// Every version of every path with its chunk list, one at a time, ordered by path (bytes)
-  /// then number: two catalogs can be compared side by side in constant memory.
+  /// Every version of every path with its chunk list, as its manifest recorded it, one at a
+  /// time, ordered by path (bytes) then number: two catalogs can be compared side by side in
+  /// constant memory.
   /// REQUIRES: the catalog outlives the cursor, which is used by one thread.
   std::unique_ptr<VersionCursor> version_cursor() const;
-  /// Every pack with the chunks located in it, one at a time, by name (same requirements).
+  /// Every pack with every chunk located in it (referenced or not, by offset), one at a time, by
+  /// name (same requirements).
   std::unique_ptr<PackCursor> pack_cursor() const;
 
   /// Every (chunk, file version) pair where the version lists a chunk that is located in one of
@@ -273,7 +251,7 @@ class Catalog::VersionCursor {
  public:
   ~VersionCursor();
   /// Fills `version` with the next one; false at the end. Error(io) if the catalog fails.
-  bool next(VersionContent& version);
+  bool next(ManifestVersion& version);
 
  private:
   friend class Catalog;
@@ -286,7 +264,7 @@ class Catalog::PackCursor {
  public:
   ~PackCursor();
   /// Fills `pack` with the next one; false at the end. Error(io) if the catalog fails.
-  bool next(PackIndex& pack);
+  bool next(ManifestPack& pack);
 
  private:
   friend class Catalog;

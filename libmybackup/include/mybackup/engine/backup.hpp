@@ -1,14 +1,14 @@
 #pragma once
 // One backup run: scan the sources, store what changed, record it.
 //
-//   scan (this thread) → change detection against the catalog: an entry whose size, mtime,
-//   inode and mode match its latest version is not read
+//   scan (this thread) → change detection against the catalog (change_detection.hpp): an entry
+//   whose size, mtime, inode and mode match its latest version is not read
 //   → readers (one per core): read, FastCDC-chunk, SHA-256 of the file, HMAC id of each chunk;
 //     a chunk whose id is already known (catalog or this run) is only referenced
 //   → compressors (one per core): zstd (kept only if it shrinks), AES-256-GCM blob
 //   → writer: appends blobs to a pack → uploader: stores each full pack (write + fsync), so
 //     storage overlaps with compression
-//   → when every pack is durable: the run's manifest, then one catalog transaction.
+//   → when every pack is durable: the run's manifest, then one catalog transaction (commit.hpp).
 // The queues between stages are bounded in bytes, so memory does not grow with the data.
 //
 // A file whose size or mtime changed while it was read (or that did not give as many bytes as
@@ -21,12 +21,12 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "mybackup/catalog/catalog.hpp"
 #include "mybackup/crypto/keys.hpp"
+#include "mybackup/engine/change_detection.hpp"  // FileAction, FileCallback
 #include "mybackup/repository/lock.hpp"
 #include "mybackup/repository/repository.hpp"
 #include "mybackup/source/scanner.hpp"
@@ -38,12 +38,6 @@ struct BackupSource {
   std::string path;  // absolute, normalized
   std::vector<std::string> exclude;
 };
-
-enum class FileAction { added, changed, deleted, skipped };
-
-/// Called from worker threads (the callee must be thread-safe). `path` is absolute.
-using FileCallback = std::function<void(FileAction action, EntryType type, const std::string& path,
-                                        std::uint64_t size, const std::string& note)>;
 
 struct BackupOptions {
   std::vector<BackupSource> sources;

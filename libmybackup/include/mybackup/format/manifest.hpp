@@ -39,7 +39,9 @@ enum class RunKind : std::uint8_t { backup = 1, clean = 2 };
 struct ManifestPack {
   std::string name;  // hex SHA-256 of the pack
   std::uint64_t size = 0;
-  std::vector<PackEntry> blobs;
+  std::vector<PackEntry> blobs;  // by offset
+
+  bool operator==(const ManifestPack&) const = default;
 };
 
 struct ManifestVersion {
@@ -53,6 +55,8 @@ struct ManifestVersion {
   Digest sha256{};                   // of the whole file
   std::string link_target;
   std::vector<ChunkId> chunks;       // in file order
+
+  bool operator==(const ManifestVersion&) const = default;
 };
 
 /// A version that a clean run removed from history.

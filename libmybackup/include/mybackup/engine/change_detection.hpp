@@ -1,0 +1,116 @@
+#pragma once
+// Change detection: which entries of a source a backup records, and what a changed file holds.
+//
+// A backup reads only the files whose metadata differ from their latest recorded version.
+// plan_changes() compares one source's scan (scanner.hpp) with the latest version the catalog
+// holds for every path of that source (Catalog::latest_under), entry by entry:
+//
+//   new        the catalog has no version of the path, or its latest one is a deletion marker (a
+//              path that comes back). Its number continues the path's history (1 if it has none).
+//   unchanged  the latest version has the same type and
+//                regular file: the same mode, mtime_ns, size and inode;
+//                directory:    the same mode and mtime_ns;
+//                symlink:      the same target and mtime_ns (a link's mode means nothing on Linux,
+//                              restore sets its target and time).
+//              Nothing is recorded for it, and a file is not read.
+//   changed    anything else, a change of type (file, directory, symlink) included: a new version
+//              of the path, numbered after its latest one.
+//   deleted    the catalog has a live version of a path the scan did not find. A deletion marker
+//              is recorded, unless the path is at or below one the scan could not read
+//              (ScanResult::problems): then its fate is unknown and its history stays as it is.
+//
+// New and changed regular files have to be read (ChangePlan::reads); ContentReader turns each
+// into the version it becomes: its chunk ids (FastCDC cuts, HMAC-SHA256 ids) and its SHA-256.
+// Directories, symlinks and deletion markers are recorded from their metadata alone
+// (ChangePlan::direct).
+//
+// Nothing here touches the catalog or the destination: the caller passes the catalog's view in
+// and records the result.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mybackup/catalog/catalog.hpp"
+#include "mybackup/crypto/crypto.hpp"
+#include "mybackup/format/chunker.hpp"
+#include "mybackup/format/manifest.hpp"
+#include "mybackup/source/scanner.hpp"
+#include "mybackup/util/env.hpp"
+
+namespace mybackup {
+
+/// What a run does with an entry, as reported to FileCallback.
+enum class FileAction { added, changed, deleted, skipped };
+
+/// Called from worker threads (the callee must be thread-safe). `path` is absolute.
+using FileCallback = std::function<void(FileAction action, EntryType type, const std::string& path,
+                                        std::uint64_t size, const std::string& note)>;
+
+/// A new or changed regular file: its content has to be read.
+struct FileToRead {
+  ScanEntry entry;
+  std::uint32_t number = 0;               // the number of the version it becomes
+  FileAction action = FileAction::added;  // added (new) or changed
+};
+
+/// What a backup records for one source, in scan order.
+struct ChangePlan {
+  std::vector<FileToRead> reads;
+  std::vector<ManifestVersion> direct;  // directories, symlinks and deletion markers: no data to read
+};
+
+/// Compares `scan` (one source) with `latest` (Catalog::latest_under of that source) and appends
+/// what changed to `plan`. Adds to `stats`: bytes_scanned (every regular file in the scan),
+/// files_unchanged, and files_new, files_changed, files_deleted for the entries in
+/// plan.direct (directories are not counted). Files to read are not counted: the caller counts
+/// them once it knows whether they could be read. Calls `on_file` (optional) once for each entry
+/// appended to plan.direct, with added, changed or deleted (for a deletion, the type and size of
+/// the path's latest version). Throws only what `on_file` throws.
+void plan_changes(const ScanResult& scan, const std::unordered_map<std::string, LatestVersion>& latest,
+                  ChangePlan& plan, RunStats& stats, const FileCallback& on_file);
+
+/// How reading a file ended.
+enum class ReadOutcome {
+  read,                // `version` holds the file
+  changed_while_read,  // its size or mtime moved, or it gave another number of bytes than its size
+  unreadable,          // vanished, no longer a regular file, or an open or read error
+  stopped,             // the caller's stop check said so; the file is abandoned
+};
+
+struct ReadResult {
+  ReadOutcome outcome = ReadOutcome::read;
+  std::string problem;  // one line for the report ("cannot read: …"); empty when read
+};
+
+/// Turns a regular file's bytes into the version it becomes. One per thread: it owns its read
+/// buffer and HMAC state. The chunker is shared (it is immutable) and must outlive the reader.
+class ContentReader {
+ public:
+  /// Receives each chunk in file order with its id. `chunk` is valid during the call only.
+  using ChunkSink = std::function<void(const ChunkId& id, ByteView chunk)>;
+  /// Polled before each chunk and once after the last; true abandons the file.
+  using StopCheck = std::function<bool()>;
+
+  /// `id_key`: the repository's HMAC key of chunk ids (KeySet::id_key).
+  ContentReader(Env& env, const Chunker& chunker, ByteView id_key);
+
+  /// Reads `file.entry.path` (opened through the Env without following a link), cuts it into
+  /// chunks and passes each to `on_chunk`. On success fills `version`: path, type file, number,
+  /// mode, mtime and inode as fstat gave them when the file was opened, size, SHA-256 and the
+  /// chunk ids in file order. A file whose size or mtime changed while it was read (or whose
+  /// bytes did not add up to its size) gives changed_while_read: the caller may read it again.
+  /// Per-file problems are returned, never thrown; what `on_chunk` throws propagates.
+  ReadResult read(const FileToRead& file, ManifestVersion& version, const ChunkSink& on_chunk,
+                  const StopCheck& stopped);
+
+ private:
+  Env& env_;
+  const Chunker& chunker_;
+  HmacSha256 hmac_;
+  Bytes buffer_;
+};
+
+}  // namespace mybackup

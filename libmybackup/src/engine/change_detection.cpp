@@ -1,0 +1,190 @@
+#include "mybackup/engine/change_detection.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <unordered_set>
+
+namespace mybackup {
+
+namespace {
+
+constexpr std::size_t kReadBlock = 1024 * 1024;
+
+std::int64_t mtime_of(const struct stat& info) {
+  return static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1'000'000'000 + info.st_mtim.tv_nsec;
+}
+
+bool is_at_or_below(const std::string& path, const std::string& root) {
+  if (path == root) {
+    return true;
+  }
+  const std::string prefix = root == "/" ? "/" : root + "/";
+  return path.compare(0, prefix.size(), prefix) == 0;
+}
+
+/// True if `entry` is as `last` recorded it (same type; see the rules in the header).
+bool unchanged(const ScanEntry& entry, const LatestVersion& last) {
+  if (last.type != entry.type) {
+    return false;
+  }
+  switch (entry.type) {
+    case EntryType::file:
+      return last.mode == entry.mode && last.mtime_ns == entry.mtime_ns && last.size == entry.size &&
+             last.inode == entry.inode;
+    case EntryType::symlink:
+      return last.link_target == entry.link_target && last.mtime_ns == entry.mtime_ns;
+    default:
+      return last.mode == entry.mode && last.mtime_ns == entry.mtime_ns;
+  }
+}
+
+ManifestVersion metadata_version(const ScanEntry& entry, std::uint32_t number) {
+  ManifestVersion version;
+  version.path = entry.path;
+  version.type = entry.type;
+  version.number = number;
+  version.mode = entry.mode;
+  version.mtime_ns = entry.mtime_ns;
+  version.size = entry.size;
+  version.inode = entry.inode;
+  version.link_target = entry.link_target;
+  return version;
+}
+
+}  // namespace
+
+void plan_changes(const ScanResult& scan, const std::unordered_map<std::string, LatestVersion>& latest,
+                  ChangePlan& plan, RunStats& stats, const FileCallback& on_file) {
+  std::unordered_set<std::string> seen;
+  seen.reserve(scan.entries.size());
+  for (const ScanEntry& entry : scan.entries) {
+    seen.insert(entry.path);
+    const auto found = latest.find(entry.path);
+    const bool existed = found != latest.end() && found->second.type != EntryType::deleted;
+    const std::uint32_t number = found == latest.end() ? 1 : found->second.number + 1;
+    if (entry.type == EntryType::file) {
+      stats.bytes_scanned += entry.size;
+    }
+    if (existed && unchanged(entry, found->second)) {
+      if (entry.type != EntryType::directory) {
+        ++stats.files_unchanged;
+      }
+      continue;
+    }
+    const FileAction action = existed ? FileAction::changed : FileAction::added;
+    if (entry.type == EntryType::file) {
+      plan.reads.push_back({entry, number, action});
+      continue;
+    }
+    plan.direct.push_back(metadata_version(entry, number));
+    if (entry.type != EntryType::directory) {
+      ++(existed ? stats.files_changed : stats.files_new);
+    }
+    if (on_file) {
+      on_file(action, entry.type, entry.path, entry.size, "");
+    }
+  }
+  for (const auto& [path, last] : latest) {
+    if (last.type == EntryType::deleted || seen.count(path) != 0) {
+      continue;
+    }
+    const bool unknown = std::any_of(scan.problems.begin(), scan.problems.end(),
+                                     [&path = path](const ScanProblem& problem) { return is_at_or_below(path, problem.path); });
+    if (unknown) {
+      continue;
+    }
+    ManifestVersion marker;
+    marker.path = path;
+    marker.type = EntryType::deleted;
+    marker.number = last.number + 1;
+    plan.direct.push_back(std::move(marker));
+    if (last.type != EntryType::directory) {
+      ++stats.files_deleted;
+    }
+    if (on_file) {
+      on_file(FileAction::deleted, last.type, path, last.size, "");
+    }
+  }
+}
+
+ContentReader::ContentReader(Env& env, const Chunker& chunker, ByteView id_key)
+    : env_(env),
+      chunker_(chunker),
+      hmac_(id_key),
+      buffer_(2 * static_cast<std::size_t>(chunker.params().max_size) + kReadBlock) {}
+
+ReadResult ContentReader::read(const FileToRead& file, ManifestVersion& version, const ChunkSink& on_chunk,
+                               const StopCheck& stopped) {
+  const auto unreadable = [](std::string problem) { return ReadResult{ReadOutcome::unreadable, std::move(problem)}; };
+  const int fd = env_.open_for_reading(AT_FDCWD, file.entry.path.c_str());
+  if (fd < 0) {
+    return unreadable(fd == -ENOENT ? "vanished before it could be read" : std::string("cannot open: ") + std::strerror(-fd));
+  }
+  const EnvFd opened(env_, fd);
+  struct stat before {};
+  if (env_.stat_fd(opened.get(), before) != 0 || !S_ISREG(before.st_mode)) {
+    return unreadable("is no longer a regular file");
+  }
+  Sha256 file_hash;
+  std::vector<ChunkId> chunks;
+  std::uint64_t total = 0;
+  std::size_t start = 0;
+  std::size_t end = 0;
+  bool at_eof = false;
+  const std::size_t max_size = chunker_.params().max_size;
+  while (!stopped()) {
+    // Keep at least max_size bytes ahead of `start` (or everything up to EOF): then next_cut
+    // always finds a cut.
+    while (!at_eof && end - start < max_size) {
+      if (end + kReadBlock > buffer_.size()) {
+        std::memmove(buffer_.data(), buffer_.data() + start, end - start);
+        end -= start;
+        start = 0;
+      }
+      const std::int64_t n = env_.read(opened.get(), buffer_.data() + end, kReadBlock);
+      if (n < 0) {
+        return unreadable(std::string("cannot read: ") + std::strerror(static_cast<int>(-n)));
+      }
+      if (n == 0) {
+        at_eof = true;
+      }
+      end += static_cast<std::size_t>(n);
+    }
+    if (start == end) {
+      break;
+    }
+    const ByteView window(buffer_.data() + start, end - start);
+    const std::size_t cut = chunker_.next_cut(window, at_eof);
+    const ByteView chunk = window.first(cut);
+    file_hash.update(chunk);
+    const ChunkId id = hmac_.mac(chunk);
+    chunks.push_back(id);
+    total += cut;
+    on_chunk(id, chunk);
+    start += cut;
+  }
+  if (stopped()) {
+    return {ReadOutcome::stopped, "interrupted"};
+  }
+  struct stat after {};
+  if (env_.stat_fd(opened.get(), after) != 0 || after.st_size != before.st_size || mtime_of(after) != mtime_of(before) ||
+      total != static_cast<std::uint64_t>(before.st_size)) {
+    return {ReadOutcome::changed_while_read, "changed while being read"};
+  }
+  version.path = file.entry.path;
+  version.type = EntryType::file;
+  version.number = file.number;
+  version.mode = static_cast<std::uint32_t>(before.st_mode & 07777);
+  version.mtime_ns = mtime_of(before);
+  version.size = total;
+  version.inode = static_cast<std::uint64_t>(before.st_ino);
+  version.sha256 = file_hash.finish();
+  version.chunks = std::move(chunks);
+  return {};
+}
+
+}  // namespace mybackup

@@ -1,0 +1,46 @@
+#include "mybackup/engine/commit.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include "mybackup/crypto/crypto.hpp"
+
+namespace mybackup {
+
+namespace {
+
+bool records_anything(const Manifest& manifest) {
+  return !manifest.versions.empty() || !manifest.packs.empty() || !manifest.removed.empty() ||
+         !manifest.deleted_packs.empty();
+}
+
+}  // namespace
+
+Error lost_lock_error(const std::string& location, RunKind kind) {
+  const bool clean = kind == RunKind::clean;
+  return Error(ErrorKind::locked, "the lock on " + location + " was taken over by another writer during this " +
+                                      (clean ? "clean" : "run") +
+                                      " (was the computer asleep?): nothing was recorded, run " +
+                                      (clean ? "`mybackup clean`" : "the backup") + " again");
+}
+
+CommittedRun commit_run(Catalog& catalog, Repository& repository, const RepositoryLock* lock, Manifest& manifest,
+                        const RunStats& stats) {
+  if (lock != nullptr && lock->lost()) {
+    throw lost_lock_error(repository.location(), manifest.kind);
+  }
+  manifest.host = host_name();
+  CommittedRun committed;
+  if (records_anything(manifest)) {
+    std::array<std::uint8_t, 8> run_id{};
+    random_bytes(run_id);
+    manifest.run_id = to_hex(run_id);
+    manifest.seq = std::max(repository.next_manifest_seq(), catalog.last_seq() + 1);
+    committed.manifest_key = repository.put_manifest(manifest);
+    committed.seq = manifest.seq;
+  }
+  catalog.record_run(manifest, committed.manifest_key, stats);
+  return committed;
+}
+
+}  // namespace mybackup
