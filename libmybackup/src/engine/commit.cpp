@@ -26,7 +26,9 @@ Error lost_lock_error(const std::string& location, RunKind kind) {
 
 CommittedRun commit_run(Catalog& catalog, Repository& repository, const RepositoryLock* lock, Manifest& manifest,
                         const RunStats& stats) {
-  if (lock != nullptr && lock->lost()) {
+  // Checked on the destination now, not only by the refresher: a writer who judged this one stale
+  // (clocks apart, a resume from suspend) must not see a manifest appear after it took over.
+  if (lock != nullptr && !lock->still_held()) {
     throw lost_lock_error(repository.location(), manifest.kind);
   }
   manifest.host = host_name();

@@ -65,43 +65,53 @@ std::string RepositoryLock::describe_self() const {
   return self.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
-RepositoryLock::RepositoryLock(Backend& backend, const std::string& purpose, const LockOptions& options)
-    : backend_(backend), purpose_(purpose), options_(options), env_(Env::or_default(options.env)) {
+std::string RepositoryLock::new_key() {
   std::array<std::uint8_t, 8> random{};
   random_bytes(random);
-  key_ = object_names::lock(to_hex(random));
+  return object_names::lock(to_hex(random));
+}
+
+RepositoryLock::RepositoryLock(Backend& backend, const std::string& purpose, const LockOptions& options)
+    : backend_(backend), purpose_(purpose), options_(options), env_(Env::or_default(options.env)) {
+  key_ = new_key();
   backend_.put(key_, as_bytes(describe_self()), Overwrite::no);
 
   std::string conflict;
   try {
-    for (const ObjectInfo& object : backend_.list(object_names::kLocks)) {
-      const std::string& other = object.name;
-      if (other == key_ || !object_names::is_lock(other)) {
-        continue;  // ours, or not a lock's name (never read, never removed)
-      }
-      Bytes raw;
-      try {
-        raw = backend_.get(other, object_names::kMaxLockSize);
-      } catch (const Error& error) {
-        if (error.kind() == ErrorKind::not_found) {
-          continue;  // released meanwhile
+    // Until a listing removes no stale lock: a holder judged stale may have refreshed under a new
+    // name after the listing that showed its old one.
+    for (bool removed_stale = true; removed_stale && conflict.empty();) {
+      removed_stale = false;
+      for (const ObjectInfo& object : backend_.list(object_names::kLocks)) {
+        const std::string& other = object.name;
+        if (other == key_ || !object_names::is_lock(other)) {
+          continue;  // ours, or not a lock's name (never read, never removed)
         }
-        throw;
-      }
-      Holder holder;
-      if (!parse_holder(raw, holder)) {
-        conflict = "an unreadable lock file " + backend_.location() + "/" + other +
-                   " is in the way (delete it if no mybackup is running there)";
+        Bytes raw;
+        try {
+          raw = backend_.get(other, object_names::kMaxLockSize);
+        } catch (const Error& error) {
+          if (error.kind() == ErrorKind::not_found) {
+            continue;  // released meanwhile
+          }
+          throw;
+        }
+        Holder holder;
+        if (!parse_holder(raw, holder)) {
+          conflict = "an unreadable lock file " + backend_.location() + "/" + other +
+                     " is in the way (delete it if no mybackup is running there)";
+          break;
+        }
+        if (is_stale(holder, env_.now_ns(), options_.stale_after)) {
+          backend_.remove(other);  // its holder is gone
+          removed_stale = true;
+          continue;
+        }
+        conflict = "the repository at " + backend_.location() + " is locked by " + holder.purpose + " (pid " +
+                   std::to_string(holder.pid) + " on " + holder.host + " since " + format_local(holder.time_ns) +
+                   "): wait for it to finish";
         break;
       }
-      if (is_stale(holder, env_.now_ns(), options_.stale_after)) {
-        backend_.remove(other);  // its holder is gone
-        continue;
-      }
-      conflict = "the repository at " + backend_.location() + " is locked by " + holder.purpose + " (pid " +
-                 std::to_string(holder.pid) + " on " + holder.host + " since " + format_local(holder.time_ns) +
-                 "): wait for it to finish";
-      break;
     }
   } catch (...) {
     backend_.remove(key_);
@@ -130,9 +140,22 @@ RepositoryLock::~RepositoryLock() {
   }
 }
 
+std::string RepositoryLock::key() const {
+  std::lock_guard lock(mutex_);
+  return key_;
+}
+
+bool RepositoryLock::still_held() const {
+  std::lock_guard lock(mutex_);
+  if (!lost_ && !backend_.size(key_)) {
+    lost_ = true;
+  }
+  return !lost_;
+}
+
 void RepositoryLock::refresh_loop() {
   std::unique_lock lock(mutex_);
-  while (!stopping_) {
+  while (!stopping_ && !lost_) {
     if (env_.wait_for(wake_, lock, options_.refresh_interval) != std::cv_status::timeout) {
       continue;  // woken by the destructor (or spuriously: the wait starts again)
     }
@@ -140,15 +163,24 @@ void RepositoryLock::refresh_loop() {
       return;
     }
     try {
-      if (!backend_.size(key_)) {
-        lost_ = true;  // removed by another writer who judged it stale: never recreate it
-        return;
-      }
-      backend_.put(key_, as_bytes(describe_self()), Overwrite::yes);
+      refresh();
     } catch (const Error&) {
       // Best effort: a missed refresh only matters after stale_after.
     }
   }
+}
+
+void RepositoryLock::refresh() {
+  const std::string next = new_key();
+  backend_.put(next, as_bytes(describe_self()), Overwrite::no);
+  if (!backend_.size(key_)) {
+    lost_ = true;  // removed by another writer who judged it stale: never recreated
+    backend_.remove(next);
+    return;
+  }
+  const std::string previous = key_;
+  key_ = next;
+  backend_.remove(previous);
 }
 
 }  // namespace mybackup

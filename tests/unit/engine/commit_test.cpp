@@ -70,17 +70,13 @@ class Commit : public ::testing::Test {
     return stats;
   }
 
-  /// Takes the writer lock, then has another writer remove its file until the holder notices.
-  /// (Removed again while waiting: a removal that lands during a refresh is undone by it.)
+  /// Takes the writer lock, then has another writer remove its file; waits until the holder notices.
   std::unique_ptr<RepositoryLock> lost_lock() {
     LockOptions fast;
     fast.refresh_interval = std::chrono::milliseconds(5);
     std::unique_ptr<RepositoryLock> lock = repo_->lock("backup", fast);
-    const std::unique_ptr<Backend> other_writer = testing::raw_backend(*repo_);
+    testing::raw_backend(*repo_)->remove(lock->key());
     for (int waited_ms = 0; !lock->lost() && waited_ms < 10'000; ++waited_ms) {
-      if (other_writer->size(lock->key()).has_value()) {
-        other_writer->remove(lock->key());
-      }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     EXPECT_TRUE(lock->lost());
@@ -129,6 +125,19 @@ TEST_F(Commit, TheManifestIsStoredBeforeTheCatalogRecordsTheRun) {
   EXPECT_EQ(stored.started_ns, manifest.started_ns);
   EXPECT_EQ(stored.finished_ns, manifest.finished_ns);
   EXPECT_EQ(stored.versions, manifest.versions);
+}
+
+// Issue 11, item 7: the lock taken over moments before the commit, before any refresh noticed
+// (clocks apart, a resume from suspend): the commit checks the destination itself.
+TEST_F(Commit, ALockTakenOverJustBeforeTheCommitCommitsNothing) {
+  LockOptions slow;
+  slow.refresh_interval = std::chrono::hours(1);
+  const std::unique_ptr<RepositoryLock> lock = repo_->lock("backup", slow);
+  testing::raw_backend(*repo_)->remove(lock->key());
+  ASSERT_FALSE(lock->lost());
+  Manifest backup = backup_manifest();
+  EXPECT_EQ(testing::error_kind([&] { commit_run(*catalog_, *repo_, lock.get(), backup, run_stats()); }), ErrorKind::locked);
+  expect_nothing_committed();
 }
 
 TEST_F(Commit, ALostLockCommitsNothing) {

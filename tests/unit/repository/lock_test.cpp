@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -227,6 +228,62 @@ TEST(Lock, is_lost_once_its_file_is_removed_and_never_recreates_it) {
   // Meanwhile the other writer can take the repository.
   const RepositoryLock other(*backend, "clean");
   EXPECT_FALSE(other.lost());
+}
+
+/// A backend that runs `before_put` before each put (to act inside the lock's refresh).
+class HookedBackend : public Backend {
+ public:
+  explicit HookedBackend(Backend& inner) : inner_(inner) {}
+  std::function<void(const std::string& name)> before_put;
+  std::string location() const override { return inner_.location(); }
+  void put(const std::string& name, ByteView data, Overwrite overwrite) override {
+    if (before_put) {
+      before_put(name);
+    }
+    inner_.put(name, data, overwrite);
+  }
+  Bytes get(const std::string& name, std::uint64_t max_size) const override { return inner_.get(name, max_size); }
+  Bytes get_range(const std::string& name, std::uint64_t offset, std::uint64_t length) const override {
+    return inner_.get_range(name, offset, length);
+  }
+  std::optional<std::uint64_t> size(const std::string& name) const override { return inner_.size(name); }
+  std::vector<ObjectInfo> list(const std::string& prefix) const override { return inner_.list(prefix); }
+  bool empty() const override { return inner_.empty(); }
+  void remove(const std::string& name) override { inner_.remove(name); }
+
+ private:
+  Backend& inner_;
+};
+
+// Another writer removes the lock at the worst moment: after the holder decided to refresh, before
+// its write. Rewriting the file in place recreated it there, and the holder never noticed.
+TEST(Lock, a_removal_just_before_a_refresh_is_never_undone) {
+  TempDir dir;
+  auto local = make_local_backend(dir.path());
+  HookedBackend hooked(*local);
+  const RepositoryLock lock(hooked, "backup", refreshing_every(std::chrono::milliseconds(5)));
+  const std::string taken = lock.key();
+  std::atomic<bool> removed{false};
+  hooked.before_put = [&](const std::string&) {
+    if (!removed.exchange(true)) {
+      local->remove(taken);  // judged stale by another writer
+    }
+  };
+  EXPECT_TRUE(eventually([&] { return lock.lost(); }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_TRUE(local->list("locks").empty());  // neither the old file nor the refresh is left
+  const RepositoryLock other(*local, "clean");
+  EXPECT_FALSE(other.lost());
+}
+
+TEST(Lock, still_held_checks_the_destination_now) {
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  const RepositoryLock lock(*backend, "backup", refreshing_every(std::chrono::hours(1)));
+  EXPECT_TRUE(lock.still_held());
+  backend->remove(lock.key());
+  EXPECT_FALSE(lock.still_held());
+  EXPECT_TRUE(lock.lost());
 }
 
 TEST(Lock, stale_after_is_a_parameter) {

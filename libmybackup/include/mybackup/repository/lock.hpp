@@ -6,14 +6,19 @@
 //   {"host": "laptop", "pid": 4242, "purpose": "backup", "time_ns": 1795…, "time": "2026-…Z"}
 //
 // then lists locks/. If any other lock is there and not stale, it removes its own file and fails
-// with Error(locked), naming the holder; stale locks it finds are removed. Two writers starting at
-// the same moment may both back off (run again), but two can never both proceed, and nobody
-// ever deletes a live writer's file, only its own or a dead one's (restic's protocol).
+// with Error(locked), naming the holder; stale locks it finds are removed, and then it lists
+// again (a holder may have refreshed under a new name meanwhile). Two writers starting at the
+// same moment may both back off (run again), but two can never both proceed, and nobody ever
+// deletes a live writer's file, only its own or a dead one's (restic's protocol).
 //
 // A lock is stale when its holder is on this host and its process no longer exists, or when it
-// has not been refreshed for stale_after (a holder on another machine that died). The holder
-// rewrites its file every refresh_interval; if it finds the file gone (someone judged it stale
-// after a long suspend) it marks the lock lost() and the run must stop.
+// has not been refreshed for stale_after (a holder on another machine that died). Every
+// refresh_interval the holder refreshes: it creates a new lock file, then checks that its
+// previous one is still there, then deletes the previous one. A previous file that is gone was
+// removed by a writer who judged this holder stale (after a long suspend): the lock is lost() and
+// the run must stop. A removal after the check is seen by that writer's second listing, which
+// finds the new file. (Rewriting one file in place cannot tell: the rewrite may recreate a file
+// removed between "is it still there?" and the write.)
 
 #include <atomic>
 #include <chrono>
@@ -52,22 +57,29 @@ class RepositoryLock {
   RepositoryLock(const RepositoryLock&) = delete;
   RepositoryLock& operator=(const RepositoryLock&) = delete;
 
-  /// This holder's lock file ("locks/….json").
-  const std::string& key() const { return key_; }
-  /// True once the refresher found this holder's file removed by someone else.
+  /// This holder's current lock file ("locks/….json"); it changes at every refresh.
+  std::string key() const;
+  /// True once this holder's file was found removed by someone else (by the refresher, or by
+  /// still_held()). Never true again false.
   bool lost() const { return lost_.load(); }
+  /// Checks now, on the destination, that this holder's file is still there (before a step that
+  /// must not happen without the lock: committing a manifest, deleting packs). False (and lost())
+  /// if it is gone; a backend error passes through.
+  bool still_held() const;
 
  private:
   void refresh_loop();
+  void refresh();
   std::string describe_self() const;
+  static std::string new_key();
 
   Backend& backend_;
   std::string purpose_;
   LockOptions options_;
   Env& env_;
-  std::string key_;
-  std::atomic<bool> lost_{false};
-  std::mutex mutex_;
+  std::string key_;  // guarded by mutex_ (the refresher renames it)
+  mutable std::atomic<bool> lost_{false};
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
   std::thread refresher_;
