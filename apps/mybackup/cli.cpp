@@ -87,7 +87,9 @@ std::unique_ptr<Repository> open_destination(const std::string& destination, con
       (known_id.empty() && use == DestinationUse::write) ? CreateIfMissing::yes : CreateIfMissing::no;
   std::unique_ptr<Repository> repository;
   try {
-    repository = Repository::open(open_backend(destination), key, create);
+    // A new repository gets the options of config.yaml (repository.*); an existing one keeps its own.
+    repository = Repository::open(open_backend(destination), key, create,
+                                  create == CreateIfMissing::yes ? context->load_config().new_repository : RepositoryOptions{});
   } catch (const Error& error) {
     if (error.kind() != ErrorKind::not_found) {
       throw;
