@@ -163,11 +163,11 @@ TEST_F(CleanCliTest, KeepsTheNewestVersionsOfAFile) {
 TEST_F(CleanCliTest, DryRunPredictsTheRealRunAndChangesNothing) {
   ASSERT_NO_FATAL_FAILURE(configure());  // src/a.txt, src/sub/b.txt, src/sub/c.bin
   for (int i = 0; i < 4; ++i) {
-    ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/r" + std::to_string(i) + ".bin", kMiB));
+    ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/r" + std::to_string(i) + ".bin", kMiB, 10 + i));
   }
   ASSERT_NO_FATAL_FAILURE(backup());  // pack 1: everything
-  ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/r0.bin", kMiB));
-  ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/r1.bin", kMiB));
+  ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/r0.bin", kMiB, 20));
+  ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/r1.bin", kMiB, 21));
   ASSERT_NO_FATAL_FAILURE(write_text(src_ + "/a.txt", "alpha, second\n"));
   ASSERT_EQ(::unlink((src_ + "/sub/b.txt").c_str()), 0);
   ASSERT_NO_FATAL_FAILURE(backup());  // pack 2: new r0, r1, a.txt v2 (half of pack 1 is dead now)
@@ -255,14 +255,14 @@ TEST_F(CleanCliTest, DeletedFileLeavesHistoryWhenItsDeletionExpires) {
 TEST_F(CleanCliTest, SpaceOfOverwrittenDataIsReclaimed) {
   ASSERT_NO_FATAL_FAILURE(init());
   for (int i = 0; i < 6; ++i) {
-    ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/r" + std::to_string(i) + ".bin", kMiB));
+    ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/r" + std::to_string(i) + ".bin", kMiB, 10 + i));
   }
   ASSERT_TRUE(succeeded(run({"add", src_})));
   ASSERT_TRUE(succeeded(run({"config", "set", "destination", dest_})));
   ASSERT_NO_FATAL_FAILURE(backup());
   const std::string old_r0 = read_text(src_ + "/r0.bin");
   for (int i = 0; i < 4; ++i) {
-    ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/r" + std::to_string(i) + ".bin", kMiB));
+    ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/r" + std::to_string(i) + ".bin", kMiB, 20 + i));
   }
   ASSERT_NO_FATAL_FAILURE(backup());
 

@@ -42,6 +42,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/test_data.hpp"
+
 extern char** environ;
 
 namespace mybackup_cli_test {
@@ -358,6 +360,22 @@ class CliTest : public ::testing::Test {
 
   void init() { ASSERT_TRUE(succeeded(run({"init"}))); }
 
+  /// Makes the repository the first backup creates cut chunks of `chunk_size` on average and close
+  /// packs at `pack_size` (config.yaml's repository.chunk_size and repository.pack_size, edited in
+  /// the file as a user may: two `config set` runs would cost more than the data saved), so a test
+  /// gets several chunks and packs out of a few hundred KiB. REQUIRES: init().
+  void use_small_repository(const std::string& chunk_size = "4KiB", const std::string& pack_size = "64KiB") {
+    const std::string path = home_ + "/config.yaml";
+    std::string text = read_text(path);
+    for (const auto& [from, to] : {std::pair{std::string("chunk_size: 1MiB"), "chunk_size: " + chunk_size},
+                                   std::pair{std::string("pack_size: 16MiB"), "pack_size: " + pack_size}}) {
+      const std::size_t at = text.find(from);
+      ASSERT_NE(at, std::string::npos) << from << " not in " << path << ":\n" << text;
+      text.replace(at, from.size(), to);
+    }
+    write_text(path, text);
+  }
+
   /// src/a.txt, src/sub/b.txt, src/sub/c.bin: three files, one subdirectory.
   void make_tree() {
     write_text(src_ + "/a.txt", "alpha\n");
@@ -484,17 +502,19 @@ inline std::vector<std::string> temporaries_below(const std::string& root) {
   return found;
 }
 
-/// Writes `size` bytes from /dev/urandom (incompressible, so a backup of it takes real work).
-inline void write_random_file(const std::string& path, std::size_t size) {
-  std::ifstream random("/dev/urandom", std::ios::binary);
+/// Writes `size` bytes of test data from `seed` (common/test_data.hpp; incompressible unless
+/// asked, so a backup of it takes real work). Files that must not deduplicate need other seeds.
+inline void write_random_file(const std::string& path, std::size_t size, std::uint64_t seed,
+                              mybackup::testing::Compressibility kind = mybackup::testing::Compressibility::incompressible) {
+  mybackup::testing::TestDataGenerator generator(seed, kind);
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  std::string block(1024 * 1024, '\0');
+  std::vector<std::uint8_t> block(1024 * 1024);
   for (std::size_t done = 0; done < size; done += block.size()) {
     const std::size_t n = std::min(block.size(), size - done);
-    random.read(block.data(), static_cast<std::streamsize>(n));
-    out.write(block.data(), static_cast<std::streamsize>(n));
+    generator.fill(std::span(block).first(n));
+    out.write(reinterpret_cast<const char*>(block.data()), static_cast<std::streamsize>(n));
   }
-  ASSERT_TRUE(random.good() && out.good()) << "cannot write " << path;
+  ASSERT_TRUE(out.good()) << "cannot write " << path;
 }
 
 }  // namespace mybackup_cli_test

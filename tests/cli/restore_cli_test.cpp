@@ -627,9 +627,10 @@ TEST_F(RestoreCliTest, SymlinkInTheDestinationIsNotFollowed) {
 // leaves nothing (not even a temporary) at that file's path, and restores the others verified.
 TEST_F(RestoreCliTest, DamagedPackNamesTheFileAndLeavesNoPartialFile) {
   init();
-  // Two 20 MiB random files: packs close at 16 MiB, so the data spans several packs.
-  ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/big0.bin", 20 * 1024 * 1024));
-  ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/big1.bin", 20 * 1024 * 1024));
+  // Two 320 KiB random files: packs close at 64 KiB, so the data spans several packs.
+  ASSERT_NO_FATAL_FAILURE(use_small_repository());
+  ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/big0.bin", 320 * 1024, 1));
+  ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/big1.bin", 320 * 1024, 2));
   ASSERT_NO_FATAL_FAILURE(write_text(src_ + "/small.txt", "small\n"));
   ASSERT_TRUE(succeeded(run({"add", src_})));
   ASSERT_TRUE(succeeded(run({"config", "set", "destination", dest_})));

@@ -21,7 +21,6 @@
 #include <memory>
 #include <optional>
 #include <ostream>
-#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -29,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/test_data.hpp"
 #include "mybackup/util/bytes.hpp"
 #include "mybackup/catalog/catalog.hpp"
 #include "mybackup/repository/repository.hpp"
@@ -166,14 +166,19 @@ inline std::string error_message(const std::function<void()>& action) {
 
 inline Bytes to_bytes(const std::string& text) { return Bytes(text.begin(), text.end()); }
 
-/// Deterministic pseudo-random bytes (incompressible in practice).
-inline Bytes random_data(std::size_t size, std::uint32_t seed = 1) {
-  std::mt19937 generator(seed);
-  Bytes out(size);
-  for (std::uint8_t& byte : out) {
-    byte = static_cast<std::uint8_t>(generator() >> 24);
-  }
-  return out;
+/// Deterministic pseudo-random bytes (common/test_data.hpp): incompressible unless asked.
+inline Bytes random_data(std::size_t size, std::uint64_t seed = 1,
+                         Compressibility kind = Compressibility::incompressible) {
+  return test_data(size, seed, kind);
+}
+
+/// Options for a repository of small chunks (1 KiB .. 32 KiB, 4 KiB on average) and 64 KiB packs:
+/// a few dozen KiB make several chunks, a few hundred several packs.
+inline RepositoryOptions small_repository_options() {
+  RepositoryOptions options;
+  options.chunker = RepositoryOptions::chunker_for(4 * 1024);
+  options.pack_target_size = 64 * 1024;
+  return options;
 }
 
 inline void write_text_file(const std::string& path, const std::string& content) {

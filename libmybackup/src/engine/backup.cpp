@@ -25,9 +25,6 @@ namespace {
 
 constexpr std::size_t kCompressQueueBudget = 16 * 1024 * 1024;
 constexpr std::size_t kWriteQueueBudget = 16 * 1024 * 1024;
-// One finished pack may wait while another is being stored: storing (write + fsync) overlaps
-// with compression instead of stalling it.
-constexpr std::size_t kUploadQueueBudget = kPackTargetSize;
 constexpr int kReadAttempts = 3;
 constexpr const char* kInterrupted = "interrupted: nothing of this run was recorded (run the backup again to finish it)";
 constexpr std::size_t kIdleBufferBudget = 12 * 1024 * 1024;
@@ -110,9 +107,11 @@ class Pipeline {
         threads_(threads),
         compress_queue_(kCompressQueueBudget),
         write_queue_(kWriteQueueBudget),
-        upload_queue_(kUploadQueueBudget),
+        // One finished pack may wait while another is being stored: storing (write + fsync)
+        // overlaps with compression instead of stalling it.
+        upload_queue_(target.pack_target_size()),
         buffers_(kIdleBufferBudget),
-        pack_buffers_(kPackTargetSize + kPackBufferSlack) {}
+        pack_buffers_(target.pack_target_size() + kPackBufferSlack) {}
 
   /// Processes every task; fills `versions` (file versions), `problems`, `packs` and stats.
   void run(std::vector<FileToRead>& tasks) {
@@ -273,7 +272,7 @@ class Pipeline {
   }
 
   void write_loop() {
-    PackBuilder builder;
+    PackBuilder builder(target_.pack_target_size());
     while (std::optional<SealedBatch> batch = write_queue_.pop()) {
       for (SealedChunk& chunk : *batch) {
         if (!builder.fits(chunk.blob.size())) {

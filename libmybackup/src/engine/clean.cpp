@@ -76,7 +76,7 @@ void plan_packs(const std::vector<PackUsage>& usage, const std::vector<std::stri
 std::vector<ManifestPack> copy_live_blobs(Repository& repository, const std::vector<const PackUsage*>& packs,
                                           const std::atomic<bool>* cancel, std::vector<std::string>& damaged) {
   std::vector<ManifestPack> written;
-  PackBuilder builder;
+  PackBuilder builder(repository.info().pack_target_size);
   const auto flush = [&] {
     FinishedPack pack = builder.finish(repository.keys().enc_key);
     repository.put_pack(pack);
@@ -117,7 +117,7 @@ std::vector<ManifestPack> copy_live_blobs(Repository& repository, const std::vec
 }
 
 /// What copy_live_blobs would write, without reading anything (for a dry run): the same packing.
-void estimate_copy(const std::vector<const PackUsage*>& packs, CleanReport& report) {
+void estimate_copy(const std::vector<const PackUsage*>& packs, std::size_t pack_target_size, CleanReport& report) {
   std::uint64_t blobs_size = 0;
   std::size_t entries = 0;
   const auto close = [&] {
@@ -128,7 +128,7 @@ void estimate_copy(const std::vector<const PackUsage*>& packs, CleanReport& repo
   };
   for (const PackUsage* pack : packs) {
     for (const PackEntry& entry : pack->live) {
-      if (entries > 0 && blobs_size + entry.length > kPackTargetSize) {
+      if (!pack_fits(blobs_size, entry.length, pack_target_size)) {
         close();
       }
       blobs_size += entry.length;
@@ -193,7 +193,7 @@ CleanReport run_clean(Catalog& catalog, Repository& repository, const Repository
   // 2. Copy what the rewritten packs still hold.
   std::vector<ManifestPack> written;
   if (options.dry_run) {
-    estimate_copy(plan.rewrite, report);
+    estimate_copy(plan.rewrite, repository.info().pack_target_size, report);
   } else {
     written = copy_live_blobs(repository, plan.rewrite, options.cancel, report.damaged_packs);
     report.packs_written = written.size();

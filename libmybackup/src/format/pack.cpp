@@ -63,9 +63,9 @@ void PackBuilder::add(const ChunkId& id, ByteView blob, std::uint32_t raw_length
   entry.length = static_cast<std::uint32_t>(blob.size());
   entry.raw_length = raw_length;
   entry.flags = flags;
-  if (bytes_.empty() && bytes_.capacity() < kPackTargetSize) {
+  if (bytes_.empty() && bytes_.capacity() < target_size_) {
     // One allocation per pack instead of a doubling series (which would also peak at 2x).
-    bytes_.reserve(std::max(kPackTargetSize, blob.size()) + 64 * 1024);
+    bytes_.reserve(std::max(target_size_, blob.size()) + 64 * 1024);
   }
   bytes_.insert(bytes_.end(), blob.begin(), blob.end());
   entries_.push_back(entry);

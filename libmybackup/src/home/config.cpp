@@ -81,6 +81,36 @@ std::string destination_value(const std::string& text) {
 
 std::string bool_text(bool value) { return value ? "true" : "false"; }
 
+constexpr std::uint64_t kKiB = 1024;
+constexpr std::uint64_t kMiB = 1024 * 1024;
+
+/// A size as config.yaml writes it: "16MiB", "64KiB", or a number of bytes.
+std::string size_text(std::uint64_t bytes) {
+  if (bytes >= kMiB && bytes % kMiB == 0) {
+    return std::to_string(bytes / kMiB) + "MiB";
+  }
+  if (bytes >= kKiB && bytes % kKiB == 0) {
+    return std::to_string(bytes / kKiB) + "KiB";
+  }
+  return std::to_string(bytes);
+}
+
+/// A size: a whole number of bytes, or followed by K/KiB or M/MiB (any case, a space allowed).
+std::uint64_t parse_size(const std::string& key, const std::string& text) {
+  std::uint64_t value = 0;
+  const char* end = text.data() + text.size();
+  auto [stop, problem] = std::from_chars(text.data(), end, value);
+  std::string unit(stop, end);
+  unit.erase(0, unit.find_first_not_of(' '));
+  std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::uint64_t scale = unit.empty() ? 1 : (unit == "k" || unit == "kib") ? kKiB : (unit == "m" || unit == "mib") ? kMiB : 0;
+  // Bounded well below overflow: every size setting is at most a few dozen MiB.
+  if (problem != std::errc() || stop == text.data() || scale == 0 || value > (std::uint64_t{1} << 40)) {
+    throw Error(ErrorKind::usage, key + " must be a size like 64KiB or 16MiB, got '" + text + "'");
+  }
+  return value * scale;
+}
+
 /// A setting whose only valid value is `value` (the file names it for readers; nothing changes it).
 KeyRule fixed(const std::string& key, const std::string& value) {
   return {key, Scope::file, Style::plain, [value](const Config&) { return value; },
@@ -111,6 +141,18 @@ const std::vector<KeyRule>& rules() {
       {"destinations.secondary", Scope::user, Style::quoted_or_null,
        [](const Config& c) { return c.destination_secondary; },
        [](Config& c, const std::string& v) { c.destination_secondary = destination_value(v); }},
+      {"repository.chunk_size", Scope::user, Style::plain,
+       [](const Config& c) { return size_text(c.new_repository.chunker.avg_size); },
+       [](Config& c, const std::string& v) {
+         c.new_repository.chunker = RepositoryOptions::chunker_for(parse_size("repository.chunk_size", v), "repository.chunk_size");
+       }},
+      {"repository.pack_size", Scope::user, Style::plain,
+       [](const Config& c) { return size_text(c.new_repository.pack_target_size); },
+       [](Config& c, const std::string& v) {
+         const std::uint64_t size = parse_size("repository.pack_size", v);
+         RepositoryOptions::check_pack_target_size(size, "repository.pack_size");
+         c.new_repository.pack_target_size = static_cast<std::uint32_t>(size);
+       }},
       {"watch.enabled", Scope::user, Style::plain, [](const Config& c) { return bool_text(c.watch_enabled); },
        [](Config& c, const std::string& v) { c.watch_enabled = parse_bool("watch.enabled", v); }},
       {"watch.interval", Scope::user, Style::plain, [](const Config& c) { return std::to_string(c.watch_interval); },

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 
 #include "mybackup/util/clock.hpp"
 #include "mybackup/format/compress.hpp"
@@ -34,10 +35,20 @@ std::string encode_marker(const RepositoryInfo& info, const KeySet& keys) {
         {"avg_size", info.chunker.avg_size},
         {"max_size", info.chunker.max_size},
         {"gear", "hkdf-sha256(master, \"mybackup gear\")"}}},
-      {"pack_target_size", static_cast<std::uint64_t>(kPackTargetSize)},
+      {"pack_target_size", info.pack_target_size},
       {"key_check", key_check(keys, info.id)},
   };
   return marker.dump(2) + "\n";
+}
+
+/// A size field of the marker: a whole number that fits 32 bits (nlohmann's get<std::uint32_t>
+/// would wrap a negative or larger one into something that might pass the bounds).
+std::uint32_t marker_size(const nlohmann::json& object, const char* name, const std::string& where) {
+  const nlohmann::json& value = object.at(name);
+  if (!value.is_number_unsigned() || value.get<std::uint64_t>() > std::numeric_limits<std::uint32_t>::max()) {
+    throw Error(ErrorKind::corrupt, where + " is damaged: " + name + " is not a size (" + value.dump() + ")");
+  }
+  return value.get<std::uint32_t>();
 }
 
 RepositoryInfo decode_marker(const Bytes& raw, const KeySet& keys, const std::string& location) {
@@ -52,9 +63,14 @@ RepositoryInfo decode_marker(const Bytes& raw, const KeySet& keys, const std::st
     info.version = root.at("version").get<int>();
     info.id = root.at("id").get<std::string>();
     const nlohmann::json& chunker = root.at("chunker");
-    info.chunker.min_size = chunker.at("min_size").get<std::uint32_t>();
-    info.chunker.avg_size = chunker.at("avg_size").get<std::uint32_t>();
-    info.chunker.max_size = chunker.at("max_size").get<std::uint32_t>();
+    info.chunker.min_size = marker_size(chunker, "min_size", where);
+    info.chunker.avg_size = marker_size(chunker, "avg_size", where);
+    info.chunker.max_size = marker_size(chunker, "max_size", where);
+    // Absent means the default, the size every pack was written with before repositories
+    // could choose it.
+    if (root.contains("pack_target_size")) {
+      info.pack_target_size = marker_size(root, "pack_target_size", where);
+    }
     check = root.at("key_check").get<std::string>();
   } catch (const nlohmann::json::exception& error) {
     throw Error(ErrorKind::corrupt, where + " is damaged: " + error.what());
@@ -65,7 +81,7 @@ RepositoryInfo decode_marker(const Bytes& raw, const KeySet& keys, const std::st
                                         std::to_string(kRepositoryFormatVersion) + ")");
   }
   try {
-    info.chunker.validate();
+    info.options().validate();
   } catch (const Error& error) {
     // Impossible parameters in a stored marker mean a damaged marker, not a usage error.
     throw Error(ErrorKind::corrupt, where + " is damaged: " + error.what());
@@ -84,7 +100,10 @@ Repository::Repository(std::unique_ptr<Backend> backend, KeySet keys, Repository
     : backend_(std::move(backend)), keys_(std::move(keys)), info_(std::move(info)) {}
 
 std::unique_ptr<Repository> Repository::open(std::unique_ptr<Backend> backend, const MasterKey& key,
-                                             CreateIfMissing create) {
+                                             CreateIfMissing create, const RepositoryOptions& options) {
+  if (create == CreateIfMissing::yes) {
+    options.validate();
+  }
   KeySet keys = KeySet::derive(key);
   const std::string location = backend->location();
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -103,6 +122,8 @@ std::unique_ptr<Repository> Repository::open(std::unique_ptr<Backend> backend, c
     std::array<std::uint8_t, 16> id{};
     random_bytes(id);
     info.id = to_hex(id);
+    info.chunker = options.chunker;
+    info.pack_target_size = options.pack_target_size;
     info.created_ns = system_clock().now_ns();
     try {
       backend->put(kMarker, as_bytes(encode_marker(info, keys)), Overwrite::no);

@@ -82,7 +82,9 @@ std::unique_ptr<Repository> Session::open_destination(const std::string& destina
       (known_id.empty() && use == DestinationUse::write) ? CreateIfMissing::yes : CreateIfMissing::no;
   std::unique_ptr<Repository> repository;
   try {
-    repository = Repository::open(open_backend(destination), key(), create);
+    // A new repository gets the options of config.yaml (repository.*); an existing one keeps its own.
+    repository = Repository::open(open_backend(destination), key(), create,
+                                  create == CreateIfMissing::yes ? config_.new_repository : RepositoryOptions{});
   } catch (const Error& error) {
     if (error.kind() != ErrorKind::not_found) {
       throw;
@@ -240,7 +242,8 @@ BackupOutcome Session::backup(const BackupRequest& request) {
     repository = open_primary(request.dry_run ? DestinationUse::read : DestinationUse::write);
     BackupTarget target;
     target.keys = &keys;
-    target.chunker = repository ? repository->info().chunker : ChunkerParams{};
+    // A dry run before the first backup cuts as the repository about to be created will.
+    target.chunker = repository ? repository->info().chunker : config_.new_repository.chunker;
     target.repository = repository.get();
     if (request.dry_run) {
       outcome.report = run_backup(catalog_, target, options);

@@ -41,9 +41,18 @@ using testing::FaultInjectingBackend;
 using testing::expect_same_summary;
 using testing::TempDir;
 
-// Repository::open always records the default chunker parameters (512 KiB / 1 MiB / 8 MiB), and
-// the engine must use the repository's, so "several chunks" takes a file above max_size.
-constexpr std::size_t kBigSize = 12 * 1024 * 1024 + 12345;
+// The fixture's repository cuts chunks of 128 KiB .. 2 MiB (256 KiB on average: most chunks of a
+// large file go through the compressor threads, small files are sealed inline by the readers)
+// and closes packs at 1 MiB. The engine must use the repository's parameters, so "several
+// chunks" takes a file above max_size, and a few MiB make several packs.
+constexpr std::size_t kBigSize = 3 * 1024 * 1024 + 12345;
+
+RepositoryOptions fixture_options() {
+  RepositoryOptions options;
+  options.chunker = RepositoryOptions::chunker_for(256 * 1024);
+  options.pack_target_size = 1024 * 1024;
+  return options;
+}
 
 // ---- files
 
@@ -222,7 +231,7 @@ class Backup : public ::testing::Test {
   void open_repository() {
     auto owned = std::make_unique<FaultInjectingBackend>(make_local_backend(dest_));
     faults_ = owned.get();
-    repo_ = Repository::open(std::move(owned), key_, CreateIfMissing::yes);
+    repo_ = Repository::open(std::move(owned), key_, CreateIfMissing::yes, fixture_options());
   }
 
   BackupTarget target() const { return BackupTarget::writing_to(*repo_); }
@@ -247,7 +256,7 @@ class Backup : public ::testing::Test {
   std::string src(const std::string& relative) const { return src_ + "/" + relative; }
 
   /// src/{empty.txt, small.txt, medium.bin, sub/, sub/nested.txt, emptydir/, link -> small.txt}
-  /// plus big.bin (> 12 MiB) when `with_big`.
+  /// plus big.bin (> 3 MiB) when `with_big`.
   void make_tree(bool with_big) {
     testing::write_text_file(src("empty.txt"), "");
     testing::write_text_file(src("small.txt"), "hello, backup");
@@ -669,7 +678,8 @@ TEST_F(Backup, ShortReadsGiveTheSameChunks) {
   EXPECT_EQ(expect_restorable(*repo_, *catalog_, src_), 2u);
 
   // Chunk boundaries depend on the content only: the same as with whole reads.
-  auto other_repo = Repository::open(make_local_backend(dir_ / "dest_whole_reads"), key_, CreateIfMissing::yes);
+  auto other_repo =
+      Repository::open(make_local_backend(dir_ / "dest_whole_reads"), key_, CreateIfMissing::yes, fixture_options());
   Catalog other_catalog(dir_ / "whole_reads.db");
   run_backup(other_catalog, BackupTarget::writing_to(*other_repo), options());
   const auto short_versions = versions_on_destination(*repo_);
@@ -791,10 +801,10 @@ TEST_F(Backup, NoSpaceWhileStoringAPackChangesNothing) {
 }
 
 TEST_F(Backup, NoSpaceForAPackInTheMiddleOfARunChangesNothing) {
-  // More than one pack's worth (16 MiB) of incompressible data: the first pack is stored while
-  // the readers are still at work, and that store fails.
-  write_random(src("a.bin"), 9 * 1024 * 1024, 41);
-  write_random(src("b.bin"), 8 * 1024 * 1024, 42);
+  // More than one pack's worth (1 MiB) of incompressible data, less than two: the first pack's
+  // store fails.
+  write_random(src("a.bin"), 576 * 1024, 41);
+  write_random(src("b.bin"), 512 * 1024, 42);
   faults_->set_key_filter("data/");
   faults_->reset_counts();
   faults_->fail_put_number(1, ErrorKind::no_space);
@@ -991,7 +1001,7 @@ TEST_F(Backup, CancelledDuringTheRunRecordsNothing) {
   for (int i = 0; i < 8; ++i) {
     write_random(src("f" + std::to_string(i) + ".bin"), 256 * 1024, static_cast<std::uint32_t>(60 + i));
   }
-  write_random(src("big.bin"), 20 * 1024 * 1024, 70);
+  write_random(src("big.bin"), 2 * 1024 * 1024 + 1, 70);
 
   std::atomic<bool> cancel{false};
   std::atomic<int> reported{0};
@@ -1023,6 +1033,35 @@ TEST_F(Backup, CancelledDuringTheRunRecordsNothing) {
   EXPECT_EQ(expect_restorable(*repo_, *catalog_, src_), 9u);
 }
 
+// A repository created with tiny chunks (4 KiB on average) and packs (64 KiB): the engine cuts and
+// packs by the repository's options, so half a MiB makes dozens of chunks and several packs, none
+// much above the target, and everything restores byte for byte.
+TEST_F(Backup, TinyChunksAndPacksWriteSeveralPacksAndRestoreExactly) {
+  write_random(src("random.bin"), 300 * 1024 + 1, 90);
+  write_bytes(src("text.bin"), testing::random_data(200 * 1024, 91, testing::Compressibility::compressible));
+  testing::write_text_file(src("small.txt"), "small");
+  const RepositoryOptions tiny = testing::small_repository_options();
+  auto tiny_repo = Repository::open(make_local_backend(dir_ / "tiny"), key_, CreateIfMissing::yes, tiny);
+  Catalog tiny_catalog(dir_ / "tiny.db");
+
+  const BackupReport report = run_backup(tiny_catalog, BackupTarget::writing_to(*tiny_repo), options());
+
+  EXPECT_TRUE(report.problems.empty());
+  EXPECT_EQ(report.stats.files_new, 3u);
+  EXPECT_GE(report.packs_written, 5u);
+  const std::vector<std::string> packs = testing::files_under(dir_ / "tiny/data");
+  EXPECT_EQ(packs.size(), report.packs_written);
+  for (const std::string& pack : packs) {
+    // A pack closes before a blob would take it past 64 KiB; only its header comes on top.
+    EXPECT_LE(std::filesystem::file_size(dir_ / "tiny/data/" + pack), tiny.pack_target_size + 4096u) << pack;
+  }
+  const auto versions = versions_on_destination(*tiny_repo);
+  EXPECT_GE(versions.at(src("random.bin")).chunks.size(), 10u);
+  EXPECT_GE(versions.at(src("text.bin")).chunks.size(), 5u);
+  EXPECT_LT(report.stats.bytes_stored, report.stats.bytes_read) << "the compressible file must shrink";
+  EXPECT_EQ(expect_restorable(*tiny_repo, tiny_catalog, src_), 3u);
+}
+
 TEST_F(Backup, ThreadCountDoesNotChangeTheVersions) {
   make_tree(true);
   for (int i = 0; i < 12; ++i) {
@@ -1032,7 +1071,7 @@ TEST_F(Backup, ThreadCountDoesNotChangeTheVersions) {
 
   // A second repository with the same key, so chunk boundaries and ids are comparable.
   const std::string other_dest = dir_ / "dest4";
-  auto other_repo = Repository::open(make_local_backend(other_dest), key_, CreateIfMissing::yes);
+  auto other_repo = Repository::open(make_local_backend(other_dest), key_, CreateIfMissing::yes, fixture_options());
   Catalog other_catalog(dir_ / "backups4.db");
 
   BackupOptions one = options();

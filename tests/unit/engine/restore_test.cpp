@@ -37,10 +37,17 @@ using testing::FaultEnv;
 using testing::names_of;
 using testing::TempDir;
 
-// The repository's chunker makes chunks of 512 KiB .. 8 MiB (about 1 MiB on average), so a few
-// MiB give several chunks and 12 MiB a dozen.
-constexpr std::size_t kBigSize = 12 * 1024 * 1024 + 4321;
-constexpr std::size_t kMultiChunkSize = 4 * 1024 * 1024 + 99;
+// The fixture's repository cuts chunks of 32 KiB .. 512 KiB (64 KiB on average) and closes packs
+// at 256 KiB, so a quarter MiB gives several chunks and 768 KiB a dozen, over several packs.
+constexpr std::size_t kBigSize = 768 * 1024 + 4321;
+constexpr std::size_t kMultiChunkSize = 256 * 1024 + 99;
+
+RepositoryOptions fixture_options() {
+  RepositoryOptions options;
+  options.chunker = RepositoryOptions::chunker_for(64 * 1024);
+  options.pack_target_size = 256 * 1024;
+  return options;
+}
 constexpr std::int64_t kEndOfTime = std::numeric_limits<std::int64_t>::max();
 constexpr const char* kTemporaryPrefix = ".mybackup-restore-";
 
@@ -151,7 +158,7 @@ std::vector<std::string> names_of(const std::map<std::string, Node>& nodes) {
   return names;
 }
 
-/// Field by field, so a failure names the path and the field (and never prints 12 MiB).
+/// Field by field, so a failure names the path and the field (and never prints 768 KiB).
 void expect_same_tree(const std::map<std::string, Node>& expected, const std::map<std::string, Node>& actual) {
   EXPECT_EQ(names_of(actual), names_of(expected));
   for (const auto& [name, want] : expected) {
@@ -238,7 +245,7 @@ class Restore : public ::testing::Test {
  protected:
   void SetUp() override {
     make_dir(src_);
-    repo_ = Repository::open(make_local_backend(dest_), key_, CreateIfMissing::yes);
+    repo_ = Repository::open(make_local_backend(dest_), key_, CreateIfMissing::yes, fixture_options());
     catalog_ = std::make_unique<Catalog>(dir_ / "backups.db");
   }
 
@@ -796,7 +803,7 @@ TEST_F(Restore, NoSpaceFailsTheFileCleanly) {
   write_random(src("big.bin"), kMultiChunkSize, 7);
   backup();
   FaultEnv env;
-  env.limit_space(1024 * 1024 + 17);  // the disk fills up after a chunk or two
+  env.limit_space(64 * 1024 + 17);  // the disk fills up after a chunk or two
   RestoreOptions options;
   options.env = &env;
 

@@ -380,7 +380,7 @@ TEST_F(Verify, ADamagedManifestIsReported) {
 
 TEST_F(Verify, AnUnreferencedPackIsOnlyAWarning) {
   two_runs();
-  PackBuilder builder;
+  PackBuilder builder(kDefaultPackTargetSize);
   Bytes blob;
   const Bytes data = testing::to_bytes("left by an interrupted run");
   const ChunkId id = repo_->chunk_id(data);

@@ -12,28 +12,14 @@
 
 #include "mybackup/crypto/crypto.hpp"
 #include "mybackup/util/error.hpp"
+#include "test_util.hpp"
 
 namespace mybackup {
 namespace {
 
 constexpr std::size_t kMiB = 1024 * 1024;
 
-// Deterministic, fast pseudo-random bytes (splitmix64).
-Bytes random_data(std::size_t size, std::uint64_t state) {
-  Bytes data(size);
-  std::size_t i = 0;
-  while (i < size) {
-    state += 0x9e3779b97f4a7c15ULL;
-    std::uint64_t z = state;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    for (int b = 0; b < 8 && i < size; ++b, ++i) {
-      data[i] = static_cast<std::uint8_t>(z >> (8 * b));
-    }
-  }
-  return data;
-}
+using testing::random_data;
 
 Bytes seed_of(std::uint8_t fill) { return Bytes(32, fill); }
 

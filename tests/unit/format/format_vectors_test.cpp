@@ -271,6 +271,7 @@ TEST(FormatVectors, marker_key_check) {
   const auto repository = Repository::open(make_local_backend(dir.path()), master_key(), CreateIfMissing::no);
   EXPECT_EQ(repository->info().id, kRepositoryId);
   EXPECT_EQ(repository->info().chunker.avg_size, 1048576U);
+  EXPECT_EQ(repository->info().pack_target_size, 16777216U);
   MasterKey other = master_key();
   other.bytes[31] ^= 1;
   EXPECT_EQ(error_kind([&] { Repository::open(make_local_backend(dir.path()), other, CreateIfMissing::no); }),
@@ -318,7 +319,7 @@ TEST(FormatVectors, blobs_seal_and_open) {
 TEST(FormatVectors, pack_of_two_blobs) {
   const KeySet keys = KeySet::derive(master_key());
   const std::vector<PackEntry> entries = vector_entries();
-  PackBuilder builder;
+  PackBuilder builder(kDefaultPackTargetSize);
   builder.add(entries[0].id, from_hex(kBlobA), entries[0].raw_length, entries[0].flags);
   builder.add(entries[1].id, from_hex(kBlobB), entries[1].raw_length, entries[1].flags);
   const FinishedPack pack = builder.finish_with_nonce(keys.enc_key, array_from_hex<12>(kNonceHeader));

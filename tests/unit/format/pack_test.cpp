@@ -85,7 +85,7 @@ struct BuiltPack {
 
 BuiltPack build_pack(const AeadKey& key, std::size_t blobs) {
   BuiltPack built;
-  PackBuilder builder;
+  PackBuilder builder(kDefaultPackTargetSize);
   for (std::size_t i = 0; i < blobs; ++i) {
     const Bytes payload = random_data(100 + 977 * i, static_cast<std::uint32_t>(i + 1));
     const std::uint8_t flags = (i % 2 == 0) ? kBlobCompressed : 0;
@@ -216,7 +216,7 @@ TEST(Pack, builder_and_read_pack_header_round_trip) {
 
 TEST(Pack, builder_is_empty_again_after_finish) {
   const AeadKey key = make_key(1);
-  PackBuilder builder;
+  PackBuilder builder(kDefaultPackTargetSize);
   EXPECT_TRUE(builder.empty());
   EXPECT_EQ(builder.size(), 0U);
   const Bytes blob = sealed(key, make_id(1), 0, to_bytes("one"));
@@ -238,7 +238,7 @@ TEST(Pack, builder_is_empty_again_after_finish) {
 
 TEST(Pack, a_pack_without_blobs_is_valid) {
   const AeadKey key = make_key(1);
-  PackBuilder builder;
+  PackBuilder builder(kDefaultPackTargetSize);
   const FinishedPack pack = builder.finish(key);
   EXPECT_TRUE(pack.entries.empty());
   EXPECT_TRUE(read_pack_header(key, pack.bytes).empty());

@@ -66,6 +66,8 @@ Config every_field_set() {
   config.sources.push_back({"/srv/data with space", {}, ""});
   config.destination_primary = "/mnt/backups";
   config.destination_secondary = "/media/usb/backups";
+  config.new_repository.chunker = RepositoryOptions::chunker_for(8 * 1024);
+  config.new_repository.pack_target_size = 100'000;
   config.watch_enabled = false;
   config.watch_interval = 7200;
   config.watch_realtime = false;
@@ -96,6 +98,7 @@ void expect_same_config(const Config& a, const Config& b) {
   }
   EXPECT_EQ(a.destination_primary, b.destination_primary);
   EXPECT_EQ(a.destination_secondary, b.destination_secondary);
+  EXPECT_EQ(a.new_repository, b.new_repository);
   EXPECT_EQ(a.watch_enabled, b.watch_enabled);
   EXPECT_EQ(a.watch_interval, b.watch_interval);
   EXPECT_EQ(a.watch_realtime, b.watch_realtime);
@@ -168,6 +171,8 @@ TEST(Config, SetConfigValueAcceptsEveryKey) {
       {"compression.level", "22", "22"},
       {"destinations.primary", "/mnt/backups/", "/mnt/backups"},
       {"destinations.secondary", "/media//usb/./b", "/media/usb/b"},
+      {"repository.chunk_size", "64k", "64KiB"},
+      {"repository.pack_size", "1048576", "1MiB"},
       {"watch.enabled", "no", "false"},
       {"watch.interval", "3600", "3600"},
       {"watch.realtime", "OFF", "false"},
@@ -261,6 +266,49 @@ TEST(Config, SetConfigValueAcceptsBoundsAndBoolSpellings) {
     set_config_value(config, "watch.enabled", no);
     EXPECT_FALSE(config.watch_enabled) << no;
   }
+}
+
+TEST(Config, RepositorySizesTakeUnitsAndTheRepositoryBounds) {
+  Config config;
+  EXPECT_EQ(values_of(config)["repository.chunk_size"], "1MiB");
+  EXPECT_EQ(values_of(config)["repository.pack_size"], "16MiB");
+  EXPECT_EQ(config.new_repository, RepositoryOptions{});
+  set_config_value(config, "repository.chunk_size", "1 KiB");
+  EXPECT_EQ(config.new_repository.chunker, (ChunkerParams{512, 1024, 8192}));
+  set_config_value(config, "repository.chunk_size", "4M");
+  EXPECT_EQ(config.new_repository.chunker.avg_size, 4U * 1024 * 1024);
+  set_config_value(config, "repository.pack_size", "4KiB");
+  EXPECT_EQ(config.new_repository.pack_target_size, 4096U);
+  set_config_value(config, "repository.pack_size", "100000");
+  EXPECT_EQ(values_of(config)["repository.pack_size"], "100000");
+  set_config_value(config, "repository.pack_size", "64mib");
+  EXPECT_EQ(config.new_repository.pack_target_size, 64U * 1024 * 1024);
+
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"repository.chunk_size", "512"},   {"repository.chunk_size", "8MiB"}, {"repository.chunk_size", "3000"},
+      {"repository.chunk_size", "1.5M"},  {"repository.chunk_size", "big"},  {"repository.chunk_size", ""},
+      {"repository.pack_size", "4095"},   {"repository.pack_size", "65MiB"}, {"repository.pack_size", "16GB"},
+      {"repository.pack_size", "-1"},     {"repository.pack_size", "99999999999999999999"},
+  };
+  for (const auto& [key, value] : bad) {
+    const Config before = config;
+    const testing::ErrorOutcome outcome = testing::error_kind([&] { set_config_value(config, key, value); });
+    EXPECT_EQ(outcome, ErrorKind::usage) << key << " " << value;
+    EXPECT_TRUE(contains(outcome.message(), key)) << outcome;
+    EXPECT_EQ(config.new_repository, before.new_repository) << key << " " << value;
+  }
+  EXPECT_TRUE(contains(testing::error_message([&] { set_config_value(config, "repository.pack_size", "1KiB"); }),
+                       "repository.pack_size must be from 4 KiB to 64 MiB (got 1 KiB)"));
+
+  TempDir dir("config_test_");
+  write_text(dir / "c.yaml", "repository:\n  chunk_size: 16KiB\n  pack_size: 7MiB\n");
+  const Config loaded = load_config(dir / "c.yaml");
+  EXPECT_EQ(loaded.new_repository.chunker, RepositoryOptions::chunker_for(16 * 1024));
+  EXPECT_EQ(loaded.new_repository.pack_target_size, 7U * 1024 * 1024);
+  write_text(dir / "bad.yaml", "repository:\n  chunk_size: 16KiB\n  pack_size: 1KiB\n");
+  const Error error = testing::catch_error([&] { load_config(dir / "bad.yaml"); });
+  EXPECT_EQ(error.kind(), ErrorKind::config);
+  EXPECT_TRUE(contains(error.what(), "bad.yaml:3: repository.pack_size must be from 4 KiB")) << error.what();
 }
 
 TEST(Config, DestinationIsAnAliasOfDestinationsPrimary) {
@@ -520,6 +568,8 @@ TEST(Config, EverySettingOfTheTableRoundTripsThroughSaveAndLoad) {
       value = old == "true" ? "false" : "true";
     } else if (!old.empty() && old.find_first_not_of("0123456789") == std::string::npos) {
       value = std::to_string(std::stoi(old) + 1);
+    } else if (old.size() > 3 && old.substr(old.size() - 3) == "MiB") {
+      value = std::to_string(std::stoi(old) * 2) + "MiB";  // a size
     } else {
       value = "/srv/" + key;  // a path, or for notify.command any text
     }

@@ -58,7 +58,7 @@ Bytes compressible(std::size_t size) {
 /// Seals `chunks` the way the backup engine does and assembles them into one pack.
 FinishedPack make_pack(const Repository& repo, const std::vector<Bytes>& chunks) {
   Compressor compressor(3);
-  PackBuilder builder;
+  PackBuilder builder(kDefaultPackTargetSize);
   for (const Bytes& chunk : chunks) {
     const ChunkId id = repo.chunk_id(chunk);
     Bytes compressed;
@@ -256,6 +256,141 @@ TEST(Repository, damaged_marker_is_corrupt_mismatch_or_wrong_key) {
 }
 
 
+// ---------------------------------------------------------------- options
+
+/// The marker's text with the number after `"name": ` replaced by `value` (any JSON text).
+std::string with_marker_field(std::string marker, const std::string& name, const std::string& value) {
+  const std::string field = "\"" + name + "\": ";
+  const auto at = marker.find(field);
+  EXPECT_NE(at, std::string::npos) << name << " not in " << marker;
+  if (at == std::string::npos) {
+    return marker;
+  }
+  const auto start = at + field.size();
+  marker.replace(start, marker.find_first_of(",\n}", start) - start, value);
+  return marker;
+}
+
+TEST(RepositoryOptions, DefaultsAreTheFormerFixedValues) {
+  const RepositoryOptions options;
+  EXPECT_EQ(options.chunker, ChunkerParams{});
+  EXPECT_EQ(options.chunker.avg_size, 1024U * 1024U);
+  EXPECT_EQ(options.pack_target_size, 16U * 1024U * 1024U);
+  EXPECT_NO_THROW(options.validate());
+  EXPECT_EQ(RepositoryOptions::chunker_for(1024 * 1024), ChunkerParams{});
+}
+
+TEST(RepositoryOptions, BoundsAreCheckedWithAOneLineUsageMessage) {
+  EXPECT_NO_THROW(RepositoryOptions::chunker_for(1024));
+  EXPECT_NO_THROW(RepositoryOptions::chunker_for(4 * 1024 * 1024));
+  for (const std::uint64_t bad : {std::uint64_t{0}, std::uint64_t{512}, std::uint64_t{3000},
+                                  std::uint64_t{8} * 1024 * 1024, std::uint64_t{1} << 40}) {
+    const testing::ErrorOutcome outcome = error_kind([&] { RepositoryOptions::chunker_for(bad); });
+    EXPECT_EQ(outcome, ErrorKind::usage) << bad;
+    EXPECT_NE(outcome.message().find("power of two from 1 KiB to 4 MiB"), std::string::npos) << outcome;
+    EXPECT_EQ(outcome.message().find('\n'), std::string::npos) << outcome;
+  }
+  RepositoryOptions options;
+  for (const std::uint32_t good : {4U * 1024, 64U * 1024 * 1024, 100'000U}) {
+    options.pack_target_size = good;
+    EXPECT_NO_THROW(options.validate()) << good;
+  }
+  for (const std::uint32_t bad : {0U, 4095U, 64U * 1024 * 1024 + 1}) {
+    options.pack_target_size = bad;
+    const testing::ErrorOutcome outcome = error_kind([&] { options.validate(); });
+    EXPECT_EQ(outcome, ErrorKind::usage) << bad;
+    EXPECT_NE(outcome.message().find("from 4 KiB to 64 MiB"), std::string::npos) << outcome;
+  }
+  options = RepositoryOptions{};
+  options.chunker = {64, 128, 256};  // a valid chunker, but below the repository's bound
+  EXPECT_EQ(error_kind([&] { options.validate(); }), ErrorKind::usage);
+  options.chunker = {1024 * 1024, 4 * 1024 * 1024, 48 * 1024 * 1024};  // max_size above 32 MiB
+  EXPECT_EQ(error_kind([&] { options.validate(); }), ErrorKind::usage);
+}
+
+TEST(RepositoryOptions, ChosenAtCreationRecordedInTheMarkerAndReadBack) {
+  TempDir dir;
+  const MasterKey key = MasterKey::generate();
+  RepositoryOptions options;
+  options.chunker = RepositoryOptions::chunker_for(2048);
+  options.pack_target_size = 8192;
+  const auto created = Repository::open(make_local_backend(dir.path()), key, CreateIfMissing::yes, options);
+  EXPECT_EQ(created->info().options(), options);
+
+  const auto marker = parse_json_object(read_text_file(dir / kMarker));
+  EXPECT_EQ(marker.at("chunker").at("min_size"), 1024);
+  EXPECT_EQ(marker.at("chunker").at("avg_size"), 2048);
+  EXPECT_EQ(marker.at("chunker").at("max_size"), 16384);
+  EXPECT_EQ(marker.at("pack_target_size"), 8192);
+
+  // Read back, whatever options the opener passes: the repository keeps its own.
+  const std::string text = read_text_file(dir / kMarker);
+  EXPECT_EQ(open_repo(dir.path(), key, CreateIfMissing::no)->info().options(), options);
+  const auto reopened = Repository::open(make_local_backend(dir.path()), key, CreateIfMissing::yes, RepositoryOptions{});
+  EXPECT_EQ(reopened->info().options(), options);
+  EXPECT_EQ(read_text_file(dir / kMarker), text);
+}
+
+TEST(RepositoryOptions, AMarkerWithoutPackTargetSizeMeansTheDefault) {
+  TempDir dir;
+  const MasterKey key = MasterKey::generate();
+  RepositoryOptions options;
+  options.pack_target_size = 8192;
+  open_repo(dir.path(), key, CreateIfMissing::yes);
+  Repository::open(make_local_backend(dir / "small"), key, CreateIfMissing::yes, options);
+  for (const std::string& root : {dir.path(), dir / "small"}) {
+    std::string marker = read_text_file(root + "/" + kMarker);
+    const auto at = marker.find("  \"pack_target_size\"");
+    ASSERT_NE(at, std::string::npos) << marker;
+    marker.erase(at, marker.find('\n', at) + 1 - at);  // as an old marker might lack it
+    write_text_file(root + "/" + kMarker, marker);
+    const auto repo = open_repo(root, key, CreateIfMissing::no);
+    EXPECT_EQ(repo->info().pack_target_size, kDefaultPackTargetSize) << root;
+    EXPECT_EQ(repo->info().chunker, ChunkerParams{}) << root;
+  }
+}
+
+TEST(RepositoryOptions, BadOptionsAreRefusedBeforeAnythingIsWritten) {
+  TempDir dir;
+  const MasterKey key = MasterKey::generate();
+  RepositoryOptions options;
+  options.pack_target_size = 1000;
+  const testing::ErrorOutcome outcome =
+      error_kind([&] { Repository::open(make_local_backend(dir / "repo"), key, CreateIfMissing::yes, options); });
+  EXPECT_EQ(outcome, ErrorKind::usage);
+  EXPECT_NE(outcome.message().find("pack target size must be from 4 KiB to 64 MiB"), std::string::npos) << outcome;
+  EXPECT_TRUE(files_under(dir / "repo").empty());
+  // Opening without creating does not judge options it would not use.
+  open_repo(dir / "other", key, CreateIfMissing::yes);
+  EXPECT_NO_THROW(Repository::open(make_local_backend(dir / "other"), key, CreateIfMissing::no, options));
+}
+
+TEST(RepositoryOptions, OutOfRangeValuesInAMarkerAreCorrupt) {
+  TempDir dir;
+  const MasterKey key = MasterKey::generate();
+  open_repo(dir.path(), key);
+  const std::string original = read_text_file(dir / kMarker);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"pack_target_size", "1000"},             // below 4 KiB
+      {"pack_target_size", "134217728"},        // 128 MiB
+      {"pack_target_size", "4294975488"},       // 4 GiB + 8 KiB: must not wrap to 8 KiB
+      {"pack_target_size", "-16777216"},
+      {"pack_target_size", "\"16777216\""},
+      {"avg_size", "512"},                      // a valid chunker, below the repository's bound
+      {"max_size", "67108864"},                 // 64 MiB: above 32 MiB
+      {"min_size", "4295491584"},               // 4 GiB + 512 KiB
+  };
+  for (const auto& [field, value] : cases) {
+    write_text_file(dir / kMarker, with_marker_field(original, field, value));
+    const testing::ErrorOutcome outcome = error_kind([&] { open_repo(dir.path(), key, CreateIfMissing::no); });
+    EXPECT_EQ(outcome, ErrorKind::corrupt) << field << " = " << value;
+    EXPECT_NE(outcome.message().find("damaged"), std::string::npos) << outcome;
+  }
+  write_text_file(dir / kMarker, original);
+  EXPECT_NO_THROW(open_repo(dir.path(), key, CreateIfMissing::no));
+}
+
+
 // ---------------------------------------------------------------- packs and chunks
 
 TEST(Repository, put_pack_then_read_chunk_round_trip) {
@@ -341,7 +476,7 @@ TEST(Repository, read_chunk_with_a_wrong_entry_fails) {
   const ChunkId claimed = repo->chunk_id(to_bytes("other content"));
   Bytes blob;
   seal_blob(repo->keys().enc_key, claimed, 0, content, blob);
-  PackBuilder builder;
+  PackBuilder builder(kDefaultPackTargetSize);
   builder.add(claimed, blob, static_cast<std::uint32_t>(content.size()), 0);
   const FinishedPack lying = builder.finish(repo->keys().enc_key);
   repo->put_pack(lying);

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <random>
 #include <set>
 #include <thread>
 #include <vector>
@@ -16,15 +15,6 @@
 
 namespace mybackup::testing {
 namespace {
-
-Bytes pattern_bytes(std::size_t size, std::uint32_t seed) {
-  Bytes data(size);
-  std::mt19937 random(seed);
-  for (std::uint8_t& byte : data) {
-    byte = static_cast<std::uint8_t>(random());
-  }
-  return data;
-}
 
 template <typename Fn>
 ErrorOutcome kind_of(Fn fn) {
@@ -47,7 +37,7 @@ TEST_P(Conformance, NewStoreIsEmptyAndListsNothing) {
 }
 
 TEST_P(Conformance, PutThenGetReturnsTheSameBytes) {
-  const Bytes data = pattern_bytes(100'000, 1);
+  const Bytes data = random_data(100'000, 1);
   backend_->put("data/ab/object.enc", data, Overwrite::no);
   EXPECT_EQ(backend_->get("data/ab/object.enc", data.size()), data);
   EXPECT_EQ(backend_->size("data/ab/object.enc"), data.size());
@@ -63,7 +53,7 @@ TEST_P(Conformance, EmptyObjectsAreObjects) {
 }
 
 TEST_P(Conformance, GetOverTheSizeBoundIsCorruptAndAtTheBoundIsFine) {
-  const Bytes data = pattern_bytes(4096, 2);
+  const Bytes data = random_data(4096, 2);
   backend_->put("locks/a.json", data, Overwrite::no);
   EXPECT_EQ(kind_of([&] { backend_->get("locks/a.json", data.size() - 1); }), ErrorKind::corrupt);
   EXPECT_EQ(backend_->get("locks/a.json", data.size()), data);
@@ -77,7 +67,7 @@ TEST_P(Conformance, MissingObjectsAreNotFound) {
 }
 
 TEST_P(Conformance, RangedReadsAtTheEdges) {
-  const Bytes data = pattern_bytes(10'000, 3);
+  const Bytes data = random_data(10'000, 3);
   backend_->put("data/cd/range.enc", data, Overwrite::no);
   const auto slice = [&](std::size_t offset, std::size_t length) {
     return Bytes(data.begin() + static_cast<std::ptrdiff_t>(offset),
@@ -143,7 +133,7 @@ TEST_P(Conformance, ConcurrentPutsAndRangedReadsFromSeveralThreads) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kObjects; ++i) {
         const std::string name = "data/" + std::to_string(10 + t) + "/obj" + std::to_string(i) + ".enc";
-        const Bytes data = pattern_bytes(static_cast<std::size_t>(1000 + 37 * i), static_cast<std::uint32_t>(t * 1000 + i));
+        const Bytes data = random_data(static_cast<std::size_t>(1000 + 37 * i), static_cast<std::uint64_t>(t * 1000 + i));
         backend_->put(name, data, Overwrite::no);
         const Bytes back = backend_->get_range(name, 10, 500);
         if (!std::equal(back.begin(), back.end(), data.begin() + 10)) {
@@ -165,7 +155,7 @@ TEST_P(Conformance, ListingWithManyObjectsIsCompleteSortedAndSized) {
   for (int i = 0; i < kObjects; ++i) {
     char name[64];
     std::snprintf(name, sizeof name, "snapshots/%010d-aa.enc", i);
-    backend_->put(name, pattern_bytes(static_cast<std::size_t>(i % 17), static_cast<std::uint32_t>(i)), Overwrite::no);
+    backend_->put(name, random_data(static_cast<std::size_t>(i % 17), static_cast<std::uint64_t>(i)), Overwrite::no);
     expected.insert(name);
   }
   backend_->put("data/ff/other.enc", as_bytes("x"), Overwrite::no);

@@ -84,6 +84,12 @@ struct BackupTarget {
   /// Error(locked) (before the next file, and in any case before writing its manifest).
   const RepositoryLock* lock = nullptr;
 
+  /// The size packs are closed at: the repository's own (RepositoryInfo::pack_target_size), or
+  /// the default without one (a dry run before the destination exists).
+  std::size_t pack_target_size() const {
+    return repository != nullptr ? repository->info().pack_target_size : kDefaultPackTargetSize;
+  }
+
   /// Writing to `repository` with its own keys and chunker parameters (no lock).
   static BackupTarget writing_to(Repository& repository) {
     BackupTarget target;

@@ -5,7 +5,8 @@
 // middle of a file changes the one or two chunks around the edit and leaves the others identical,
 // which is what lets an edited large file deduplicate against its previous version.
 //
-// Parameters (recorded in the destination's mybackup-repo.json):
+// Parameters (chosen when a repository is created and recorded in its mybackup-repo.json, see
+// repository/options.hpp):
 //   min_size  no cut before this many bytes            (default 512 KiB)
 //   avg_size  the target mean chunk size, a power of 2 (default 1 MiB)
 //   max_size  a cut is forced at this size             (default 8 MiB)
@@ -30,6 +31,8 @@ struct ChunkerParams {
   /// Throws Error(usage) unless 64 <= min_size < avg_size < max_size, avg_size is a power of two
   /// and max_size <= 64 MiB.
   void validate() const;
+
+  bool operator==(const ChunkerParams&) const = default;
 };
 
 using GearTable = std::array<std::uint64_t, 256>;

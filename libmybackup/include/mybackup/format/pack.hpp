@@ -24,8 +24,9 @@ using ChunkId = Digest;
 
 constexpr std::uint8_t kBlobCompressed = 0x01;
 constexpr std::size_t kBlobOverhead = 4 + 1 + kAeadNonceSize + kAeadTagSize;
-/// Packs are closed once they reach this size; a chunk larger than that gets a pack of its own.
-constexpr std::size_t kPackTargetSize = 16 * 1024 * 1024;
+/// The pack target size of a repository created without options (RepositoryOptions): writers
+/// close a pack before a blob would take it past its repository's target size.
+constexpr std::uint32_t kDefaultPackTargetSize = 16 * 1024 * 1024;
 
 /// Encrypts one chunk's stored form (`payload`: compressed or raw bytes) and appends the blob to `out`.
 /// Each call draws a fresh random nonce.
@@ -44,6 +45,12 @@ Bytes open_blob(const AeadKey& key, const ChunkId& id, ByteView blob, std::uint8
 /// Bytes a pack adds after its blobs for `entries` entries: the sealed header and its length.
 constexpr std::size_t pack_trailer_size(std::size_t entries) {
   return 4 + kAeadNonceSize + (1 + 4 + entries * (32 + 4 + 4 + 4 + 1)) + kAeadTagSize + 4;
+}
+
+/// True if a blob of `blob_size` bytes may join a pack whose blobs take `pack_bytes` so far: the
+/// pack stays within `target_size`, or it is empty (an oversized blob gets a pack of its own).
+constexpr bool pack_fits(std::size_t pack_bytes, std::size_t blob_size, std::size_t target_size) {
+  return pack_bytes == 0 || pack_bytes + blob_size <= target_size;
 }
 
 /// Where one blob sits inside a pack.
@@ -66,16 +73,18 @@ struct FinishedPack {
 /// Assembles a pack in memory.
 class PackBuilder {
  public:
+  /// A builder for packs of about `target_size` bytes (the repository's pack target size).
+  explicit PackBuilder(std::size_t target_size) : target_size_(target_size) {}
+
   /// Appends a sealed blob. REQUIRES: the pack stays below 4 GiB. Callers close a pack before a
-  /// blob would take it past kPackTargetSize (see fits()), so packs stay near the target size.
+  /// blob would take it past the target size (see fits()), so packs stay near that size.
   void add(const ChunkId& id, ByteView blob, std::uint32_t raw_length, std::uint8_t flags);
   std::size_t size() const { return bytes_.size(); }
-  /// True if a blob of `blob_size` bytes keeps the pack within kPackTargetSize, or the pack is
-  /// empty (an oversized blob gets a pack of its own).
-  bool fits(std::size_t blob_size) const { return bytes_.empty() || bytes_.size() + blob_size <= kPackTargetSize; }
+  /// pack_fits() for this pack and its target size.
+  bool fits(std::size_t blob_size) const { return pack_fits(bytes_.size(), blob_size, target_size_); }
   bool empty() const { return entries_.empty(); }
   /// Gives the builder an empty buffer whose capacity the next pack reuses (saves allocating
-  /// and page-faulting 16 MiB per pack). REQUIRES: empty().
+  /// and page-faulting a whole pack's worth of memory per pack). REQUIRES: empty().
   void reuse(Bytes&& buffer) {
     buffer.clear();
     bytes_ = std::move(buffer);
@@ -88,6 +97,7 @@ class PackBuilder {
   FinishedPack finish_with_nonce(const AeadKey& key, const AeadNonce& header_nonce);
 
  private:
+  std::size_t target_size_;
   Bytes bytes_;
   std::vector<PackEntry> entries_;
 };

@@ -7,6 +7,7 @@
 //   compression: {enabled: true, algorithm: zstd, level: 3}
 //   sources: [{path: /home/me/Documents, exclude: ['*.tmp'], added_at: '…'}]
 //   destinations: {primary: /mnt/backups, secondary: null}
+//   repository: {chunk_size: 1MiB, pack_size: 16MiB}   # for a repository created from now on
 //   watch: {enabled: true, interval: 300, realtime: true, debounce: 5}    # `mybackup watch`
 //   notify: {command: null}       # run after a failed watch backup: notify-send mybackup '{message}'
 //   retention: {keep_days: 30, keep_versions: 10, auto_clean: false}
@@ -21,6 +22,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "mybackup/repository/options.hpp"
 
 namespace mybackup {
 
@@ -44,6 +47,11 @@ struct Config {
 
   std::string destination_primary;    // empty: not set
   std::string destination_secondary;  // empty: not set
+
+  // The options of a repository created with this config (the first backup to a new destination):
+  // repository.chunk_size (the average; min and max follow, see RepositoryOptions::chunker_for)
+  // and repository.pack_size. An existing repository keeps the options it was created with.
+  RepositoryOptions new_repository;
 
   bool watch_enabled = true;
   int watch_interval = 300;  // seconds, > 0

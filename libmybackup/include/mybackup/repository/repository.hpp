@@ -4,7 +4,8 @@
 // every read is bounded and checked (packs against the SHA-256 they are named by, blobs and
 // manifests by authentication).
 //
-//   mybackup-repo.json          plaintext marker: format, version, id, chunker parameters, key check
+//   mybackup-repo.json          plaintext marker: format, version, id, chunker parameters, pack
+//                               target size (options.hpp), key check
 //   data/<2 hex>/<64 hex>.enc   packs (pack.hpp), named by the SHA-256 of their bytes
 //   snapshots/<seq>-<id>.enc    one manifest per run (manifest.hpp)
 //   locks/<random>.json         writer locks (lock.hpp)
@@ -26,17 +27,23 @@
 #include "mybackup/format/manifest.hpp"
 #include "mybackup/format/pack.hpp"
 #include "mybackup/repository/lock.hpp"
+#include "mybackup/repository/options.hpp"
 #include "mybackup/storage/backend.hpp"
 
 namespace mybackup {
 
 constexpr int kRepositoryFormatVersion = 1;
 
+/// What the marker records. `chunker` and `pack_target_size` are the RepositoryOptions the
+/// repository was created with; every writer uses them.
 struct RepositoryInfo {
   std::string id;  // 32 hex digits, random
   int version = kRepositoryFormatVersion;
   ChunkerParams chunker;
+  std::uint32_t pack_target_size = kDefaultPackTargetSize;
   std::int64_t created_ns = 0;
+
+  RepositoryOptions options() const { return {chunker, pack_target_size}; }
 };
 
 enum class CreateIfMissing { no, yes };
@@ -44,13 +51,18 @@ enum class CreateIfMissing { no, yes };
 class Repository {
  public:
   /// Opens the repository in `backend`.
-  /// - No marker and CreateIfMissing::yes: creates one if the location is empty (or absent).
+  /// - No marker and CreateIfMissing::yes: creates one with `options` if the location is empty
+  ///   (or absent). An existing repository keeps the options it was created with: `options` is
+  ///   then ignored (info() has the repository's own).
   /// - No marker otherwise: Error(not_found) if the location is empty, Error(mismatch) if it holds
   ///   other files ("not a mybackup repository").
   /// - A marker whose key check fails: Error(wrong_key) ("created with a different key").
-  /// - A marker of an unknown format or version: Error(corrupt).
+  /// - A marker of an unknown format or version, or whose options are out of bounds:
+  ///   Error(corrupt). A marker without pack_target_size means the default.
+  /// - With CreateIfMissing::yes, options out of bounds (options.hpp): Error(usage), whether or not
+  ///   a repository exists, before anything is written.
   static std::unique_ptr<Repository> open(std::unique_ptr<Backend> backend, const MasterKey& key,
-                                          CreateIfMissing create);
+                                          CreateIfMissing create, const RepositoryOptions& options = {});
 
   /// Opens `backend` as a copy of `primary` (the secondary destination): an empty location gets
   /// primary's marker first (so that a lock file never makes a new copy look like "a folder with
