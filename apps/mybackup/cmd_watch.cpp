@@ -114,10 +114,15 @@ std::vector<WatchRoot> watch_roots(const Session& session) {
 
 /// Watches until SIGTERM/SIGINT; `ready` is called once the watching has started.
 void watch(Context& context, const WatchFlags& flags, const std::function<void()>& ready) {
-  const std::unique_ptr<Session> session = context.open_session();
-  session->require_destination();
-  const Config config = session->config();
-  const std::vector<WatchRoot> roots = watch_roots(*session);
+  Config config;
+  std::vector<WatchRoot> roots;
+  {
+    // Not kept open: each backup opens its own session (the config may change meanwhile).
+    const std::unique_ptr<Session> session = context.open_session();
+    session->require_destination();
+    config = session->config();
+    roots = watch_roots(*session);
+  }
 
   std::unique_ptr<ChangeWatcher> watcher;
   const bool realtime = config.watch_realtime && !flags.no_realtime;

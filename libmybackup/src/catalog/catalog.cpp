@@ -347,17 +347,20 @@ void forget_deleted_packs(SQLite::Database& db, const Manifest& manifest, const 
 namespace {
 
 /// The catalog lists every backed-up path: it is private to its owner (0600), whatever the umask.
-/// SQLite gives its -wal and -shm files the database file's mode.
+/// SQLite gives its -wal and -shm files the database file's mode. An existing file is never
+/// opened here: closing a descriptor of a database file drops every POSIX lock this process holds
+/// on it, including those of another connection (SQLite's documented hazard).
 const std::string& private_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd >= 0) {
-    struct stat info {};
-    if (::fstat(fd, &info) == 0 && S_ISREG(info.st_mode) && (info.st_mode & 077U) != 0 && info.st_uid == ::geteuid()) {
-      ::fchmod(fd, 0600);  // a catalog made before this rule, or by hand
+  struct stat info {};
+  if (::lstat(path.c_str(), &info) != 0) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      ::close(fd);  // new: nobody in this process holds a lock on it yet
     }
-    ::close(fd);
+  } else if (S_ISREG(info.st_mode) && (info.st_mode & 077U) != 0 && info.st_uid == ::geteuid()) {
+    ::chmod(path.c_str(), 0600);  // a catalog made before this rule, or by hand
   }
-  return path;  // a failure to open shows, with its reason, when SQLite opens the file
+  return path;  // a failure shows, with its reason, when SQLite opens the file
 }
 
 }  // namespace
