@@ -290,7 +290,9 @@ TEST(Config, RepositorySizesTakeUnitsAndTheRepositoryBounds) {
       {"repository.pack_size", "4095"},   {"repository.pack_size", "65MiB"}, {"repository.pack_size", "16GB"},
       {"repository.pack_size", "-1"},     {"repository.pack_size", "99999999999999999999"},
   };
-  for (const auto& [key, value] : bad) {
+  for (const auto& entry : bad) {
+    const std::string& key = entry.first;  // named, not a structured binding: clang 14 cannot capture those
+    const std::string& value = entry.second;
     const Config before = config;
     const testing::ErrorOutcome outcome = testing::error_kind([&] { set_config_value(config, key, value); });
     EXPECT_EQ(outcome, ErrorKind::usage) << key << " " << value;
