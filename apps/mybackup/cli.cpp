@@ -413,14 +413,6 @@ std::string join(const std::vector<std::string>& items, const std::string& empty
   return text;
 }
 
-std::string source_paths(const Config& config) {
-  std::vector<std::string> paths;
-  for (const SourceConfig& source : config.sources) {
-    paths.push_back(source.path);
-  }
-  return join(paths, "none");
-}
-
 std::string counted(std::uint64_t count, const std::string& noun, const std::string& plural) {
   return format_count(count) + " " + (count == 1 ? noun : plural.empty() ? noun + "s" : plural);
 }

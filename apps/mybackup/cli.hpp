@@ -155,8 +155,6 @@ std::string format_bytes(std::uint64_t bytes);
 std::string format_count(std::uint64_t count);
 /// "a, b, c" (`empty` when there is nothing to join).
 std::string join(const std::vector<std::string>& items, const std::string& empty = "");
-/// The configured sources' paths, joined ("none" when there are none).
-std::string source_paths(const Config& config);
 /// "1 file", "2,000 files"; `plural` when adding an s is wrong ("directories").
 std::string counted(std::uint64_t count, const std::string& noun, const std::string& plural = "");
 /// "3.2 s", "1 min 05 s".

@@ -8,6 +8,7 @@
 
 #include "cli.hpp"
 #include "mybackup/session/session.hpp"
+#include "mybackup/util/clock.hpp"
 
 namespace mybackup::cli {
 
@@ -25,7 +26,7 @@ const char* action_name(FileAction action) {
 
 void print_report(Context& context, const BackupFlags& flags, const BackupReport& report, const std::string& destination) {
   const RunStats& s = report.stats;
-  const double seconds = static_cast<double>(report.finished_ns - report.started_ns) / 1e9;
+  const double seconds = seconds_between(report.started_ns, report.finished_ns);
   if (flags.json) {
     nlohmann::ordered_json json = {{"dry_run", flags.dry_run}, {"destination", destination}};
     json.update(nlohmann::ordered_json(report));

@@ -6,6 +6,7 @@
 
 #include "cli.hpp"
 #include "mybackup/session/session.hpp"
+#include "mybackup/util/clock.hpp"
 
 namespace mybackup::cli {
 
@@ -20,7 +21,7 @@ struct CleanFlags {
 
 void print_report(Context& context, const CleanReport& report, const RetentionPolicy& policy, bool dry_run, bool json,
                   const std::string& destination) {
-  const double seconds = static_cast<double>(report.finished_ns - report.started_ns) / 1e9;
+  const double seconds = seconds_between(report.started_ns, report.finished_ns);
   if (json) {
     nlohmann::ordered_json out = {{"dry_run", dry_run},
                                   {"destination", destination},

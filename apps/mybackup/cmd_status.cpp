@@ -64,7 +64,7 @@ void show(Context& context, bool json) {
                  (last->stats.files_skipped > 0 ? ", " + format_count(last->stats.files_skipped) + " skipped" : "") + ")";
     }
     std::cout << "Last backup:  " << format_local(last->started_ns) << ", "
-              << format_duration(static_cast<double>(last->finished_ns - last->started_ns) / 1e9) << ", " << outcome << '\n';
+              << format_duration(seconds_between(last->started_ns, last->finished_ns)) << ", " << outcome << '\n';
   } else {
     std::cout << "Last backup:  never (run `mybackup backup`)\n";
   }

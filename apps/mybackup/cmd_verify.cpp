@@ -116,7 +116,7 @@ void print_report_json(const VerifyReport& report, const std::string& destinatio
 
 void print_human(Context& context, const VerifyReport& report, const std::string& destination,
                  const std::string& secondary) {
-  const double seconds = static_cast<double>(report.finished_ns - report.started_ns) / 1e9;
+  const double seconds = seconds_between(report.started_ns, report.finished_ns);
   std::string scope = "metadata only; --read-data also reads the packs";
   if (report.read_data) {
     char percent[32];
@@ -235,7 +235,7 @@ void run(Context& context, const VerifyFlags& flags) {
   }
   context.log().info("verify: done in {:.2f}s: {} packs read ({} B), {} chunks, {} manifests, {} versions compared; "
                      "{} errors, {} warnings",
-                     static_cast<double>(report.finished_ns - report.started_ns) / 1e9, report.packs_read, report.bytes_read,
+                     seconds_between(report.started_ns, report.finished_ns), report.packs_read, report.bytes_read,
                      report.chunks_checked, report.manifests_checked, report.versions_compared, report.errors(),
                      report.warnings());
   const std::string secondary_location = secondary.repository ? secondary.repository->location() : "";

@@ -960,7 +960,7 @@ void to_json(nlohmann::ordered_json& json, const RunRecord& run) {
   json = {
       {"kind", run.kind},
       {"started", format_utc(run.started_ns)},
-      {"seconds", static_cast<double>(run.finished_ns - run.started_ns) / 1e9},
+      {"seconds", seconds_between(run.started_ns, run.finished_ns)},
       {"status", run.stats.status},
       {"error", run.stats.error},
   };

@@ -13,6 +13,7 @@
 #include "util/buffer_pool.hpp"
 #include "mybackup/engine/change_detection.hpp"
 #include "mybackup/engine/commit.hpp"
+#include "mybackup/util/clock.hpp"
 #include "mybackup/format/chunker.hpp"
 #include "mybackup/format/compress.hpp"
 #include "mybackup/util/env.hpp"
@@ -478,7 +479,7 @@ void to_json(nlohmann::ordered_json& json, const BackupReport& report) {
   }
   json = {
       {"status", stats.status},
-      {"seconds", static_cast<double>(report.finished_ns - report.started_ns) / 1e9},
+      {"seconds", seconds_between(report.started_ns, report.finished_ns)},
       {"files_new", stats.files_new},
       {"files_changed", stats.files_changed},
       {"files_deleted", stats.files_deleted},

@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "mybackup/engine/commit.hpp"
+#include "mybackup/util/clock.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/format/pack.hpp"
 
@@ -239,7 +240,7 @@ CleanReport run_clean(Catalog& catalog, Repository& repository, const Repository
 
 void to_json(nlohmann::ordered_json& json, const CleanReport& report) {
   json = {
-      {"seconds", static_cast<double>(report.finished_ns - report.started_ns) / 1e9},
+      {"seconds", seconds_between(report.started_ns, report.finished_ns)},
       {"versions_removed", report.versions_removed},
       {"paths_removed", report.paths_removed},
       {"chunks_removed", report.chunks_removed},

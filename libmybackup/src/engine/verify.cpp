@@ -589,7 +589,7 @@ void to_json(nlohmann::ordered_json& json, const VerifyReport& report) {
       {"read_data", report.read_data},
       {"subset_percent", report.subset_percent},
       {"ok", report.ok()},
-      {"seconds", static_cast<double>(report.finished_ns - report.started_ns) / 1e9},
+      {"seconds", seconds_between(report.started_ns, report.finished_ns)},
       {"packs_referenced", report.packs_referenced},
       {"packs_on_destination", report.packs_on_destination},
       {"packs_read", report.packs_read},

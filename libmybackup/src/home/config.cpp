@@ -325,6 +325,14 @@ std::vector<std::pair<std::string, std::string>> config_values(const Config& con
   return values;
 }
 
+std::string source_paths(const Config& config) {
+  std::string text;
+  for (const SourceConfig& source : config.sources) {
+    text += (text.empty() ? "" : ", ") + source.path;
+  }
+  return text.empty() ? "none" : text;
+}
+
 Config load_config(const std::string& path) {
   if (!path_exists(path)) {
     throw Error(ErrorKind::not_found, path + " not found: run `mybackup init`");

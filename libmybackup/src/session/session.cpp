@@ -29,18 +29,6 @@ std::string anchored_exclude(const std::string& root, const std::string& path) {
   return pattern + "/";
 }
 
-double seconds_between(std::int64_t started_ns, std::int64_t finished_ns) {
-  return static_cast<double>(finished_ns - started_ns) / 1e9;
-}
-
-std::string configured_sources(const Config& config) {
-  std::string text;
-  for (const SourceConfig& source : config.sources) {
-    text += (text.empty() ? "" : ", ") + source.path;
-  }
-  return text.empty() ? "none" : text;
-}
-
 }  // namespace
 
 Session::Session(const Home& home, SessionEvents& events, const std::atomic<bool>* cancel)
@@ -196,7 +184,7 @@ std::vector<BackupSource> Session::backup_sources(const std::string& only) const
     }
   }
   if (sources.empty()) {
-    throw Error(ErrorKind::usage, wanted + " is not a source (sources: " + configured_sources(config_) +
+    throw Error(ErrorKind::usage, wanted + " is not a source (sources: " + source_paths(config_) +
                                       "); add it first with `mybackup add " + wanted + "`");
   }
   return sources;
@@ -235,7 +223,7 @@ BackupOutcome Session::backup(const BackupRequest& request) {
   outcome.destination = config_.destination_primary;
   const std::int64_t started = system_clock().now_ns();
   record(SessionEvents::Level::info, fmt::format("backup: start{} sources [{}] destination {}",
-                                                 request.dry_run ? " (dry run)" : "", configured_sources(config_),
+                                                 request.dry_run ? " (dry run)" : "", source_paths(config_),
                                                  outcome.destination));
   std::unique_ptr<Repository> repository;
   try {

@@ -28,6 +28,10 @@ std::string format_time(std::int64_t unix_ns, bool utc) {
 
 const Clock& system_clock() { return Env::default_env(); }
 
+double seconds_between(std::int64_t started_ns, std::int64_t finished_ns) {
+  return static_cast<double>(finished_ns - started_ns) / 1e9;
+}
+
 std::string format_utc(std::int64_t unix_ns) { return format_time(unix_ns, true); }
 
 std::string format_utc_exact(std::int64_t unix_ns) {

@@ -86,6 +86,9 @@ void to_json(nlohmann::ordered_json& json, const Config& config);
 /// unknown key or an invalid value; Error(not_found) if it is missing.
 Config load_config(const std::string& path);
 
+/// The configured sources' paths joined with ", " ("none" when there are none), for messages.
+std::string source_paths(const Config& config);
+
 /// Parses the text of a config.yaml; `name` stands for the file in error messages.
 Config parse_config(const std::string& text, const std::string& name);
 

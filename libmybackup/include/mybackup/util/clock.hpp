@@ -18,6 +18,9 @@ class Clock {
 /// The real clock (CLOCK_REALTIME): Env::default_env(). Thread-safe.
 const Clock& system_clock();
 
+/// The seconds from `started_ns` to `finished_ns` (a run's duration, as reports show it).
+double seconds_between(std::int64_t started_ns, std::int64_t finished_ns);
+
 /// "2026-11-21T12:34:56Z" for a Unix time in nanoseconds.
 std::string format_utc(std::int64_t unix_ns);
 /// "2026-11-21T12:34:56.123456789Z": exact, so it can be given back to `restore --date`.
