@@ -502,6 +502,23 @@ TEST_F(CliTest, RepositorySettingsChooseTheChunkAndPackSizesOfANewRepository) {
   ASSERT_TRUE(succeeded(run({"restore", "--directory", src_, "--destination", out})));
   EXPECT_TRUE(read_text(out + "/big.bin") == read_text(src_ + "/big.bin"));
   EXPECT_TRUE(read_text(out + "/more.bin") == read_text(src_ + "/more.bin"));
+
+  // Attack (issue 11, item 3): the sizes are authenticated; an edited marker is refused as damaged
+  // and nothing is written.
+  std::string edited = marker;
+  const std::string field = "\"avg_size\": 16384";
+  ASSERT_NE(edited.find(field), std::string::npos) << marker;
+  edited.replace(edited.find(field), field.size(), "\"avg_size\": 1024");
+  const std::string min_field = "\"min_size\": 8192";
+  ASSERT_NE(edited.find(min_field), std::string::npos) << marker;
+  edited.replace(edited.find(min_field), min_field.size(), "\"min_size\": 512");
+  write_text(marker_path, edited);
+  const std::vector<std::string> before = files_below(dest_);
+  ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/third.bin", 100 * 1024, 9));
+  const Result refused = run({"backup"});
+  EXPECT_NE(refused.code, 0) << refused;
+  EXPECT_NE(refused.err.find("mybackup-repo.json is damaged"), std::string::npos) << refused;
+  EXPECT_EQ(files_below(dest_), before);
 }
 
 TEST_F(CliTest, AFileUrlDestinationWorksLikeAPlainPath) {

@@ -22,6 +22,16 @@ std::string key_check(const KeySet& keys, const std::string& repository_id) {
   return to_hex(HmacSha256::mac(keys.check_key, as_bytes("mybackup repository " + repository_id)));
 }
 
+/// Authenticates the parameters a writer takes from the marker: without it, anyone who can write
+/// to the destination could make every writer cut tiny chunks (more storage, chunk sizes that leak
+/// file contents) or huge ones (memory per thread).
+std::string parameters_mac(const KeySet& keys, const RepositoryInfo& info) {
+  const std::string text = "mybackup repository parameters " + info.id + " " + std::to_string(info.version) + " " +
+                           std::to_string(info.chunker.min_size) + " " + std::to_string(info.chunker.avg_size) + " " +
+                           std::to_string(info.chunker.max_size) + " " + std::to_string(info.pack_target_size);
+  return to_hex(HmacSha256::mac(keys.check_key, as_bytes(text)));
+}
+
 std::string encode_marker(const RepositoryInfo& info, const KeySet& keys) {
   const nlohmann::ordered_json marker = {
       {"format", kFormatName},
@@ -37,6 +47,7 @@ std::string encode_marker(const RepositoryInfo& info, const KeySet& keys) {
         {"gear", "hkdf-sha256(master, \"mybackup gear\")"}}},
       {"pack_target_size", info.pack_target_size},
       {"key_check", key_check(keys, info.id)},
+      {"parameters_mac", parameters_mac(keys, info)},
   };
   return marker.dump(2) + "\n";
 }
@@ -55,6 +66,7 @@ RepositoryInfo decode_marker(const Bytes& raw, const KeySet& keys, const std::st
   const std::string where = location + "/" + kMarker;
   RepositoryInfo info;
   std::string check;
+  std::optional<std::string> mac;
   try {
     const nlohmann::json root = nlohmann::json::parse(as_text(raw));
     if (!root.is_object() || root.value("format", "") != kFormatName) {
@@ -72,6 +84,9 @@ RepositoryInfo decode_marker(const Bytes& raw, const KeySet& keys, const std::st
       info.pack_target_size = marker_size(root, "pack_target_size", where);
     }
     check = root.at("key_check").get<std::string>();
+    if (root.contains("parameters_mac")) {
+      mac = root.at("parameters_mac").get<std::string>();
+    }
   } catch (const nlohmann::json::exception& error) {
     throw Error(ErrorKind::corrupt, where + " is damaged: " + error.what());
   }
@@ -89,6 +104,14 @@ RepositoryInfo decode_marker(const Bytes& raw, const KeySet& keys, const std::st
   if (check != key_check(keys, info.id)) {
     throw Error(ErrorKind::wrong_key, "destination " + location +
                                           " was created with a different key: use that repository's key, or choose another destination");
+  }
+  // Markers written before the parameters were authenticated have no MAC: they are accepted only
+  // with the default parameters (every repository had them then), so removing the MAC gains an
+  // attacker nothing.
+  const bool defaults = info.options() == RepositoryOptions{};
+  if (mac ? *mac != parameters_mac(keys, info) : !defaults) {
+    throw Error(ErrorKind::corrupt, where + " is damaged: its chunk and pack sizes do not match their authentication code "
+                                            "(edited by someone without the key?); restore the marker from the secondary destination or a copy");
   }
   return info;
 }

@@ -58,6 +58,8 @@ constexpr const char* kGearSeed = "9b76a5b2a04504c8373d43020814dc97d66d12e68ac83
 constexpr const char* kCheckKey = "2a894398f271de7b278f250064cf0467f229a9a6060f3b77354bcc88606860c1";
 constexpr const char* kKeyFileChecksum = "630dcd29";
 constexpr const char* kKeyCheck = "bbec7e9672fbf6af3775ace15fa3aff7a08b94fde8c92a050f45d7b515690077";
+// parameters_mac of that marker with 2 KiB chunks (1024 / 2048 / 16384) and 8 KiB packs.
+constexpr const char* kParametersMac = "4c1c0221b40984ef86d17ce959bdc5059e9a49647fb824f8d2caeb59bbb023ad";
 constexpr std::uint64_t kGear0 = 0xe82bf0914e1e6424;
 constexpr std::uint64_t kGear1 = 0xcf5da68fda37f45d;
 constexpr std::uint64_t kGear255 = 0x5cb180b35a1f34b7;
@@ -257,17 +259,23 @@ TEST(FormatVectors, key_file) {
   EXPECT_EQ(load_key_file(dir / "documented").bytes, master_key().bytes);
 }
 
+/// The marker of docs/format.md with the vector's id and key check, its chunker and pack sizes, and
+/// the parameters_mac line if one is given.
+std::string vector_marker(const std::string& sizes, const std::string& pack_size, const std::string& mac) {
+  return std::string("{\n  \"format\": \"mybackup\",\n  \"version\": 1,\n  \"id\": \"") + kRepositoryId +
+         "\",\n  \"created\": \"2026-11-21T12:00:00Z\",\n"
+         "  \"chunker\": {\"algorithm\": \"fastcdc\", \"normalization\": 2, " +
+         sizes + ", \"gear\": \"hkdf-sha256(master, \\\"mybackup gear\\\")\"},\n"
+                 "  \"pack_target_size\": " +
+         pack_size + ",\n  \"key_check\": \"" + kKeyCheck + "\"" +
+         (mac.empty() ? std::string() : ",\n  \"parameters_mac\": \"" + mac + "\"") + "\n}\n";
+}
+
 TEST(FormatVectors, marker_key_check) {
   const TempDir dir;
-  // The marker of docs/format.md with the vector's id and key check.
-  write_text_file(dir / "mybackup-repo.json",
-                  std::string("{\n  \"format\": \"mybackup\",\n  \"version\": 1,\n  \"id\": \"") + kRepositoryId +
-                      "\",\n  \"created\": \"2026-11-21T12:00:00Z\",\n"
-                      "  \"chunker\": {\"algorithm\": \"fastcdc\", \"normalization\": 2, \"min_size\": 524288,\n"
-                      "              \"avg_size\": 1048576, \"max_size\": 8388608, "
-                      "\"gear\": \"hkdf-sha256(master, \\\"mybackup gear\\\")\"},\n"
-                      "  \"pack_target_size\": 16777216,\n  \"key_check\": \"" +
-                      kKeyCheck + "\"\n}\n");
+  const std::string default_sizes = "\"min_size\": 524288,\n              \"avg_size\": 1048576, \"max_size\": 8388608";
+  // Without parameters_mac (as written before it existed): accepted with the default sizes only.
+  write_text_file(dir / "mybackup-repo.json", vector_marker(default_sizes, "16777216", ""));
   const auto repository = Repository::open(make_local_backend(dir.path()), master_key(), CreateIfMissing::no);
   EXPECT_EQ(repository->info().id, kRepositoryId);
   EXPECT_EQ(repository->info().chunker.avg_size, 1048576U);
@@ -276,6 +284,21 @@ TEST(FormatVectors, marker_key_check) {
   other.bytes[31] ^= 1;
   EXPECT_EQ(error_kind([&] { Repository::open(make_local_backend(dir.path()), other, CreateIfMissing::no); }),
             ErrorKind::wrong_key);
+}
+
+TEST(FormatVectors, marker_parameters_mac) {
+  const TempDir dir;
+  const std::string small_sizes = "\"min_size\": 1024, \"avg_size\": 2048, \"max_size\": 16384";
+  write_text_file(dir / "mybackup-repo.json", vector_marker(small_sizes, "8192", kParametersMac));
+  const auto repository = Repository::open(make_local_backend(dir.path()), master_key(), CreateIfMissing::no);
+  EXPECT_EQ(repository->info().chunker, (ChunkerParams{1024, 2048, 16384}));
+  EXPECT_EQ(repository->info().pack_target_size, 8192U);
+  write_text_file(dir / "mybackup-repo.json", vector_marker(small_sizes, "8192", ""));
+  EXPECT_EQ(error_kind([&] { Repository::open(make_local_backend(dir.path()), master_key(), CreateIfMissing::no); }),
+            ErrorKind::corrupt);
+  write_text_file(dir / "mybackup-repo.json", vector_marker(small_sizes, "16384", kParametersMac));
+  EXPECT_EQ(error_kind([&] { Repository::open(make_local_backend(dir.path()), master_key(), CreateIfMissing::no); }),
+            ErrorKind::corrupt);
 }
 
 TEST(FormatVectors, gear_table) {

@@ -331,23 +331,70 @@ TEST(RepositoryOptions, ChosenAtCreationRecordedInTheMarkerAndReadBack) {
   EXPECT_EQ(read_text_file(dir / kMarker), text);
 }
 
-TEST(RepositoryOptions, AMarkerWithoutPackTargetSizeMeansTheDefault) {
+/// The marker's text without the line of one top-level field.
+std::string without_marker_line(std::string marker, const std::string& field) {
+  const auto at = marker.find("  \"" + field + "\"");
+  EXPECT_NE(at, std::string::npos) << marker;
+  if (at != std::string::npos) {
+    marker.erase(at, marker.find('\n', at) + 1 - at);
+  }
+  // The field before may now end with a comma before the closing brace.
+  const auto comma = marker.rfind(",\n}");
+  if (comma != std::string::npos && comma + 3 == marker.size() - 1) {
+    marker.erase(comma, 1);
+  }
+  return marker;
+}
+
+TEST(RepositoryOptions, AnOldMarkerWithoutPackTargetSizeOrMacMeansTheDefaults) {
+  TempDir dir;
+  const MasterKey key = MasterKey::generate();
+  open_repo(dir.path(), key, CreateIfMissing::yes);
+  // As a marker written before pack sizes could be chosen and parameters were authenticated.
+  write_text_file(dir / kMarker, without_marker_line(without_marker_line(read_text_file(dir / kMarker), "parameters_mac"),
+                                                     "pack_target_size"));
+  const auto repo = open_repo(dir.path(), key, CreateIfMissing::no);
+  EXPECT_EQ(repo->info().pack_target_size, kDefaultPackTargetSize);
+  EXPECT_EQ(repo->info().chunker, ChunkerParams{});
+}
+
+// Attack (issue 11, item 3): someone who can write to the destination but has no key edits the
+// chunker or pack sizes in the marker (tiny chunks grow storage and leak chunk sizes, huge ones
+// multiply memory). Every edit, and removing the authentication code, is refused as damage.
+TEST(RepositoryOptions, EditedParametersInAMarkerAreRefusedAsDamaged) {
   TempDir dir;
   const MasterKey key = MasterKey::generate();
   RepositoryOptions options;
+  options.chunker = RepositoryOptions::chunker_for(2048);
   options.pack_target_size = 8192;
-  open_repo(dir.path(), key, CreateIfMissing::yes);
   Repository::open(make_local_backend(dir / "small"), key, CreateIfMissing::yes, options);
-  for (const std::string& root : {dir.path(), dir / "small"}) {
-    std::string marker = read_text_file(root + "/" + kMarker);
-    const auto at = marker.find("  \"pack_target_size\"");
-    ASSERT_NE(at, std::string::npos) << marker;
-    marker.erase(at, marker.find('\n', at) + 1 - at);  // as an old marker might lack it
-    write_text_file(root + "/" + kMarker, marker);
-    const auto repo = open_repo(root, key, CreateIfMissing::no);
-    EXPECT_EQ(repo->info().pack_target_size, kDefaultPackTargetSize) << root;
-    EXPECT_EQ(repo->info().chunker, ChunkerParams{}) << root;
+  open_repo(dir / "default", key, CreateIfMissing::yes);
+  const std::string small = read_text_file(dir / "small" + "/" + kMarker);
+  const std::string defaults = read_text_file(dir / "default" + "/" + kMarker);
+  const std::vector<std::pair<std::string, std::string>> edits = {
+      {small, with_marker_field(small, "avg_size", "1024")},
+      {small, with_marker_field(with_marker_field(small, "min_size", "2048"), "avg_size", "4096")},
+      {small, with_marker_field(small, "pack_target_size", "65536")},
+      {small, without_marker_line(small, "pack_target_size")},  // back to the default 16 MiB
+      {small, without_marker_line(small, "parameters_mac")},
+      {defaults, with_marker_field(with_marker_field(defaults, "min_size", "512"), "avg_size", "1024")},
+      {defaults, with_marker_field(without_marker_line(defaults, "parameters_mac"), "max_size", "33554432")},
+      {defaults, with_marker_field(defaults, "pack_target_size", "4096")},
+  };
+  for (const auto& [original, edited] : edits) {
+    ASSERT_NE(original, edited);
+    const std::string root = original == small ? dir / "small" : dir / "default";
+    write_text_file(root + "/" + kMarker, edited);
+    const testing::ErrorOutcome outcome = error_kind([&] { open_repo(root, key, CreateIfMissing::no); });
+    EXPECT_EQ(outcome, ErrorKind::corrupt) << edited;
+    EXPECT_NE(outcome.message().find("damaged"), std::string::npos) << outcome;
+    EXPECT_NE(outcome.message().find(kMarker), std::string::npos) << outcome;
+    write_text_file(root + "/" + kMarker, original);
+    EXPECT_NO_THROW(open_repo(root, key, CreateIfMissing::no));
   }
+  // A wrong key is still told apart from an edit.
+  write_text_file(dir / "small" + "/" + kMarker, with_marker_field(small, "pack_target_size", "65536"));
+  EXPECT_EQ(error_kind([&] { open_repo(dir / "small", MasterKey::generate(), CreateIfMissing::no); }), ErrorKind::wrong_key);
 }
 
 TEST(RepositoryOptions, BadOptionsAreRefusedBeforeAnythingIsWritten) {
