@@ -333,6 +333,15 @@ void report_damaged_packs(Context& context, const CleanReport& report) {
   }
 }
 
+void report_manifest_problems(Context& context, const std::vector<std::string>& problems) {
+  for (const std::string& problem : problems) {
+    std::cerr << "mybackup: warning: " << problem << '\n';
+  }
+  if (!problems.empty() && context.exit_code == kOk) {
+    context.exit_code = kPartial;
+  }
+}
+
 void report_sync_problems(Context& context, const SyncReport& report) {
   for (const std::string& name : report.damaged_on_primary) {
     std::cerr << "mybackup: pack " << name << " is damaged on the primary destination and was not copied (run `mybackup verify`)\n";
@@ -341,7 +350,11 @@ void report_sync_problems(Context& context, const SyncReport& report) {
     std::cerr << "mybackup: pack " << name
               << " is missing from the primary destination; the secondary keeps its copy (run `mybackup verify`)\n";
   }
-  if (!report.damaged_on_primary.empty() || !report.only_on_secondary.empty()) {
+  for (const std::string& key : report.unreadable_manifests) {
+    std::cerr << "mybackup: manifest " << key
+              << " fails authentication on the primary destination and was not copied (run `mybackup verify`)\n";
+  }
+  if (!report.damaged_on_primary.empty() || !report.only_on_secondary.empty() || !report.unreadable_manifests.empty()) {
     context.exit_code = kError;
   }
 }

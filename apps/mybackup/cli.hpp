@@ -105,6 +105,9 @@ WrapDetails new_key_details(const std::string& label);
 void report_fallback_reads(Context& context, const Repository& repository);
 /// Tells (stderr) which packs a clean found damaged and left as they were; sets kError if any.
 void report_damaged_packs(Context& context, const CleanReport& report);
+/// Tells (stderr) what catching up found wrong in a destination's manifests (gaps, a rollback,
+/// manifests that fail authentication; the run went on without them); kPartial (3) if any.
+void report_manifest_problems(Context& context, const std::vector<std::string>& problems);
 /// Tells (stderr) what a sync found wrong (packs damaged or missing on the primary); kError if any.
 void report_sync_problems(Context& context, const SyncReport& report);
 /// After a backup or a clean: the secondary update's summary line (not with --json), its

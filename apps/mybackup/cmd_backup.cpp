@@ -67,6 +67,15 @@ void backup_once(Context& context, const BackupFlags& flags) {
   if (!outcome.report.problems.empty()) {
     context.exit_code = kPartial;
   }
+  report_manifest_problems(context, outcome.manifest_problems);
+  for (const UntrustedPack& pack : outcome.report.untrusted_packs) {
+    std::cerr << "mybackup: warning: pack " << pack.name << " " << pack.reason
+              << ": the files it held were stored again where their source still exists (run `mybackup verify` for "
+                 "the versions that are lost)\n";
+  }
+  if (!outcome.report.untrusted_packs.empty() && context.exit_code == kOk) {
+    context.exit_code = kPartial;
+  }
   if (outcome.auto_clean) {
     report_damaged_packs(context, *outcome.auto_clean);
     if (!flags.json) {

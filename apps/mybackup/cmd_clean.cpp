@@ -42,7 +42,12 @@ void print_report(Context& context, const CleanReport& report, const RetentionPo
   say(context, "  packs: " + format_count(report.packs_deleted) + " " + would + "deleted, " +
                    format_count(report.packs_rewritten) + " " + would + "rewritten into " +
                    counted(report.packs_written, "new pack") + ", " +
-                   counted(report.orphan_packs, "orphan") + " (left by interrupted runs) " + would + "deleted");
+                   counted(report.orphan_packs, "orphan") + " (left by interrupted runs) " + would + "deleted" +
+                   (report.orphan_packs_kept > 0
+                        ? ", " + format_count(report.orphan_packs_kept) +
+                              " kept (first seen less than retention.orphan_grace_hours ago: a run on another "
+                              "computer may still be writing them)"
+                        : ""));
   say(context, "  " + format_bytes(report.bytes_freed()) + " " + (dry_run ? "would be freed" : "freed") + " on " +
                    destination +
                    (report.bytes_dead_kept > 0 ? " (" + format_bytes(report.bytes_dead_kept) +

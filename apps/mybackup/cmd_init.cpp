@@ -81,6 +81,7 @@ void initialize_from(Context& context, const InitFlags& flags) {
   say(context, "  sources: " + source_paths(report.config) +
                    (report.settings_recorded ? "" : " (no settings were recorded: add sources again)"));
   say(context, "  key: " + home.root() + "/key  (keep a copy somewhere safe)");
+  report_manifest_problems(context, report.manifest_problems);
   say(context, "Next: mybackup restore --list, or mybackup backup to go on backing up");
 }
 

@@ -18,6 +18,7 @@ void run(Context& context, bool json) {
     return;
   }
   const SyncReport& report = outcome.report;
+  report_manifest_problems(context, outcome.manifest_problems);
   report_sync_problems(context, report);
   if (json) {
     nlohmann::ordered_json out = {{"primary", outcome.primary}, {"secondary", outcome.secondary}};

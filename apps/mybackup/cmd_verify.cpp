@@ -31,6 +31,7 @@ struct VerifyFlags {
   bool read_data = false;
   std::optional<std::string> subset;  // "10%" or "10"; absent: every pack
   bool json = false;
+  bool repair = false;
 };
 
 /// "10%", "10" or "12.5" → 10, 10, 12.5. Error(usage) unless it is a number in (0, 100].
@@ -58,6 +59,8 @@ std::string label(VerifyProblemKind kind) {
     case VerifyProblemKind::missing_manifest: return "missing manifest";
     case VerifyProblemKind::unrecorded_manifest: return "manifest not in the catalog";
     case VerifyProblemKind::damaged_manifest: return "damaged manifest";
+    case VerifyProblemKind::manifest_gap: return "missing manifest numbers";
+    case VerifyProblemKind::rolled_back: return "rolled back";
     case VerifyProblemKind::catalog_mismatch: return "catalog disagrees with the manifests";
     case VerifyProblemKind::unreferenced_pack: return "unreferenced pack";
   }
@@ -112,6 +115,35 @@ void print_report_json(const VerifyReport& report, const std::string& destinatio
   nlohmann::ordered_json out = {{"destination", destination}, {"secondary", path_or_null(secondary)}};
   out.update(nlohmann::ordered_json(report));
   print_json(out);
+}
+
+/// --repair: records what the report found (engine/verify.hpp, VerifyRepair) and says what it means.
+void repair(Context& context, Catalog& catalog, const VerifyReport& report, bool json) {
+  const VerifyRepair repair = plan_repair(report);
+  std::ostream& out = json ? std::cerr : std::cout;
+  if (repair.empty()) {
+    if (!context.quiet) {
+      out << "Repair: nothing to record\n";
+    }
+    return;
+  }
+  apply_repair(catalog, repair);
+  context.log().warn("verify --repair: {} packs recorded as damaged, {} manifest losses accepted, {} versions lost",
+                     repair.damaged_packs.size(), repair.accepted_losses.size(), repair.lost_versions.size());
+  if (context.quiet) {
+    return;
+  }
+  if (!repair.damaged_packs.empty()) {
+    out << "Repair: " << counted(repair.damaged_packs.size(), "pack")
+        << " will not be trusted again: the next backup stores again every file they held whose source still exists\n";
+  }
+  if (!repair.accepted_losses.empty()) {
+    out << "Repair: " << counted(repair.accepted_losses.size(), "manifest loss", "manifest losses")
+        << " accepted: they are no longer reported and `mybackup clean` works again\n";
+  }
+  for (const AffectedVersion& version : repair.lost_versions) {
+    out << "Repair: lost from the primary: " << version.path << " version " << version.number << '\n';
+  }
 }
 
 void print_human(Context& context, const VerifyReport& report, const std::string& destination,
@@ -184,7 +216,7 @@ void run(Context& context, const VerifyFlags& flags) {
   }
   const std::unique_ptr<Session> session = context.open_session();
   const Config& config = session->config();
-  const Catalog& catalog = session->catalog();
+  Catalog& catalog = session->catalog();
   const std::unique_ptr<Repository> repository = session->open_primary(DestinationUse::read);
   if (!repository) {
     if (flags.json) {
@@ -249,6 +281,9 @@ void run(Context& context, const VerifyFlags& flags) {
   } else {
     print_human(context, report, repository->location(), secondary_location);
   }
+  if (flags.repair) {
+    repair(context, catalog, report, flags.json);
+  }
   if (!report.ok()) {
     context.exit_code = kError;
   }
@@ -266,7 +301,10 @@ void register_verify(CLI::App& app, Context& context) {
   command->add_option("--subset", flags->subset,
                       "With --read-data: read only this random share of the packs (10% or 10)");
   command->add_flag("--json", flags->json, "Print one JSON object");
-  add_example(*command, "mybackup verify --read-data --subset 10%");
+  command->add_flag("--repair", flags->repair,
+                    "Record what was found: damaged or missing packs are never deduplicated against again (the next "
+                    "backup stores their files again), and manifest losses are accepted (clean works again)");
+  add_example(*command, "mybackup verify --read-data --subset 10%\n  mybackup verify --read-data --repair && mybackup backup");
   command->callback([&context, flags] { run(context, *flags); });
 }
 

@@ -33,7 +33,7 @@ constexpr std::size_t kMiB = 1024 * 1024;
 /// the dry_run flag and the manifest).
 const std::vector<std::string> kFigures = {
     "versions_removed", "paths_removed", "chunks_removed", "packs_deleted",  "packs_rewritten",
-    "packs_written",    "orphan_packs",  "bytes_deleted",  "bytes_written", "bytes_freed",
+    "packs_written",    "orphan_packs",  "orphan_packs_kept", "bytes_deleted",  "bytes_written", "bytes_freed",
     "bytes_unreferenced_kept"};
 
 class CleanCliTest : public CliTest {
@@ -176,6 +176,7 @@ TEST_F(CleanCliTest, DryRunPredictsTheRealRunAndChangesNothing) {
   ASSERT_NO_FATAL_FAILURE(write_text(src_ + "/a.txt", "alpha, fourth\n"));
   ASSERT_NO_FATAL_FAILURE(backup());  // pack 4: a.txt v4 (pack 3 is all dead now)
   ASSERT_FALSE(plant_orphan_pack().empty());
+  ASSERT_TRUE(succeeded(run({"config", "set", "retention.orphan_grace_hours", "0"})));
 
   const std::string dest_before = listing(dest_);
   const Result list_before = run({"list", src_ + "/a.txt"});
@@ -404,6 +405,15 @@ TEST_F(CleanCliTest, OrphanPackIsDeleted) {
   ASSERT_FALSE(orphan.empty());
   const auto orphan_size = static_cast<long long>(fs::file_size(orphan));
 
+  // Seen for the first time: kept for the grace period (24 hours by default).
+  const std::string first = clean_json({"--keep-days", "36500", "--keep-versions", "10"});
+  EXPECT_EQ(json_of(first)["orphan_packs"], 0) << first;
+  EXPECT_EQ(json_of(first)["orphan_packs_kept"], 1) << first;
+  EXPECT_TRUE(exists(orphan)) << first;
+  const Result text = run({"clean", "--keep-days", "36500", "--keep-versions", "10"});
+  EXPECT_NE(text.out.find("1 kept (first seen less than retention.orphan_grace_hours ago"), std::string::npos) << text;
+
+  ASSERT_TRUE(succeeded(run({"config", "set", "retention.orphan_grace_hours", "0"})));
   const std::string report = clean_json({"--keep-days", "36500", "--keep-versions", "10"});
   EXPECT_EQ(json_of(report)["orphan_packs"], 1) << report;
   EXPECT_EQ(json_of(report)["versions_removed"], 0) << report;

@@ -60,13 +60,19 @@ std::string below_start(const std::string& root) { return (root == "/" ? std::st
 std::int64_t as_i64(std::uint64_t value) { return static_cast<std::int64_t>(value); }
 
 /// Runs a catalog operation, turning SQLite's exceptions into the library's error kinds: a full
-/// disk is no_space (with the fix), anything else io, both naming the catalog file.
+/// disk is no_space (with the fix), a failed constraint corrupt, anything else io, all naming the
+/// catalog file.
 template <typename Body>
 auto guarded(const std::string& path, Body&& body) -> decltype(body()) {
   try {
     return body();
   } catch (const SQLite::Exception& error) {
     const bool full = error.getErrorCode() == SQLITE_FULL;
+    // A constraint fails only when what is being recorded contradicts what is there (a manifest
+    // reusing a sequence or version number): the data's fault, not the disk's.
+    if (error.getErrorCode() == SQLITE_CONSTRAINT) {
+      throw Error(ErrorKind::corrupt, "catalog " + path + ": " + error.what());
+    }
     throw Error(full ? ErrorKind::no_space : ErrorKind::io,
                 "catalog " + path + ": " + error.what() +
                     (full ? " (free some space on that disk and run the command again)" : ""));
@@ -112,14 +118,11 @@ std::int64_t insert_run(SQLite::Database& db, const Manifest& manifest, const st
 void record_packs(SQLite::Database& db, const Manifest& manifest, std::int64_t run_id) {
   SQLite::Statement insert_pack(db, "INSERT INTO packs(name, size, run_id) VALUES(?,?,?) "
                                     "ON CONFLICT(name) DO UPDATE SET size = excluded.size RETURNING id");
-  // A backup never stores a chunk it knows; if an old location exists it stays. A clean run's
-  // packs hold live chunks copied out of packs it is about to delete: those chunks move.
-  SQLite::Statement insert_chunk(db, manifest.kind == RunKind::clean
-                                         ? "INSERT INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
-                                           "VALUES(?,?,?,?,?,?) ON CONFLICT(hash) DO UPDATE SET pack_id = excluded.pack_id, "
-                                           "offset = excluded.offset, length = excluded.length, flags = excluded.flags"
-                                         : "INSERT OR IGNORE INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
-                                           "VALUES(?,?,?,?,?,?)");
+  // A chunk stored again moves to its new place: a clean run copies live chunks out of packs it is
+  // about to delete, and a backup stores again only chunks whose pack is missing or damaged.
+  SQLite::Statement insert_chunk(db, "INSERT INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
+                                     "VALUES(?,?,?,?,?,?) ON CONFLICT(hash) DO UPDATE SET pack_id = excluded.pack_id, "
+                                     "offset = excluded.offset, length = excluded.length, flags = excluded.flags");
   for (const ManifestPack& pack : manifest.packs) {
     insert_pack.bind(1, pack.name);
     insert_pack.bind(2, as_i64(pack.size));
@@ -424,6 +427,119 @@ void Catalog::set_repository_id(const std::string& id) {
   });
 }
 
+namespace {
+constexpr const char* kHighestSeqPrefix = "highest_seq ";
+constexpr const char* kAcceptedLossPrefix = "accepted_loss ";
+constexpr const char* kOrphanPrefix = "orphan ";
+constexpr const char* kDamagedPackPrefix = "damaged_pack ";
+
+/// Values of the meta rows whose key starts with `prefix`, by the rest of the key.
+std::unordered_map<std::string, std::string> meta_with_prefix(SQLite::Database& db, const std::string& prefix) {
+  SQLite::Statement query(db, "SELECT key, value FROM meta WHERE substr(key, 1, length(?1)) = ?1");
+  query.bind(1, prefix);
+  std::unordered_map<std::string, std::string> values;
+  while (query.executeStep()) {
+    values.emplace(query.getColumn(0).getString().substr(prefix.size()), query.getColumn(1).getString());
+  }
+  return values;
+}
+
+void set_meta(SQLite::Database& db, const std::string& key, const std::string& value) {
+  SQLite::Statement update(db, "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  update.bind(1, key);
+  update.bind(2, value);
+  update.exec();
+}
+}  // namespace
+
+std::uint64_t Catalog::highest_seq_seen(const std::string& location) const {
+  return guarded(impl_->path, [&] {
+    SQLite::Statement query(impl_->db, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?");
+    query.bind(1, kHighestSeqPrefix + location);
+    return query.executeStep() ? static_cast<std::uint64_t>(query.getColumn(0).getInt64()) : std::uint64_t{0};
+  });
+}
+
+void Catalog::remember_highest_seq(const std::string& location, std::uint64_t seq) {
+  if (seq <= highest_seq_seen(location)) {
+    return;
+  }
+  guarded(impl_->path, [&] { set_meta(impl_->db, kHighestSeqPrefix + location, std::to_string(seq)); });
+}
+
+std::unordered_set<std::string> Catalog::accepted_manifest_losses() const {
+  return guarded(impl_->path, [&] {
+    std::unordered_set<std::string> losses;
+    for (auto& [loss, when] : meta_with_prefix(impl_->db, kAcceptedLossPrefix)) {
+      losses.insert(loss);
+    }
+    return losses;
+  });
+}
+
+void Catalog::accept_manifest_losses(const std::vector<std::string>& losses) {
+  guarded(impl_->path, [&] {
+    SQLite::Transaction transaction(impl_->db);
+    for (const std::string& loss : losses) {
+      set_meta(impl_->db, kAcceptedLossPrefix + loss, format_utc(system_clock().now_ns()));
+    }
+    transaction.commit();
+  });
+}
+
+std::unordered_set<std::string> Catalog::damaged_packs() const {
+  return guarded(impl_->path, [&] {
+    std::unordered_set<std::string> names;
+    for (auto& [name, when] : meta_with_prefix(impl_->db, kDamagedPackPrefix)) {
+      names.insert(name);
+    }
+    return names;
+  });
+}
+
+void Catalog::mark_damaged_packs(const std::vector<std::string>& names) {
+  guarded(impl_->path, [&] {
+    SQLite::Transaction transaction(impl_->db);
+    for (const std::string& name : names) {
+      set_meta(impl_->db, kDamagedPackPrefix + name, format_utc(system_clock().now_ns()));
+    }
+    transaction.commit();
+  });
+}
+
+std::unordered_map<std::string, std::int64_t> Catalog::orphans_first_seen(const std::vector<std::string>& orphans,
+                                                                          std::int64_t now_ns, OrphanClock clock) {
+  return guarded(impl_->path, [&] {
+    SQLite::Transaction transaction(impl_->db);
+    const std::unordered_map<std::string, std::string> known = meta_with_prefix(impl_->db, kOrphanPrefix);
+    std::unordered_map<std::string, std::int64_t> first_seen;
+    for (const std::string& name : orphans) {
+      const auto found = known.find(name);
+      if (found != known.end()) {
+        first_seen[name] = std::stoll(found->second);
+      } else {
+        first_seen[name] = now_ns;
+        if (clock == OrphanClock::start) {
+          set_meta(impl_->db, kOrphanPrefix + name, std::to_string(now_ns));
+        }
+      }
+    }
+    if (clock == OrphanClock::read) {
+      return first_seen;  // the transaction rolls back: nothing was written
+    }
+    SQLite::Statement forget(impl_->db, "DELETE FROM meta WHERE key = ?");
+    for (const auto& [name, when] : known) {
+      if (first_seen.count(name) == 0) {
+        forget.bind(1, kOrphanPrefix + name);
+        forget.exec();
+        forget.reset();
+      }
+    }
+    transaction.commit();
+    return first_seen;
+  });
+}
+
 std::unordered_map<std::string, LatestVersion> Catalog::latest_under(const std::string& root) const {
   return guarded(impl_->path, [&] {
     std::unordered_map<std::string, LatestVersion> latest;
@@ -450,19 +566,42 @@ std::unordered_map<std::string, LatestVersion> Catalog::latest_under(const std::
   });
 }
 
-ChunkIdSet Catalog::known_chunks() const {
+ChunkIdSet Catalog::known_chunks() const { return known_chunks({}); }
+
+ChunkIdSet Catalog::known_chunks(const std::unordered_set<std::string>& except_packs) const {
   return guarded(impl_->path, [&] {
     ChunkIdSet ids;
-    SQLite::Statement query(impl_->db, "SELECT hash FROM chunks");
+    std::unordered_set<std::int64_t> excluded;
+    if (!except_packs.empty()) {
+      SQLite::Statement packs(impl_->db, "SELECT id, name FROM packs");
+      while (packs.executeStep()) {
+        if (except_packs.count(packs.getColumn(1).getString()) != 0) {
+          excluded.insert(packs.getColumn(0).getInt64());
+        }
+      }
+    }
+    SQLite::Statement query(impl_->db, "SELECT hash, pack_id FROM chunks");
     while (query.executeStep()) {
       const SQLite::Column column = query.getColumn(0);
       ChunkId id{};
-      if (column.getBytes() == static_cast<int>(id.size())) {
+      if (column.getBytes() == static_cast<int>(id.size()) && excluded.count(query.getColumn(1).getInt64()) == 0) {
         std::memcpy(id.data(), column.getBlob(), id.size());
         ids.insert(id);
       }
     }
     return ids;
+  });
+}
+
+std::unordered_map<std::string, std::uint64_t> Catalog::packs_in_use() const {
+  return guarded(impl_->path, [&] {
+    std::unordered_map<std::string, std::uint64_t> packs;
+    SQLite::Statement query(impl_->db,
+                            "SELECT name, size FROM packs WHERE EXISTS (SELECT 1 FROM chunks WHERE chunks.pack_id = packs.id)");
+    while (query.executeStep()) {
+      packs.emplace(query.getColumn(0).getString(), static_cast<std::uint64_t>(query.getColumn(1).getInt64()));
+    }
+    return packs;
   });
 }
 

@@ -1,13 +1,146 @@
 #include "mybackup/catalog/replay.hpp"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <optional>
+
 #include "mybackup/repository/object_names.hpp"
+#include "mybackup/util/error.hpp"
 
 namespace mybackup {
 
-std::size_t replay_new_manifests(Catalog& catalog, const Repository& repository, std::uint64_t up_to_seq) {
+namespace {
+
+std::string range_text(const SequenceGap& gap) {
+  return gap.first == gap.last ? std::to_string(gap.first) : fmt::format("{}-{}", gap.first, gap.last);
+}
+
+/// A manifest's contribution to the run counters (a manifest does not say new from changed).
+RunStats replayed_stats(const Manifest& manifest) {
+  RunStats stats;
+  if (manifest.kind == RunKind::clean) {
+    stats.files_deleted = manifest.removed.size();  // a clean run's count of removed versions
+  }
+  for (const ManifestVersion& version : manifest.versions) {
+    if (version.type == EntryType::deleted) {
+      ++stats.files_deleted;
+    } else if (version.type != EntryType::directory) {
+      ++stats.files_changed;
+    }
+  }
+  for (const ManifestPack& pack : manifest.packs) {
+    stats.bytes_stored += pack.size;
+  }
+  return stats;
+}
+
+/// Authentication and decoding failures are the manifest's own fault: it is skipped. Anything else
+/// (unreachable, denied, the catalog) is the run's problem and propagates.
+bool is_manifest_damage(ErrorKind kind) { return kind == ErrorKind::corrupt || kind == ErrorKind::crypto; }
+
+}  // namespace
+
+std::string ManifestCheck::missing_text() const {
+  std::string text;
+  for (const SequenceGap& gap : missing) {
+    text += (text.empty() ? "" : ", ") + range_text(gap);
+  }
+  return text;
+}
+
+std::vector<std::string> ManifestCheck::problems() const {
+  std::vector<std::string> lines;
+  if (!missing.empty()) {
+    lines.push_back(fmt::format("{}: manifest number(s) {} missing (deleted, or lost with the disk): the versions they "
+                                "recorded are unknown to a catalog rebuilt from there; run `mybackup verify`",
+                                location, missing_text()));
+  }
+  if (rolled_back()) {
+    lines.push_back(fmt::format("{}: the newest manifest there is number {}, but this computer has seen number {}: the "
+                                "destination was rolled back or lost its newest manifests; run `mybackup verify`",
+                                location, highest, remembered));
+  }
+  for (const UnreadableManifest& manifest : unreadable) {
+    lines.push_back(manifest.reason + ": not applied (run `mybackup verify`)");
+  }
+  return lines;
+}
+
+std::vector<SequenceGap> sequence_gaps(const std::vector<std::string>& manifest_keys) {
+  std::vector<std::uint64_t> numbers;
+  for (const std::string& key : manifest_keys) {
+    if (const std::optional<std::uint64_t> seq = object_names::parse_manifest(key)) {
+      numbers.push_back(*seq);
+    }
+  }
+  std::sort(numbers.begin(), numbers.end());
+  std::vector<SequenceGap> gaps;
+  std::uint64_t expected = 1;
+  for (const std::uint64_t seq : numbers) {
+    if (seq > expected) {
+      gaps.push_back({expected, seq - 1});
+    }
+    expected = std::max(expected, seq + 1);
+  }
+  return gaps;
+}
+
+ManifestCheck check_manifest_sequence(const Catalog& catalog, const std::string& location,
+                                      const std::vector<std::string>& keys) {
+  ManifestCheck check;
+  check.location = location;
+  for (const std::string& key : keys) {
+    check.highest = std::max(check.highest, object_names::parse_manifest(key).value_or(0));
+  }
+  check.remembered = catalog.highest_seq_seen(location);
+  const std::unordered_set<std::string> accepted = catalog.accepted_manifest_losses();
+  for (const SequenceGap& gap : sequence_gaps(keys)) {
+    // Split the gap around numbers the user accepted as lost.
+    std::optional<SequenceGap> open;
+    for (std::uint64_t seq = gap.first; seq <= gap.last; ++seq) {
+      if (accepted.count(std::to_string(seq)) != 0) {
+        if (open) {
+          check.missing.push_back(*open);
+          open.reset();
+        }
+      } else if (open) {
+        open->last = seq;
+      } else {
+        open = SequenceGap{seq, seq};
+      }
+    }
+    if (open) {
+      check.missing.push_back(*open);
+    }
+  }
+  if (check.rolled_back() && accepted.count("below " + std::to_string(check.remembered)) != 0) {
+    check.remembered = check.highest;
+  }
+  // Manifests an earlier replay passed over because they could not be read: the catalog lacks
+  // what they recorded, so their packs look unreferenced.
   const std::uint64_t known = catalog.last_seq();
-  std::size_t replayed = 0;
-  for (const std::string& key : repository.manifest_keys()) {
+  std::unordered_set<std::string> recorded;
+  for (const RecordedManifest& manifest : catalog.recorded_manifests()) {
+    recorded.insert(manifest.key);
+  }
+  for (const std::string& key : keys) {
+    if (object_names::parse_manifest(key).value_or(0) <= known && recorded.count(key) == 0 && accepted.count(key) == 0) {
+      check.unreadable.push_back(
+          {key, "manifest " + location + "/" + key + " is not in the catalog (it could not be read when it was found)"});
+    }
+  }
+  return check;
+}
+
+ReplayReport replay_new_manifests(Catalog& catalog, const Repository& repository, std::uint64_t up_to_seq,
+                                  RememberSequence remember) {
+  const std::vector<std::string> keys = repository.manifest_keys();
+  ReplayReport report;
+  report.check = check_manifest_sequence(catalog, repository.location(), keys);
+  const std::uint64_t known = catalog.last_seq();
+  const std::unordered_set<std::string> accepted = catalog.accepted_manifest_losses();
+  for (const std::string& key : keys) {
     const std::uint64_t seq = object_names::parse_manifest(key).value_or(0);
     if (seq <= known) {
       continue;
@@ -15,33 +148,51 @@ std::size_t replay_new_manifests(Catalog& catalog, const Repository& repository,
     if (seq > up_to_seq) {
       break;  // keys come in sequence order
     }
-    const Manifest manifest = repository.read_manifest(key);
-    RunStats stats;
-    if (manifest.kind == RunKind::clean) {
-      stats.files_deleted = manifest.removed.size();  // a clean run's count of removed versions
-    }
-    for (const ManifestVersion& version : manifest.versions) {
-      if (version.type == EntryType::deleted) {
-        ++stats.files_deleted;
-      } else if (version.type != EntryType::directory) {
-        ++stats.files_changed;  // new or changed: the manifest does not say which
+    Manifest manifest;
+    try {
+      manifest = repository.read_manifest(key);
+    } catch (const Error& error) {
+      if (!is_manifest_damage(error.kind())) {
+        throw;
       }
+      if (accepted.count(key) == 0) {
+        report.check.unreadable.push_back({key, error.what()});
+      }
+      continue;
     }
-    for (const ManifestPack& pack : manifest.packs) {
-      stats.bytes_stored += pack.size;
+    try {
+      catalog.record_run(manifest, key, replayed_stats(manifest));
+    } catch (const Error& error) {
+      if (error.kind() != ErrorKind::corrupt) {
+        throw;
+      }
+      if (accepted.count(key) == 0) {
+        report.check.unreadable.push_back({key, "manifest " + repository.location() + "/" + key +
+                                                    " contradicts what the catalog already records (two writers at "
+                                                    "once?): " + error.what()});
+      }
+      continue;
     }
-    catalog.record_run(manifest, key, stats);
-    ++replayed;
+    ++report.replayed;
   }
-  return replayed;
+  if (remember == RememberSequence::yes) {
+    catalog.remember_highest_seq(repository.location(), report.check.highest);
+  }
+  return report;
 }
 
 std::string newest_recorded_config(const Repository& repository) {
   const std::vector<std::string> keys = repository.manifest_keys();
   for (auto key = keys.rbegin(); key != keys.rend(); ++key) {
-    Manifest manifest = repository.read_manifest(*key);
-    if (!manifest.config.empty()) {
-      return std::move(manifest.config);
+    try {
+      Manifest manifest = repository.read_manifest(*key);
+      if (!manifest.config.empty()) {
+        return std::move(manifest.config);
+      }
+    } catch (const Error& error) {
+      if (!is_manifest_damage(error.kind())) {
+        throw;
+      }
     }
   }
   return "";

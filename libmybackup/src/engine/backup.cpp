@@ -353,8 +353,56 @@ void report_skipped(BackupReport& report, const FileCallback& on_file, EntryType
   }
 }
 
+/// Step 0: the packs not to trust this run, checked against one listing of the destination: the
+/// catalog places chunks in them, but the destination lacks them, holds them with another size,
+/// or `verify --repair` found them damaged. Their chunks are stored again rather than trusted.
+struct UntrustedData {
+  std::unordered_set<std::string> packs;
+  VersionsToReread versions;  // every version using one of their chunks
+};
+
+UntrustedData find_untrusted_packs(const Catalog& catalog, const Repository* repository, BackupReport& report) {
+  UntrustedData untrusted;
+  if (repository == nullptr) {
+    return untrusted;  // a dry run before the first backup
+  }
+  std::unordered_map<std::string, std::uint64_t> stored;
+  for (const Repository::StoredPack& pack : repository->list_packs()) {
+    stored.emplace(pack.name, pack.size);
+  }
+  const std::unordered_set<std::string> damaged = catalog.damaged_packs();
+  for (const auto& [name, size] : catalog.packs_in_use()) {
+    const auto found = stored.find(name);
+    std::string reason;
+    if (damaged.count(name) != 0) {
+      untrusted.packs.insert(name);  // reported by `verify --repair` already
+      continue;
+    }
+    if (found == stored.end()) {
+      reason = "missing from the destination";
+    } else if (found->second != size) {
+      reason = std::to_string(found->second) + " bytes on the destination instead of " + std::to_string(size);
+    } else {
+      continue;
+    }
+    untrusted.packs.insert(name);
+    report.untrusted_packs.push_back({name, std::move(reason)});
+  }
+  if (untrusted.packs.empty()) {
+    return untrusted;
+  }
+  std::sort(report.untrusted_packs.begin(), report.untrusted_packs.end(),
+            [](const UntrustedPack& a, const UntrustedPack& b) { return a.name < b.name; });
+  for (const ChunkUse& use :
+       catalog.versions_using(std::vector<std::string>(untrusted.packs.begin(), untrusted.packs.end()), {})) {
+    untrusted.versions[use.path].push_back(use.number);
+  }
+  return untrusted;
+}
+
 /// Step 1: scans every source and compares it with the catalog. Scan problems go to the report.
-ChangePlan scan_sources(const Catalog& catalog, const BackupOptions& options, BackupReport& report) {
+ChangePlan scan_sources(const Catalog& catalog, const BackupOptions& options, const UntrustedData& untrusted,
+                        BackupReport& report) {
   ChangePlan plan;
   for (const BackupSource& source : options.sources) {
     ScanResult scan;
@@ -373,7 +421,7 @@ ChangePlan scan_sources(const Catalog& catalog, const BackupOptions& options, Ba
     for (const ScanProblem& problem : scan.problems) {
       report_skipped(report, options.on_file, EntryType::file, problem);
     }
-    plan_changes(scan, catalog.latest_under(source.path), plan, report.stats, options.on_file);
+    plan_changes(scan, catalog.latest_under(source.path), plan, report.stats, options.on_file, untrusted.versions);
   }
   return plan;
 }
@@ -386,14 +434,14 @@ struct StoredRun {
 
 /// Step 2: reads and stores the files the plan lists; counts them (new, changed or skipped).
 StoredRun read_and_store(const Catalog& catalog, const BackupTarget& target, const BackupOptions& options,
-                         ChangePlan& plan, BackupReport& report) {
+                         const UntrustedData& untrusted, ChangePlan& plan, BackupReport& report) {
   StoredRun stored;
   stored.versions = std::move(plan.direct);
   if (plan.reads.empty()) {
     return stored;
   }
   const unsigned cores = std::max(1U, std::thread::hardware_concurrency());
-  Pipeline pipeline(target, options, catalog.known_chunks(), options.threads != 0 ? options.threads : cores);
+  Pipeline pipeline(target, options, catalog.known_chunks(untrusted.packs), options.threads != 0 ? options.threads : cores);
   pipeline.run(plan.reads);
   const auto count = [&report](const FileToRead& file) -> std::uint64_t& {
     return file.action == FileAction::added ? report.stats.files_new : report.stats.files_changed;
@@ -432,12 +480,13 @@ BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const Back
 
   // 1. Scan and compare with the catalog.
   auto phase = std::chrono::steady_clock::now();
-  ChangePlan plan = scan_sources(catalog, options, report);
+  const UntrustedData untrusted = find_untrusted_packs(catalog, target.repository, report);
+  ChangePlan plan = scan_sources(catalog, options, untrusted, report);
   report.scan_seconds = seconds_since(phase);
 
   // 2. Read and store what changed.
   phase = std::chrono::steady_clock::now();
-  StoredRun stored = read_and_store(catalog, target, options, plan, report);
+  StoredRun stored = read_and_store(catalog, target, options, untrusted, plan, report);
   report.stats.files_skipped = report.problems.size();
   report.stats.status = report.problems.empty() ? "ok" : "partial";
   report.store_seconds = seconds_since(phase);
@@ -477,6 +526,10 @@ void to_json(nlohmann::ordered_json& json, const BackupReport& report) {
   for (const ScanProblem& problem : report.problems) {
     skipped.push_back({{"path", problem.path}, {"reason", problem.reason}});
   }
+  nlohmann::ordered_json untrusted = nlohmann::ordered_json::array();
+  for (const UntrustedPack& pack : report.untrusted_packs) {
+    untrusted.push_back({{"pack", pack.name}, {"reason", pack.reason}});
+  }
   json = {
       {"status", stats.status},
       {"seconds", seconds_between(report.started_ns, report.finished_ns)},
@@ -492,6 +545,7 @@ void to_json(nlohmann::ordered_json& json, const BackupReport& report) {
       {"packs", report.packs_written},
       {"manifest", report.manifest_key},
       {"skipped", std::move(skipped)},
+      {"untrusted_packs", std::move(untrusted)},
       {"timing",
        {{"scan_seconds", report.scan_seconds},
         {"store_seconds", report.store_seconds},

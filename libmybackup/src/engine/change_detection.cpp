@@ -58,7 +58,11 @@ ManifestVersion metadata_version(const ScanEntry& entry, std::uint32_t number) {
 }  // namespace
 
 void plan_changes(const ScanResult& scan, const std::unordered_map<std::string, LatestVersion>& latest,
-                  ChangePlan& plan, RunStats& stats, const FileCallback& on_file) {
+                  ChangePlan& plan, RunStats& stats, const FileCallback& on_file, const VersionsToReread& reread) {
+  const auto must_reread = [&reread](const std::string& path, std::uint32_t number) {
+    const auto found = reread.find(path);
+    return found != reread.end() && std::find(found->second.begin(), found->second.end(), number) != found->second.end();
+  };
   std::unordered_set<std::string> seen;
   seen.reserve(scan.entries.size());
   for (const ScanEntry& entry : scan.entries) {
@@ -69,7 +73,7 @@ void plan_changes(const ScanResult& scan, const std::unordered_map<std::string, 
     if (entry.type == EntryType::file) {
       stats.bytes_scanned += entry.size;
     }
-    if (existed && unchanged(entry, found->second)) {
+    if (existed && unchanged(entry, found->second) && !must_reread(entry.path, found->second.number)) {
       if (entry.type != EntryType::directory) {
         ++stats.files_unchanged;
       }

@@ -174,6 +174,23 @@ std::vector<std::string> packs_to_delete(const CleanPlan& plan, const Repository
   return names;
 }
 
+/// Leaves out of the plan the orphans first seen less than the grace period ago. A dry run does
+/// not start their clocks.
+void keep_young_orphans(Catalog& catalog, const CleanOptions& options, std::int64_t now_ns, CleanPlan& plan,
+                        CleanReport& report) {
+  const std::unordered_map<std::string, std::int64_t> first_seen =
+      catalog.orphans_first_seen(plan.orphans, now_ns, options.dry_run ? Catalog::OrphanClock::read : Catalog::OrphanClock::start);
+  std::vector<std::string> old_enough;
+  for (std::string& name : plan.orphans) {
+    if (now_ns - first_seen.at(name) >= options.orphan_grace_ns) {
+      old_enough.push_back(std::move(name));
+    } else {
+      ++report.orphan_packs_kept;
+    }
+  }
+  plan.orphans = std::move(old_enough);
+}
+
 }  // namespace
 
 CleanReport run_clean(Catalog& catalog, Repository& repository, const RepositoryLock* lock, const CleanOptions& options) {
@@ -190,6 +207,7 @@ CleanReport run_clean(Catalog& catalog, Repository& repository, const Repository
   plan_removals(catalog, report.started_ns, options.policy, plan, report);
   const std::vector<PackUsage> usage = catalog.pack_usage(plan.removed_ids);
   plan_packs(usage, repository.pack_names(), options.rewrite_threshold, plan, report);
+  keep_young_orphans(catalog, options, report.started_ns, plan, report);
 
   // 2. Copy what the rewritten packs still hold.
   std::vector<ManifestPack> written;
@@ -248,6 +266,7 @@ void to_json(nlohmann::ordered_json& json, const CleanReport& report) {
       {"packs_rewritten", report.packs_rewritten},
       {"packs_written", report.packs_written},
       {"orphan_packs", report.orphan_packs},
+      {"orphan_packs_kept", report.orphan_packs_kept},
       {"bytes_deleted", report.bytes_deleted},
       {"bytes_written", report.bytes_written},
       {"bytes_freed", report.bytes_freed()},

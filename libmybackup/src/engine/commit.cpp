@@ -42,6 +42,10 @@ CommittedRun commit_run(Catalog& catalog, Repository& repository, const Reposito
     committed.seq = manifest.seq;
   }
   catalog.record_run(manifest, committed.manifest_key, stats);
+  if (committed.seq != 0) {
+    // So that deleting this manifest later (a rollback) is noticed at the next listing.
+    catalog.remember_highest_seq(repository.location(), committed.seq);
+  }
   return committed;
 }
 

@@ -73,7 +73,17 @@ SyncReport sync_repository(Repository& primary, Repository& secondary, const std
   for (const std::string& key : primary.manifest_keys()) {
     if (manifests_there.count(key) == 0) {
       check_cancel(cancel);
-      secondary.put_manifest_object(key, primary.read_manifest_object(key));
+      Bytes object;
+      try {
+        object = primary.read_manifest_object(key);
+      } catch (const Error& error) {
+        if (error.kind() != ErrorKind::corrupt) {
+          throw;
+        }
+        report.unreadable_manifests.push_back(key);  // never copy what fails authentication
+        continue;
+      }
+      secondary.put_manifest_object(key, object);
       ++report.manifests_copied;
     }
   }
@@ -107,6 +117,7 @@ void to_json(nlohmann::ordered_json& json, const SyncReport& report) {
       {"packs_deleted", report.packs_deleted},
       {"damaged_on_primary", report.damaged_on_primary},
       {"only_on_secondary", report.only_on_secondary},
+      {"unreadable_manifests", report.unreadable_manifests},
   };
 }
 

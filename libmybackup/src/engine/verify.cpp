@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -32,6 +33,8 @@ std::string_view to_string(VerifyProblemKind kind) {
     case VerifyProblemKind::missing_manifest: return "missing_manifest";
     case VerifyProblemKind::unrecorded_manifest: return "unrecorded_manifest";
     case VerifyProblemKind::damaged_manifest: return "damaged_manifest";
+    case VerifyProblemKind::manifest_gap: return "manifest_gap";
+    case VerifyProblemKind::rolled_back: return "rolled_back";
     case VerifyProblemKind::catalog_mismatch: return "catalog_mismatch";
     case VerifyProblemKind::unreferenced_pack: return "unreferenced_pack";
   }
@@ -182,9 +185,26 @@ class Verifier {
     }
   }
 
-  /// The manifests on the destination are those of the runs the catalog recorded.
+  /// The manifests on the destination are those of the runs the catalog recorded, numbered
+  /// without a gap, and at least as many as this home has seen there.
   void check_manifest_sets() {
     destination_manifests_ = primary_.manifest_keys();
+    const ManifestCheck sequence = check_manifest_sequence(catalog_, primary_.location(), destination_manifests_);
+    for (const SequenceGap& gap : sequence.missing) {
+      VerifyProblem& problem = add(VerifyProblemKind::manifest_gap,
+          (gap.first == gap.last ? "manifest number " + std::to_string(gap.first)
+                                 : "manifest numbers " + std::to_string(gap.first) + " to " + std::to_string(gap.last)) +
+              " missing from " + primary_.location() +
+              " (manifests are never deleted: a catalog rebuilt from there would lack the versions they recorded)");
+      problem.first_seq = gap.first;
+      problem.last_seq = gap.last;
+    }
+    if (sequence.rolled_back()) {
+      add(VerifyProblemKind::rolled_back, "the newest manifest on " + primary_.location() + " is number " +
+                                              std::to_string(sequence.highest) + ", but this computer has seen number " +
+                                              std::to_string(sequence.remembered) + " there (rolled back?)")
+          .last_seq = sequence.remembered;
+    }
     std::vector<std::string> recorded;
     for (const RecordedManifest& manifest : catalog_.recorded_manifests()) {
       recorded.push_back(manifest.key);
@@ -197,51 +217,38 @@ class Verifier {
                                                    " (a catalog rebuilt from the destination would lack its versions)")
           .manifest = key;
     }
+    const std::uint64_t last = catalog_.last_seq();
     std::vector<std::string> unrecorded;
     std::set_difference(destination_manifests_.begin(), destination_manifests_.end(), recorded.begin(), recorded.end(),
                         std::back_inserter(unrecorded));
     for (const std::string& key : unrecorded) {
-      add(VerifyProblemKind::unrecorded_manifest,
-          "on the destination but not in the catalog (the next `mybackup backup` or `mybackup clean` records it)")
-          .manifest = key;
+      // Below the catalog's last run, an unrecorded manifest is one a replay refused (reported as
+      // damaged by compare_with_manifests); above it, the next run records it.
+      if (object_names::parse_manifest(key).value_or(0) > last) {
+        add(VerifyProblemKind::unrecorded_manifest,
+            "on the destination but not in the catalog (the next `mybackup backup` or `mybackup clean` records it)")
+            .manifest = key;
+      }
     }
   }
 
   /// Replays the manifests the catalog should know into a temporary catalog and compares the two
   /// as sorted streams. Manifests above the catalog's last one are only read (they are reported
-  /// as unrecorded, not as disagreements).
+  /// as unrecorded, not as disagreements). A manifest that cannot be read, authenticated or
+  /// replayed is reported and the others still are; the catalogs are then not compared (they
+  /// would differ by what that manifest holds).
   void compare_with_manifests() {
     const ScratchDirectory scratch(options_.scratch_directory);
     Catalog rebuilt(scratch.path() + "/backups.db");
     const std::uint64_t last = catalog_.last_seq();
     progress("manifests", 0, destination_manifests_.size());
-    bool replayed_all = true;
-    try {
-      report_.manifests_checked += replay_new_manifests(rebuilt, primary_, last);
-    } catch (const Error& error) {
-      if (error.kind() != ErrorKind::corrupt) {
-        throw;
-      }
-      replayed_all = false;
-      report_.manifests_checked += rebuilt.recorded_manifests().size();
-      // The manifest that failed is the first one after what was replayed.
-      const std::uint64_t done = rebuilt.last_seq();
-      std::string key;
-      for (const std::string& candidate : destination_manifests_) {
-        if (object_names::parse_manifest(candidate).value_or(0) > done) {
-          key = candidate;
-          break;
-        }
-      }
-      const bool after_a_gap = std::any_of(gone_.begin(), gone_.end(), [&key](const std::string& missing) {
-        return object_names::parse_manifest(missing).value_or(0) < object_names::parse_manifest(key).value_or(0);
-      });
-      add(VerifyProblemKind::damaged_manifest,
-          std::string("cannot be replayed (") + error.what() + ")" +
-              (after_a_gap ? ", probably because a manifest before it is missing" : "") +
-              ": the catalog was not compared with the manifests")
-          .manifest = key;
+    const ReplayReport replay = replay_new_manifests(rebuilt, primary_, last, RememberSequence::no);
+    report_.manifests_checked += replay.replayed;
+    for (const UnreadableManifest& manifest : replay.check.unreadable) {
+      add(VerifyProblemKind::damaged_manifest, manifest.reason + ": the catalog was not compared with the manifests")
+          .manifest = manifest.key;
     }
+    const bool replayed_all = replay.check.unreadable.empty();
     for (const std::string& key : destination_manifests_) {
       if (object_names::parse_manifest(key).value_or(0) <= last) {
         continue;
@@ -603,6 +610,49 @@ void to_json(nlohmann::ordered_json& json, const VerifyReport& report) {
       {"problems_by_kind", std::move(problems_by_kind)},
       {"problems", report.problems},
   };
+}
+
+VerifyRepair plan_repair(const VerifyReport& report) {
+  std::set<std::string> packs;
+  std::set<std::string> losses;
+  std::set<AffectedVersion> lost;
+  for (const VerifyProblem& problem : report.problems) {
+    switch (problem.kind) {
+      case VerifyProblemKind::missing_pack:
+      case VerifyProblemKind::wrong_size:
+      case VerifyProblemKind::damaged_pack:
+      case VerifyProblemKind::damaged_header:
+      case VerifyProblemKind::header_mismatch:
+      case VerifyProblemKind::damaged_chunk:
+        packs.insert(problem.pack);
+        lost.insert(problem.affected.begin(), problem.affected.end());
+        break;
+      case VerifyProblemKind::manifest_gap:
+        for (std::uint64_t seq = problem.first_seq; seq != 0 && seq <= problem.last_seq; ++seq) {
+          losses.insert(std::to_string(seq));
+        }
+        break;
+      case VerifyProblemKind::rolled_back:
+        losses.insert("below " + std::to_string(problem.last_seq));
+        break;
+      case VerifyProblemKind::damaged_manifest:
+        losses.insert(problem.manifest);
+        break;
+      case VerifyProblemKind::missing_manifest:
+      case VerifyProblemKind::unrecorded_manifest:
+      case VerifyProblemKind::catalog_mismatch:
+      case VerifyProblemKind::unreferenced_pack:
+        break;  // nothing a repair records: the next run records the manifest, clean handles the pack
+    }
+  }
+  packs.erase("");
+  return {std::vector<std::string>(packs.begin(), packs.end()), std::vector<std::string>(losses.begin(), losses.end()),
+          std::vector<AffectedVersion>(lost.begin(), lost.end())};
+}
+
+void apply_repair(Catalog& catalog, const VerifyRepair& repair) {
+  catalog.mark_damaged_packs(repair.damaged_packs);
+  catalog.accept_manifest_losses(repair.accepted_losses);
 }
 
 }  // namespace mybackup

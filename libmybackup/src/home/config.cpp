@@ -179,6 +179,11 @@ const std::vector<KeyRule>& rules() {
        }},
       {"retention.auto_clean", Scope::user, Style::plain, [](const Config& c) { return bool_text(c.retention_auto_clean); },
        [](Config& c, const std::string& v) { c.retention_auto_clean = parse_bool("retention.auto_clean", v); }},
+      {"retention.orphan_grace_hours", Scope::user, Style::plain,
+       [](const Config& c) { return std::to_string(c.retention_orphan_grace_hours); },
+       [](Config& c, const std::string& v) {
+         c.retention_orphan_grace_hours = parse_int("retention.orphan_grace_hours", v, 0, 24 * 365, " (hours)");
+       }},
       {"schedule.file", Scope::user, Style::quoted_or_null, [](const Config& c) { return c.schedule_file; },
        [](Config& c, const std::string& v) { c.schedule_file = path_value(v); }},
       {"schedule.archive_dir", Scope::user, Style::quoted_or_null, [](const Config& c) { return c.schedule_archive_dir; },

@@ -349,7 +349,22 @@ Bytes Repository::open_manifest_object(const std::string& key, ByteView object) 
 
 Manifest Repository::read_manifest(const std::string& key) const {
   const Bytes object = backend_->get(key, object_names::kMaxManifestSize);
-  return decode_manifest(open_manifest_object(key, object));
+  Manifest manifest;
+  try {
+    manifest = decode_manifest(open_manifest_object(key, object));
+  } catch (const Error& error) {
+    if (error.kind() != ErrorKind::corrupt) {
+      throw;
+    }
+    // Name the file, not the blob id the authentication failure names.
+    throw Error(ErrorKind::corrupt, "manifest " + location() + "/" + key +
+                                        " is damaged or was not written with this repository's key (" + error.what() + ")");
+  }
+  if (manifest.seq != object_names::parse_manifest(key)) {
+    throw Error(ErrorKind::corrupt, "manifest " + location() + "/" + key + " records sequence number " +
+                                        std::to_string(manifest.seq) + ", not the one in its name");
+  }
+  return manifest;
 }
 
 Bytes Repository::read_manifest_object(const std::string& key) const {

@@ -192,11 +192,23 @@ std::vector<BackupSource> Session::backup_sources(const std::string& only) const
 
 // ---------------------------------------------------------------- runs
 
-void Session::catch_up(Repository& repository, const std::string& command) {
+ManifestCheck Session::catch_up(Repository& repository, const std::string& command) {
   catalog_.set_repository_id(repository.info().id);
-  if (const std::size_t replayed = replay_new_manifests(catalog_, repository); replayed > 0) {
+  const ReplayReport replay = replay_new_manifests(catalog_, repository);
+  if (replay.replayed > 0) {
     record(SessionEvents::Level::warning,
-           fmt::format("{}: the catalog was behind the destination; recorded {} run(s) found there", command, replayed));
+           fmt::format("{}: the catalog was behind the destination; recorded {} run(s) found there", command, replay.replayed));
+  }
+  for (const std::string& problem : replay.check.problems()) {
+    record(SessionEvents::Level::error, fmt::format("{}: {}", command, problem));
+  }
+  return replay.check;
+}
+
+void Session::refuse_clean_unless_healthy(const ManifestCheck& check) const {
+  if (!check.healthy()) {
+    throw Error(ErrorKind::corrupt, "clean refused, nothing was deleted: " + check.problems().front() +
+                                        "; once you know what is lost, `mybackup verify --repair` accepts it and clean works again");
   }
 }
 
@@ -237,7 +249,7 @@ BackupOutcome Session::backup(const BackupRequest& request) {
       outcome.report = run_backup(catalog_, target, options);
     } else {
       const std::unique_ptr<RepositoryLock> lock = repository->lock("backup");
-      catch_up(*repository, "backup");
+      outcome.manifest_problems = catch_up(*repository, "backup").problems();
       target.lock = lock.get();
       outcome.report = run_backup(catalog_, target, options);
     }
@@ -258,6 +270,11 @@ BackupOutcome Session::backup(const BackupRequest& request) {
                      report.store_seconds, report.commit_seconds));
   for (const ScanProblem& problem : report.problems) {
     record(SessionEvents::Level::warning, fmt::format("backup: {}: {}", problem.path, problem.reason));
+  }
+  for (const UntrustedPack& pack : report.untrusted_packs) {
+    record(SessionEvents::Level::error,
+           fmt::format("backup: pack {} {}: its chunks were stored again where the source still has them", pack.name,
+                       pack.reason));
   }
   if (request.dry_run) {
     return outcome;
@@ -281,6 +298,7 @@ CleanReport Session::clean_locked_or_dry(Repository& repository, const Retention
   options.policy = policy;
   options.dry_run = dry_run;
   options.cancel = cancel_;
+  options.orphan_grace_ns = std::int64_t{config_.retention_orphan_grace_hours} * 3600 * 1'000'000'000;
   const std::int64_t started = system_clock().now_ns();
   record(SessionEvents::Level::info, fmt::format("clean: start{} keep_days {} keep_versions {} destination {}",
                                                  dry_run ? " (dry run)" : "", policy.keep_days, policy.keep_versions,
@@ -288,10 +306,11 @@ CleanReport Session::clean_locked_or_dry(Repository& repository, const Retention
   CleanReport report;
   try {
     if (dry_run) {
+      refuse_clean_unless_healthy(check_manifest_sequence(catalog_, repository.location(), repository.manifest_keys()));
       report = run_clean(catalog_, repository, nullptr, options);
     } else {
       const std::unique_ptr<RepositoryLock> lock = repository.lock("clean");
-      catch_up(repository, "clean");
+      refuse_clean_unless_healthy(catch_up(repository, "clean"));
       report = run_clean(catalog_, repository, lock.get(), options);
     }
   } catch (const Error& error) {
@@ -303,10 +322,10 @@ CleanReport Session::clean_locked_or_dry(Repository& repository, const Retention
   }
   record(SessionEvents::Level::info,
          fmt::format("clean: done in {:.2f}s: {} versions removed ({} paths), {} chunks removed; packs {} deleted, {} "
-                     "rewritten into {}, {} orphans; {} B deleted, {} B written, {} B unreferenced kept; {} damaged; manifest {}",
+                     "rewritten into {}, {} orphans ({} kept for the grace period); {} B deleted, {} B written, {} B unreferenced kept; {} damaged; manifest {}",
                      seconds_between(report.started_ns, report.finished_ns), report.versions_removed, report.paths_removed,
                      report.chunks_removed, report.packs_deleted, report.packs_rewritten, report.packs_written,
-                     report.orphan_packs, report.bytes_deleted, report.bytes_written, report.bytes_dead_kept,
+                     report.orphan_packs, report.orphan_packs_kept, report.bytes_deleted, report.bytes_written, report.bytes_dead_kept,
                      report.damaged_packs.size(), report.manifest_key.empty() ? "none" : report.manifest_key));
   for (const std::string& name : report.damaged_packs) {
     record(SessionEvents::Level::error,
@@ -334,7 +353,7 @@ CleanOutcome Session::clean(const RetentionPolicy& policy, bool dry_run) {
 
 // ---------------------------------------------------------------- the secondary destination
 
-SyncReport Session::sync_to_secondary(Repository& primary) {
+SyncReport Session::sync_to_secondary(Repository& primary, std::vector<std::string>* manifest_problems) {
   const std::string& secondary_destination = config_.destination_secondary;
   if (same_destination(secondary_destination, config_.destination_primary)) {
     throw Error(ErrorKind::usage, "the secondary destination is the primary one (" + secondary_destination +
@@ -342,10 +361,15 @@ SyncReport Session::sync_to_secondary(Repository& primary) {
   }
   record(SessionEvents::Level::info, fmt::format("sync: start {} -> {}", primary.location(), secondary_destination));
   const std::unique_ptr<RepositoryLock> primary_lock = primary.lock("sync");
-  catch_up(primary, "sync");
+  const ManifestCheck check = catch_up(primary, "sync");
+  if (manifest_problems != nullptr) {
+    *manifest_problems = check.problems();
+  }
   const std::unique_ptr<Repository> secondary = Repository::open_copy(open_backend(secondary_destination), primary);
   const std::unique_ptr<RepositoryLock> secondary_lock = secondary->lock("sync");
   const SyncReport report = sync_repository(primary, *secondary, catalog_.pack_names(), cancel_);
+  catalog_.remember_highest_seq(secondary->location(),
+                                check_manifest_sequence(catalog_, secondary->location(), secondary->manifest_keys()).highest);
   record(SessionEvents::Level::info,
          fmt::format("sync: done: {} packs ({} B), {} manifests, {} keys copied, {} keys removed, {} packs deleted; "
                      "{} damaged on the primary, {} kept only on the secondary",
@@ -357,6 +381,9 @@ SyncReport Session::sync_to_secondary(Repository& primary) {
   }
   for (const std::string& name : report.only_on_secondary) {
     record(SessionEvents::Level::error, fmt::format("sync: pack {} missing from the primary, kept on the secondary", name));
+  }
+  for (const std::string& key : report.unreadable_manifests) {
+    record(SessionEvents::Level::error, fmt::format("sync: manifest {} fails authentication on the primary, not copied", key));
   }
   return report;
 }
@@ -391,7 +418,7 @@ SyncOutcome Session::sync() {
     return outcome;
   }
   outcome.primary = primary->location();
-  outcome.report = sync_to_secondary(*primary);
+  outcome.report = sync_to_secondary(*primary, &outcome.manifest_problems);
   return outcome;
 }
 
@@ -430,7 +457,9 @@ RecoveryReport recover_home(const Home& home, const std::string& destination, co
   home.initialize_with(key, report.config, force, now, [&](const std::string& catalog_path) {
     Catalog catalog(catalog_path);
     catalog.set_repository_id(repository->info().id);
-    report.runs = replay_new_manifests(catalog, *repository);
+    const ReplayReport replay = replay_new_manifests(catalog, *repository);
+    report.runs = replay.replayed;
+    report.manifest_problems = replay.check.problems();
   });
   report.summary = Catalog(home.catalog_path()).summary();
   return report;

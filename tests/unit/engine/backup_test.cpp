@@ -870,7 +870,7 @@ TEST_F(Backup, CatalogBehindTheDestinationDoesNotReuseVersionNumbers) {
   // The same run as seen by a catalog whose commit of run 2 was lost: what the CLI does.
   Catalog stale(dir_ / "stale.db");
   ASSERT_EQ(stale.last_seq(), 1u);
-  EXPECT_EQ(replay_new_manifests(stale, *repo_), 1u);
+  EXPECT_EQ(replay_new_manifests(stale, *repo_).replayed, 1u);
   EXPECT_EQ(stale.last_seq(), 2u);
   expect_same_latest(stale.latest_under(src_), catalog_->latest_under(src_));
   EXPECT_EQ(stale.known_chunks(), catalog_->known_chunks());
@@ -909,7 +909,7 @@ TEST_F(Backup, CatalogBehindTheDestinationDoesNotReuseVersionNumbers) {
   // And the destination alone rebuilds the same catalog (no UNIQUE failure on the way).
   Catalog rebuilt(dir_ / "rebuilt.db");
   std::size_t replayed = 0;
-  EXPECT_NO_THROW(replayed = replay_new_manifests(rebuilt, *repo_));
+  EXPECT_NO_THROW(replayed = replay_new_manifests(rebuilt, *repo_).replayed);
   EXPECT_EQ(replayed, 3u);
   EXPECT_EQ(rebuilt.last_seq(), 3u);
   expect_same_latest(rebuilt.latest_under(src_), stale.latest_under(src_));
@@ -920,7 +920,7 @@ TEST_F(Backup, CatalogBehindTheDestinationDoesNotReuseVersionNumbers) {
   expect_same_summary(rebuilt.summary(), expected);
 
   // The catalog that missed nothing catches up on run 3 too.
-  EXPECT_EQ(replay_new_manifests(*catalog_, *repo_), 1u);
+  EXPECT_EQ(replay_new_manifests(*catalog_, *repo_).replayed, 1u);
   expect_same_latest(catalog_->latest_under(src_), stale.latest_under(src_));
 }
 
@@ -934,17 +934,17 @@ TEST_F(Backup, ReplayIsIdempotent) {
   // An up-to-date catalog has nothing to replay.
   const CatalogSummary summary_before = catalog_->summary();
   const std::optional<RunRecord> run_before = catalog_->last_run();
-  EXPECT_EQ(replay_new_manifests(*catalog_, *repo_), 0u);
+  EXPECT_EQ(replay_new_manifests(*catalog_, *repo_).replayed, 0u);
   expect_same_summary(catalog_->summary(), summary_before);
   EXPECT_EQ(catalog_->last_run()->id, run_before->id);
 
   // An empty catalog replays everything once, then nothing.
   Catalog fresh(dir_ / "fresh.db");
-  EXPECT_EQ(replay_new_manifests(fresh, *repo_), 2u);
+  EXPECT_EQ(replay_new_manifests(fresh, *repo_).replayed, 2u);
   const CatalogSummary after_first = fresh.summary();
   const auto latest_after_first = fresh.latest_under("/");
-  EXPECT_EQ(replay_new_manifests(fresh, *repo_), 0u);
-  EXPECT_EQ(replay_new_manifests(fresh, *repo_), 0u);
+  EXPECT_EQ(replay_new_manifests(fresh, *repo_).replayed, 0u);
+  EXPECT_EQ(replay_new_manifests(fresh, *repo_).replayed, 0u);
   expect_same_summary(fresh.summary(), after_first);
   expect_same_latest(fresh.latest_under("/"), latest_after_first);
   expect_same_latest(fresh.latest_under(src_), catalog_->latest_under(src_));
@@ -955,7 +955,7 @@ TEST_F(Backup, ReplayIsIdempotent) {
   const std::string empty_dest = dir_ / "empty_dest";
   const auto empty_repo = Repository::open(make_local_backend(empty_dest), key_, CreateIfMissing::yes);
   Catalog empty(dir_ / "empty.db");
-  EXPECT_EQ(replay_new_manifests(empty, *empty_repo), 0u);
+  EXPECT_EQ(replay_new_manifests(empty, *empty_repo).replayed, 0u);
   EXPECT_EQ(empty.last_seq(), 0u);
 }
 

@@ -303,7 +303,7 @@ TEST_F(Verify, AManifestMissingFromTheDestinationIsADisagreement) {
 TEST_F(Verify, ACatalogBehindTheDestinationIsReported) {
   two_runs();
   Catalog behind(dir_ / "behind.db");
-  ASSERT_EQ(replay_new_manifests(behind, *repo_, 1), 1U);  // knows run 1 only
+  ASSERT_EQ(replay_new_manifests(behind, *repo_, 1).replayed, 1U);  // knows run 1 only
 
   const VerifyReport report = verify(false, 100, nullptr, &behind);
   EXPECT_FALSE(report.ok());

@@ -181,6 +181,7 @@ TEST(Config, SetConfigValueAcceptsEveryKey) {
       {"retention.keep_days", "0", "0"},
       {"retention.keep_versions", "1", "1"},
       {"retention.auto_clean", "Yes", "true"},
+      {"retention.orphan_grace_hours", "0", "0"},
       {"schedule.file", "/srv//sched/backup_schedules.txt", "/srv/sched/backup_schedules.txt"},
       {"schedule.archive_dir", "/srv/tar/", "/srv/tar"},
       {"schedule.log_dir", "/var/log/./mybackup", "/var/log/mybackup"},

@@ -167,11 +167,35 @@ class Catalog {
   std::string repository_id() const;
   void set_repository_id(const std::string& id);
 
+  // ---- what this home remembers about its destinations (replay.hpp, clean.hpp use it)
+  /// The highest manifest sequence number this home has seen on the destination at `location`
+  /// (0: never listed). A destination that later shows less was rolled back or lost manifests.
+  std::uint64_t highest_seq_seen(const std::string& location) const;
+  /// Raises the remembered number for `location` to `seq` (never lowers it).
+  void remember_highest_seq(const std::string& location, std::uint64_t seq);
+  /// Manifest losses the user accepted (`verify --repair`): missing sequence numbers (decimal)
+  /// and keys of manifests that cannot be read. They no longer stop `clean`.
+  std::unordered_set<std::string> accepted_manifest_losses() const;
+  void accept_manifest_losses(const std::vector<std::string>& losses);
+  /// When each pack of `orphans` (on the destination, recorded by no run) was first seen so:
+  /// now_ns for those not seen before. OrphanClock::start records those times and forgets packs
+  /// no longer in the list; ::read changes nothing (a dry run).
+  enum class OrphanClock { read, start };
+  std::unordered_map<std::string, std::int64_t> orphans_first_seen(const std::vector<std::string>& orphans,
+                                                                    std::int64_t now_ns, OrphanClock clock);
+  /// Packs `verify --repair` found damaged: no backup dedups against their chunks again.
+  std::unordered_set<std::string> damaged_packs() const;
+  void mark_damaged_packs(const std::vector<std::string>& names);
+
   /// The latest version of `root` and of every path below it, deletion markers included.
   std::unordered_map<std::string, LatestVersion> latest_under(const std::string& root) const;
 
   /// Every chunk id stored so far.
   ChunkIdSet known_chunks() const;
+  /// The same, without the chunks located in `except_packs` (packs missing or damaged).
+  ChunkIdSet known_chunks(const std::unordered_set<std::string>& except_packs) const;
+  /// Every pack that holds at least one indexed chunk, with its recorded size.
+  std::unordered_map<std::string, std::uint64_t> packs_in_use() const;
 
   /// Records a finished run in one transaction: the run itself, its packs and their chunks, the
   /// new versions (with their chunk lists), then, for a clean run, the versions it removed and the

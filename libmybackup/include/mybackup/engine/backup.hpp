@@ -57,9 +57,20 @@ struct BackupOptions {
   std::string config;
 };
 
+/// A pack the catalog places chunks in that the destination does not hold as recorded.
+struct UntrustedPack {
+  std::string name;
+  std::string reason;  // "missing from the destination", "N bytes on the destination instead of M"
+};
+
 struct BackupReport {
   RunStats stats;
   std::vector<ScanProblem> problems;  // every skipped file, with its reason
+  /// Packs the run did not trust (checked once per run against the destination's listing): no
+  /// chunk of theirs was deduplicated against, and every file whose latest version used one was
+  /// read again, so the run stored its data anew where the source still has it. Packs that
+  /// `verify --repair` recorded as damaged are treated so too, without being listed here again.
+  std::vector<UntrustedPack> untrusted_packs;
   std::uint64_t seq = 0;              // 0 when no manifest was written
   std::string manifest_key;
   std::uint64_t packs_written = 0;

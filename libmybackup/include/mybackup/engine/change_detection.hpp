@@ -69,8 +69,11 @@ struct ChangePlan {
 /// them once it knows whether they could be read. Calls `on_file` (optional) once for each entry
 /// appended to plan.direct, with added, changed or deleted (for a deletion, the type and size of
 /// the path's latest version). Throws only what `on_file` throws.
+/// `reread`: paths whose latest version is read again even when it looks unchanged (its data
+/// is in a pack that is missing or damaged), by path with the version numbers concerned.
+using VersionsToReread = std::unordered_map<std::string, std::vector<std::uint32_t>>;
 void plan_changes(const ScanResult& scan, const std::unordered_map<std::string, LatestVersion>& latest,
-                  ChangePlan& plan, RunStats& stats, const FileCallback& on_file);
+                  ChangePlan& plan, RunStats& stats, const FileCallback& on_file, const VersionsToReread& reread = {});
 
 /// How reading a file ended.
 enum class ReadOutcome {

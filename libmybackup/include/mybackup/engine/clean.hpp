@@ -4,7 +4,8 @@
 //
 //   1. Plan: the retention rule (retention.hpp) over every path's versions; then, for every
 //      pack, which of its chunks stay referenced; and the packs on the destination that the
-//      catalog does not know (orphans of interrupted runs).
+//      catalog does not know (orphans of interrupted runs), once they have been seen so for
+//      the grace period (a run still writing on another machine has not recorded them yet).
 //   2. Packs with no live chunk are deleted. Packs whose dead share reaches rewrite_threshold
 //      are rewritten: their live blobs are copied, still encrypted (no re-encryption), into new
 //      packs, each blob authenticated first so that damage is never copied. Packs below the
@@ -36,11 +37,16 @@ namespace mybackup {
 /// the pack, so a few dead chunks are left until more of the pack has expired.
 constexpr double kDefaultRewriteThreshold = 0.25;
 
+constexpr std::int64_t kDefaultOrphanGraceNs = std::int64_t{24} * 3600 * 1'000'000'000;
+
 struct CleanOptions {
   RetentionPolicy policy;
   bool dry_run = false;  // plan and report; write and delete nothing
   double rewrite_threshold = kDefaultRewriteThreshold;  // in (0, 1]
   const Clock* clock = nullptr;                         // nullptr: the system clock
+  /// Orphan packs (recorded by no run) are deleted only this long after the catalog first saw
+  /// them so (Catalog::orphans_first_seen): another machine's backup may still be writing them.
+  std::int64_t orphan_grace_ns = kDefaultOrphanGraceNs;
   /// Optional: when it becomes true before the manifest is written, the run stops at the next
   /// pack and throws Error(interrupted); nothing is recorded (new packs are orphans the next
   /// clean deletes). Once the manifest is written the run completes.
@@ -55,6 +61,7 @@ struct CleanReport {
   std::uint64_t packs_rewritten = 0;   // packs whose live chunks were copied, then deleted
   std::uint64_t packs_written = 0;     // new packs holding those live chunks
   std::uint64_t orphan_packs = 0;      // packs no run had recorded (interrupted runs), deleted
+  std::uint64_t orphan_packs_kept = 0; // orphans first seen less than the grace period ago, kept
   std::uint64_t bytes_deleted = 0;     // sizes of every pack deleted (rewritten and orphans too)
   std::uint64_t bytes_written = 0;     // sizes of the new packs
   std::uint64_t bytes_dead_kept = 0;   // unreferenced bytes left in packs below the threshold

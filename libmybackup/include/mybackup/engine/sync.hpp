@@ -36,6 +36,8 @@ struct SyncReport {
   std::vector<std::string> damaged_on_primary;
   /// Packs the catalog indexes that the primary lacks: the secondary keeps them (maybe the only copy).
   std::vector<std::string> only_on_secondary;
+  /// Manifests on the primary that fail authentication: not copied (run `mybackup verify`).
+  std::vector<std::string> unreadable_manifests;
 };
 
 /// The report as JSON (`sync --json`): every field above, under its own name.

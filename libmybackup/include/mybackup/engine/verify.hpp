@@ -4,7 +4,9 @@
 //
 // Always (cheap: a listing, one size per pack, and reading the manifests):
 //   - every pack the catalog references exists on the destination with the recorded size;
-//   - the manifests on the destination are exactly those of the runs the catalog recorded;
+//   - the manifests on the destination are exactly those of the runs the catalog recorded, they
+//     are numbered 1, 2, 3… without a gap, and the newest is at least the newest this home has
+//     seen there (replay.hpp: deleting manifests hides versions and rolls a repository back);
 //   - a catalog rebuilt by replaying those manifests into a temporary catalog holds the same
 //     versions (path, number, type, size, mtime, mode, SHA-256, link target, chunk list) and the
 //     same packs and chunk locations as the live one. Both are read as sorted streams, so memory
@@ -49,6 +51,8 @@ enum class VerifyProblemKind {
   missing_manifest,     // a run the catalog recorded, whose manifest is gone from the destination
   unrecorded_manifest,  // a manifest on the destination that the catalog has not recorded
   damaged_manifest,     // a manifest that cannot be read, decrypted or replayed
+  manifest_gap,         // sequence numbers no manifest on the destination holds (deleted manifests)
+  rolled_back,          // the destination's newest manifest is older than one this home has seen
   catalog_mismatch,     // the catalog and the replayed manifests disagree
   unreferenced_pack,    // (warning) on the destination, referenced by nothing
 };
@@ -76,6 +80,9 @@ struct VerifyProblem {
   std::string pack;      // hex name, for pack and chunk problems
   std::string chunk;     // hex id, for chunk problems
   std::string manifest;  // key ("snapshots/…"), for manifest problems
+  /// manifest_gap: the missing numbers first..last; rolled_back: last = the highest number seen.
+  std::uint64_t first_seq = 0;
+  std::uint64_t last_seq = 0;
   std::string detail;    // one line: what is wrong
   /// File versions that cannot be restored intact from the primary because of it (or, for a
   /// catalog_mismatch, the versions on which the catalog and the manifests disagree); sorted.
@@ -134,6 +141,24 @@ void to_json(nlohmann::ordered_json& json, const VerifyProblem& problem);
 /// The report as JSON (`verify --json`): read_data, subset_percent, ok, seconds, the counts,
 /// errors, warnings, problems_by_kind {kind: count} (sorted by kind) and problems.
 void to_json(nlohmann::ordered_json& json, const VerifyReport& report);
+
+/// What `verify --repair` records in the catalog from a report, so that the repository heals and
+/// its known losses stop blocking:
+///   - packs missing, of the wrong size or damaged (any of their chunks) are never deduplicated
+///     against again (Catalog::mark_damaged_packs): the next backup reads again every file whose
+///     latest version used one and stores its data anew where the source still has it;
+///   - manifest losses (missing numbers, a rollback, manifests that cannot be read) are accepted
+///     (Catalog::accept_manifest_losses): `clean` works again, and they are no longer reported.
+/// `lost_versions` are the versions that cannot be restored from the primary (sorted).
+struct VerifyRepair {
+  std::vector<std::string> damaged_packs;
+  std::vector<std::string> accepted_losses;
+  std::vector<AffectedVersion> lost_versions;
+  bool empty() const { return damaged_packs.empty() && accepted_losses.empty(); }
+};
+VerifyRepair plan_repair(const VerifyReport& report);
+/// Records `repair` in `catalog` (one transaction each for packs and losses).
+void apply_repair(Catalog& catalog, const VerifyRepair& repair);
 
 /// Checks `primary` against `catalog` as described above. Throws only when the check itself
 /// cannot go on: Error(usage) for a subset outside (0, 100], Error(io) when the destination

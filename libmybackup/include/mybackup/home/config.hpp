@@ -10,7 +10,7 @@
 //   repository: {chunk_size: 1MiB, pack_size: 16MiB}   # for a repository created from now on
 //   watch: {enabled: true, interval: 300, realtime: true, debounce: 5}    # `mybackup watch`
 //   notify: {command: null}       # run after a failed watch backup: notify-send mybackup '{message}'
-//   retention: {keep_days: 30, keep_versions: 10, auto_clean: false}
+//   retention: {keep_days: 30, keep_versions: 10, auto_clean: false, orphan_grace_hours: 24}
 //   schedule: {file: null, archive_dir: null, log_dir: null, catch_up: true}  # `mybackup schedule`
 //
 // Errors name the file and line: "/home/me/.mybackup/config.yaml:12: compression.level must be …".
@@ -65,6 +65,9 @@ struct Config {
   int retention_keep_days = 30;     // >= 0
   int retention_keep_versions = 10;  // >= 1
   bool retention_auto_clean = false;
+  // A pack no run recorded is deleted by clean only this long after this home first saw it so:
+  // until then it may belong to a run still writing elsewhere. 0: at once.
+  int retention_orphan_grace_hours = 24;
 
   // The legacy scheduler (`mybackup schedule …`). Empty paths mean the defaults under the home:
   // backup_schedules.txt, backups/ and logs/ (see Home::schedule_file() and its siblings).

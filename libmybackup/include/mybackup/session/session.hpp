@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "mybackup/catalog/catalog.hpp"
+#include "mybackup/catalog/replay.hpp"
 #include "mybackup/crypto/keys.hpp"
 #include "mybackup/engine/backup.hpp"
 #include "mybackup/engine/clean.hpp"
@@ -59,6 +60,9 @@ struct BackupRequest {
 struct BackupOutcome {
   std::string destination;  // the primary destination, as configured
   BackupReport report;
+  /// Problems in the destination's manifests found while catching up (replay.hpp): the backup
+  /// went on without them; the front end reports each line (mybackup exits 3).
+  std::vector<std::string> manifest_problems;
   /// retention.auto_clean: the clean that followed (not after a dry run).
   std::optional<CleanReport> auto_clean;
   /// The automatic clean failed: the backup is recorded, its report stands, this error is the
@@ -77,6 +81,7 @@ struct CleanOutcome {
 struct SyncOutcome {
   std::string primary;
   std::string secondary;
+  std::vector<std::string> manifest_problems;  // on the primary, as BackupOutcome's
   bool nothing_backed_up = false;  // no repository on the primary yet: nothing was copied
   SyncReport report;
 };
@@ -140,6 +145,9 @@ class Session {
   BackupOutcome backup(const BackupRequest& request);
 
   /// One clean with `policy` (default: the config's retention settings), then the secondary update.
+  /// Error(corrupt), before anything is deleted, when the destination's manifests have a gap, were
+  /// rolled back or cannot be read (the packs of the versions they hide would look unreferenced),
+  /// unless the user accepted those losses (`verify --repair`).
   CleanOutcome clean(const RetentionPolicy& policy, bool dry_run);
 
   /// Brings the secondary destination up to date with the primary (both writer locks).
@@ -151,9 +159,11 @@ class Session {
 
  private:
   CleanReport clean_locked_or_dry(Repository& repository, const RetentionPolicy& policy, bool dry_run);
-  SyncReport sync_to_secondary(Repository& primary);
+  /// `manifest_problems` (may be null) receives the primary's, found while catching up.
+  SyncReport sync_to_secondary(Repository& primary, std::vector<std::string>* manifest_problems = nullptr);
   SecondaryUpdate update_secondary(Repository& primary);
-  void catch_up(Repository& repository, const std::string& command);
+  ManifestCheck catch_up(Repository& repository, const std::string& command);
+  void refuse_clean_unless_healthy(const ManifestCheck& check) const;
   std::unique_ptr<Repository> open_destination(const std::string& destination, DestinationUse use);
   void record_failure(RunKind kind, std::int64_t started_ns, const Error& error);
   void record(SessionEvents::Level level, const std::string& line) { events_.record(level, line); }
@@ -176,6 +186,8 @@ struct RecoveryReport {
   std::size_t runs = 0;     // runs recorded from the destination's manifests
   CatalogSummary summary;
   bool settings_recorded = false;  // false: no manifest held config.yaml, the home has defaults
+  /// Gaps and unreadable manifests (replay.hpp): recorded without them; `init --from` exits 3.
+  std::vector<std::string> manifest_problems;
   Config config;                   // the recovered settings, pointed at `destination`
 };
 
