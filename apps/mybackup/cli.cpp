@@ -295,8 +295,9 @@ ScryptParams new_key_scrypt_params() {
     const unsigned long long n = std::strtoull(text, &end, 10);
     params.n = n;
     if (errno != 0 || *end != '\0' || !params.acceptable()) {
-      throw Error(ErrorKind::usage, std::string("MYBACKUP_TEST_SCRYPT_N=") + text +
-                                        " must be a power of two from 2 to 1048576 (it is for tests only: unset it)");
+      const std::string why = errno != 0 || *end != '\0' ? "not a number" : params.refusal();
+      throw Error(ErrorKind::usage, std::string("MYBACKUP_TEST_SCRYPT_N=") + text + ": " + why +
+                                        " (it is for tests only: unset it)");
     }
   }
   return params;

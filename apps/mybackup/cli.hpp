@@ -101,6 +101,11 @@ void read_passphrase(const std::string& passphrase_file, PassphraseUse use, Pass
 ScryptParams new_key_scrypt_params();
 /// Creation time (now), this machine's host name and `label`, for a new wrapped key.
 WrapDetails new_key_details(const std::string& label);
+/// Shows (stderr, "mybackup: warning: ...", and the log) the wrapped key files an unlock or a
+/// listing left out, one line each (cmd_key.cpp).
+void report_key_warnings(Context& context, const std::vector<std::string>& warnings);
+/// The wrapped keys of `key_store` an unlock will try, its warnings already shown.
+UnlockPlan plan_unlock_reporting(Context& context, const Backend& key_store);
 /// Tells (stderr and log) which packs had to be read from the secondary destination.
 void report_fallback_reads(Context& context, const Repository& repository);
 /// Tells (stderr) which packs a clean found damaged and left as they were; sets kError if any.

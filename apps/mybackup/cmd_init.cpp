@@ -66,9 +66,10 @@ void initialize_from(Context& context, const InitFlags& flags) {
     if (!flags.key_file.empty()) {
       return load_key_file(flags.key_file);
     }
+    const UnlockPlan plan = plan_unlock_reporting(context, key_store);
     Passphrase passphrase;
     read_passphrase(flags.passphrase_file, PassphraseUse::existing, passphrase);
-    return unlock_with_passphrase(key_store, passphrase.text());
+    return unlock_with_passphrase(plan, passphrase.text());
   };
   const RecoveryReport report = recover_home(home, flags.from, key_source, flags.force);
   const CatalogSummary& summary = report.summary;

@@ -26,16 +26,6 @@ struct KeyStores {
   std::unique_ptr<Repository> repository;  // nullptr when no repository exists there yet
   std::unique_ptr<Backend> pending;
 
-  /// The store that holds `id`, or nullptr.
-  Backend* holding(const std::string& id) {
-    for (Backend* store : stores()) {
-      const std::vector<WrappedKeyInfo> keys = list_wrapped_keys(*store);
-      if (std::any_of(keys.begin(), keys.end(), [&](const WrappedKeyInfo& key) { return key.id == id; })) {
-        return store;
-      }
-    }
-    return nullptr;
-  }
   std::vector<Backend*> stores() {
     std::vector<Backend*> all;
     if (repository) {
@@ -46,6 +36,15 @@ struct KeyStores {
   }
   std::string where(const Backend* store) const { return store == pending.get() ? "pending" : "destination"; }
 };
+
+/// "ID  CREATED  WHERE  HOST  LABEL" row of `key list`.
+std::string key_row(const WrappedKeyInfo& info, const std::string& where) {
+  const std::string id = info.id.empty() ? "(unreadable)" : info.id;
+  const std::string created = info.damaged ? "(damaged)" : !info.problem.empty() ? "(not used)" : info.created;
+  char line[128];
+  std::snprintf(line, sizeof line, "%-16s  %-20s  %-11s  ", id.c_str(), created.c_str(), where.c_str());
+  return line + (info.host.empty() ? std::string("-") : info.host) + "  " + info.label;
+}
 
 KeyStores open_stores(Session& session) {
   KeyStores stores;
@@ -136,6 +135,13 @@ void register_list(CLI::App& parent, Context& context) {
         rows.emplace_back(std::move(info), stores.where(store));
       }
     }
+    std::vector<std::string> warnings;
+    for (const auto& [info, where] : rows) {
+      if (!info.problem.empty()) {
+        warnings.push_back(info.problem);
+      }
+    }
+    report_key_warnings(context, warnings);
     if (*json) {
       nlohmann::ordered_json keys = nlohmann::ordered_json::array();
       for (const auto& [info, where] : rows) {
@@ -152,10 +158,7 @@ void register_list(CLI::App& parent, Context& context) {
     }
     say(context, "ID                CREATED               WHERE        HOST  LABEL");
     for (const auto& [info, where] : rows) {
-      char line[128];
-      std::snprintf(line, sizeof line, "%-16s  %-20s  %-11s  ", info.id.c_str(),
-                    info.damaged ? "(damaged)" : info.created.c_str(), where.c_str());
-      say(context, line + (info.host.empty() ? std::string("-") : info.host) + "  " + info.label);
+      say(context, key_row(info, where));
     }
   });
 }
@@ -170,22 +173,38 @@ void register_remove(CLI::App& parent, Context& context) {
   command->callback([&context, id, force] {
     const std::unique_ptr<Session> session = context.open_session();
     KeyStores stores = open_stores(*session);
-    Backend* store = stores.holding(*id);
-    if (store == nullptr) {
+    // By the id computed from each file's content: every file of that key goes (a renamed copy
+    // too, in either store), and a file merely named after it is not it.
+    std::vector<Backend*> holding;
+    bool usable = false;
+    bool others_usable = false;
+    for (Backend* store : stores.stores()) {
+      bool holds = false;
+      for (const WrappedKeyInfo& info : list_wrapped_keys(*store)) {
+        if (info.id == *id) {
+          holds = true;
+          usable = usable || info.problem.empty();
+        } else {
+          others_usable = others_usable || info.problem.empty();
+        }
+      }
+      if (holds) {
+        holding.push_back(store);
+      }
+    }
+    if (holding.empty()) {
       throw Error(ErrorKind::not_found, "no wrapped key " + *id + ": see `mybackup key list` for the ids");
     }
-    std::size_t total = 0;
-    for (Backend* each : stores.stores()) {
-      total += list_wrapped_keys(*each).size();
-    }
-    if (total == 1 && !*force) {
+    if (usable && !others_usable && !*force) {
       throw Error(ErrorKind::usage, "key " + *id + " is the last passphrase-wrapped key: without it no passphrase opens the "
                                     "backups (only the key file does); add another with `mybackup key add` first, or use --force");
     }
-    const std::string where = stores.where(store);
-    remove_wrapped_key(*store, *id, LastKey::allow);
-    context.log().info("key remove: wrapped key {} removed ({}){}", *id, where, *force ? " --force" : "");
-    say(context, "Removed key " + *id + (where == "pending" ? " (pending in the home)" : " from " + stores.destination));
+    for (Backend* store : holding) {
+      const std::string where = stores.where(store);
+      remove_wrapped_key(*store, *id, LastKey::allow);
+      context.log().info("key remove: wrapped key {} removed ({}){}", *id, where, *force ? " --force" : "");
+      say(context, "Removed key " + *id + (where == "pending" ? " (pending in the home)" : " from " + stores.destination));
+    }
   });
 }
 
@@ -199,18 +218,28 @@ void register_check(CLI::App& parent, Context& context) {
     const std::unique_ptr<Session> session = context.open_session();
     const MasterKey& key = session->key();
     KeyStores stores = open_stores(*session);
+    std::vector<std::pair<Backend*, UnlockPlan>> plans;
+    for (Backend* store : stores.stores()) {
+      plans.emplace_back(store, plan_unlock_reporting(context, *store));
+    }
     Passphrase passphrase;
     read_passphrase(*passphrase_file, PassphraseUse::existing, passphrase);
-    bool tried = false;
-    for (Backend* store : stores.stores()) {
+    std::size_t tried = 0;
+    std::size_t left_out = 0;
+    std::optional<Error> unusable;  // a store whose key files cannot be tried (named in the warnings)
+    for (const auto& [store, plan] : plans) {
       std::optional<MasterKey> unlocked;
+      left_out += plan.files - plan.keys.size();
       try {
-        unlocked = unlock_with_passphrase(*store, passphrase.text());
+        unlocked = unlock_with_passphrase(plan, passphrase.text());
       } catch (const Error& error) {
-        if (error.kind() != ErrorKind::not_found && error.kind() != ErrorKind::wrong_key) {
+        if (error.kind() == ErrorKind::wrong_key) {
+          tried += plan.keys.size();
+        } else if (error.kind() == ErrorKind::corrupt) {
+          unusable = unusable.value_or(error);
+        } else if (error.kind() != ErrorKind::not_found) {
           throw;
         }
-        tried = tried || error.kind() == ErrorKind::wrong_key;
         continue;
       }
       if (unlocked->bytes != key.bytes) {
@@ -221,15 +250,33 @@ void register_check(CLI::App& parent, Context& context) {
       say(context, "The passphrase unlocks this key (" + stores.where(store) + ")");
       return;
     }
-    if (tried) {
-      throw Error(ErrorKind::wrong_key, "the passphrase opens none of this key's passphrase-wrapped copies: check it, or see "
-                                        "`mybackup key list`");
+    if (tried > 0) {
+      throw Error(ErrorKind::wrong_key, "the passphrase opens none of this key's passphrase-wrapped copies (" +
+                                            std::to_string(tried) + " tried" +
+                                            (left_out == 0 ? "" : ", " + std::to_string(left_out) + " more not tried: see the warnings") +
+                                            "): check it, or see `mybackup key list`");
+    }
+    if (unusable) {
+      throw *unusable;
     }
     throw Error(ErrorKind::not_found, "no passphrase-wrapped keys: add one with `mybackup key add`");
   });
 }
 
 }  // namespace
+
+void report_key_warnings(Context& context, const std::vector<std::string>& warnings) {
+  for (const std::string& warning : warnings) {
+    std::cerr << "mybackup: warning: " << warning << '\n';
+    context.log().warn("{}", warning);
+  }
+}
+
+UnlockPlan plan_unlock_reporting(Context& context, const Backend& key_store) {
+  UnlockPlan plan = plan_unlock(key_store);
+  report_key_warnings(context, plan.warnings);
+  return plan;
+}
 
 void register_key(CLI::App& app, Context& context) {
   auto* command = app.add_subcommand("key", "Export the key; add, list, remove or check the passphrases that unlock it");

@@ -8,11 +8,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "cli_harness.hpp"
+#include "common/planted_keys.hpp"
 #include "mybackup/storage/backend.hpp"
 #include "mybackup/util/bytes.hpp"
 #include "mybackup/util/error.hpp"
@@ -66,7 +68,7 @@ class KeyCliTest : public CliTest {
   /// The master key a passphrase opens in `directory`'s keys/ (through the library), as hex.
   static std::string unlocked_hex(const std::string& directory, const std::string& passphrase) {
     const auto backend = mybackup::make_local_backend(directory);
-    return mybackup::to_hex(mybackup::unlock_with_passphrase(*backend, passphrase).bytes);
+    return mybackup::to_hex(mybackup::unlock_with_passphrase(mybackup::plan_unlock(*backend), passphrase).bytes);
   }
 
   /// Forgets outputs that legitimately hold the key (key export), so the leak check still
@@ -431,6 +433,194 @@ TEST_F(KeyCliTest, ALinkedKeysFolderOnEitherDestinationIsNeverFollowed) {
   EXPECT_TRUE(json_files(nas + "/keys").empty()) << copied;
   EXPECT_FALSE(contains(listing(nas), "0123456789abcdef")) << listing(nas);
   EXPECT_EQ(json_files(victim), (std::vector<std::string>{"0123456789abcdef.json", "notes.txt"}));
+}
+
+// ================================================================ a hostile destination (issue 11, item 9)
+
+class KeyAttackCliTest : public KeyCliTest {
+ protected:
+  /// A destination holding this home's wrapped key (cheap scrypt, the passphrase kPassphrase).
+  std::string set_up_destination() {
+    configure_with_passphrase();
+    EXPECT_TRUE(succeeded(run_keys({"backup"})));
+    const std::vector<std::string> files = destination_files();
+    EXPECT_EQ(files.size(), 1U);
+    return files.empty() ? "" : id_of(files[0]);
+  }
+  std::string plant(const mybackup::ScryptParams& params, const std::string& before = "g") {
+    const auto backend = mybackup::make_local_backend(dest_);
+    return mybackup::testing::plant_wrapped_key(*backend, params, before);
+  }
+  /// The best of two timed runs of `key check` with `passphrase` (a loaded machine only adds time).
+  double check_seconds(const std::string& passphrase, Result& result) {
+    double best = 1e9;
+    for (int i = 0; i < 2; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      result = with_passphrase({"key", "check"}, passphrase);
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    return best;
+  }
+};
+
+// Three planted keys within the caps but dear used to be tried first (in name order): a quick
+// unlock took seconds. Now the cheapest key is tried first, and over-cap keys are never derived
+// but named in a warning.
+TEST_F(KeyAttackCliTest, PlantedExpensiveKeysDoNotSlowAnUnlockAndOverCapOnesAreNamed) {
+  const std::string real = set_up_destination();
+  Result result;
+  const double quick = check_seconds(kPassphrase, result);
+  ASSERT_TRUE(succeeded(result));
+  EXPECT_EQ(result.err, "");
+
+  // 2^15 x 8 (32 MiB, the old default): thousands of times the test key's cost; all sorting
+  // before ours, so a reader going in name order would pay for the three first.
+  const mybackup::ScryptParams dear{std::uint64_t{1} << 15, 8, 1};
+  std::vector<std::string> dear_ids;
+  for (int i = 0; i < 3; ++i) {
+    dear_ids.push_back(plant(dear, real));
+  }
+  const std::string huge = plant(mybackup::ScryptParams{std::uint64_t{1} << 20, 8, 1}, real);  // 1 GiB
+  // What one of them costs on this machine now (a wrong passphrase: a full derivation).
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    mybackup::unwrap_master_key(read_text(dest_ + "/keys/" + dear_ids[0] + ".json"), "x");
+    ADD_FAILURE() << "a planted key opened";
+  } catch (const mybackup::Error& error) {
+    EXPECT_EQ(error.kind(), mybackup::ErrorKind::wrong_key) << error.what();
+  }
+  const double one_dear = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  const double planted = check_seconds(kPassphrase, result);
+  ASSERT_TRUE(succeeded(result));
+  EXPECT_LT(planted - quick, one_dear) << "an unlock paid for a planted key (one takes " << one_dear << " s; " << quick
+                                       << " s without them, " << planted << " s with them)";
+  // Exactly one warning: the over-cap key, by file, with the cap it passes.
+  EXPECT_EQ(lines_of(result.err).size(), 1U) << result;
+  EXPECT_TRUE(contains(result.err, "mybackup: warning: " + dest_ + "/keys/" + huge + ".json")) << result;
+  EXPECT_TRUE(contains(result.err, "1024 MiB of memory, over this program's cap of 256 MiB")) << result;
+  EXPECT_TRUE(contains(read_text(log_path()), huge + ".json")) << "the warning is logged too";
+
+  // A wrong passphrase tries the three dear ones too (within the caps), never the huge one.
+  const Result wrong = with_passphrase({"key", "check"}, "not it");
+  EXPECT_EQ(wrong.code, 4) << wrong;
+  EXPECT_TRUE(contains(wrong.err, "opens none of this key's passphrase-wrapped copies (4 tried, 1 more not tried: see the "
+                                  "warnings)"))
+      << wrong;
+
+  // key list shows every file with its problem; --json carries it too.
+  const Result list = run_keys({"key", "list", "--json"});
+  ASSERT_TRUE(succeeded(list));
+  EXPECT_TRUE(is_one_json_object(list.out)) << list;
+  std::size_t with_problem = 0;
+  const nlohmann::json listed = json_of(list.out);
+  for (const auto& key : listed["keys"]) {
+    with_problem += key["problem"].get<std::string>().empty() ? 0U : 1U;
+    if (key["id"] == huge) {
+      EXPECT_EQ(key["file"], "keys/" + huge + ".json");
+      EXPECT_TRUE(contains(key["problem"].get<std::string>(), "cap of 256 MiB")) << key;
+    }
+  }
+  EXPECT_EQ(with_problem, 1U) << list;
+  EXPECT_TRUE(contains(list.err, huge + ".json")) << list;
+}
+
+TEST_F(KeyAttackCliTest, TooManyKeyFilesAreReportedInOneLineAndNotRead) {
+  const std::string real = set_up_destination();
+  for (std::size_t i = 0; i < mybackup::kMaxWrappedKeysPerUnlock + 4; ++i) {
+    plant(mybackup::ScryptParams{2, 1, 1}, real);  // cheap, all before ours in name order
+  }
+  const Result check = with_passphrase({"key", "check"});
+  EXPECT_EQ(check.code, 4) << check;
+  EXPECT_TRUE(contains(check.err, "mybackup: warning: 5 more wrapped key files in " + dest_ + "/keys were not read (at most 16 "
+                                  "per unlock"))
+      << check;
+  EXPECT_TRUE(contains(check.err, "opens none")) << check;
+  EXPECT_EQ(lines_of(check.err).size(), 2U) << check;
+  // Every planted file can be seen (key list is not capped) and removed; then the passphrase
+  // works again. One through the CLI, the rest by hand (a run each would be slow).
+  const Result list = run_keys({"key", "list", "--json"});
+  ASSERT_TRUE(succeeded(list));
+  ASSERT_EQ(json_of(list.out)["keys"].size(), mybackup::kMaxWrappedKeysPerUnlock + 5);
+  bool first = true;
+  const nlohmann::json listed = json_of(list.out);
+  for (const auto& key : listed["keys"]) {
+    const std::string id = key["id"].get<std::string>();
+    if (id == real) {
+      continue;
+    }
+    if (first) {
+      ASSERT_TRUE(succeeded(run_keys({"key", "remove", id})));
+      first = false;
+    } else {
+      fs::remove(dest_ + "/" + key["file"].get<std::string>());
+    }
+  }
+  EXPECT_EQ(destination_files(), std::vector<std::string>{real + ".json"});
+  EXPECT_TRUE(succeeded(with_passphrase({"key", "check"})));
+}
+
+// A file renamed in the destination keeps the id of its content: the name neither changes nor
+// forges an id, the mismatch is reported, and `key remove ID` takes every file of that key.
+TEST_F(KeyAttackCliTest, RenamedKeyFileKeepsItsIdAndIsReported) {
+  const std::string real = set_up_destination();
+  ASSERT_TRUE(succeeded(with_passphrase({"key", "add", "--label", "second"}, kOther)));
+  std::string second;
+  for (const std::string& file : destination_files()) {
+    if (id_of(file) != real) {
+      second = id_of(file);
+    }
+  }
+  // The first key's file moved under the second key's name (the second one gone).
+  const std::string original = read_text(dest_ + "/keys/" + real + ".json");
+  fs::rename(dest_ + "/keys/" + real + ".json", dest_ + "/keys/" + second + ".json");
+
+  const Result list = run_keys({"key", "list", "--json"});
+  ASSERT_TRUE(succeeded(list));
+  ASSERT_EQ(json_of(list.out)["keys"].size(), 1U) << list;
+  const auto key = json_of(list.out)["keys"][0];
+  EXPECT_EQ(key["id"], real) << "the id comes from the content, not the name";
+  EXPECT_EQ(key["file"], "keys/" + second + ".json");
+  EXPECT_EQ(key["label"], "init");
+  EXPECT_TRUE(contains(key["problem"].get<std::string>(), "does not match its content, whose id is " + real)) << key;
+  EXPECT_TRUE(contains(list.err, "mybackup: warning: " + dest_ + "/keys/" + second + ".json")) << list;
+  const Result human = run_keys({"key", "list"});
+  ASSERT_TRUE(succeeded(human));
+  EXPECT_TRUE(contains(human.out, real)) << human;
+  EXPECT_FALSE(contains(human.out, second)) << human;
+  EXPECT_TRUE(contains(human.out, "(not used)")) << human;
+
+  // Not tried under a name that is not its own: no passphrase opens the destination now.
+  const Result check = with_passphrase({"key", "check"});
+  EXPECT_EQ(check.code, 1) << check;
+  EXPECT_TRUE(contains(check.err, "can be tried (see the warnings)")) << check;
+  EXPECT_TRUE(contains(check.err, "warning: " + dest_ + "/keys/" + second + ".json")) << check;
+
+  // The name is no id; the content id removes it (no usable key is lost, so no --force needed).
+  EXPECT_TRUE(failed_with(run_keys({"key", "remove", second}), 1, {second, "key list"}));
+  // Renamed back, it works again.
+  fs::rename(dest_ + "/keys/" + second + ".json", dest_ + "/keys/" + real + ".json");
+  EXPECT_TRUE(succeeded(with_passphrase({"key", "check"})));
+  EXPECT_EQ(read_text(dest_ + "/keys/" + real + ".json"), original);
+  // A second copy under another name: removing the key removes both.
+  write_text(dest_ + "/keys/00000000000000aa.json", original);
+  ASSERT_TRUE(succeeded(with_passphrase({"key", "add", "--label", "third"}, kOther)));
+  const Result remove = run_keys({"key", "remove", real});
+  ASSERT_TRUE(succeeded(remove));
+  EXPECT_EQ(destination_files().size(), 1U);
+  EXPECT_FALSE(exists(dest_ + "/keys/00000000000000aa.json"));
+  EXPECT_TRUE(failed_with(with_passphrase({"key", "check"}), 4, {"opens none"}));
+}
+
+// Recovering a home from the destination: an over-cap planted key is named, the real one opens.
+TEST_F(KeyAttackCliTest, InitFromDestinationWarnsAboutOverCapKeys) {
+  const std::string real = set_up_destination();
+  const std::string huge = plant(mybackup::ScryptParams{std::uint64_t{1} << 19, 16, 1}, real);
+  home_ = root_ + "/home-new";
+  const Result init = with_passphrase({"init", "--from", dest_, "--passphrase"});
+  ASSERT_TRUE(succeeded(init));
+  EXPECT_TRUE(contains(init.err, "mybackup: warning: " + dest_ + "/keys/" + huge + ".json")) << init;
+  EXPECT_TRUE(contains(init.err, "cap of 256 MiB")) << init;
 }
 
 }  // namespace
