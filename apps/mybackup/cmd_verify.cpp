@@ -139,7 +139,7 @@ void print_human(Context& context, const VerifyReport& report, const std::string
   for (const VerifyProblem& problem : report.problems) {
     const std::string line = problem_line(problem, destination, secondary);
     if (severity(problem.kind) == Severity::error) {
-      std::cout << line << '\n';  // even with --quiet
+      print_line(line);  // even with --quiet
     } else {
       say(context, line);
     }
@@ -168,9 +168,9 @@ void print_human(Context& context, const VerifyReport& report, const std::string
   for (const auto& [kind, count] : by_kind) {
     kinds.push_back(format_count(count) + " " + kind);
   }
-  std::cout << "DAMAGED: " << counted(report.errors(), "problem") << " (" << join(kinds) << "); "
-            << counted(versions.size(), "file version") << " cannot be restored intact from " << destination
-            << (all_on_secondary ? ", but every damaged pack is intact on the secondary" : "") << warnings << '\n';
+  print_line("DAMAGED: " + counted(report.errors(), "problem") + " (" + join(kinds) + "); " +
+             counted(versions.size(), "file version") + " cannot be restored intact from " + destination +
+             (all_on_secondary ? ", but every damaged pack is intact on the secondary" : "") + warnings);
 }
 
 void run(Context& context, const VerifyFlags& flags) {
@@ -196,8 +196,8 @@ void run(Context& context, const VerifyFlags& flags) {
   }
   const SecondaryForReading secondary = session->open_secondary(*repository);
   if (!secondary.problem.empty()) {
-    std::cerr << "mybackup: warning: the secondary " << config.destination_secondary
-              << " is not consulted: " << secondary.problem << '\n';
+    print_error("mybackup: warning: the secondary " + config.destination_secondary + " is not consulted: " +
+                secondary.problem);
   }
   options.secondary = secondary.repository.get();
   options.cancel = &stop_requested();
