@@ -84,7 +84,7 @@ TEST(DisplayText, KeepsPrintableAsciiAsItIs) {
 }
 
 TEST(DisplayText, KeepsPrintableUnicodeAsItIs) {
-  for (const std::string text : {"Élève à l'école, ça coûte 3 €"s, "写真/東京タワー.jpg"s, "😀 party 🎉.png"s,
+  for (const std::string& text : {"Élève à l'école, ça coûte 3 €"s, "写真/東京タワー.jpg"s, "😀 party 🎉.png"s,
                                  "e\xcc\x81"s /* e + combining acute */, "\xef\xbf\xbd"s /* U+FFFD itself */,
                                  "\xf4\x8f\xbf\xbf"s /* U+10FFFF, the last code point */, "\xc2\xa0nbsp"s}) {
     EXPECT_EQ(display_text(text), text);
