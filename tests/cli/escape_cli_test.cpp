@@ -129,7 +129,8 @@ TEST_F(EscapeCliTest, HostileFileNamesAreShownEscapedAndKeptExact) {
   ASSERT_TRUE(succeeded(listed_json));
   EXPECT_TRUE(ascii_only(listed_json.out)) << listed_json;
   std::vector<std::string> json_paths;
-  for (const nlohmann::json& file : json_of(listed_json.out)["files"]) {
+  const nlohmann::json listed_document = json_of(listed_json.out);
+  for (const nlohmann::json& file : listed_document["files"]) {
     json_paths.push_back(file.at("path").get<std::string>());
   }
   std::sort(json_paths.begin(), json_paths.end());
@@ -142,7 +143,7 @@ TEST_F(EscapeCliTest, HostileFileNamesAreShownEscapedAndKeptExact) {
   const Result dry_run = run({"restore", "--directory", source(), "--destination", target, "--dry-run"});
   ASSERT_TRUE(succeeded(dry_run));
   EXPECT_EQ(raw_control(dry_run.out + dry_run.err), "") << dry_run;
-  EXPECT_EQ(lines_of(dry_run.out).size(), 4U) << dry_run;
+  EXPECT_EQ(lines_of(dry_run.out).size(), 5U) << "the directory and its four files" << dry_run;
   EXPECT_TRUE(contains(dry_run.out, "would restore  " + target + "/" + kRedShown + "\n")) << dry_run;
   const Result restored = run({"restore", "--directory", source(), "--destination", target});
   ASSERT_TRUE(succeeded(restored));
@@ -193,8 +194,18 @@ TEST_F(EscapeCliTest, HostileKeyLabelIsListedEscaped) {
   RunOptions options;
   options.no_terminal = true;
   options.env = {{"MYBACKUP_TEST_SCRYPT_N", "16"}, {"MYBACKUP_PASSPHRASE", "tulip anvil 42 orbit"}};
+  ASSERT_TRUE(succeeded(run({"key", "add", "--label", "offsite"}, options)));
+  // `key add` refuses such a label; someone with write access to the destination edits it in.
+  const std::vector<std::string> keys = files_below(dest_ + "/keys");
+  ASSERT_EQ(keys.size(), 1U);
+  const std::string key_file = dest_ + "/keys/" + keys[0];
+  std::string text = read_text(key_file);
+  const std::string written = "\"label\": \"offsite\"";
+  const std::size_t at = text.find(written);
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, written.size(), "\"label\": \"off\\u001b[2Jsite\\nmybackup: error: forged\"");
+  write_text(key_file, text);
   const std::string label = "off\x1b[2Jsite\nmybackup: error: forged";
-  ASSERT_TRUE(succeeded(run({"key", "add", "--label", label}, options)));
 
   const Result listed = run({"key", "list"});
   ASSERT_TRUE(succeeded(listed));
