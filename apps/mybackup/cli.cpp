@@ -1,5 +1,6 @@
 #include "cli.hpp"
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/spdlog.h>
@@ -26,6 +27,7 @@
 #include "mybackup/util/clock.hpp"
 #include "mybackup/crypto/crypto.hpp"
 #include "mybackup/storage/registry.hpp"
+#include "mybackup/util/display_text.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/fs.hpp"
 #include "mybackup/catalog/replay.hpp"
@@ -36,7 +38,7 @@ const Home& Context::home() {
   if (!home_) {
     home_ = std::make_unique<Home>(Home::locate(home_option));
     if (const std::string problem = home_->permission_problem(); !problem.empty() && home_->initialized()) {
-      std::cerr << "mybackup: warning: " << problem << '\n';
+      print_error("mybackup: warning: " + problem);
     }
   }
   return *home_;
@@ -55,7 +57,7 @@ spdlog::logger& Context::log() {
         auto sink = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(home().log_directory() + "/mybackup.log",
                                                                            5 * 1024 * 1024, 3, false, private_log_file());
         logger_ = std::make_shared<spdlog::logger>("mybackup", std::move(sink));
-        logger_->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z [%l] pid=%P %v");
+        logger_->set_formatter(log_formatter("%Y-%m-%dT%H:%M:%S.%e%z [%l] pid=%P %v"));
         logger_->flush_on(spdlog::level::info);
       }
     } catch (const std::exception&) {
@@ -318,16 +320,15 @@ WrapDetails new_key_details(const std::string& label) {
 
 void report_fallback_reads(Context& context, const Repository& repository) {
   for (const Repository::FallbackRead& read : repository.fallback_reads()) {
-    std::cerr << "mybackup: warning: pack " << read.pack << " was read from the secondary destination (on the primary: "
-              << read.reason << "); run `mybackup verify`\n";
+    print_error("mybackup: warning: pack " + read.pack + " was read from the secondary destination (on the primary: " +
+                read.reason + "); run `mybackup verify`");
     context.log().warn("pack {} read from the secondary destination (primary: {})", read.pack, read.reason);
   }
 }
 
 void report_damaged_packs(Context& context, const CleanReport& report) {
   for (const std::string& name : report.damaged_packs) {
-    std::cerr << "mybackup: pack " << name
-              << " could not be read or authenticated and was left as it is (its files may not restore)\n";
+    print_error("mybackup: pack " + name + " could not be read or authenticated and was left as it is (its files may not restore)");
   }
   if (!report.damaged_packs.empty()) {
     context.exit_code = kError;
@@ -336,7 +337,7 @@ void report_damaged_packs(Context& context, const CleanReport& report) {
 
 void report_manifest_problems(Context& context, const std::vector<std::string>& problems) {
   for (const std::string& problem : problems) {
-    std::cerr << "mybackup: warning: " << problem << '\n';
+    print_error("mybackup: warning: " + problem);
   }
   if (!problems.empty() && context.exit_code == kOk) {
     context.exit_code = kPartial;
@@ -345,15 +346,14 @@ void report_manifest_problems(Context& context, const std::vector<std::string>& 
 
 void report_sync_problems(Context& context, const SyncReport& report) {
   for (const std::string& name : report.damaged_on_primary) {
-    std::cerr << "mybackup: pack " << name << " is damaged on the primary destination and was not copied (run `mybackup verify`)\n";
+    print_error("mybackup: pack " + name + " is damaged on the primary destination and was not copied (run `mybackup verify`)");
   }
   for (const std::string& name : report.only_on_secondary) {
-    std::cerr << "mybackup: pack " << name
-              << " is missing from the primary destination; the secondary keeps its copy (run `mybackup verify`)\n";
+    print_error("mybackup: pack " + name + " is missing from the primary destination; the secondary keeps its copy (run `mybackup verify`)");
   }
   for (const std::string& key : report.unreadable_manifests) {
-    std::cerr << "mybackup: manifest " << key
-              << " fails authentication on the primary destination and was not copied (run `mybackup verify`)\n";
+    print_error("mybackup: manifest " + key +
+                " fails authentication on the primary destination and was not copied (run `mybackup verify`)");
   }
   if (!report.damaged_on_primary.empty() || !report.only_on_secondary.empty() || !report.unreadable_manifests.empty()) {
     context.exit_code = kError;
@@ -370,8 +370,8 @@ void report_secondary_update(Context& context, const std::string& secondary, con
                        (report.packs_deleted > 0 ? ", " + counted(report.packs_deleted, "pack") + " deleted" : ""));
     }
   } else if (update.configured) {
-    std::cerr << "mybackup: warning: the secondary destination " << secondary << " was not updated: " << update.failure
-              << " (run `mybackup sync` once it is reachable)\n";
+    print_error("mybackup: warning: the secondary destination " + secondary + " was not updated: " + update.failure +
+                " (run `mybackup sync` once it is reachable)");
     if (context.exit_code == kOk) {
       context.exit_code = kPartial;
     }
@@ -380,12 +380,42 @@ void report_secondary_update(Context& context, const std::string& secondary, con
 
 void say(const Context& context, const std::string& line) {
   if (!context.quiet) {
-    std::cout << line << '\n';
+    print_line(line);
   }
 }
 
+void print_line(const std::string& line) { std::cout << display_text(line) << '\n'; }
+
+void print_error(const std::string& line) { std::cerr << display_text(line) << '\n'; }
+
+namespace {
+/// spdlog's pattern formatter, given each message through display_text().
+class EscapingFormatter final : public spdlog::formatter {
+ public:
+  explicit EscapingFormatter(std::string pattern)
+      : pattern_(std::move(pattern)), inner_(std::make_unique<spdlog::pattern_formatter>(pattern_)) {}
+  void format(const spdlog::details::log_msg& message, spdlog::memory_buf_t& out) override {
+    const std::string shown = display_text(std::string_view(message.payload.data(), message.payload.size()));
+    spdlog::details::log_msg escaped = message;
+    escaped.payload = spdlog::string_view_t(shown.data(), shown.size());
+    inner_->format(escaped, out);
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<EscapingFormatter>(pattern_); }
+
+ private:
+  std::string pattern_;
+  std::unique_ptr<spdlog::pattern_formatter> inner_;
+};
+}  // namespace
+
+std::unique_ptr<spdlog::formatter> log_formatter(const std::string& pattern) {
+  return std::make_unique<EscapingFormatter>(pattern);
+}
+
 void print_json(const nlohmann::ordered_json& document) {
-  std::cout << document.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+  // ensure_ascii: every character beyond ASCII as \uXXXX, so C1 and bidi controls (which JSON
+  // leaves alone) cannot reach a terminal either; a parser reads the same strings.
+  std::cout << document.dump(2, ' ', true, nlohmann::ordered_json::error_handler_t::replace) << '\n';
 }
 
 nlohmann::ordered_json path_or_null(const std::string& path) {

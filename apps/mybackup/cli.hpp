@@ -29,6 +29,7 @@
 #include <spdlog/common.h>
 
 namespace spdlog {
+class formatter;
 class logger;
 }
 
@@ -149,10 +150,24 @@ std::optional<std::string> start_daemon(Context& context, const std::string& wha
 long stop_daemon(const std::string& pid_file, const std::string& what, const std::string& stop_command,
                  const std::string& slow_reason, std::chrono::seconds timeout);
 
-/// Prints to stdout unless --quiet.
+// ---- output: every line this program prints or logs goes through display_text()
+// (mybackup/util/display_text.hpp), once, here. File names, paths and whatever is read from the
+// destination (lock holders, key labels, manifests) may hold escape sequences or newlines; the
+// program's own words hold none. So pass one whole line each time, without its newline.
+
+/// Prints `line` to stdout unless --quiet.
 void say(const Context& context, const std::string& line);
-/// Prints `--json` output: one document indented by 2, then a newline (even with --quiet). Bytes
-/// that are not UTF-8 (a file name may hold any) are printed as U+FFFD, so the output stays JSON.
+/// Prints `line` to stdout, even with --quiet (what the command was asked for: a listing).
+void print_line(const std::string& line);
+/// Prints `line` to stderr (warnings, per-file problems, errors: "mybackup: warning: ...").
+void print_error(const std::string& line);
+/// The format of every log this program writes: spdlog's `pattern`, each message passed through
+/// display_text(), so a record stays one line whatever names its arguments hold.
+std::unique_ptr<spdlog::formatter> log_formatter(const std::string& pattern);
+/// Prints `--json` output: one document indented by 2, then a newline (even with --quiet). Pure
+/// ASCII: controls and every non-ASCII character are \uXXXX escapes (what a parser reads is
+/// unchanged). Bytes that are not UTF-8 (a file name may hold any) are printed as U+FFFD, so the
+/// output stays JSON.
 void print_json(const nlohmann::ordered_json& document);
 /// A path in `--json` output: null when it is not set ("").
 nlohmann::ordered_json path_or_null(const std::string& path);

@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 
 #include <cstring>
-#include <iostream>
 #include <mutex>
 
 #include "cli.hpp"
@@ -56,10 +55,10 @@ void backup_once(Context& context, const BackupFlags& flags) {
     const std::string shown = path + (type == EntryType::directory ? "/" : "");
     if (action == FileAction::skipped) {
       const std::string reason = note.rfind("skipped: ", 0) == 0 ? note.substr(9) : note;
-      std::cerr << "mybackup: skipped " << shown << ": " << reason << '\n';
+      print_error("mybackup: skipped " + shown + ": " + reason);
     } else if (flags.verbose && !flags.json) {
-      std::cout << (flags.dry_run ? "would be " : "") << action_name(action) << std::string(9 - std::strlen(action_name(action)), ' ')
-                << shown << '\n';
+      print_line((flags.dry_run ? "would be " : "") + std::string(action_name(action)) +
+                 std::string(9 - std::strlen(action_name(action)), ' ') + shown);
     }
   };
   const BackupOutcome outcome = session->backup(request);
@@ -69,9 +68,9 @@ void backup_once(Context& context, const BackupFlags& flags) {
   }
   report_manifest_problems(context, outcome.manifest_problems);
   for (const UntrustedPack& pack : outcome.report.untrusted_packs) {
-    std::cerr << "mybackup: warning: pack " << pack.name << " " << pack.reason
-              << ": the files it held were stored again where their source still exists (run `mybackup verify` for "
-                 "the versions that are lost)\n";
+    print_error("mybackup: warning: pack " + pack.name + " " + pack.reason +
+                ": the files it held were stored again where their source still exists (run `mybackup verify` for "
+                "the versions that are lost)");
   }
   if (!outcome.report.untrusted_packs.empty() && context.exit_code == kOk) {
     context.exit_code = kPartial;

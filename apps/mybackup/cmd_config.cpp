@@ -46,14 +46,14 @@ void register_config(CLI::App& app, Context& context) {
       print_json(out);
       return;
     }
-    std::cout << "home = " << context.home().root() << '\n';
-    std::cout << "encryption = " << settings.encryption_algorithm << " (key file " << key_file << ")\n";
+    print_line("home = " + context.home().root());
+    print_line("encryption = " + settings.encryption_algorithm + " (key file " + key_file + ")");
     for (const auto& [name, text] : config_values(settings)) {
-      std::cout << name << " = " << (text.empty() ? "(not set)" : text) << '\n';
+      print_line(name + " = " + (text.empty() ? "(not set)" : text));
     }
-    std::cout << "sources:" << (settings.sources.empty() ? " (none: add one with `mybackup add DIR`)" : "") << '\n';
+    print_line(std::string("sources:") + (settings.sources.empty() ? " (none: add one with `mybackup add DIR`)" : ""));
     for (const SourceConfig& source : settings.sources) {
-      std::cout << "  " << source.path << (source.exclude.empty() ? "" : "  (exclude: " + join(source.exclude) + ")") << '\n';
+      print_line("  " + source.path + (source.exclude.empty() ? "" : "  (exclude: " + join(source.exclude) + ")"));
     }
   });
 }

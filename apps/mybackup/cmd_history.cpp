@@ -2,8 +2,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <iostream>
-
 #include "cli.hpp"
 #include "mybackup/catalog/catalog.hpp"
 #include "mybackup/util/clock.hpp"
@@ -26,8 +24,8 @@ void list_versions(Context& context, const std::string& raw_path, bool json) {
     print_json({{"path", path}, {"versions", versions}});
     return;
   }
-  std::cout << path << '\n';
-  std::cout << "  version  date                 size        stored      sha256\n";
+  print_line(path);
+  print_line("  version  date                 size        stored      sha256");
   for (const VersionRecord& version : versions) {
     char line[256];
     std::string detail;
@@ -41,7 +39,7 @@ void list_versions(Context& context, const std::string& raw_path, bool json) {
     const bool has_size = version.type == EntryType::file;
     std::snprintf(line, sizeof line, "  %-7u  %s  %-10s  %-10s  ", version.number, format_local(version.run_finished_ns).c_str(),
                   has_size ? format_bytes(version.size).c_str() : "-", has_size ? format_bytes(version.stored_size).c_str() : "-");
-    std::cout << line << detail << '\n';
+    print_line(line + detail);
   }
 }
 

@@ -267,7 +267,7 @@ void register_check(CLI::App& parent, Context& context) {
 
 void report_key_warnings(Context& context, const std::vector<std::string>& warnings) {
   for (const std::string& warning : warnings) {
-    std::cerr << "mybackup: warning: " << warning << '\n';
+    print_error("mybackup: warning: " + warning);
     context.log().warn("{}", warning);
   }
 }

@@ -54,8 +54,8 @@ void list_restorable(Context& context, const Catalog& catalog, bool json) {
   std::uint64_t count = 0;
   for (const VersionRecord& version : state) {
     if (version.type == EntryType::file || version.type == EntryType::symlink) {
-      std::cout << version.path << "  (version " << version.number << ", " << format_local(version.run_finished_ns) << ", "
-                << format_bytes(version.size) << ")\n";
+      print_line(version.path + "  (version " + std::to_string(version.number) + ", " +
+                 format_local(version.run_finished_ns) + ", " + format_bytes(version.size) + ")");
       ++count;
     }
   }
@@ -111,8 +111,8 @@ void run(Context& context, const RestoreFlags& flags) {
                                : plan_file_restore(catalog, normalize_path(flags.file), destination, point);
   const ReadingRepository reading = session->open_for_reading();
   if (!reading.primary_problem.empty()) {
-    std::cerr << "mybackup: warning: the primary destination is unusable (" << reading.primary_problem
-              << "); reading from the secondary " << reading.repository->location() << '\n';
+    print_error("mybackup: warning: the primary destination is unusable (" + reading.primary_problem +
+                "); reading from the secondary " + reading.repository->location());
   }
   Repository& repository = *reading.repository;
 
@@ -125,11 +125,11 @@ void run(Context& context, const RestoreFlags& flags) {
   options.on_item = [&](RestoreAction action, const RestoreItem& item, const std::string& note) {
     const std::string target = join_path(plan.root, item.relative);
     if (action == RestoreAction::failed) {
-      std::cerr << "mybackup: cannot restore " << target << " (version " << item.version.number << " of "
-                << item.version.path << "): " << note << '\n';
+      print_error("mybackup: cannot restore " + target + " (version " + std::to_string(item.version.number) + " of " +
+                  item.version.path + "): " + note);
       context.log().error("restore: {} (version {} of {}): {}", target, item.version.number, item.version.path, note);
     } else if (flags.dry_run && !flags.json) {
-      std::cout << (action == RestoreAction::identical ? "identical      " : "would restore  ") << target << '\n';
+      print_line((action == RestoreAction::identical ? "identical      " : "would restore  ") + target);
     }
     progress.step();
   };

@@ -70,7 +70,7 @@ std::shared_ptr<spdlog::logger> open_log(const std::string& directory, const std
     sinks.push_back(std::make_shared<spdlog::sinks::stdout_sink_mt>());
   }
   auto logger = std::make_shared<spdlog::logger>(name, sinks.begin(), sinks.end());
-  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %z [%l] pid=%P %v");
+  logger->set_formatter(log_formatter("%Y-%m-%d %H:%M:%S.%e %z [%l] pid=%P %v"));
   logger->flush_on(spdlog::level::info);
   return logger;
 }
@@ -193,10 +193,10 @@ void list(Context& context) {
   manager_log(paths)->info("list: {} schedule(s)", book.size());
   const std::vector<Schedule> schedules = book.schedules();
   for (std::size_t i = 0; i < schedules.size(); ++i) {
-    std::cout << i << ": " << schedules[i].line() << '\n';
+    print_line(std::to_string(i) + ": " + schedules[i].line());
   }
   if (schedules.empty() && !context.quiet) {
-    std::cerr << "No schedules yet (create one with `mybackup schedule create \"PATH;HH:MM;NAME\"`)\n";
+    print_error("No schedules yet (create one with `mybackup schedule create \"PATH;HH:MM;NAME\"`)");
   }
 }
 
@@ -218,10 +218,10 @@ void backups(Context& context) {
   const std::vector<ArchiveInfo> archives = list_archives(paths.archive_dir);
   manager_log(paths)->info("backups: {} archive(s) in {}", archives.size(), paths.archive_dir);
   for (const ArchiveInfo& archive : archives) {
-    std::cout << archive.file_name << '\n';
+    print_line(archive.file_name);
   }
   if (archives.empty() && !context.quiet) {
-    std::cerr << "No archives yet in " << paths.archive_dir << '\n';
+    print_error("No archives yet in " + paths.archive_dir);
   }
 }
 
@@ -257,7 +257,7 @@ void run_now(Context& context, const std::string& name) {
   const std::int64_t duration = system_clock().now_ns() - start;
   observer.archive_finished(*schedule, result, duration);
   for (const std::string& problem : result.problems) {
-    std::cerr << "mybackup: warning: skipped " << problem << '\n';
+    print_error("mybackup: warning: skipped " + problem);
   }
   say(context, "Archived " + source + " to " + result.archive_path + " (" + archive_summary(result) + ", " +
                    seconds_text(duration) + ")");
@@ -307,17 +307,17 @@ void status(Context& context) {
   }
   manager_log(paths)->info("status: {}", state.running ? "running (pid " + std::to_string(state.pid) + ")" : "not running");
   if (state.running) {
-    std::cout << "Backup service: running (pid " << state.pid << ")\n";
+    print_line("Backup service: running (pid " + std::to_string(state.pid) + ")");
   } else if (state.stale) {
-    std::cout << "Backup service: not running (stale pid file: process " << state.pid
-              << " ended without `mybackup schedule stop`; `mybackup schedule start` replaces it)\n";
+    print_line("Backup service: not running (stale pid file: process " + std::to_string(state.pid) +
+               " ended without `mybackup schedule stop`; `mybackup schedule start` replaces it)");
   } else {
-    std::cout << "Backup service: not running (start it with `mybackup schedule start`)\n";
+    print_line("Backup service: not running (start it with `mybackup schedule start`)");
   }
   if (unreadable) {
-    std::cout << "Schedules: cannot be read (" << paths.file << ")\n";
+    print_line("Schedules: cannot be read (" + paths.file + ")");
   } else {
-    std::cout << "Schedules: " << book.size() << " in " << paths.file << '\n';
+    print_line("Schedules: " + std::to_string(book.size()) + " in " + paths.file);
   }
   const std::int64_t now = system_clock().now_ns();
   const Schedule* next = nullptr;
@@ -331,15 +331,14 @@ void status(Context& context) {
     }
   }
   if (next != nullptr) {
-    std::cout << "Next archive: " << next->name << " at " << local_minute(next_ns) << " (in " << time_until(next_ns - now)
-              << ")" << (state.running ? "" : ", once the service runs") << '\n';
+    print_line("Next archive: " + next->name + " at " + local_minute(next_ns) + " (in " + time_until(next_ns - now) + ")" +
+               (state.running ? "" : ", once the service runs"));
   }
-  std::cout << "Archives: " << list_archives(paths.archive_dir).size() << " in " << paths.archive_dir << '\n';
-  std::cout << "Logs: " << join_path(paths.log_dir, "backup_service.log") << ", "
-            << join_path(paths.log_dir, "backup_manager.log") << '\n';
+  print_line("Archives: " + std::to_string(list_archives(paths.archive_dir).size()) + " in " + paths.archive_dir);
+  print_line("Logs: " + join_path(paths.log_dir, "backup_service.log") + ", " + join_path(paths.log_dir, "backup_manager.log"));
   if (unreadable) {
     std::cout.flush();
-    std::cerr << "mybackup: error: " << unreadable->what() << '\n';
+    print_error(std::string("mybackup: error: ") + unreadable->what());
     context.exit_code = kError;
   }
 }

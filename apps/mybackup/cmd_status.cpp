@@ -2,8 +2,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <iostream>
-
 #include "cli.hpp"
 #include "mybackup/catalog/catalog.hpp"
 #include "mybackup/util/clock.hpp"
@@ -42,18 +40,19 @@ void show(Context& context, bool json) {
     return;
   }
 
-  std::cout << "Home:         " << context.home().root() << '\n';
-  std::cout << "Destination:  " << (config.destination_primary.empty() ? "(not set: run `mybackup config set destination DIR`)"
-                                                                        : config.destination_primary)
-            << (repository_id.empty() ? "" : "  (repository " + repository_id.substr(0, 8) + ")") << '\n';
+  print_line("Home:         " + context.home().root());
+  print_line("Destination:  " +
+             (config.destination_primary.empty() ? "(not set: run `mybackup config set destination DIR`)"
+                                                 : config.destination_primary) +
+             (repository_id.empty() ? "" : "  (repository " + repository_id.substr(0, 8) + ")"));
   if (!config.destination_secondary.empty()) {
-    std::cout << "Secondary:    " << config.destination_secondary << '\n';
+    print_line("Secondary:    " + config.destination_secondary);
   }
-  std::cout << "Files:        " << counted(summary.files, "file") << " (" << format_bytes(summary.current_bytes) << "), "
-            << counted(summary.versions, "version") << " in history (" << format_bytes(summary.original_bytes) << ")\n";
-  std::cout << "Stored:       " << format_bytes(summary.stored_bytes) << " in " << counted(summary.packs, "pack")
-            << "; saved " << format_bytes(summary.saved_by_dedup_bytes()) << " by deduplication, " << format_bytes(summary.saved_by_compression_bytes())
-            << " by compression\n";
+  print_line("Files:        " + counted(summary.files, "file") + " (" + format_bytes(summary.current_bytes) + "), " +
+             counted(summary.versions, "version") + " in history (" + format_bytes(summary.original_bytes) + ")");
+  print_line("Stored:       " + format_bytes(summary.stored_bytes) + " in " + counted(summary.packs, "pack") + "; saved " +
+             format_bytes(summary.saved_by_dedup_bytes()) + " by deduplication, " +
+             format_bytes(summary.saved_by_compression_bytes()) + " by compression");
   if (last) {
     std::string outcome = last->stats.status;
     if (last->stats.status == "failed") {
@@ -63,22 +62,22 @@ void show(Context& context, bool json) {
                  format_count(last->stats.files_deleted) + " deleted" +
                  (last->stats.files_skipped > 0 ? ", " + format_count(last->stats.files_skipped) + " skipped" : "") + ")";
     }
-    std::cout << "Last backup:  " << format_local(last->started_ns) << ", "
-              << format_duration(seconds_between(last->started_ns, last->finished_ns)) << ", " << outcome << '\n';
+    print_line("Last backup:  " + format_local(last->started_ns) + ", " +
+               format_duration(seconds_between(last->started_ns, last->finished_ns)) + ", " + outcome);
   } else {
-    std::cout << "Last backup:  never (run `mybackup backup`)\n";
+    print_line("Last backup:  never (run `mybackup backup`)");
   }
   if (last_clean) {
     const std::string outcome = last_clean->stats.status == "failed"
                                     ? "failed: " + last_clean->stats.error
                                     : last_clean->stats.status + " (" + counted(last_clean->stats.files_deleted, "version") + " removed)";
-    std::cout << "Last clean:   " << format_local(last_clean->started_ns) << ", " << outcome << '\n';
+    print_line("Last clean:   " + format_local(last_clean->started_ns) + ", " + outcome);
   }
-  std::cout << "Sources:" << (config.sources.empty() ? "      (none: add one with `mybackup add DIR`)" : "") << '\n';
+  print_line(std::string("Sources:") + (config.sources.empty() ? "      (none: add one with `mybackup add DIR`)" : ""));
   for (const SourceConfig& source : config.sources) {
     const std::string patterns = join(source.exclude);
-    std::cout << "  " << source.path << "  " << counted(catalog.file_count_under(source.path), "file")
-              << (patterns.empty() ? "" : ", exclude: " + patterns) << '\n';
+    print_line("  " + source.path + "  " + counted(catalog.file_count_under(source.path), "file") +
+               (patterns.empty() ? "" : ", exclude: " + patterns));
   }
 }
 

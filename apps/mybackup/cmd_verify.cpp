@@ -120,29 +120,29 @@ void print_report_json(const VerifyReport& report, const std::string& destinatio
 /// --repair: records what the report found (engine/verify.hpp, VerifyRepair) and says what it means.
 void repair(Context& context, Catalog& catalog, const VerifyReport& report, bool json) {
   const VerifyRepair repair = plan_repair(report);
-  std::ostream& out = json ? std::cerr : std::cout;
-  if (repair.empty()) {
+  // With --json, stdout holds the one JSON object: the repair's lines go to stderr.
+  const auto tell = [&](const std::string& line) {
     if (!context.quiet) {
-      out << "Repair: nothing to record\n";
+      json ? print_error(line) : print_line(line);
     }
+  };
+  if (repair.empty()) {
+    tell("Repair: nothing to record");
     return;
   }
   apply_repair(catalog, repair);
   context.log().warn("verify --repair: {} packs recorded as damaged, {} manifest losses accepted, {} versions lost",
                      repair.damaged_packs.size(), repair.accepted_losses.size(), repair.lost_versions.size());
-  if (context.quiet) {
-    return;
-  }
   if (!repair.damaged_packs.empty()) {
-    out << "Repair: " << counted(repair.damaged_packs.size(), "pack")
-        << " will not be trusted again: the next backup stores again every file they held whose source still exists\n";
+    tell("Repair: " + counted(repair.damaged_packs.size(), "pack") +
+         " will not be trusted again: the next backup stores again every file they held whose source still exists");
   }
   if (!repair.accepted_losses.empty()) {
-    out << "Repair: " << counted(repair.accepted_losses.size(), "manifest loss", "manifest losses")
-        << " accepted: they are no longer reported and `mybackup clean` works again\n";
+    tell("Repair: " + counted(repair.accepted_losses.size(), "manifest loss", "manifest losses") +
+         " accepted: they are no longer reported and `mybackup clean` works again");
   }
   for (const AffectedVersion& version : repair.lost_versions) {
-    out << "Repair: lost from the primary: " << version.path << " version " << version.number << '\n';
+    tell("Repair: lost from the primary: " + version.path + " version " + std::to_string(version.number));
   }
 }
 
@@ -171,7 +171,7 @@ void print_human(Context& context, const VerifyReport& report, const std::string
   for (const VerifyProblem& problem : report.problems) {
     const std::string line = problem_line(problem, destination, secondary);
     if (severity(problem.kind) == Severity::error) {
-      std::cout << line << '\n';  // even with --quiet
+      print_line(line);  // even with --quiet
     } else {
       say(context, line);
     }
@@ -200,9 +200,9 @@ void print_human(Context& context, const VerifyReport& report, const std::string
   for (const auto& [kind, count] : by_kind) {
     kinds.push_back(format_count(count) + " " + kind);
   }
-  std::cout << "DAMAGED: " << counted(report.errors(), "problem") << " (" << join(kinds) << "); "
-            << counted(versions.size(), "file version") << " cannot be restored intact from " << destination
-            << (all_on_secondary ? ", but every damaged pack is intact on the secondary" : "") << warnings << '\n';
+  print_line("DAMAGED: " + counted(report.errors(), "problem") + " (" + join(kinds) + "); " +
+             counted(versions.size(), "file version") + " cannot be restored intact from " + destination +
+             (all_on_secondary ? ", but every damaged pack is intact on the secondary" : "") + warnings);
 }
 
 void run(Context& context, const VerifyFlags& flags) {
@@ -228,8 +228,8 @@ void run(Context& context, const VerifyFlags& flags) {
   }
   const SecondaryForReading secondary = session->open_secondary(*repository);
   if (!secondary.problem.empty()) {
-    std::cerr << "mybackup: warning: the secondary " << config.destination_secondary
-              << " is not consulted: " << secondary.problem << '\n';
+    print_error("mybackup: warning: the secondary " + config.destination_secondary + " is not consulted: " +
+                secondary.problem);
   }
   options.secondary = secondary.repository.get();
   options.cancel = &stop_requested();

@@ -83,7 +83,7 @@ void notify_failure(Context& context, const Config& config, const std::string& m
     const CommandResult result = run_command(argv, kNotifyTimeout);
     if (!result.started) {
       context.log().warn("watch: notify.command could not run: {}", result.error);
-      std::cerr << "mybackup: warning: notify.command could not run: " << result.error << '\n';
+      print_error("mybackup: warning: notify.command could not run: " + result.error);
     } else if (result.timed_out) {
       context.log().warn("watch: notify.command killed after {} s", kNotifyTimeout.count());
     } else if (result.exit_code != 0) {
@@ -91,7 +91,7 @@ void notify_failure(Context& context, const Config& config, const std::string& m
     }
   } catch (const Error& error) {
     context.log().warn("watch: {}", error.what());
-    std::cerr << "mybackup: warning: " << error.what() << '\n';
+    print_error(std::string("mybackup: warning: ") + error.what());
   }
 }
 
@@ -131,12 +131,12 @@ void watch(Context& context, const WatchFlags& flags, const std::function<void()
     try {
       watcher = std::make_unique<ChangeWatcher>(roots);
       if (!watcher->complete()) {
-        std::cerr << "mybackup: warning: " << watcher->limit_message() << '\n';
+        print_error("mybackup: warning: " + watcher->limit_message());
         context.log().warn("watch: {}", watcher->limit_message());
         watcher.reset();
       }
     } catch (const Error& error) {
-      std::cerr << "mybackup: warning: " << error.what() << ": changes are only caught by the interval\n";
+      print_error(std::string("mybackup: warning: ") + error.what() + ": changes are only caught by the interval");
       context.log().warn("watch: {}: interval only", error.what());
     }
   }
@@ -168,13 +168,13 @@ void watch(Context& context, const WatchFlags& flags, const std::function<void()
         context.log().info("watch: repository busy, retrying: {}", error.what());
         return RunOutcome::busy;
       }
-      std::cerr << "mybackup: error: backup failed: " << error.what() << '\n';
+      print_error(std::string("mybackup: error: backup failed: ") + error.what());
       context.log().error("watch: backup failed: {} [{}]", error.what(), to_string(error.kind()));
       notify_failure(context, current_config(context, config), std::string("backup failed: ") + error.what(),
                      error.kind() == ErrorKind::wrong_key ? kWrongKey : kError);
       return RunOutcome::failed;
     } catch (const std::exception& error) {
-      std::cerr << "mybackup: error: backup failed: " << error.what() << '\n';
+      print_error(std::string("mybackup: error: backup failed: ") + error.what());
       context.log().error("watch: backup failed: {}", error.what());
       notify_failure(context, current_config(context, config), std::string("backup failed: ") + error.what(), kError);
       return RunOutcome::failed;
@@ -238,24 +238,24 @@ void stop(Context& context) {
 void status(Context& context) {
   const PidFileState state = inspect_pid_file(context.home().watch_pid_path());
   if (state.running) {
-    std::cout << "Watch daemon: running (pid " << state.pid << ")\n";
+    print_line("Watch daemon: running (pid " + std::to_string(state.pid) + ")");
   } else if (state.stale) {
-    std::cout << "Watch daemon: not running (stale pid file: process " << state.pid
-              << " ended without `mybackup watch stop`; `mybackup watch start` replaces it)\n";
+    print_line("Watch daemon: not running (stale pid file: process " + std::to_string(state.pid) +
+               " ended without `mybackup watch stop`; `mybackup watch start` replaces it)");
   } else {
-    std::cout << "Watch daemon: not running (start it with `mybackup watch start`)\n";
+    print_line("Watch daemon: not running (start it with `mybackup watch start`)");
   }
   if (context.home().initialized()) {
     // Watch backups are recorded like every backup: the last one tells whether it works.
     const std::optional<RunRecord> last = context.open_session()->catalog().last_run("backup");
     if (last) {
-      std::cout << "Last backup: " << format_local(last->started_ns) << ", " << last->stats.status
-                << (last->stats.error.empty() ? "" : ": " + last->stats.error) << '\n';
+      print_line("Last backup: " + format_local(last->started_ns) + ", " + last->stats.status +
+                 (last->stats.error.empty() ? "" : ": " + last->stats.error));
     } else {
-      std::cout << "Last backup: none yet\n";
+      print_line("Last backup: none yet");
     }
   }
-  std::cout << "Log: " << join_path(context.home().log_directory(), "mybackup.log") << '\n';
+  print_line("Log: " + join_path(context.home().log_directory(), "mybackup.log"));
 }
 
 }  // namespace

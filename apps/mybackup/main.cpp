@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "mybackup/util/display_text.hpp"
 #include "mybackup/util/error.hpp"
 
 namespace {
@@ -59,7 +60,7 @@ int main(int argc, char** argv) {
 
   // Command-line mistakes read like every other error: one line, the problem, where to look.
   app.failure_message([](const CLI::App*, const CLI::Error& error) {
-    return std::string("mybackup: error: ") + error.what() + " (see mybackup --help)\n";
+    return display_text(std::string("mybackup: error: ") + error.what() + " (see mybackup --help)") + "\n";
   });
 
   register_init(app, context);
@@ -77,7 +78,7 @@ int main(int argc, char** argv) {
   register_watch(app, context);
 
   if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
-    std::cerr << "mybackup: error: unknown command '" << unknown << "' (see mybackup --help for the commands)\n";
+    print_error("mybackup: error: unknown command '" + unknown + "' (see mybackup --help for the commands)");
     return kUsage;
   }
   try {
@@ -86,12 +87,12 @@ int main(int argc, char** argv) {
     const int code = app.exit(error);
     return code == 0 ? kOk : kUsage;
   } catch (const Error& error) {
-    std::cerr << "mybackup: error: " << error.what() << '\n';
+    print_error(std::string("mybackup: error: ") + error.what());
     context.log().error("{} failed: {} [{}]", app.get_subcommands().empty() ? "mybackup" : app.get_subcommands()[0]->get_name(),
                         error.what(), to_string(error.kind()));
     return error.kind() == ErrorKind::usage ? kUsage : error.kind() == ErrorKind::wrong_key ? kWrongKey : kError;
   } catch (const std::exception& error) {
-    std::cerr << "mybackup: error: " << error.what() << '\n';
+    print_error(std::string("mybackup: error: ") + error.what());
     context.log().error("unexpected error: {}", error.what());
     return kError;
   }
