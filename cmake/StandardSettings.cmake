@@ -2,8 +2,17 @@
 # It carries the sanitizer flags and the standard library's own assertions in Debug builds.
 add_library(mybackup_settings INTERFACE)
 target_compile_definitions(mybackup_settings INTERFACE $<$<CONFIG:Debug>:_GLIBCXX_ASSERTIONS>)
-if(MYBACKUP_SANITIZE)
-  set(_san -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+if(MYBACKUP_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "MYBACKUP_FUZZ needs clang (libFuzzer): configure with -DCMAKE_CXX_COMPILER=clang++")
+  endif()
+  # libFuzzer's coverage instrumentation in every target (only the harnesses link its main, see
+  # fuzz/), with the sanitizers below and the standard library's assertions in any build type.
+  set(_fuzz_instrument fuzzer-no-link,)
+  target_compile_definitions(mybackup_settings INTERFACE _GLIBCXX_ASSERTIONS)
+endif()
+if(MYBACKUP_SANITIZE OR MYBACKUP_FUZZ)
+  set(_san -fsanitize=${_fuzz_instrument}address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   target_compile_options(mybackup_settings INTERFACE ${_san})
   target_link_options(mybackup_settings INTERFACE ${_san})
   # A sanitized position-independent binary carries millions of relative relocations (ASan's

@@ -222,6 +222,15 @@ Error at_line(const std::string& path, const YAML::Node& node, const std::string
 
 std::string scalar_text(const YAML::Node& node) { return node.IsNull() ? std::string() : node.Scalar(); }
 
+/// The text of a key or a list item, which must be a single value: yaml-cpp's own conversion
+/// would throw its exception type, not Error, for a list, a mapping or an empty value.
+std::string single_value(const std::string& path, const YAML::Node& node, const std::string& what) {
+  if (!node.IsScalar()) {
+    throw at_line(path, node, what + " must be a single value, not a list, a mapping or nothing");
+  }
+  return node.Scalar();
+}
+
 void load_sources(const std::string& path, const YAML::Node& list, Config& config) {
   if (list.IsNull()) {
     return;
@@ -235,7 +244,7 @@ void load_sources(const std::string& path, const YAML::Node& list, Config& confi
     }
     SourceConfig source;
     for (const auto& field : item) {
-      const std::string name = field.first.as<std::string>();
+      const std::string name = single_value(path, field.first, "a key");
       if (name == "path") {
         source.path = normalize_path(field.second.Scalar());
       } else if (name == "added_at") {
@@ -243,7 +252,7 @@ void load_sources(const std::string& path, const YAML::Node& list, Config& confi
       } else if (name == "exclude") {
         if (field.second.IsSequence()) {
           for (const YAML::Node& pattern : field.second) {
-            source.exclude.push_back(pattern.as<std::string>());
+            source.exclude.push_back(single_value(path, pattern, "an exclude pattern"));
           }
         } else if (!field.second.IsNull()) {
           throw at_line(path, field.second, "exclude must be a list of patterns, like ['*.tmp', 'build/']");
@@ -363,7 +372,7 @@ Config parse_config(const std::string& text, const std::string& path) {
     throw at_line(path, root, "the file must be a mapping of settings");
   }
   for (const auto& section : root) {
-    const std::string name = section.first.as<std::string>();
+    const std::string name = single_value(path, section.first, "a key");
     const YAML::Node& value = section.second;
     if (name == "sources") {
       load_sources(path, value, config);
@@ -373,7 +382,7 @@ Config parse_config(const std::string& text, const std::string& path) {
       throw at_line(path, section.first, "unknown key '" + name + "'");
     } else if (value.IsMap()) {
       for (const auto& field : value) {
-        const std::string key = name + "." + field.first.as<std::string>();
+        const std::string key = name + "." + single_value(path, field.first, "a key");
         if (key == "encryption.key") {
           throw at_line(path, field.first,
                         "encryption.key is not used: mybackup keeps the key in its own file (encryption.key_file); "

@@ -25,9 +25,15 @@ bool parse_holder(const Bytes& raw, Holder& holder) {
   try {
     const nlohmann::json root = nlohmann::json::parse(as_text(raw));
     holder.host = root.at("host").get<std::string>();
-    holder.pid = root.at("pid").get<long>();
+    const nlohmann::json& pid = root.at("pid");
+    const nlohmann::json& time_ns = root.at("time_ns");
+    // get<>() of a number with a fraction or an exponent (1e300) is undefined behaviour.
+    if (!pid.is_number_integer() || !time_ns.is_number_integer()) {
+      return false;
+    }
+    holder.pid = pid.get<long>();
     holder.purpose = root.value("purpose", "");
-    holder.time_ns = root.at("time_ns").get<std::int64_t>();
+    holder.time_ns = time_ns.get<std::int64_t>();
     return !holder.host.empty();
   } catch (const nlohmann::json::exception&) {
     return false;
@@ -40,7 +46,8 @@ bool is_stale(const Holder& holder, std::int64_t now_ns, std::chrono::nanosecond
   if (holder.host == host_name() && !process_alive(holder.pid)) {
     return true;
   }
-  return now_ns - holder.time_ns > stale_after.count();
+  // Not now_ns - time_ns, which overflows for a time far in the past.
+  return holder.time_ns < now_ns - stale_after.count();
 }
 }  // namespace
 

@@ -72,7 +72,14 @@ RepositoryInfo decode_marker(const Bytes& raw, const KeySet& keys, const std::st
     if (!root.is_object() || root.value("format", "") != kFormatName) {
       throw Error(ErrorKind::mismatch, where + " is not a mybackup repository marker");
     }
-    info.version = root.at("version").get<int>();
+    // Compared as JSON: get<int>() of 1e300 is undefined behaviour, and of 2^32 + 1 it would wrap
+    // to a supported version.
+    const nlohmann::json& version = root.at("version");
+    if (!version.is_number_integer() || version != kRepositoryFormatVersion) {
+      throw Error(ErrorKind::corrupt, where + ": repository format version " + version.dump() +
+                                          " is not supported by this mybackup (it reads version " +
+                                          std::to_string(kRepositoryFormatVersion) + ")");
+    }
     info.id = root.at("id").get<std::string>();
     const nlohmann::json& chunker = root.at("chunker");
     info.chunker.min_size = marker_size(chunker, "min_size", where);
@@ -89,11 +96,6 @@ RepositoryInfo decode_marker(const Bytes& raw, const KeySet& keys, const std::st
     }
   } catch (const nlohmann::json::exception& error) {
     throw Error(ErrorKind::corrupt, where + " is damaged: " + error.what());
-  }
-  if (info.version != kRepositoryFormatVersion) {
-    throw Error(ErrorKind::corrupt, where + ": repository format version " + std::to_string(info.version) +
-                                        " is not supported by this mybackup (it reads version " +
-                                        std::to_string(kRepositoryFormatVersion) + ")");
   }
   try {
     info.options().validate();

@@ -464,6 +464,26 @@ TEST(Config, LoadUnknownKeyNamesLine) {
   }
 }
 
+// Found by fuzz/config_fuzz.cpp: yaml-cpp's own exception escaped for these instead of Error(config).
+TEST(Config, LoadKeysAndPatternsMustBeSingleValues) {
+  TempDir dir("config_test_");
+  const std::string path = dir / "config.yaml";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"version: '1.0.0'\n? [a, b]\n: 1\n", ":2: a key must be a single value"},
+      {"compression:\n  ? {x: 1}\n  : 2\n", ":2: a key must be a single value"},
+      {"~: 1\n", ":1: a key must be a single value"},
+      {"sources:\n  - path: /x\n    [k]: 1\n", ":3: a key must be a single value"},
+      {"sources:\n  - path: /x\n    exclude: ['*.tmp', [a]]\n", ":3: an exclude pattern must be a single value"},
+      {"sources:\n  - path: /x\n    exclude: [~]\n", ":3: an exclude pattern must be a single value"},
+  };
+  for (const auto& [text, expected] : cases) {
+    SCOPED_TRACE(text);
+    const Error error = load_error(dir, text);
+    EXPECT_EQ(error.kind(), ErrorKind::config);
+    EXPECT_EQ(std::string(error.what()).rfind(path + expected, 0), 0U) << error.what();
+  }
+}
+
 TEST(Config, LoadUnknownKeyWithoutAValueIsAnError) {
   TempDir dir("config_test_");
   const std::string path = dir / "config.yaml";

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -403,6 +404,20 @@ TEST(Lock, an_old_lock_from_another_host_is_broken) {
   EXPECT_EQ(members.at("pid"), ::getpid());
 }
 
+// Found by fuzz/lock_fuzz.cpp: the age of a lock dated near the start of 64-bit time overflowed.
+TEST(Lock, locks_dated_at_the_ends_of_time_are_judged_without_overflow) {
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  const std::string past = write_lock(*backend, "elsewhere", "some-other-host.example", 4242,
+                                      std::numeric_limits<std::int64_t>::min());
+  const RepositoryLock lock(*backend, "backup");
+  EXPECT_EQ(backend->size(past), std::nullopt);  // stale: broken
+  const std::string future = write_lock(*backend, "later", "some-other-host.example", 4242,
+                                        std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(error_kind([&] { RepositoryLock second(*backend, "backup"); }), ErrorKind::locked);
+  EXPECT_NE(backend->size(future), std::nullopt);
+}
+
 TEST(Lock, a_fresh_lock_from_another_host_is_locked) {
   TempDir dir;
   auto backend = make_local_backend(dir.path());
@@ -447,6 +462,9 @@ TEST(Lock, an_unreadable_lock_file_is_locked_and_left_alone) {
       "[1, 2, 3]",                                 // not an object
       "{\"host\": \"laptop\", \"pid\": \"x\", \"time_ns\": 1}",  // pid not a number
       "{\"host\": \"\", \"pid\": 1, \"time_ns\": 1}",            // empty host
+      // Found by fuzz/lock_fuzz.cpp: get<long>() of these was undefined behaviour.
+      "{\"host\": \"laptop\", \"pid\": 1e300, \"time_ns\": 1}",      // pid not a whole number
+      "{\"host\": \"laptop\", \"pid\": 1, \"time_ns\": -1.5e300}",  // time not a whole number
   };
   for (const std::string& content : garbage) {
     SCOPED_TRACE(content);

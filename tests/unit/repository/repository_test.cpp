@@ -271,6 +271,22 @@ std::string with_marker_field(std::string marker, const std::string& name, const
   return marker;
 }
 
+// Found by fuzz/marker_fuzz.cpp: a version that is not a small whole number was converted with
+// get<int>() (undefined for 1e300, a wrap to 1 for 2^32 + 1).
+TEST(Repository, marker_version_must_be_the_whole_number_one) {
+  TempDir dir;
+  const MasterKey key = MasterKey::generate();
+  open_repo(dir.path(), key);
+  const std::string original = read_text_file(dir / kMarker);
+  for (const std::string version : {"1e300", "1.0", "4294967297", "-1", "\"1\"", "18446744073709551617"}) {
+    SCOPED_TRACE(version);
+    write_text_file(dir / kMarker, with_marker_field(original, "version", version));
+    EXPECT_EQ(error_kind([&] { open_repo(dir.path(), key, CreateIfMissing::no); }), ErrorKind::corrupt);
+  }
+  write_text_file(dir / kMarker, with_marker_field(original, "version", "1"));
+  EXPECT_NO_THROW(open_repo(dir.path(), key, CreateIfMissing::no));
+}
+
 TEST(RepositoryOptions, DefaultsAreTheFormerFixedValues) {
   const RepositoryOptions options;
   EXPECT_EQ(options.chunker, ChunkerParams{});
