@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "mybackup/crypto/keys.hpp"
+#include "mybackup/repository/repository.hpp"
 #include "mybackup/storage/backend.hpp"
 #include "mybackup/util/error.hpp"
 
@@ -125,6 +126,19 @@ class MemoryBackend final : public Backend {
 
   mutable std::mutex mutex_;
   std::map<std::string, Bytes> objects_;
+};
+
+/// A repository under test_key() in memory, for harnesses that store the input as an object and
+/// read it back through the Repository (the product's path for outside bytes).
+struct MemoryRepository {
+  MemoryBackend* backend = nullptr;  // owned by repository
+  std::unique_ptr<Repository> repository;
+
+  MemoryRepository() {
+    auto owned = std::make_unique<MemoryBackend>();
+    backend = owned.get();
+    repository = Repository::open(std::move(owned), test_key(), CreateIfMissing::yes);
+  }
 };
 
 }  // namespace mybackup::fuzz

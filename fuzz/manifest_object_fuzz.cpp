@@ -10,16 +10,8 @@
 
 namespace {
 /// The seeds' repository (manifests are sealed under a name-bound id, not a repository id).
-struct Fixture {
-  mybackup::fuzz::MemoryBackend* backend = nullptr;
-  std::unique_ptr<mybackup::Repository> repository;
+struct Fixture : mybackup::fuzz::MemoryRepository {
   std::string key = mybackup::object_names::manifest(1, "0123456789abcdef");
-
-  Fixture() {
-    auto owned = std::make_unique<mybackup::fuzz::MemoryBackend>();
-    backend = owned.get();
-    repository = mybackup::Repository::open(std::move(owned), mybackup::fuzz::test_key(), mybackup::CreateIfMissing::yes);
-  }
 };
 }  // namespace
 

@@ -9,16 +9,7 @@
 #include "mybackup/repository/repository.hpp"
 
 namespace {
-struct Fixture {
-  mybackup::fuzz::MemoryBackend* backend = nullptr;
-  std::unique_ptr<mybackup::Repository> repository;
-
-  Fixture() {
-    auto owned = std::make_unique<mybackup::fuzz::MemoryBackend>();
-    backend = owned.get();
-    repository = mybackup::Repository::open(std::move(owned), mybackup::fuzz::test_key(), mybackup::CreateIfMissing::yes);
-  }
-};
+using Fixture = mybackup::fuzz::MemoryRepository;
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -450,6 +450,23 @@ void set_meta(SQLite::Database& db, const std::string& key, const std::string& v
   update.bind(2, value);
   update.exec();
 }
+
+/// A set of names kept as meta rows "<prefix><name>" (the value: when it was added).
+std::unordered_set<std::string> meta_names(SQLite::Database& db, const std::string& prefix) {
+  std::unordered_set<std::string> names;
+  for (auto& [name, when] : meta_with_prefix(db, prefix)) {
+    names.insert(name);
+  }
+  return names;
+}
+
+void add_meta_names(SQLite::Database& db, const std::string& prefix, const std::vector<std::string>& names) {
+  SQLite::Transaction transaction(db);
+  for (const std::string& name : names) {
+    set_meta(db, prefix + name, format_utc(system_clock().now_ns()));
+  }
+  transaction.commit();
+}
 }  // namespace
 
 std::uint64_t Catalog::highest_seq_seen(const std::string& location) const {
@@ -468,43 +485,19 @@ void Catalog::remember_highest_seq(const std::string& location, std::uint64_t se
 }
 
 std::unordered_set<std::string> Catalog::accepted_manifest_losses() const {
-  return guarded(impl_->path, [&] {
-    std::unordered_set<std::string> losses;
-    for (auto& [loss, when] : meta_with_prefix(impl_->db, kAcceptedLossPrefix)) {
-      losses.insert(loss);
-    }
-    return losses;
-  });
+  return guarded(impl_->path, [&] { return meta_names(impl_->db, kAcceptedLossPrefix); });
 }
 
 void Catalog::accept_manifest_losses(const std::vector<std::string>& losses) {
-  guarded(impl_->path, [&] {
-    SQLite::Transaction transaction(impl_->db);
-    for (const std::string& loss : losses) {
-      set_meta(impl_->db, kAcceptedLossPrefix + loss, format_utc(system_clock().now_ns()));
-    }
-    transaction.commit();
-  });
+  guarded(impl_->path, [&] { add_meta_names(impl_->db, kAcceptedLossPrefix, losses); });
 }
 
 std::unordered_set<std::string> Catalog::damaged_packs() const {
-  return guarded(impl_->path, [&] {
-    std::unordered_set<std::string> names;
-    for (auto& [name, when] : meta_with_prefix(impl_->db, kDamagedPackPrefix)) {
-      names.insert(name);
-    }
-    return names;
-  });
+  return guarded(impl_->path, [&] { return meta_names(impl_->db, kDamagedPackPrefix); });
 }
 
 void Catalog::mark_damaged_packs(const std::vector<std::string>& names) {
-  guarded(impl_->path, [&] {
-    SQLite::Transaction transaction(impl_->db);
-    for (const std::string& name : names) {
-      set_meta(impl_->db, kDamagedPackPrefix + name, format_utc(system_clock().now_ns()));
-    }
-    transaction.commit();
-  });
+  guarded(impl_->path, [&] { add_meta_names(impl_->db, kDamagedPackPrefix, names); });
 }
 
 std::unordered_map<std::string, std::int64_t> Catalog::orphans_first_seen(const std::vector<std::string>& orphans,

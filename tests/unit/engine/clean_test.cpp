@@ -108,6 +108,21 @@ class Clean : public ::testing::Test {
     clock_.now += kDay;
   }
 
+  /// A recorded backup of kept.txt, then one of lost.bin whose pack is stored but whose manifest
+  /// fails: that pack is an orphan.
+  void leave_an_orphan_pack() {
+    write("kept.txt", testing::to_bytes("recorded"));
+    backup();
+    write("lost.bin", testing::random_data(100'000, 3));
+    faults_->set_key_filter("snapshots/");
+    faults_->reset_counts();
+    faults_->fail_put_number(1, ErrorKind::io);  // the pack is stored, the manifest is not
+    EXPECT_THROW(backup(), Error);
+    faults_->clear_faults();
+    contents_.erase(src("lost.bin"));
+    ASSERT_EQ(repo_->pack_names().size(), 2U);
+  }
+
   CleanReport clean(int keep_days, int keep_versions, bool dry_run = false, Catalog* catalog = nullptr) {
     CleanOptions options;
     options.policy.keep_days = keep_days;
@@ -361,16 +376,7 @@ TEST(CleanCatalog, AChunkListedTwiceByOneVersionIsReleasedTwice) {
 }
 
 TEST_F(Clean, OrphanPacksOfAnInterruptedBackupAreDeleted) {
-  write("kept.txt", testing::to_bytes("recorded"));
-  backup();
-  write("lost.bin", testing::random_data(100'000, 3));
-  faults_->set_key_filter("snapshots/");
-  faults_->reset_counts();
-  faults_->fail_put_number(1, ErrorKind::io);  // the pack is stored, the manifest is not
-  EXPECT_THROW(backup(), Error);
-  faults_->clear_faults();
-  contents_.erase(src("lost.bin"));
-  ASSERT_EQ(repo_->pack_names().size(), 2U);
+  ASSERT_NO_FATAL_FAILURE(leave_an_orphan_pack());
 
   const CleanReport report = clean(30, 10);
   EXPECT_EQ(report.orphan_packs, 1U);
@@ -385,16 +391,7 @@ TEST_F(Clean, OrphanPacksOfAnInterruptedBackupAreDeleted) {
 // comes last): it is deleted only once this home has seen it unrecorded for the grace period, and
 // a dry run does not start that clock.
 TEST_F(Clean, AnOrphanPackIsKeptForTheGracePeriodAfterItIsFirstSeen) {
-  write("kept.txt", testing::to_bytes("recorded"));
-  backup();
-  write("lost.bin", testing::random_data(100'000, 3));
-  faults_->set_key_filter("snapshots/");
-  faults_->reset_counts();
-  faults_->fail_put_number(1, ErrorKind::io);
-  EXPECT_THROW(backup(), Error);
-  faults_->clear_faults();
-  contents_.erase(src("lost.bin"));
-  ASSERT_EQ(repo_->pack_names().size(), 2U);
+  ASSERT_NO_FATAL_FAILURE(leave_an_orphan_pack());
   orphan_grace_ns_ = kDefaultOrphanGraceNs;
 
   clock_.now += 2 * kDefaultOrphanGraceNs;
