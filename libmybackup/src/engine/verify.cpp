@@ -628,12 +628,10 @@ VerifyRepair plan_repair(const VerifyReport& report) {
         lost.insert(problem.affected.begin(), problem.affected.end());
         break;
       case VerifyProblemKind::manifest_gap:
-        for (std::uint64_t seq = problem.first_seq; seq != 0 && seq <= problem.last_seq; ++seq) {
-          losses.insert(std::to_string(seq));
-        }
+        losses.insert(accepted_gap({problem.first_seq, problem.last_seq}));
         break;
       case VerifyProblemKind::rolled_back:
-        losses.insert("below " + std::to_string(problem.last_seq));
+        losses.insert(accepted_rollback(problem.last_seq));
         break;
       case VerifyProblemKind::damaged_manifest:
         losses.insert(problem.manifest);

@@ -368,8 +368,7 @@ SyncReport Session::sync_to_secondary(Repository& primary, std::vector<std::stri
   const std::unique_ptr<Repository> secondary = Repository::open_copy(open_backend(secondary_destination), primary);
   const std::unique_ptr<RepositoryLock> secondary_lock = secondary->lock("sync");
   const SyncReport report = sync_repository(primary, *secondary, catalog_.pack_names(), cancel_);
-  catalog_.remember_highest_seq(secondary->location(),
-                                check_manifest_sequence(catalog_, secondary->location(), secondary->manifest_keys()).highest);
+  catalog_.remember_highest_seq(secondary->location(), highest_seq(secondary->manifest_keys()));
   record(SessionEvents::Level::info,
          fmt::format("sync: done: {} packs ({} B), {} manifests, {} keys copied, {} keys removed, {} packs deleted; "
                      "{} damaged on the primary, {} kept only on the secondary",

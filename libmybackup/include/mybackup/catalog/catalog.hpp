@@ -173,8 +173,9 @@ class Catalog {
   std::uint64_t highest_seq_seen(const std::string& location) const;
   /// Raises the remembered number for `location` to `seq` (never lowers it).
   void remember_highest_seq(const std::string& location, std::uint64_t seq);
-  /// Manifest losses the user accepted (`verify --repair`): missing sequence numbers (decimal)
-  /// and keys of manifests that cannot be read. They no longer stop `clean`.
+  /// Manifest losses the user accepted (`verify --repair`): tokens for ranges of missing sequence
+  /// numbers and rollbacks (replay.hpp makes them), and keys of manifests that cannot be read.
+  /// They no longer stop `clean`.
   std::unordered_set<std::string> accepted_manifest_losses() const;
   void accept_manifest_losses(const std::vector<std::string>& losses);
   /// When each pack of `orphans` (on the destination, recorded by no run) was first seen so:

@@ -56,8 +56,15 @@ struct ManifestCheck {
   std::vector<std::string> problems() const;
 };
 
+/// The highest sequence number among `manifest_keys` (0 if none); other names are ignored.
+std::uint64_t highest_seq(const std::vector<std::string>& manifest_keys);
 /// Numbers in 1..highest that no key holds, as ranges; keys that are not manifest names are ignored.
 std::vector<SequenceGap> sequence_gaps(const std::vector<std::string>& manifest_keys);
+
+/// The tokens Catalog::accept_manifest_losses records for a gap and for a rollback below the
+/// number this home remembers (an unreadable manifest is accepted by its key).
+std::string accepted_gap(const SequenceGap& gap);
+std::string accepted_rollback(std::uint64_t remembered);
 
 /// Checks `keys` (the destination's manifest keys, as listed) against what `catalog` remembers
 /// for the destination at `location`. Reads no manifest and changes nothing.
