@@ -482,8 +482,11 @@ inline std::vector<std::string> files_below(const std::string& root) {
   std::error_code error;
   for (auto it = fs::recursive_directory_iterator(root, error); !error && it != fs::recursive_directory_iterator();
        it.increment(error)) {
-    if (it->is_regular_file()) {
-      files.push_back(fs::relative(it->path(), root).string());
+    // Lexical, and without throwing: a run may rename or remove a file while it is listed (a test
+    // that watches a backup in progress), and fs::relative resolves the path on disk.
+    std::error_code type_error;
+    if (it->is_regular_file(type_error)) {
+      files.push_back(it->path().lexically_relative(root).string());
     }
   }
   return files;
