@@ -35,13 +35,17 @@ struct RestoreFlags {
   bool json = false;
 };
 
+/// What `restore --list` shows: everything a restore writes but directories (files, links, fifos,
+/// devices); deletion markers are not current.
+bool is_listed(EntryType type) { return type != EntryType::directory && type != EntryType::deleted; }
+
 void list_restorable(Context& context, const Catalog& catalog, bool json) {
   const std::vector<VersionRecord> state = catalog.state_at("/", std::numeric_limits<std::int64_t>::max());
   if (json) {
     // A summary of each restorable file, not the whole version (`mybackup list` shows that).
     nlohmann::ordered_json files = nlohmann::ordered_json::array();
     for (const VersionRecord& version : state) {
-      if (version.type == EntryType::file || version.type == EntryType::symlink) {
+      if (is_listed(version.type)) {
         files.push_back({{"path", version.path},
                          {"version", version.number},
                          {"date", format_utc_exact(version.run_finished_ns)},
@@ -53,7 +57,7 @@ void list_restorable(Context& context, const Catalog& catalog, bool json) {
   }
   std::uint64_t count = 0;
   for (const VersionRecord& version : state) {
-    if (version.type == EntryType::file || version.type == EntryType::symlink) {
+    if (is_listed(version.type)) {
       print_line(version.path + "  (version " + std::to_string(version.number) + ", " +
                  format_local(version.run_finished_ns) + ", " + format_bytes(version.size) + ")");
       ++count;
@@ -144,8 +148,26 @@ void run(Context& context, const RestoreFlags& flags) {
     print_json(out);
   } else if (!flags.dry_run) {
     say(context, "Restored " + counted(report.files, "file") + ", " + counted(report.directories, "directory", "directories") +
+                     (report.special > 0 ? ", " + counted(report.special, "fifo or device", "fifos or devices") : "") +
                      " and " + counted(report.symlinks, "symlink") + " (" + format_bytes(report.bytes) + ") into " + plan.root +
                      (report.identical > 0 ? "; already identical, left as is: " + counted(report.identical, "file") : ""));
+    std::vector<std::string> left_out;
+    if (report.owners_not_restored > 0) {
+      left_out.push_back("the owner of " + counted(report.owners_not_restored, "item") + " (now yours)");
+    }
+    if (report.setid_bits_dropped > 0) {
+      left_out.push_back("the setuid/setgid bits of " + counted(report.setid_bits_dropped, "item"));
+    }
+    if (report.xattrs_not_restored > 0) {
+      left_out.push_back(counted(report.xattrs_not_restored, "extended attribute"));
+    }
+    if (!left_out.empty()) {
+      std::string text = "Not restored: ";
+      for (std::size_t i = 0; i < left_out.size(); ++i) {
+        text += (i == 0 ? "" : i + 1 == left_out.size() ? " and " : ", ") + left_out[i];
+      }
+      say(context, text + " (only root can restore them; unsupported attributes are not restored either)");
+    }
   }
   if (!report.problems.empty()) {
     throw Error(ErrorKind::io, counted(report.problems.size(), "item") +

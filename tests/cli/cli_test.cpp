@@ -901,10 +901,9 @@ TEST_F(CliTest, UnreadableSourceFileIsSkippedWithExitThree) {
     ASSERT_EQ(::chmod(skipped_path.c_str(), 0), 0);
     reason = "Permission denied";
   } else {
-    // Root reads everything; a fifo is a file the scanner skips with a note instead.
-    skipped_path = src_ + "/pipe";
-    ASSERT_EQ(::mkfifo(skipped_path.c_str(), 0644), 0);
-    reason = "fifo";
+    // Root reads everything, and fifos are recorded: nothing here is skipped. The scanner's own
+    // tests cover unreadable entries through a FaultEnv.
+    GTEST_SKIP() << "root can read every file";
   }
   const Result result = run({"backup"});
   EXPECT_TRUE(succeeded(result, 3));

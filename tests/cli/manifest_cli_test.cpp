@@ -155,6 +155,36 @@ TEST_F(ManifestCliTest, AJunkOrDamagedManifestNeverBlocksBackupOrRecovery) {
   EXPECT_TRUE(contains(again.err, junk)) << again;
 }
 
+// A junk manifest planted with the last number the format allows made every later backup fail
+// (the next number, 10000000000, has no name). The numbers go on from the last authentic manifest,
+// and this home never comes to expect the planted number: once the junk is gone, nothing is
+// reported as rolled back.
+TEST_F(ManifestCliTest, AJunkManifestWithTheLastNumberNeverStopsTheSequence) {
+  ASSERT_NO_FATAL_FAILURE(first_backup());
+  const std::string junk = "snapshots/9999999999-0123456789abcdef.enc";
+  ASSERT_NO_FATAL_FAILURE(write_random_file(dest_ + "/" + junk, 3000, 10));
+
+  write_text(src_ + "/a.txt", "alpha, after the junk\n");
+  const Result backup = run({"backup"});
+  EXPECT_EQ(backup.code, kPartial) << backup;
+  EXPECT_TRUE(contains(backup.err, dest_ + "/" + junk)) << backup;
+  write_text(src_ + "/a.txt", "alpha, once more\n");
+  EXPECT_EQ(run({"backup"}).code, kPartial);
+  std::vector<std::string> numbers;
+  for (const std::string& key : manifests()) {
+    numbers.push_back(key.substr(std::string("snapshots/").size(), 10));
+  }
+  EXPECT_EQ(numbers, (std::vector<std::string>{"0000000001", "0000000002", "0000000003", "9999999999"}));
+
+  ASSERT_EQ(::unlink((dest_ + "/" + junk).c_str()), 0);
+  const Result clean_run = run({"backup"});
+  EXPECT_EQ(clean_run.code, 0) << clean_run;
+  EXPECT_TRUE(succeeded(run({"verify"})));
+  const std::string out = root_ + "/out/r";
+  ASSERT_TRUE(succeeded(run({"restore", "--file", src_ + "/a.txt", "--destination", out})));
+  EXPECT_EQ(read_text(out), "alpha, once more\n");
+}
+
 // Item 6: after a pack is deleted, a backup must not deduplicate against it: a copy of a file it
 // held is stored again (not "0 bytes stored"), the file itself is read again, and both restore.
 TEST_F(ManifestCliTest, ABackupNeverDeduplicatesAgainstAMissingPack) {

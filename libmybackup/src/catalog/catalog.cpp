@@ -1,5 +1,7 @@
 #include "mybackup/catalog/catalog.hpp"
 
+#include <sys/sysmacros.h>
+
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 
@@ -40,6 +42,8 @@ CREATE TABLE versions(id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCE
   run_id INTEGER NOT NULL REFERENCES runs(id), number INTEGER NOT NULL, type INTEGER NOT NULL,
   size INTEGER NOT NULL, stored_size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
   mode INTEGER NOT NULL, inode INTEGER NOT NULL, sha256 BLOB, link_target TEXT,
+  uid INTEGER, gid INTEGER, owner TEXT, grp TEXT, ctime_ns INTEGER, device INTEGER, links INTEGER,
+  rdev INTEGER, xattrs BLOB,
   UNIQUE(file_id, number));
 CREATE INDEX versions_run ON versions(run_id);
 CREATE TABLE version_chunks(version_id INTEGER NOT NULL REFERENCES versions(id),
@@ -48,10 +52,47 @@ CREATE TABLE version_chunks(version_id INTEGER NOT NULL REFERENCES versions(id),
 CREATE INDEX version_chunks_chunk ON version_chunks(chunk_id);
 )sql";
 
+/// Schema 1 to 2: file metadata (owner, links, device numbers, extended attributes). uid is NULL
+/// for the versions recorded before: their metadata is not known.
+constexpr const char* kMigrateTo2 = R"sql(
+ALTER TABLE versions ADD COLUMN uid INTEGER;
+ALTER TABLE versions ADD COLUMN gid INTEGER;
+ALTER TABLE versions ADD COLUMN owner TEXT;
+ALTER TABLE versions ADD COLUMN grp TEXT;
+ALTER TABLE versions ADD COLUMN ctime_ns INTEGER;
+ALTER TABLE versions ADD COLUMN device INTEGER;
+ALTER TABLE versions ADD COLUMN links INTEGER;
+ALTER TABLE versions ADD COLUMN rdev INTEGER;
+ALTER TABLE versions ADD COLUMN xattrs BLOB;
+)sql";
+
 /// The latest version of each file, as a subquery usable in other statements.
 constexpr const char* kLatestVersions =
     "SELECT v.* FROM versions v JOIN (SELECT file_id, MAX(number) AS number FROM versions GROUP BY file_id) m "
     "ON v.file_id = m.file_id AND v.number = m.number";
+
+/// A version's metadata columns, in the order read_metadata reads them.
+constexpr const char* kMetadataColumns = "v.uid, v.gid, v.owner, v.grp, v.ctime_ns, v.device, v.links, v.rdev, v.xattrs";
+
+/// The metadata in the nine columns from `first` (kMetadataColumns); not recorded if uid is NULL.
+FileMetadata read_metadata(SQLite::Statement& query, int first) {
+  FileMetadata meta;
+  meta.recorded = !query.getColumn(first).isNull();
+  if (meta.recorded) {
+    meta.uid = static_cast<std::uint32_t>(query.getColumn(first).getInt64());
+    meta.gid = static_cast<std::uint32_t>(query.getColumn(first + 1).getInt64());
+    meta.owner = query.getColumn(first + 2).getString();
+    meta.group = query.getColumn(first + 3).getString();
+    meta.ctime_ns = query.getColumn(first + 4).getInt64();
+    meta.device = static_cast<std::uint64_t>(query.getColumn(first + 5).getInt64());
+    meta.links = static_cast<std::uint32_t>(query.getColumn(first + 6).getInt64());
+    meta.rdev = static_cast<std::uint64_t>(query.getColumn(first + 7).getInt64());
+    const SQLite::Column xattrs = query.getColumn(first + 8);
+    meta.xattrs = decode_xattrs(std::string_view(static_cast<const char*>(xattrs.getBlob()),
+                                                 static_cast<std::size_t>(xattrs.getBytes())));
+  }
+  return meta;
+}
 
 /// Upper bound of the paths strictly below `root` in byte order ('0' follows '/').
 std::string below_end(const std::string& root) { return (root == "/" ? std::string() : root) + "0"; }
@@ -157,7 +198,8 @@ class VersionRecorder {
         insert_file_(db, "INSERT INTO files(path) VALUES(?)"),
         find_chunk_(db, "SELECT id, length FROM chunks WHERE hash = ?"),
         insert_version_(db, "INSERT INTO versions(file_id, run_id, number, type, size, stored_size, mtime_ns, mode, "
-                            "inode, sha256, link_target) VALUES(?,?,?,?,?,?,?,?,?,?,?)"),
+                            "inode, sha256, link_target, uid, gid, owner, grp, ctime_ns, device, links, rdev, xattrs) "
+                            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
         insert_link_(db, "INSERT INTO version_chunks(version_id, seq, chunk_id) VALUES(?,?,?)"),
         add_reference_(db, "UPDATE chunks SET refcount = refcount + 1 WHERE id = ?"),
         set_stored_(db, "UPDATE versions SET stored_size = ? WHERE id = ?") {}
@@ -210,6 +252,23 @@ class VersionRecorder {
       insert_version_.bind(11, version.link_target);
     } else {
       insert_version_.bind(11);
+    }
+    const FileMetadata& meta = version.meta;
+    if (meta.recorded) {
+      insert_version_.bind(12, static_cast<std::int64_t>(meta.uid));
+      insert_version_.bind(13, static_cast<std::int64_t>(meta.gid));
+      insert_version_.bind(14, meta.owner);
+      insert_version_.bind(15, meta.group);
+      insert_version_.bind(16, meta.ctime_ns);
+      insert_version_.bind(17, as_i64(meta.device));
+      insert_version_.bind(18, static_cast<std::int64_t>(meta.links));
+      insert_version_.bind(19, as_i64(meta.rdev));
+      const std::string xattrs = encode_xattrs(meta.xattrs);
+      insert_version_.bind(20, xattrs.data(), static_cast<int>(xattrs.size()));
+    } else {
+      for (int column = 12; column <= 20; ++column) {
+        insert_version_.bind(column);
+      }
     }
     insert_version_.exec();
     insert_version_.reset();
@@ -384,7 +443,7 @@ Catalog::Catalog(const std::string& path) {
     if (version == 0 && db.execAndGet("SELECT count(*) FROM sqlite_master").getInt() != 0) {
       throw Error(ErrorKind::config, path + " is not a mybackup catalog");
     }
-    if (version != 0 && version != kCatalogSchemaVersion) {
+    if (version != 0 && version != 1 && version != kCatalogSchemaVersion) {
       throw Error(ErrorKind::config, path + " has catalog schema version " + std::to_string(version) +
                                          ", this mybackup reads version " + std::to_string(kCatalogSchemaVersion) +
                                          ": use a matching mybackup release");
@@ -402,6 +461,11 @@ Catalog::Catalog(const std::string& path) {
       SQLite::Transaction transaction(db);
       db.exec(kSchema);
       db.exec("PRAGMA user_version=" + std::to_string(kCatalogSchemaVersion));
+      transaction.commit();
+    } else if (version == 1) {
+      SQLite::Transaction transaction(db);
+      db.exec(kMigrateTo2);
+      db.exec("PRAGMA user_version=2");
       transaction.commit();
     }
   } catch (const SQLite::Exception& error) {
@@ -537,8 +601,8 @@ std::unordered_map<std::string, LatestVersion> Catalog::latest_under(const std::
   return guarded(impl_->path, [&] {
     std::unordered_map<std::string, LatestVersion> latest;
     SQLite::Statement query(impl_->db,
-                            std::string("SELECT f.path, l.number, l.type, l.size, l.mtime_ns, l.mode, l.inode, l.link_target "
-                                        "FROM files f JOIN (") +
+                            std::string("SELECT f.path, l.number, l.type, l.size, l.mtime_ns, l.mode, l.inode, l.link_target, "
+                                        "l.uid, l.gid, l.ctime_ns FROM files f JOIN (") +
                                 kLatestVersions + ") l ON l.file_id = f.id "
                                 "WHERE f.path = ? OR (f.path >= ? AND f.path < ?)");
     query.bind(1, root);
@@ -553,6 +617,10 @@ std::unordered_map<std::string, LatestVersion> Catalog::latest_under(const std::
       version.mode = static_cast<std::uint32_t>(query.getColumn(5).getInt64());
       version.inode = static_cast<std::uint64_t>(query.getColumn(6).getInt64());
       version.link_target = query.getColumn(7).getString();
+      version.meta_recorded = !query.getColumn(8).isNull();
+      version.uid = static_cast<std::uint32_t>(query.getColumn(8).getInt64());
+      version.gid = static_cast<std::uint32_t>(query.getColumn(9).getInt64());
+      version.ctime_ns = query.getColumn(10).getInt64();
       latest.emplace(query.getColumn(0).getString(), std::move(version));
     }
     return latest;
@@ -625,7 +693,8 @@ void Catalog::record_failed_run(RunKind kind, std::int64_t started_ns, std::int6
 
 namespace {
 constexpr const char* kVersionColumns =
-    "v.id, f.path, v.number, v.type, v.size, v.stored_size, v.mtime_ns, v.mode, v.sha256, v.link_target, r.finished_ns";
+    "v.id, f.path, v.number, v.type, v.size, v.stored_size, v.mtime_ns, v.mode, v.sha256, v.link_target, r.finished_ns, "
+    "v.inode, v.uid, v.gid, v.owner, v.grp, v.ctime_ns, v.device, v.links, v.rdev, v.xattrs";  // see read_metadata
 
 VersionRecord read_version(SQLite::Statement& query) {
   VersionRecord version;
@@ -643,6 +712,8 @@ VersionRecord read_version(SQLite::Statement& query) {
   }
   version.link_target = query.getColumn(9).getString();
   version.run_finished_ns = query.getColumn(10).getInt64();
+  version.inode = static_cast<std::uint64_t>(query.getColumn(11).getInt64());
+  version.meta = read_metadata(query, 12);
   return version;
 }
 }  // namespace
@@ -814,7 +885,7 @@ namespace {
 /// A statement whose rows come grouped (one version or one pack spans several rows), read one
 /// group at a time: the row that starts the next group stays pending until the next call.
 struct GroupedRows {
-  GroupedRows(SQLite::Database& db, const char* sql, std::string file) : query(db, sql), path(std::move(file)) {}
+  GroupedRows(SQLite::Database& db, const std::string& sql, std::string file) : query(db, sql), path(std::move(file)) {}
 
   /// Reads the next group: `start` on its first row, then `row` on each of its rows, as long as
   /// `same` says a row belongs to the group `start` began. False at the end.
@@ -850,8 +921,8 @@ struct GroupedRows {
 struct Catalog::VersionCursor::Impl : GroupedRows {
   Impl(SQLite::Database& db, std::string file)
       : GroupedRows(db,
-                    "SELECT v.id, f.path, v.number, v.type, v.size, v.mtime_ns, v.mode, v.sha256, v.link_target, v.inode, "
-                    "c.hash "
+                    std::string("SELECT v.id, f.path, v.number, v.type, v.size, v.mtime_ns, v.mode, v.sha256, v.link_target, "
+                                "v.inode, c.hash, ") + kMetadataColumns + " "
                     "FROM files f JOIN versions v ON v.file_id = f.id LEFT JOIN version_chunks vc ON vc.version_id = v.id "
                     "LEFT JOIN chunks c ON c.id = vc.chunk_id ORDER BY f.path, v.number, vc.seq",
                     std::move(file)) {}
@@ -875,6 +946,7 @@ bool Catalog::VersionCursor::next(ManifestVersion& version) {
         read_id(query.getColumn(7), version.sha256);
         version.link_target = query.getColumn(8).getString();
         version.inode = static_cast<std::uint64_t>(query.getColumn(9).getInt64());
+        version.meta = read_metadata(query, 11);
       },
       [&](SQLite::Statement& query) { return query.getColumn(0).getInt64() == id; },
       [&](SQLite::Statement& query) {
@@ -1121,6 +1193,26 @@ void to_json(nlohmann::ordered_json& json, const VersionRecord& version) {
   }
   if (version.type == EntryType::symlink) {
     json["target"] = version.link_target;
+  }
+  const FileMetadata& meta = version.meta;
+  if (meta.recorded) {
+    json["uid"] = meta.uid;
+    json["gid"] = meta.gid;
+    json["owner"] = meta.owner;
+    json["group"] = meta.group;
+    if (meta.links > 1) {
+      json["links"] = meta.links;
+    }
+    if (version.type == EntryType::char_device || version.type == EntryType::block_device) {
+      json["device"] = std::to_string(major(meta.rdev)) + ":" + std::to_string(minor(meta.rdev));
+    }
+    if (!meta.xattrs.empty()) {
+      nlohmann::ordered_json names = nlohmann::ordered_json::array();
+      for (const ExtendedAttribute& attribute : meta.xattrs) {
+        names.push_back(attribute.name);
+      }
+      json["xattrs"] = std::move(names);
+    }
   }
 }
 

@@ -37,10 +37,6 @@ RunStats replayed_stats(const Manifest& manifest) {
   return stats;
 }
 
-/// Authentication and decoding failures are the manifest's own fault: it is skipped. Anything else
-/// (unreachable, denied, the catalog) is the run's problem and propagates.
-bool is_manifest_damage(ErrorKind kind) { return kind == ErrorKind::corrupt || kind == ErrorKind::crypto; }
-
 }  // namespace
 
 std::string ManifestCheck::missing_text() const {
@@ -188,7 +184,8 @@ ReplayReport replay_new_manifests(Catalog& catalog, const Repository& repository
     try {
       manifest = repository.read_manifest(key);
     } catch (const Error& error) {
-      if (!is_manifest_damage(error.kind())) {
+      // The manifest's own fault: passed over. Anything else (unreachable, denied) is the run's.
+      if (!is_damage(error.kind())) {
         throw;
       }
       if (accepted.count(key) == 0) {
@@ -212,7 +209,9 @@ ReplayReport replay_new_manifests(Catalog& catalog, const Repository& repository
     ++report.replayed;
   }
   if (remember == RememberSequence::yes) {
-    catalog.remember_highest_seq(repository.location(), report.check.highest);
+    // The highest manifest applied, not the highest name: a planted name must not become the
+    // number this home expects from now on.
+    catalog.remember_highest_seq(repository.location(), catalog.last_seq());
   }
   return report;
 }
@@ -226,7 +225,7 @@ std::string newest_recorded_config(const Repository& repository) {
         return std::move(manifest.config);
       }
     } catch (const Error& error) {
-      if (!is_manifest_damage(error.kind())) {
+      if (!is_damage(error.kind())) {
         throw;
       }
     }

@@ -14,8 +14,20 @@ namespace {
 
 constexpr std::size_t kReadBlock = 1024 * 1024;
 
-std::int64_t mtime_of(const struct stat& info) {
-  return static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1'000'000'000 + info.st_mtim.tv_nsec;
+std::int64_t mtime_of(const struct stat& info) { return time_ns(info.st_mtim); }
+
+/// Owner, group and the inode change time (which moves with mode, links and extended attributes)
+/// are as recorded. A version recorded before metadata was kept never matches: the next backup
+/// records the file again, once, with its metadata.
+bool same_metadata(const ScanEntry& entry, const LatestVersion& last) {
+  return last.meta_recorded && last.uid == entry.uid && last.gid == entry.gid && last.ctime_ns == entry.ctime_ns;
+}
+
+/// The names of the owner and group, added to what the stat gave.
+void add_names(FileMetadata& meta) {
+  OwnerNames& names = system_owner_names();
+  meta.owner = names.user_name(meta.uid);
+  meta.group = names.group_name(meta.gid);
 }
 
 bool is_at_or_below(const std::string& path, const std::string& root) {
@@ -28,7 +40,7 @@ bool is_at_or_below(const std::string& path, const std::string& root) {
 
 /// True if `entry` is as `last` recorded it (same type; see the rules in the header).
 bool unchanged(const ScanEntry& entry, const LatestVersion& last) {
-  if (last.type != entry.type) {
+  if (last.type != entry.type || !same_metadata(entry, last)) {
     return false;
   }
   switch (entry.type) {
@@ -52,6 +64,16 @@ ManifestVersion metadata_version(const ScanEntry& entry, std::uint32_t number) {
   version.size = entry.size;
   version.inode = entry.inode;
   version.link_target = entry.link_target;
+  FileMetadata& meta = version.meta;
+  meta.recorded = true;
+  meta.uid = entry.uid;
+  meta.gid = entry.gid;
+  meta.ctime_ns = entry.ctime_ns;
+  meta.device = entry.device;
+  meta.links = entry.links;
+  meta.rdev = entry.rdev;
+  meta.xattrs = entry.xattrs;
+  add_names(meta);
   return version;
 }
 
@@ -186,6 +208,11 @@ ReadResult ContentReader::read(const FileToRead& file, ManifestVersion& version,
   version.mtime_ns = mtime_of(before);
   version.size = total;
   version.inode = static_cast<std::uint64_t>(before.st_ino);
+  version.meta = stat_metadata(before, false);
+  add_names(version.meta);
+  if (const int err = read_xattrs(opened.get(), privileged_, version.meta.xattrs); err != 0) {
+    return unreadable(std::string("cannot read its extended attributes: ") + std::strerror(err));
+  }
   version.sha256 = file_hash.finish();
   version.chunks = std::move(chunks);
   return {};

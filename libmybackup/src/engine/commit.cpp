@@ -37,7 +37,7 @@ CommittedRun commit_run(Catalog& catalog, Repository& repository, const Reposito
     std::array<std::uint8_t, 8> run_id{};
     random_bytes(run_id);
     manifest.run_id = to_hex(run_id);
-    manifest.seq = std::max(repository.next_manifest_seq(), catalog.last_seq() + 1);
+    manifest.seq = repository.next_manifest_seq(catalog.last_seq());
     committed.manifest_key = repository.put_manifest(manifest);
     committed.seq = manifest.seq;
   }

@@ -8,12 +8,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <set>
+#include <tuple>
 #include <mutex>
 #include <thread>
 #include <cerrno>
 #include <cstring>
 
 #include "mybackup/crypto/crypto.hpp"
+#include "mybackup/source/metadata.hpp"
 #include "mybackup/util/env.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/fs.hpp"
@@ -28,6 +32,10 @@ constexpr const char* kInterrupted = "interrupted: the files restored so far are
 struct ItemError {
   std::string reason;
 };
+
+/// Thrown between two chunks of a file when the user asked to stop: a large file must not keep
+/// the restore running for minutes after Ctrl-C. The partial file is removed.
+struct StopRequested {};
 
 std::vector<std::string> split(std::string_view relative) {
   std::vector<std::string> parts;
@@ -120,8 +128,13 @@ class Restorer {
     return cached_.get();
   }
 
+  /// For the hard-link pass: the Restorer whose directory cache opens the first names of linked
+  /// files (this one's holds the directory being written).
+  void set_link_sources(Restorer& sources) { link_sources_ = &sources; }
+
   /// Restores one item; returns what happened (throws ItemError for a per-item failure).
-  RestoreAction restore_item(const RestoreItem& item, RestoreReport& report) {
+  /// `same_inode`: a file restored earlier that this one was a hard link to at backup time.
+  RestoreAction restore_item(const RestoreItem& item, RestoreReport& report, const RestoreItem* same_inode = nullptr) {
     const VersionRecord& version = item.version;
     if (item.relative.empty()) {
       // The root directory: created already; its metadata is set at the end.
@@ -175,9 +188,16 @@ class Restorer {
     if (version.type == EntryType::symlink) {
       write_symlink(version, directory, name);
       ++report.symlinks;
-    } else {
-      report.bytes += write_file(version, directory, name, exists);
+    } else if (version.type == EntryType::file) {
+      if (same_inode != nullptr && link_to(*same_inode, directory, name)) {
+        ++report.hard_links;
+      } else {
+        report.bytes += write_file(version, directory, name, exists, report);
+      }
       ++report.files;
+    } else {
+      write_node(version, directory, name, report);
+      ++report.special;
     }
     return RestoreAction::restored;
   }
@@ -189,10 +209,42 @@ class Restorer {
     for (auto it = directories_.rbegin(); it != directories_.rend(); ++it) {
       const RestoreItem& item = **it;
       try {
-        set_mode_and_time(open_directory(item.relative, false), item.version);
+        apply_metadata(open_directory(item.relative, false), item.version, report);
       } catch (const ItemError& error) {
         report.problems.push_back({item.relative, item.version.path, item.version.number, error.reason});
       }
+    }
+  }
+
+  /// Owner, extended attributes, mode and time, in that order: a change of owner clears the
+  /// setuid and setgid bits, and setting an ACL changes the group bits of the mode.
+  void apply_metadata(int fd, const VersionRecord& version, RestoreReport& report) {
+    const FileMetadata& meta = version.meta;
+    const bool owner_restored = privileged_ && meta.recorded;
+    if (owner_restored) {
+      const RestoredOwner owner = owner_to_restore(meta, names_);
+      if (const int rc = env_.set_owner(fd, owner.uid, owner.gid); rc != 0) {
+        throw ItemError{failure("cannot set owner", rc)};
+      }
+    } else if (meta.recorded && meta.uid != effective_uid_) {
+      ++report.owners_not_restored;
+    }
+    for (const ExtendedAttribute& attribute : meta.xattrs) {
+      if (!xattr_wanted(attribute.name, privileged_) || env_.set_xattr(fd, attribute.name, attribute.value) != 0) {
+        ++report.xattrs_not_restored;
+      }
+    }
+    std::uint32_t mode = version.mode & 07777;
+    if (!owner_restored && (mode & 06000) != 0) {
+      mode &= ~std::uint32_t{06000};
+      ++report.setid_bits_dropped;
+    }
+    int rc = env_.set_mode(fd, mode);
+    if (rc == 0) {
+      rc = env_.set_times(fd, version.mtime_ns);
+    }
+    if (rc != 0) {
+      throw ItemError{failure("cannot set mode and time", rc)};
     }
   }
 
@@ -207,6 +259,13 @@ class Restorer {
       return n >= 0 && static_cast<std::size_t>(n) == version.link_target.size() &&
              target.compare(0, static_cast<std::size_t>(n), version.link_target) == 0;
     }
+    if (version.type == EntryType::fifo) {
+      return S_ISFIFO(existing.st_mode);
+    }
+    if (version.type == EntryType::char_device || version.type == EntryType::block_device) {
+      return (version.type == EntryType::char_device ? S_ISCHR(existing.st_mode) : S_ISBLK(existing.st_mode)) &&
+             static_cast<std::uint64_t>(existing.st_rdev) == version.meta.rdev;
+    }
     if (!S_ISREG(existing.st_mode) || static_cast<std::uint64_t>(existing.st_size) != version.size) {
       return false;
     }
@@ -219,6 +278,10 @@ class Restorer {
     if (const int rc = env_.symlink_at(version.link_target.c_str(), directory, temporary.c_str()); rc != 0) {
       throw ItemError{failure("cannot create symbolic link", rc)};
     }
+    if (privileged_ && version.meta.recorded) {
+      const RestoredOwner owner = owner_to_restore(version.meta, names_);
+      env_.set_owner_at(directory, temporary.c_str(), owner.uid, owner.gid);  // best effort, as times
+    }
     env_.set_times_at(directory, temporary.c_str(), version.mtime_ns);  // best effort
     if (const int rc = env_.rename_at(directory, temporary.c_str(), name.c_str()); rc != 0) {
       env_.unlink_at(directory, temporary.c_str());
@@ -226,8 +289,89 @@ class Restorer {
     }
   }
 
+  /// Makes `name` in `directory` another name of the file restored at `first`, through a
+  /// temporary name, after checking that the first name is still a regular file of the recorded
+  /// size. False when that fails or the filesystem refuses (another device, no hard links, too
+  /// many): the caller writes the file instead.
+  bool link_to(const RestoreItem& first, int directory, const std::string& name) {
+    if (link_sources_ == nullptr) {
+      return false;
+    }
+    const std::size_t slash = first.relative.rfind('/');
+    const std::string first_parent = slash == std::string::npos ? "" : first.relative.substr(0, slash);
+    const std::string first_name = slash == std::string::npos ? first.relative : first.relative.substr(slash + 1);
+    int first_directory = -1;
+    try {
+      first_directory = link_sources_->open_directory(first_parent, false);
+    } catch (const ItemError&) {
+      return false;
+    }
+    struct stat source {};
+    if (env_.stat_at(first_directory, first_name.c_str(), source) != 0 || !S_ISREG(source.st_mode) ||
+        static_cast<std::uint64_t>(source.st_size) != first.version.size) {
+      return false;
+    }
+    const std::string temporary = temporary_name();
+    if (env_.link_at(first_directory, first_name.c_str(), directory, temporary.c_str()) != 0) {
+      return false;
+    }
+    struct stat linked {};
+    if (env_.stat_at(directory, temporary.c_str(), linked) != 0 || linked.st_ino != source.st_ino ||
+        linked.st_dev != source.st_dev) {
+      env_.unlink_at(directory, temporary.c_str());
+      return false;
+    }
+    if (const int rc = env_.rename_at(directory, temporary.c_str(), name.c_str()); rc != 0) {
+      env_.unlink_at(directory, temporary.c_str());
+      throw ItemError{failure("cannot move into place", rc)};
+    }
+    return true;
+  }
+
+  /// A fifo, or a character or block device (root only), under a temporary name first like a file.
+  void write_node(const VersionRecord& version, int directory, const std::string& name, RestoreReport& report) {
+    const bool fifo = version.type == EntryType::fifo;
+    if (!fifo && !privileged_) {
+      throw ItemError{"device nodes are restored only by root (run the restore as root)"};
+    }
+    const unsigned type = fifo ? S_IFIFO : (version.type == EntryType::char_device ? S_IFCHR : S_IFBLK);
+    // A fifo's mode is set through its handle below; a device keeps what mknod gives it.
+    const unsigned mode = type | (fifo ? 0600U : (version.mode & 0777U));
+    const std::string temporary = temporary_name();
+    if (const int rc = env_.make_node_at(directory, temporary.c_str(), mode, fifo ? 0 : version.meta.rdev); rc != 0) {
+      throw ItemError{failure(fifo ? "cannot create fifo" : "cannot create device node", rc)};
+    }
+    try {
+      if (fifo) {
+        // Opening a fifo to read without blocking needs no writer; through the handle, nothing
+        // that replaced the name meanwhile can be changed.
+        EnvFd node(env_, env_.open_for_reading(directory, temporary.c_str()));
+        struct stat info {};
+        if (!node.valid() || env_.stat_fd(node.get(), info) != 0 || !S_ISFIFO(info.st_mode)) {
+          throw ItemError{failure("cannot open the new fifo", node.valid() ? -EEXIST : node.get())};
+        }
+        apply_metadata(node.get(), version, report);
+      } else {
+        // A device is never opened (that would talk to its driver): owner and time are set by
+        // name without following a link, and its mode is the recorded one less the umask.
+        const RestoredOwner owner = owner_to_restore(version.meta, names_);
+        if (const int rc = env_.set_owner_at(directory, temporary.c_str(), owner.uid, owner.gid); rc != 0) {
+          throw ItemError{failure("cannot set owner", rc)};
+        }
+        env_.set_times_at(directory, temporary.c_str(), version.mtime_ns);
+      }
+      if (const int rc = env_.rename_at(directory, temporary.c_str(), name.c_str()); rc != 0) {
+        throw ItemError{failure("cannot move into place", rc)};
+      }
+    } catch (...) {
+      env_.unlink_at(directory, temporary.c_str());
+      throw;
+    }
+  }
+
   /// Returns the bytes written.
-  std::uint64_t write_file(const VersionRecord& version, int directory, const std::string& name, bool replacing) {
+  std::uint64_t write_file(const VersionRecord& version, int directory, const std::string& name, bool replacing,
+                           RestoreReport& report) {
     const std::string temporary = temporary_name();
     EnvFd file(env_, env_.create_file_at(directory, temporary.c_str(), 0600));
     if (!file.valid()) {
@@ -243,6 +387,9 @@ class Restorer {
         throw ItemError{error.what()};
       }
       for (const ChunkLocation& chunk : chunks) {
+        if (options_.cancel != nullptr && options_.cancel->load()) {
+          throw StopRequested{};
+        }
         Bytes data;
         try {
           data = repository_.read_chunk(chunk.pack, chunk.entry);
@@ -259,7 +406,7 @@ class Restorer {
       if (written != version.size || hash.finish() != version.sha256) {
         throw ItemError{"does not match its recorded size and SHA-256 (damaged catalog or repository)"};
       }
-      set_mode_and_time(file.get(), version);
+      apply_metadata(file.get(), version, report);
       // Replacing a file: make the new content durable before the old one is gone.
       if (replacing) {
         if (const int rc = env_.sync(file.get()); rc != 0) {
@@ -278,20 +425,14 @@ class Restorer {
     }
   }
 
-  void set_mode_and_time(int fd, const VersionRecord& version) {
-    int rc = env_.set_mode(fd, version.mode & 07777);
-    if (rc == 0) {
-      rc = env_.set_times(fd, version.mtime_ns);
-    }
-    if (rc != 0) {
-      throw ItemError{failure("cannot set mode and time", rc)};
-    }
-  }
-
   Env& env_;
   const Catalog& catalog_;
   const Repository& repository_;
   const RestoreOptions& options_;
+  const bool privileged_ = options_.privileged;
+  const std::uint32_t effective_uid_ = ::geteuid();
+  OwnerNames& names_ = system_owner_names();
+  Restorer* link_sources_ = nullptr;
   int root_;
   bool root_existed_;
   EnvFd cached_;
@@ -358,12 +499,30 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
   // symlinks on one worker per core, each with its own directory cache.
   std::vector<const RestoreItem*> directories;
   std::vector<const RestoreItem*> leaves;
+  // Hard links: the later names of an inode recorded with several links (same device, inode and
+  // content) are linked to its first name once the workers have restored it.
+  std::vector<std::pair<const RestoreItem*, const RestoreItem*>> links;  // later name, first name
+  std::map<std::tuple<std::uint64_t, std::uint64_t, Digest>, const RestoreItem*> first_names;
   for (const RestoreItem* item : ordered) {
-    (item->version.type == EntryType::directory ? directories : leaves).push_back(item);
+    const VersionRecord& version = item->version;
+    if (version.type == EntryType::directory) {
+      directories.push_back(item);
+      continue;
+    }
+    if (version.type == EntryType::file && version.meta.recorded && version.meta.links > 1 && !options.dry_run) {
+      const auto [first, inserted] = first_names.emplace(std::make_tuple(version.meta.device, version.inode, version.sha256), item);
+      if (!inserted) {
+        links.emplace_back(item, first->second);
+        continue;
+      }
+    }
+    leaves.push_back(item);
   }
+  std::set<const RestoreItem*> restored_first_names;  // guarded by `mutex`
   std::mutex mutex;  // serializes on_item and the merge of per-worker reports
   std::atomic<bool> cancelled{false};
-  const auto process = [&](Restorer& restorer, const RestoreItem& item, RestoreReport& counts) {
+  const auto process = [&](Restorer& restorer, const RestoreItem& item, RestoreReport& counts,
+                           const RestoreItem* same_inode = nullptr) {
     if (options.cancel != nullptr && options.cancel->load()) {
       cancelled = true;
       return false;
@@ -371,7 +530,10 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
     RestoreAction action = RestoreAction::failed;
     std::string note;
     try {
-      action = restorer.restore_item(item, counts);
+      action = restorer.restore_item(item, counts, same_inode);
+    } catch (const StopRequested&) {
+      cancelled = true;
+      return false;
     } catch (const ItemError& error) {
       note = error.reason;
     } catch (const Error& error) {
@@ -380,8 +542,11 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
     if (action == RestoreAction::failed) {
       counts.problems.push_back({item.relative, item.version.path, item.version.number, note});
     }
+    std::lock_guard lock(mutex);
+    if (action == RestoreAction::restored) {
+      restored_first_names.insert(&item);
+    }
     if (options.on_item) {
-      std::lock_guard lock(mutex);
       options.on_item(action, item, note);
     }
     return true;
@@ -409,13 +574,29 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
       std::lock_guard lock(mutex);
       report.files += counts.files;
       report.symlinks += counts.symlinks;
+      report.special += counts.special;
       report.identical += counts.identical;
       report.bytes += counts.bytes;
+      report.hard_links += counts.hard_links;
+      report.owners_not_restored += counts.owners_not_restored;
+      report.setid_bits_dropped += counts.setid_bits_dropped;
+      report.xattrs_not_restored += counts.xattrs_not_restored;
       report.problems.insert(report.problems.end(), counts.problems.begin(), counts.problems.end());
     });
   }
   for (std::thread& thread : threads) {
     thread.join();
+  }
+  if (!links.empty() && !cancelled) {
+    Restorer linker(env, catalog, repository, options, root.get(), root_existed);
+    Restorer sources(env, catalog, repository, options, root.get(), root_existed);
+    linker.set_link_sources(sources);
+    for (const auto& [item, first] : links) {
+      const bool first_restored = restored_first_names.count(first) != 0;
+      if (!process(linker, *item, report, first_restored ? first : nullptr)) {
+        break;
+      }
+    }
   }
   std::sort(report.problems.begin(), report.problems.end(),
             [](const RestoreProblem& a, const RestoreProblem& b) { return a.target < b.target; });
@@ -432,8 +613,11 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
     const auto root_item = std::find_if(plan.items.begin(), plan.items.end(),
                                         [](const RestoreItem& item) { return item.relative.empty(); });
     if (!root_existed && root_item != plan.items.end() && root_item->version.type == EntryType::directory) {
-      env.set_mode(root.get(), root_item->version.mode & 07777);  // best effort, as for any directory
-      env.set_times(root.get(), root_item->version.mtime_ns);
+      try {
+        restorer.apply_metadata(root.get(), root_item->version, report);
+      } catch (const ItemError&) {
+        // Best effort, as for any directory.
+      }
     }
     // Every file went to a temporary name and was renamed into place; one syncfs makes all of it
     // durable before success is reported (an fsync per file would cost a disk flush per file).
@@ -443,7 +627,6 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
   }
   return report;
 }
-
 
 void to_json(nlohmann::ordered_json& json, const RestoreReport& report) {
   nlohmann::ordered_json problems = nlohmann::ordered_json::array();
@@ -458,8 +641,14 @@ void to_json(nlohmann::ordered_json& json, const RestoreReport& report) {
       {"files", report.files},
       {"directories", report.directories},
       {"symlinks", report.symlinks},
+      {"special", report.special},
+      {"hard_links", report.hard_links},
       {"identical", report.identical},
       {"bytes", report.bytes},
+      {"not_restored",
+       {{"owners", report.owners_not_restored},
+        {"setid_bits", report.setid_bits_dropped},
+        {"xattrs", report.xattrs_not_restored}}},
       {"problems", std::move(problems)},
   };
 }

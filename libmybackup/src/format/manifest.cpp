@@ -9,8 +9,19 @@ namespace mybackup {
 
 namespace {
 constexpr std::string_view kMagic = "MBKM";
-constexpr std::uint8_t kVersion = 2;
-constexpr std::uint8_t kOldestReadableVersion = 1;  // no removed / deleted_packs sections
+constexpr std::uint8_t kVersion = 3;
+constexpr std::uint8_t kOldestReadableVersion = 1;  // 1: no removed / deleted_packs sections; 2: no metadata
+constexpr std::uint8_t kEntryTypeLimit = static_cast<std::uint8_t>(EntryType::block_device);
+
+std::uint32_t read_u32(binary::Reader& reader) {
+  const std::uint64_t value = reader.varint();
+  if (value > UINT32_MAX) {
+    reader.fail();
+  }
+  return static_cast<std::uint32_t>(value);
+}
+
+bool is_device(EntryType type) { return type == EntryType::char_device || type == EntryType::block_device; }
 
 template <std::size_t N>
 void read_digest(binary::Reader& reader, std::array<std::uint8_t, N>& out) {
@@ -56,6 +67,26 @@ Bytes encode_manifest(const Manifest& manifest) {
     w.svarint(version.mtime_ns);
     w.varint(version.size);
     w.varint(version.inode);
+    if (version.type != EntryType::deleted) {
+      // A flag, so a version whose metadata was never read (one carried over from an older
+      // format) can never come back as "owned by uid 0".
+      const FileMetadata& meta = version.meta;
+      w.u8(meta.recorded ? 1 : 0);
+    }
+    if (version.type != EntryType::deleted && version.meta.recorded) {
+      const FileMetadata& meta = version.meta;
+      w.varint(meta.uid);
+      w.varint(meta.gid);
+      w.string(meta.owner);
+      w.string(meta.group);
+      w.svarint(meta.ctime_ns);
+      w.varint(meta.device);
+      w.varint(meta.links);
+      if (is_device(version.type)) {
+        w.varint(meta.rdev);
+      }
+      w.string(encode_xattrs(meta.xattrs));
+    }
     if (version.type == EntryType::file) {
       w.raw(version.sha256);
     }
@@ -123,7 +154,7 @@ Manifest decode_manifest(ByteView data) {
   for (ManifestVersion& version : manifest.versions) {
     version.path = r.string();
     const std::uint8_t type = r.u8();
-    if (type < 1 || type > 4) {
+    if (type < 1 || type > (format >= 3 ? kEntryTypeLimit : 4)) {
       r.fail();
     }
     version.type = static_cast<EntryType>(type);
@@ -132,6 +163,25 @@ Manifest decode_manifest(ByteView data) {
     version.mtime_ns = r.svarint();
     version.size = r.varint();
     version.inode = r.varint();
+    const std::uint8_t recorded = (format >= 3 && version.type != EntryType::deleted) ? r.u8() : 0;
+    if (recorded > 1) {
+      r.fail();
+    }
+    if (recorded == 1) {
+      FileMetadata& meta = version.meta;
+      meta.recorded = true;
+      meta.uid = read_u32(r);
+      meta.gid = read_u32(r);
+      meta.owner = r.string();
+      meta.group = r.string();
+      meta.ctime_ns = r.svarint();
+      meta.device = r.varint();
+      meta.links = read_u32(r);
+      if (is_device(version.type)) {
+        meta.rdev = r.varint();
+      }
+      meta.xattrs = decode_xattrs(r.string());
+    }
     if (version.type == EntryType::file) {
       read_digest(r, version.sha256);
     }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <limits>
+#include <unordered_set>
 
 #include "mybackup/util/clock.hpp"
 #include "mybackup/format/compress.hpp"
@@ -383,9 +384,33 @@ void Repository::put_manifest_object(const std::string& key, ByteView object) {
   backend_->put(key, object, Overwrite::no);
 }
 
-std::uint64_t Repository::next_manifest_seq() const {
+std::uint64_t Repository::next_manifest_seq(std::uint64_t known) const {
   const std::vector<std::string> keys = manifest_keys();
-  return keys.empty() ? 1 : *object_names::parse_manifest(keys.back()) + 1;
+  std::uint64_t highest = known;
+  for (auto key = keys.rbegin(); key != keys.rend(); ++key) {
+    const std::uint64_t seq = object_names::parse_manifest(*key).value_or(0);
+    if (seq <= highest) {
+      break;  // keys come in sequence order
+    }
+    try {
+      read_manifest_object(*key);
+      highest = seq;
+    } catch (const Error& error) {
+      if (!is_damage(error.kind())) {
+        throw;
+      }
+    }
+  }
+  // Past the numbers that junk holds right above, so no two files share a number.
+  std::unordered_set<std::uint64_t> taken;
+  for (const std::string& key : keys) {
+    taken.insert(object_names::parse_manifest(key).value_or(0));
+  }
+  std::uint64_t next = highest + 1;
+  while (taken.count(next) != 0) {
+    ++next;
+  }
+  return next;
 }
 
 }  // namespace mybackup

@@ -368,7 +368,9 @@ SyncReport Session::sync_to_secondary(Repository& primary, std::vector<std::stri
   const std::unique_ptr<Repository> secondary = Repository::open_copy(open_backend(secondary_destination), primary);
   const std::unique_ptr<RepositoryLock> secondary_lock = secondary->lock("sync");
   const SyncReport report = sync_repository(primary, *secondary, catalog_.pack_names(), cancel_);
-  catalog_.remember_highest_seq(secondary->location(), highest_seq(secondary->manifest_keys()));
+  // Only numbers the catalog holds: sync copies authenticated manifests, a planted name is not one.
+  catalog_.remember_highest_seq(secondary->location(),
+                                std::min(highest_seq(secondary->manifest_keys()), catalog_.last_seq()));
   record(SessionEvents::Level::info,
          fmt::format("sync: done: {} packs ({} B), {} manifests, {} keys copied, {} keys removed, {} packs deleted; "
                      "{} damaged on the primary, {} kept only on the secondary",

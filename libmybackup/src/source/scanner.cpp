@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <utility>
 
 namespace mybackup {
@@ -24,28 +25,21 @@ namespace {
 // path instead), so a pathologically deep tree cannot exhaust the process's file descriptors.
 constexpr int kMaxHeldDirectoryFds = 128;
 
-std::int64_t mtime_ns_of(const struct stat& st) {
-  constexpr std::int64_t kNsPerSecond = 1'000'000'000;
-  const std::int64_t seconds = st.st_mtim.tv_sec;
-  // Saturate instead of overflowing for timestamps hundreds of years away from 1970.
-  if (seconds > std::numeric_limits<std::int64_t>::max() / kNsPerSecond - 1) {
-    return std::numeric_limits<std::int64_t>::max();
-  }
-  if (seconds < std::numeric_limits<std::int64_t>::min() / kNsPerSecond + 1) {
-    return std::numeric_limits<std::int64_t>::min();
-  }
-  return seconds * kNsPerSecond + st.st_mtim.tv_nsec;
-}
-
 ScanEntry make_entry(const std::string& path, EntryType type, const struct stat& st) {
   ScanEntry entry;
   entry.path = path;
   entry.type = type;
   entry.mode = static_cast<std::uint32_t>(st.st_mode & 07777);
   entry.size = type == EntryType::file ? static_cast<std::uint64_t>(st.st_size) : 0;
-  entry.mtime_ns = mtime_ns_of(st);
+  entry.mtime_ns = time_ns(st.st_mtim);
   entry.inode = static_cast<std::uint64_t>(st.st_ino);
-  entry.device = static_cast<std::uint64_t>(st.st_dev);
+  const FileMetadata meta = stat_metadata(st, type == EntryType::char_device || type == EntryType::block_device);
+  entry.device = meta.device;
+  entry.uid = meta.uid;
+  entry.gid = meta.gid;
+  entry.ctime_ns = meta.ctime_ns;
+  entry.links = meta.links;
+  entry.rdev = meta.rdev;
   return entry;
 }
 
@@ -67,20 +61,28 @@ int read_link(Env& env, int dir_fd, const char* name, std::size_t size_hint, std
   }
 }
 
-const char* special_file_kind(mode_t mode) {
+/// The type a fifo or a device node is recorded as; nullopt for what is never recorded.
+std::optional<EntryType> special_type(mode_t mode) {
   if (S_ISFIFO(mode)) {
-    return "fifo";
-  }
-  if (S_ISSOCK(mode)) {
-    return "socket";
+    return EntryType::fifo;
   }
   if (S_ISCHR(mode)) {
-    return "character device";
+    return EntryType::char_device;
   }
   if (S_ISBLK(mode)) {
-    return "block device";
+    return EntryType::block_device;
   }
-  return "unknown file type";
+  return std::nullopt;
+}
+
+/// Records a fifo or device node; a socket is skipped silently (it is recreated by the program
+/// that listens on it, never restored); anything else is a problem.
+void add_special(const std::string& path, const struct stat& st, ScanResult& result) {
+  if (const std::optional<EntryType> type = special_type(st.st_mode)) {
+    result.entries.push_back(make_entry(path, *type, st));
+  } else if (!S_ISSOCK(st.st_mode)) {
+    result.problems.push_back(ScanProblem{path, "skipped: unknown file type"});
+  }
 }
 
 std::string with_reason(const char* what, int errnum) {
@@ -97,12 +99,12 @@ class Walker {
     const int fd = dir.get();
     const std::size_t abs_length = abs_path.size();
     const std::size_t rel_length = rel_path.size();
-    std::vector<std::string> subdirectories;
+    std::vector<std::pair<std::string, std::size_t>> subdirectories;  // name, index of its entry
 
     const int listed = env_.list_directory(fd, [&](const char* name, unsigned char type) {
       append_component(abs_path, rel_path, name);
       if (visit(fd, name, type, abs_path, rel_path)) {
-        subdirectories.emplace_back(name);
+        subdirectories.emplace_back(name, result_.entries.size() - 1);
       }
       abs_path.resize(abs_length);
       rel_path.resize(rel_length);
@@ -115,11 +117,12 @@ class Walker {
     if (!hold_parent) {
       dir.reset();
     }
-    for (const std::string& name : subdirectories) {
+    for (const auto& [name, entry_index] : subdirectories) {
       append_component(abs_path, rel_path, name.c_str());
       const int child_fd = hold_parent ? env_.open_directory(fd, name.c_str(), FollowLinks::no)
                                        : env_.open_directory(AT_FDCWD, abs_path.c_str(), FollowLinks::no);
       if (child_fd >= 0) {
+        read_directory_xattrs(child_fd, result_.entries[entry_index]);
         walk(EnvFd(env_, child_fd), abs_path, rel_path, depth + 1);
       } else if (child_fd != -ENOENT) {
         // The directory stays listed (it exists), only its contents are missing.
@@ -127,6 +130,13 @@ class Walker {
       }
       abs_path.resize(abs_length);
       rel_path.resize(rel_length);
+    }
+  }
+
+  /// Fills a directory entry's extended attributes from its open handle.
+  void read_directory_xattrs(int fd, ScanEntry& entry) {
+    if (const int err = read_xattrs(fd, privileged_, entry.xattrs); err != 0) {
+      add_problem(entry.path, with_reason("extended attributes not recorded", err));
     }
   }
 
@@ -193,7 +203,7 @@ class Walker {
       result_.entries.push_back(std::move(entry));
       return false;
     }
-    add_problem(abs_path, std::string("skipped: ") + special_file_kind(st.st_mode));
+    add_special(abs_path, st, result_);
     return false;
   }
 
@@ -214,6 +224,7 @@ class Walker {
   }
 
   Env& env_;
+  const bool privileged_ = running_as_root();
   const ExcludeMatcher& excludes_;
   ScanResult& result_;
 };
@@ -240,6 +251,9 @@ std::string_view to_string(EntryType type) {
     case EntryType::directory: return "directory";
     case EntryType::symlink: return "symlink";
     case EntryType::deleted: return "deleted";
+    case EntryType::fifo: return "fifo";
+    case EntryType::char_device: return "character device";
+    case EntryType::block_device: return "block device";
   }
   return "?";
 }
@@ -389,9 +403,11 @@ ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes, En
     result.entries.push_back(make_entry(root_path, EntryType::directory, st));
     std::string abs_path = root_path;
     std::string rel_path;
-    Walker(env, excludes, result).walk(EnvFd(env, fd), abs_path, rel_path, 0);
+    Walker walker(env, excludes, result);
+    walker.read_directory_xattrs(fd, result.entries.back());
+    walker.walk(EnvFd(env, fd), abs_path, rel_path, 0);
   } else {
-    result.problems.push_back(ScanProblem{root_path, std::string("skipped: ") + special_file_kind(st.st_mode)});
+    add_special(root_path, st, result);
   }
 
   std::sort(result.entries.begin(), result.entries.end(),

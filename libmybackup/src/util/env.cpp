@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -55,11 +57,13 @@ class PosixEnv final : public Env {
 
   int open_for_reading(int dir_fd, const char* path) override {
     // O_NOATIME keeps a backup from touching access times; only the owner (or root) may use it.
-    const int fd = retrying([&] { return ::openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME); });
+    // O_NONBLOCK: a fifo put where a file was opens at once instead of waiting for a writer.
+    constexpr int kFlags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+    const int fd = retrying([&] { return ::openat(dir_fd, path, kFlags | O_NOATIME); });
     if (fd != -EPERM) {
       return fd;
     }
-    return retrying([&] { return ::openat(dir_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW); });
+    return retrying([&] { return ::openat(dir_fd, path, kFlags); });
   }
 
   int open_directory(int dir_fd, const char* path, FollowLinks follow) override {
@@ -143,6 +147,24 @@ class PosixEnv final : public Env {
   int set_times_at(int dir_fd, const char* name, std::int64_t mtime_ns) override {
     const timespec times[2] = {to_timespec(mtime_ns), to_timespec(mtime_ns)};
     return result_of(::utimensat(dir_fd, name, times, AT_SYMLINK_NOFOLLOW));
+  }
+
+  int set_owner(int fd, std::uint32_t uid, std::uint32_t gid) override { return result_of(::fchown(fd, uid, gid)); }
+
+  int set_owner_at(int dir_fd, const char* name, std::uint32_t uid, std::uint32_t gid) override {
+    return result_of(::fchownat(dir_fd, name, uid, gid, AT_SYMLINK_NOFOLLOW));
+  }
+
+  int make_node_at(int dir_fd, const char* name, unsigned mode, std::uint64_t device) override {
+    return result_of(::mknodat(dir_fd, name, static_cast<mode_t>(mode & (S_IFMT | 0777)), static_cast<dev_t>(device)));
+  }
+
+  int link_at(int from_dir, const char* from, int to_dir, const char* to) override {
+    return result_of(::linkat(from_dir, from, to_dir, to, 0));
+  }
+
+  int set_xattr(int fd, const std::string& name, const std::string& value) override {
+    return result_of(::fsetxattr(fd, name.c_str(), value.data(), value.size(), 0));
   }
 };
 

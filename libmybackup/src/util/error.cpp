@@ -25,6 +25,8 @@ std::string_view to_string(ErrorKind kind) {
   return "unknown";
 }
 
+bool is_damage(ErrorKind kind) { return kind == ErrorKind::corrupt || kind == ErrorKind::crypto; }
+
 bool is_access_failure(ErrorKind kind) {
   return kind == ErrorKind::io || kind == ErrorKind::denied || kind == ErrorKind::transient ||
          kind == ErrorKind::no_space;

@@ -233,6 +233,48 @@ TEST(Catalog, ReopeningKeepsData) {
   EXPECT_EQ(latest.at("/r/f1").number, 2u);
 }
 
+// A catalog from before file metadata (schema 1) is migrated when opened: what it holds stays,
+// its versions have no metadata (so the next backup records every path again, once), and new
+// versions keep theirs.
+TEST(Catalog, SchemaOneIsMigratedAndItsVersionsHaveNoMetadata) {
+  TempDir dir("catalog_test_");
+  const std::string path = dir / "backups.db";
+  {
+    Catalog catalog(path);
+    record_both(catalog);
+  }
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+  for (const char* column : {"uid", "gid", "owner", "grp", "ctime_ns", "device", "links", "rdev", "xattrs"}) {
+    ASSERT_EQ(sqlite3_exec(raw, (std::string("ALTER TABLE versions DROP COLUMN ") + column).c_str(), nullptr, nullptr,
+                           nullptr),
+              SQLITE_OK)
+        << column;
+  }
+  ASSERT_EQ(sqlite3_exec(raw, "PRAGMA user_version=1", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(raw);
+
+  Catalog migrated(path);
+  EXPECT_EQ(migrated.last_seq(), 2u);
+  const auto latest = migrated.latest_under("/r");
+  ASSERT_EQ(latest.count("/r/f1"), 1u);
+  EXPECT_FALSE(latest.at("/r/f1").meta_recorded);
+  ASSERT_FALSE(migrated.versions_of("/r/f1").empty());
+  EXPECT_FALSE(migrated.versions_of("/r/f1").back().meta.recorded);
+
+  Manifest third = manifest_with_seq(3);
+  ManifestVersion version = file_version("/r/f1", 3, 10, {chunk(1)});
+  version.meta.recorded = true;
+  version.meta.uid = 1000;
+  version.meta.owner = "alice";
+  version.meta.xattrs = {{"user.a", "1"}, {"user.b", std::string("\0\xff", 2)}};
+  third.versions = {version};
+  migrated.record_run(third, "snapshots/3", RunStats{});
+  const VersionRecord recorded = migrated.versions_of("/r/f1").back();
+  EXPECT_EQ(recorded.meta, version.meta);
+  EXPECT_TRUE(migrated.latest_under("/r").at("/r/f1").meta_recorded);
+}
+
 TEST(Catalog, SqliteFailuresBecomeTypedErrorsNamingTheCatalog) {
   TempDir dir("catalog_test_");
   const std::string path = dir / "backups.db";

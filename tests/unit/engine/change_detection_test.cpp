@@ -61,6 +61,10 @@ LatestVersion recorded(const ScanEntry& entry, std::uint32_t number = 1) {
   version.mode = entry.mode;
   version.inode = entry.inode;
   version.link_target = entry.link_target;
+  version.meta_recorded = true;
+  version.uid = entry.uid;
+  version.gid = entry.gid;
+  version.ctime_ns = entry.ctime_ns;
   return version;
 }
 
@@ -168,6 +172,27 @@ TEST(PlanChanges, AFileChangesWithItsMtimeSizeInodeOrMode) {
     EXPECT_EQ(planned.stats.files_unchanged, 0U) << what;
     EXPECT_TRUE(planned.calls.empty()) << what;  // reported once read
   }
+}
+
+TEST(PlanChanges, AnOwnerGroupOrCtimeChangeOrMetadataNeverRecordedIsAChange) {
+  const ScanEntry before = file_entry("/r/a");
+  ScanEntry owner = before;
+  owner.uid = 1001;
+  ScanEntry group = before;
+  group.gid = 1001;
+  ScanEntry ctime = before;
+  ctime.ctime_ns = 5;  // a chmod, a new link or a new extended attribute
+  for (const ScanEntry& after : {owner, group, ctime}) {
+    const Planned planned = plan({after}, {{"/r/a", recorded(before, 3)}});
+    ASSERT_EQ(planned.plan.reads.size(), 1U);
+    EXPECT_EQ(planned.plan.reads[0].action, FileAction::changed);
+  }
+  // A version from a manifest older than format 3: recorded again, once, with its metadata.
+  LatestVersion old_format = recorded(before, 3);
+  old_format.meta_recorded = false;
+  const Planned planned = plan({before}, {{"/r/a", old_format}});
+  ASSERT_EQ(planned.plan.reads.size(), 1U);
+  EXPECT_EQ(planned.plan.reads[0].action, FileAction::changed);
 }
 
 TEST(PlanChanges, ADirectoryChangesWithItsMtimeOrModeOnly) {

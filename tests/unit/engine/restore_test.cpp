@@ -16,6 +16,8 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -797,6 +799,110 @@ TEST_F(RestoreDamaged, WrongRecordedHashLeavesNothing) {
   EXPECT_EQ(report.bytes, 0u);
 }
 
+// ---- metadata: owner, setuid, extended attributes, fifos and devices
+
+struct stat lstat_of(const std::string& path) {
+  struct stat info {};
+  EXPECT_EQ(::lstat(path.c_str(), &info), 0) << path;
+  return info;
+}
+
+std::string xattr_of(const std::string& path, const std::string& name) {
+  std::string value(256, '\0');
+  const ssize_t length = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+  return length < 0 ? "<none>" : value.substr(0, static_cast<std::size_t>(length));
+}
+
+// Issue 11 item 10: a user's setuid file came back setuid-root. Root restores the owner (so the
+// bit is the user's again); a restore without that right drops setuid and setgid instead.
+TEST_F(Restore, SetuidComesBackWithItsOwnerOrNotAtAll) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "giving a file to another user needs root";
+  }
+  write_file(src("tool"), "#!/bin/sh\n", 0755);
+  ASSERT_EQ(::chown(src("tool").c_str(), 65534, 65534), 0);
+  ASSERT_EQ(::chmod(src("tool").c_str(), 04755), 0);
+  ASSERT_EQ(::setxattr(src("tool").c_str(), "user.note", "kept", 4, 0), 0);
+  ASSERT_EQ(::setxattr(src("tool").c_str(), "trusted.mark", "root", 4, 0), 0);
+  backup();
+
+  const RestoreReport as_root = restore(*catalog_, *repo_, only(plan_latest(out_), {"tool"}), RestoreOptions{});
+  ASSERT_TRUE(as_root.problems.empty()) << describe(as_root);
+  const struct stat restored = lstat_of(out("tool"));
+  EXPECT_EQ(restored.st_uid, 65534U);
+  EXPECT_EQ(restored.st_gid, 65534U);
+  EXPECT_EQ(restored.st_mode & 07777, 04755U);
+  EXPECT_EQ(xattr_of(out("tool"), "user.note"), "kept");
+  EXPECT_EQ(xattr_of(out("tool"), "trusted.mark"), "root");
+  EXPECT_EQ(as_root.setid_bits_dropped + as_root.owners_not_restored + as_root.xattrs_not_restored, 0U);
+
+  const std::string other = out_ + "-unprivileged";
+  RestoreOptions unprivileged;
+  unprivileged.privileged = false;
+  const RestoreReport report = restore(*catalog_, *repo_, only(plan_latest(other), {"tool"}), unprivileged);
+  ASSERT_TRUE(report.problems.empty()) << describe(report);
+  const struct stat mine = lstat_of(other + "/tool");
+  EXPECT_EQ(mine.st_uid, 0U);
+  EXPECT_EQ(mine.st_mode & 07777, 0755U) << "setuid must not come back for the restoring user";
+  EXPECT_EQ(report.setid_bits_dropped, 1U);
+  EXPECT_EQ(report.owners_not_restored, 1U);
+  EXPECT_EQ(report.xattrs_not_restored, 1U) << "trusted.* is root's";
+  EXPECT_EQ(xattr_of(other + "/tool", "user.note"), "kept");
+}
+
+TEST_F(Restore, FifosRoundTripAndDevicesNeedRoot) {
+  ASSERT_EQ(::mkfifo(src("pipe").c_str(), 0640), 0);
+  const bool root = ::geteuid() == 0;
+  if (root) {
+    ASSERT_EQ(::mknod(src("null").c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
+  }
+  backup();
+  const RestoreReport report = restore(*catalog_, *repo_, plan_latest(out_), RestoreOptions{});
+  ASSERT_TRUE(report.problems.empty()) << describe(report);
+  EXPECT_TRUE(S_ISFIFO(lstat_of(out("pipe")).st_mode));
+  EXPECT_EQ(lstat_of(out("pipe")).st_mode & 07777, 0640U);
+  if (root) {
+    const struct stat device = lstat_of(out("null"));
+    EXPECT_TRUE(S_ISCHR(device.st_mode));
+    EXPECT_EQ(device.st_rdev, makedev(1, 3));
+    EXPECT_EQ(report.special, 2U);
+    // Without root's right, a device is a per-item problem, never a failure of the rest.
+    RestoreOptions unprivileged;
+    unprivileged.privileged = false;
+    const RestoreReport other = restore(*catalog_, *repo_, plan_latest(out_ + "-2"), unprivileged);
+    ASSERT_EQ(other.problems.size(), 1U) << describe(other);
+    EXPECT_EQ(other.problems[0].target, "null");
+    EXPECT_TRUE(S_ISFIFO(lstat_of(out_ + "-2/pipe").st_mode));
+  }
+  // Restoring again finds them identical.
+  const RestoreReport again = restore(*catalog_, *repo_, plan_latest(out_), RestoreOptions{});
+  EXPECT_TRUE(again.problems.empty()) << describe(again);
+  EXPECT_EQ(again.special, 0U);
+}
+
+TEST_F(Restore, HardLinksComeBackAsLinks) {
+  write_random(src("photo.jpg"), kMultiChunkSize, 31);
+  make_dir(src("album"));
+  ASSERT_EQ(::link(src("photo.jpg").c_str(), src("album/photo.jpg").c_str()), 0);
+  write_random(src("other.jpg"), 1000, 32);  // one link only: an ordinary file
+  backup();
+
+  const RestoreReport report = restore(*catalog_, *repo_, plan_latest(out_), RestoreOptions{});
+  ASSERT_TRUE(report.problems.empty()) << describe(report);
+  EXPECT_EQ(report.hard_links, 1U);
+  EXPECT_EQ(inode_of(out("photo.jpg")), inode_of(out("album/photo.jpg")));
+  EXPECT_EQ(lstat_of(out("photo.jpg")).st_nlink, 2U);
+  EXPECT_TRUE(testing::to_bytes(testing::read_text_file(out("album/photo.jpg"))) == testing::random_data(kMultiChunkSize, 31));
+  EXPECT_EQ(lstat_of(out("other.jpg")).st_nlink, 1U);
+
+  // Only the second name asked for: it is written as a file of its own.
+  const std::string alone = out_ + "-alone";
+  const RestoreReport single = restore(*catalog_, *repo_, only(plan_latest(alone), {"album/photo.jpg"}), RestoreOptions{});
+  ASSERT_TRUE(single.problems.empty()) << describe(single);
+  EXPECT_EQ(single.hard_links, 0U);
+  EXPECT_TRUE(testing::to_bytes(testing::read_text_file(alone + "/album/photo.jpg")) == testing::random_data(kMultiChunkSize, 31));
+}
+
 // ---- faults of the target filesystem (through a FaultEnv)
 
 TEST_F(Restore, NoSpaceFailsTheFileCleanly) {
@@ -1018,6 +1124,36 @@ TEST_F(RestoreDryRun, CancelledMidwayKeepsCompleteFilesOnly) {
   EXPECT_TRUE(restore_temporaries(out_).empty());
 }
 
+
+// Ctrl-C during one large file stops between two of its chunks, not after the whole file (a
+// multi-gigabyte file kept a restore running long after the signal): the partial file is removed.
+TEST_F(Restore, CancelledInTheMiddleOfAFileStopsBeforeItsNextChunk) {
+  write_random(src("big.bin"), kBigSize, 21);  // a dozen chunks
+  backup();
+  class CancelOnFirstWrite final : public EnvWrapper {
+   public:
+    CancelOnFirstWrite(Env& target, std::atomic<bool>& cancel) : EnvWrapper(target), cancel_(cancel) {}
+    std::int64_t write(int fd, const void* data, std::size_t size) override {
+      ++writes;
+      cancel_ = true;
+      return EnvWrapper::write(fd, data, size);
+    }
+    std::atomic<int> writes{0};
+
+   private:
+    std::atomic<bool>& cancel_;
+  };
+  std::atomic<bool> cancel{false};
+  CancelOnFirstWrite env(Env::default_env(), cancel);
+  RestoreOptions options;
+  options.cancel = &cancel;
+  options.env = &env;
+  EXPECT_EQ(testing::error_kind([&] { restore(*catalog_, *repo_, only(plan_latest(out_), {"big.bin"}), options); }),
+            ErrorKind::interrupted);
+  EXPECT_EQ(env.writes.load(), 1) << "one chunk written, then the cancel seen";
+  EXPECT_FALSE(exists_no_follow(out("big.bin")));
+  EXPECT_TRUE(restore_temporaries(out_).empty());
+}
 
 TEST(RestoreReportJson, ProblemTargetsAreAbsoluteBelowTheRoot) {
   RestoreReport report;

@@ -84,6 +84,26 @@ constexpr const char* kPackTrailer =
     "000000";
 constexpr const char* kPackName = "d4c4ae85191c3f402d54533821503a6375dc56b1ee2bc17577d44f992272d855";
 constexpr const char* kManifestPlain = 
+    "4d424b4d030102103031323334353637383961626364656606766563746f7280"
+    "809cbdabbf8fe93180e4b38dbebf8fe93101022f6401d4c4ae85191c3f402d54"
+    "533821503a6375dc56b1ee2bc17577d44f992272d855f10102cd5f847152752f"
+    "8de196c3cf1c95c5fa4b065a151254c2efc725bb14e518c630003c1b00b2adeb"
+    "3a362cee643f5e1d9cbe1854b6656f7a69e5447f3516e3759c12c52e2c3c3240"
+    "0105022f640202ed0380f0bcfce0be8fe931000201e807e80705616c69636505"
+    "616c69636580f0bcfce0be8fe93181100200042f642f610101a403aa94bcb197"
+    "be8fe9311b0b01e807e80705616c69636505616c696365aa94bcb197be8fe931"
+    "8110010a0106757365722e6b0176ba1cc93d6f243a9b61e8a46188d4f0fb75b1"
+    "cb103c64d547be37eb84071e3b0801cd5f847152752f8de196c3cf1c95c5fa4b"
+    "065a151254c2efc725bb14e518c630042f642f6201018003aa94bcb197be8fe9"
+    "31400c01e807e80705616c69636505616c696365aa94bcb197be8fe931811001"
+    "00ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668"
+    "eb01b2adeb3a362cee643f5e1d9cbe1854b6656f7a69e5447f3516e3759c12c5"
+    "2e2c042f642f6c0301ff0380d0fefacbbd8fe931010d01e807e80705616c6963"
+    "6505616c69636580d0fefacbbd8fe931811001000161042f642f780402000000"
+    "00000000";
+
+// The same manifest in format version 2 (no metadata), as mybackup wrote it before version 3.
+constexpr const char* kManifestPlainVersion2 = 
     "4d424b4d020102103031323334353637383961626364656606766563746f7280"
     "809cbdabbf8fe93180e4b38dbebf8fe93101022f6401d4c4ae85191c3f402d54"
     "533821503a6375dc56b1ee2bc17577d44f992272d855f10102cd5f847152752f"
@@ -98,30 +118,32 @@ constexpr const char* kManifestPlain =
     "642f6c0301ff0380d0fefacbbd8fe931010d0161042f642f7804020000000000"
     "0000";
 constexpr const char* kManifestFrame = 
-    "28b52ffd608200ed090044124d424b4d02010210303132333435363738396162"
+    "28b52ffd600401650b0024144d424b4d03010210303132333435363738396162"
     "6364656606766563746f7280809cbdabbf8fe93180e4b38dbe01022f6401d4c4"
     "ae85191c3f402d54533821503a6375dc56b1ee2bc17577d44f992272d855f101"
     "02cd5f847152752f8de196c3cf1c95c5fa4b065a151254c2efc725bb14e518c6"
     "30003c1b00b2adeb3a362cee643f5e1d9cbe1854b6656f7a69e5447f3516e375"
-    "9c12c52e2c3c32400105022f640202ed0380f0bcfce0be8fe9310002042f642f"
-    "610101a403aa94bcb1971b0bba1cc93d6f243a9b61e8a46188d4f0fb75b1cb10"
-    "3c64d547be37eb84071e3b080162010180400cffe054fe7ae0cb6dc65c3af9b6"
-    "1d5209f439851db43d0ba5997337df154668eb016c0301ff0380d0fefacbbd8f"
-    "e931010d0161780402000000000000000800724640604734f80110162cd8c4e0"
-    "8bdc6459aea50c";
+    "9c12c52e2c3c32400105022f640202ed0380f0bcfce0be8fe931000201e807e8"
+    "0705616c69636581100200042f642f610101a403aa94bcb1971b0b8110010a01"
+    "06757365722e6b0176ba1cc93d6f243a9b61e8a46188d4f0fb75b1cb103c64d5"
+    "47be37eb84071e3b080162010180400c00ffe054fe7ae0cb6dc65c3af9b61d52"
+    "09f439851db43d0ba5997337df154668eb016c0301ff0380d0fefacbbd8fe931"
+    "010d0161780402000000000000001000570582103f0b0066ed60815016fec0c5"
+    "000430163c6b7001cd82c1aa62f1535b47cac8322865";
 constexpr const char* kManifestObject = 
-    "820100004d424b3101d0d1d2d3d4d5d6d7d8d9dadb12c7388ee47978cb2cbd11"
-    "af32f3d16332a864a34ff05e7390ed451a3872fcf2f397de39f4741b84f5a8c9"
+    "040200004d424b3101d0d1d2d3d4d5d6d7d8d9dadb12c7388ee4ff79432ebd71"
+    "a932f3d16333a864a34ff05e7390ed451a3872fcf2f397de39f4741b84f5a8c9"
     "dc656175f14206e206891847b0e49a51ef4c5f0d9448ed5bcb90c96fc41bbe3f"
     "b2da63dc152735074f9a63cc0fe7c2577f09854e238432a7544b5e2fdd71c61c"
     "44c477eaf03a6463b48c421f7c17bdf3a492c39f8792700a1fd50c9537eb9054"
     "76e7f771598968143e300a197ca10ed1e29a455fc8c2955c8be085271ee4bd10"
-    "e3600182c7f905c257c864abd526391dacaae8c90bcfe5eda24856a5b3bb9693"
-    "9889091284d41c32e9590703af5dd208eeb26449185426bf40e5fe205267e611"
-    "ab1cffbe2c74ccacb8180d3b64ce2ee33bd9deebcc9e852b961fcbeb0ac54dd2"
-    "4487aeeb37636e68863a1366d4c25e724c15e988a613778c63e74e7a1019ec0d"
-    "54c9e1aac34f55d9cbb469f2e0475062721bd825785c5b2fbd1c901e22208c94"
-    "4cfc7749a7d9907f67d74e7a";
+    "e3600182c7f905c257c864abd526391dacaf2faacca9e18d6a229f548e1a0388"
+    "971c71f4d8ba39ac71927b1b7f421df394d7d488096e37196229e7a0d7164236"
+    "6a20f29b176fed48e399d111eed5903f3695d876afc4691589a249e885f04715"
+    "dcf519742e25f963d3a86a87e0ac18fe881694287bf3b2b4ebfb9b3f1fbe757e"
+    "6316f4ecabac54c78ef5f6b6546faf88af8a8f08a9d68a4a85ca31100fd8bca5"
+    "d691fa66c362493afa0d8211fdfe1681a5c9b8be6b4aa78f5ed25bc2dace23f6"
+    "03b730d956644b130bc6fa5022dd5ff1e5ed1701f43dc78f4d23e0";
 
 // ---- the chunker vector (docs/format.md, "Chunking: test vector")
 
@@ -196,6 +218,14 @@ Manifest vector_manifest() {
   const Bytes pack = concat({from_hex(kBlobA), from_hex(kBlobB), from_hex(kPackTrailer)});
   manifest.packs = {{kPackName, pack.size(), vector_entries()}};
 
+  FileMetadata alice;
+  alice.recorded = true;
+  alice.uid = 1000;
+  alice.gid = 1000;
+  alice.owner = "alice";
+  alice.group = "alice";
+  alice.device = 2049;
+
   ManifestVersion directory;
   directory.path = "/d";
   directory.type = EntryType::directory;
@@ -203,6 +233,9 @@ Manifest vector_manifest() {
   directory.mode = 0755;
   directory.mtime_ns = 1'794'999'990'000'000'000;
   directory.inode = 2;
+  directory.meta = alice;
+  directory.meta.ctime_ns = directory.mtime_ns;
+  directory.meta.links = 2;
   ManifestVersion a;
   a.path = "/d/a";
   a.type = EntryType::file;
@@ -213,7 +246,11 @@ Manifest vector_manifest() {
   a.inode = 11;
   a.sha256 = Sha256::hash(as_bytes(kChunkA));
   a.chunks = {array_from_hex<32>(kChunkAId)};
+  a.meta = alice;
+  a.meta.ctime_ns = a.mtime_ns;
+  a.meta.xattrs = {{"user.k", "v"}};
   ManifestVersion b = a;
+  b.meta.xattrs.clear();
   b.path = "/d/b";
   b.mode = 0600;
   b.size = 64;
@@ -229,6 +266,8 @@ Manifest vector_manifest() {
   link.size = 1;
   link.inode = 13;
   link.link_target = "a";
+  link.meta = alice;
+  link.meta.ctime_ns = link.mtime_ns;
   ManifestVersion gone;
   gone.path = "/d/x";
   gone.type = EntryType::deleted;
@@ -391,6 +430,18 @@ TEST(FormatVectors, manifest_encoding_and_sealed_object) {
   const auto repository = temporary_repository(dir);
   testing::raw_backend(*repository)->put(kManifestKey, from_hex(kManifestObject), Overwrite::no);
   EXPECT_EQ(to_hex(encode_manifest(repository->read_manifest(kManifestKey))), kManifestPlain);
+}
+
+// Manifests written before format 3 are still read: the same versions, their metadata unknown.
+TEST(FormatVectors, manifest_version_2_is_still_read) {
+  Manifest expected = vector_manifest();
+  for (ManifestVersion& version : expected.versions) {
+    version.meta = FileMetadata{};
+  }
+  const Manifest read = decode_manifest(from_hex(kManifestPlainVersion2));
+  EXPECT_EQ(read.versions, expected.versions);
+  EXPECT_EQ(read.packs.size(), 1U);
+  EXPECT_FALSE(read.versions[1].meta.recorded);
 }
 
 TEST(FormatVectors, manifest_writer_follows_the_documented_framing) {

@@ -56,6 +56,15 @@ Manifest sample_manifest() {
   file.inode = 0xfedcba9876543210ULL;
   file.sha256 = digest_of("whole file");
   file.chunks = {digest_of("blob 0"), digest_of("blob 2"), digest_of("blob 0")};
+  file.meta.recorded = true;
+  file.meta.uid = 1000;
+  file.meta.gid = 100;
+  file.meta.owner = "ana";
+  file.meta.group = "users";
+  file.meta.ctime_ns = 1'700'000'001'000'000'000;
+  file.meta.device = 0x803;
+  file.meta.links = 2;
+  file.meta.xattrs = {{"user.comment", "draft"}, {"user.empty", ""}};
 
   ManifestVersion empty_file;
   empty_file.path = "/home/ana/empty";
@@ -87,7 +96,24 @@ Manifest sample_manifest() {
   deleted.number = 4;
   deleted.mtime_ns = std::numeric_limits<std::int64_t>::min();
 
-  manifest.versions = {file, empty_file, directory, link, deleted};
+  ManifestVersion fifo;
+  fifo.path = "/home/ana/pipe";
+  fifo.type = EntryType::fifo;
+  fifo.number = 1;
+  fifo.mode = 0600;
+  fifo.meta.recorded = true;
+  fifo.meta.uid = 4'294'967'294U;  // nobody's id on some systems: the full 32 bits
+  fifo.meta.links = 1;
+
+  ManifestVersion device;
+  device.path = "/srv/dev/null";
+  device.type = EntryType::char_device;
+  device.number = 1;
+  device.mode = 0666;
+  device.meta.recorded = true;
+  device.meta.rdev = 0x103;
+
+  manifest.versions = {file, empty_file, directory, link, deleted, fifo, device};
   manifest.removed = {{"/home/ana/Documents/old.txt", 1}, {"/home/ana/Documents/old.txt", 300}, {"/é", 7}};
   manifest.deleted_packs = {to_hex(digest_of("old pack")), to_hex(digest_of("rewritten pack"))};
   manifest.config = "# mybackup configuration\nsources:\n  - path: '/home/ana/Documents'\n";
@@ -133,6 +159,7 @@ void expect_same_manifest(const Manifest& actual, const Manifest& expected) {
     EXPECT_EQ(a.sha256, e.sha256) << e.path;
     EXPECT_EQ(a.link_target, e.link_target) << e.path;
     EXPECT_EQ(a.chunks, e.chunks) << e.path;
+    EXPECT_EQ(a.meta, e.meta) << e.path;
   }
   ASSERT_EQ(actual.removed.size(), expected.removed.size());
   for (std::size_t r = 0; r < expected.removed.size(); ++r) {
@@ -222,8 +249,9 @@ TEST(Manifest, version_1_manifests_without_clean_sections_are_still_read) {
   manifest.removed.clear();
   manifest.deleted_packs.clear();
   manifest.config.clear();
+  manifest.versions.clear();  // the only part version 3 changed
   Bytes encoded = encode_manifest(manifest);
-  ASSERT_EQ(encoded[4], 2);
+  ASSERT_EQ(encoded[4], 3);
   // Version 1 is version 2 without the three trailing sections (two zero counts, an empty string).
   encoded[4] = 1;
   ASSERT_EQ(encoded.back(), 0);
@@ -239,8 +267,8 @@ TEST(Manifest, trailing_bytes_are_corrupt) {
 
 TEST(Manifest, unknown_version_is_rejected) {
   Bytes encoded = encode_manifest(sample_manifest());
-  ASSERT_EQ(encoded[4], 2);
-  encoded[4] = 3;
+  ASSERT_EQ(encoded[4], 3);
+  encoded[4] = 4;
   EXPECT_EQ(error_kind([&] { decode_manifest(encoded); }), ErrorKind::corrupt);
   EXPECT_NE(testing::error_message([&] { decode_manifest(encoded); }).find("version"), std::string::npos);
   encoded[4] = 0;
@@ -259,14 +287,20 @@ TEST(Manifest, unknown_run_kind_or_entry_type_is_corrupt) {
   version.type = EntryType::directory;
   manifest.versions = {version};
   Bytes one = encode_manifest(manifest);
-  // The type byte follows the path string: ... count=1, len=2, '/', 'x', type.
-  // Then the three empty version 2 sections (removed, deleted_packs, config): three zero bytes.
-  const std::size_t type_at = one.size() - 9;
+  // The type byte follows the path string: ... count=1, len=2, '/', 'x', type, then number,
+  // mode, mtime, size, inode and the "metadata recorded" flag (one zero byte each), then the
+  // three empty version 2 sections (removed, deleted_packs, config): three zero bytes.
+  const std::size_t type_at = one.size() - 10;
   ASSERT_EQ(one[type_at], static_cast<std::uint8_t>(EntryType::directory));
-  for (const std::uint8_t bad : {std::uint8_t{0}, std::uint8_t{5}, std::uint8_t{0xff}}) {
-    one[type_at] = bad;
-    EXPECT_EQ(error_kind([&] { decode_manifest(one); }), ErrorKind::corrupt) << int{bad};
+  for (const std::uint8_t bad : {std::uint8_t{0}, std::uint8_t{8}, std::uint8_t{0xff}}) {
+    Bytes damaged = one;
+    damaged[type_at] = bad;
+    EXPECT_EQ(error_kind([&] { decode_manifest(damaged); }), ErrorKind::corrupt) << int{bad};
   }
+  // The flag is 0 or 1.
+  ASSERT_EQ(one[type_at + 6], 0);
+  one[type_at + 6] = 2;
+  EXPECT_EQ(error_kind([&] { decode_manifest(one); }), ErrorKind::corrupt);
 }
 
 TEST(Manifest, huge_counts_are_corrupt_not_allocated) {

@@ -559,7 +559,7 @@ TEST(Repository, manifests_round_trip_in_sequence_order) {
   TempDir dir;
   const auto repo = open_repo(dir.path(), MasterKey::generate());
   EXPECT_TRUE(repo->manifest_keys().empty());
-  EXPECT_EQ(repo->next_manifest_seq(), 1U);
+  EXPECT_EQ(repo->next_manifest_seq(0), 1U);
 
   const Manifest big = make_manifest(1, "00000000000000aa", 200);  // compresses
   const Manifest small = make_manifest(2, "00000000000000bb", 0);  // too small to compress
@@ -572,7 +572,8 @@ TEST(Repository, manifests_round_trip_in_sequence_order) {
                                              object_names::manifest(2, "00000000000000bb"),
                                              object_names::manifest(10, "00000000000000cc")};
   EXPECT_EQ(repo->manifest_keys(), expected);
-  EXPECT_EQ(repo->next_manifest_seq(), 11U);
+  EXPECT_EQ(repo->next_manifest_seq(0), 11U);
+  EXPECT_EQ(repo->next_manifest_seq(20), 21U) << "at least one past what the caller has applied";
 
   const Manifest read_big = repo->read_manifest(expected[0]);
   EXPECT_EQ(read_big.seq, 1U);
@@ -598,7 +599,20 @@ TEST(Repository, manifest_keys_ignore_other_files) {
   write_text_file(dir / "snapshots/sub/0000000099-00000000000000aa.enc", "nested");
   write_text_file(dir / "snapshots/0000000000-00000000000000aa.enc", "sequence zero");
   EXPECT_EQ(repo->manifest_keys(), std::vector<std::string>{object_names::manifest(3, "00000000000000aa")});
-  EXPECT_EQ(repo->next_manifest_seq(), 4U);
+  EXPECT_EQ(repo->next_manifest_seq(0), 4U);
+}
+
+// A planted name that does not authenticate never steers the numbering: not the last number the
+// format allows (every later backup failed), not one right above the highest (no shared number).
+TEST(Repository, next_manifest_seq_passes_over_names_that_do_not_authenticate) {
+  TempDir dir;
+  const auto repo = open_repo(dir.path(), MasterKey::generate());
+  repo->put_manifest(make_manifest(3, "00000000000000aa", 1));
+  write_text_file(dir / "snapshots/0000000004-00000000000000bb.enc", "junk");
+  write_text_file(dir / "snapshots/9999999999-00000000000000cc.enc", "junk");
+  EXPECT_EQ(repo->next_manifest_seq(0), 5U);
+  EXPECT_EQ(repo->next_manifest_seq(3), 5U);
+  EXPECT_EQ(repo->next_manifest_seq(7), 8U);
 }
 
 TEST(Repository, put_manifest_refuses_a_taken_key) {

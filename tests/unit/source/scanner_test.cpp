@@ -125,7 +125,9 @@ TEST(ScanTree, RecordsSymlinksWithoutFollowingThem) {
   EXPECT_EQ(link_file->link_target, "target/inside.txt");
 }
 
-TEST(ScanTree, SkipsSpecialFilesWithAProblem) {
+// A fifo is recorded (restore makes it again); a socket is skipped silently (its program makes it
+// again), so neither makes the backup partial.
+TEST(ScanTree, RecordsFifosAndSkipsSocketsSilently) {
   TempDir dir("scanner_test_");
   write_file(dir / "regular", "r");
   ASSERT_EQ(mkfifo((dir / "pipe").c_str(), 0644), 0);
@@ -141,13 +143,13 @@ TEST(ScanTree, SkipsSpecialFilesWithAProblem) {
 
   const ScanResult result = scan_tree(dir.path(), ExcludeMatcher());
 
-  const std::vector<std::string> expected = {dir.path(), dir / "regular"};
+  const std::vector<std::string> expected = {dir.path(), dir / "pipe", dir / "regular"};
   EXPECT_EQ(paths_of(result), expected);
-  ASSERT_EQ(result.problems.size(), 2u);
-  EXPECT_EQ(result.problems[0].path, dir / "pipe");
-  EXPECT_EQ(result.problems[0].reason, "skipped: fifo");
-  EXPECT_EQ(result.problems[1].path, dir / "sock");
-  EXPECT_EQ(result.problems[1].reason, "skipped: socket");
+  EXPECT_TRUE(result.problems.empty());
+  ASSERT_EQ(result.entries.size(), 3u);
+  EXPECT_EQ(result.entries[1].type, EntryType::fifo);
+  EXPECT_EQ(result.entries[1].uid, ::geteuid());
+  EXPECT_GT(result.entries[1].ctime_ns, 0);
 }
 
 TEST(ScanTree, UnreadableDirectoryIsAProblemAndStillListed) {

@@ -20,7 +20,7 @@
 
 namespace mybackup {
 
-constexpr int kCatalogSchemaVersion = 1;
+constexpr int kCatalogSchemaVersion = 2;  // 2: file metadata; a version 1 catalog is migrated on open
 
 /// Backups stop once a repository key has made this many encryptions: half of the 2^32 that
 /// NIST SP 800-38D allows for AES-GCM with random 96-bit nonces, so the chance that two blobs
@@ -48,6 +48,10 @@ struct LatestVersion {
   std::uint32_t mode = 0;
   std::uint64_t inode = 0;
   std::string link_target;
+  bool meta_recorded = false;  // uid, gid and ctime_ns are known (recorded since catalog schema 2)
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::int64_t ctime_ns = 0;
 };
 
 /// Figures a run reports beyond what its manifest holds. A clean run uses files_deleted for the
@@ -114,11 +118,14 @@ struct VersionRecord {
   Digest sha256{};  // files only
   std::string link_target;
   std::int64_t run_finished_ns = 0;  // when the run that recorded it finished
+  std::uint64_t inode = 0;           // at backup time: with meta.device, what hard links share
+  FileMetadata meta;
 };
 
 /// As JSON (`list --json`, one element of "versions"): version, date (the run's end, UTC), type,
-/// size, stored, mode, mtime, then sha256 for a file or target for a symlink. Not the path: the
-/// listing names it once.
+/// size, stored, mode, mtime, then sha256 for a file or target for a symlink; where the metadata
+/// is known, uid, gid, owner, group, links (when more than one), device ("major:minor") and the
+/// names of the extended attributes. Not the path: the listing names it once.
 void to_json(nlohmann::ordered_json& json, const VersionRecord& version);
 
 /// One pack, and which of its chunks some set of versions still references (Catalog::pack_usage).

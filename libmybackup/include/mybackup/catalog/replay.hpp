@@ -81,7 +81,8 @@ struct ReplayReport {
 /// authenticated (Error corrupt or crypto) is skipped and listed in check.unreadable; other errors
 /// (the destination unreachable, the catalog failing) propagate, with what was replayed before
 /// staying recorded (and correct). RememberSequence::yes then raises the number the catalog
-/// remembers for this destination to its highest; ::no is for a scratch catalog (verify).
+/// remembers for this destination to the highest manifest it now holds (never to a name that did
+/// not authenticate); ::no is for a scratch catalog (verify).
 enum class RememberSequence { no, yes };
 ReplayReport replay_new_manifests(Catalog& catalog, const Repository& repository,
                                   std::uint64_t up_to_seq = std::numeric_limits<std::uint64_t>::max(),

@@ -7,11 +7,14 @@
 //
 //   new        the catalog has no version of the path, or its latest one is a deletion marker (a
 //              path that comes back). Its number continues the path's history (1 if it has none).
-//   unchanged  the latest version has the same type and
+//   unchanged  the latest version has the same type, owner, group and ctime_ns (the inode change
+//              time, which moves with the mode, the links and the extended attributes), and
 //                regular file: the same mode, mtime_ns, size and inode;
-//                directory:    the same mode and mtime_ns;
+//                directory, fifo, device: the same mode and mtime_ns;
 //                symlink:      the same target and mtime_ns (a link's mode means nothing on Linux,
 //                              restore sets its target and time).
+//              A version recorded before metadata was kept (catalog schema 1) is never unchanged:
+//              the first backup after the upgrade records every path again, once.
 //              Nothing is recorded for it, and a file is not read.
 //   changed    anything else, a change of type (file, directory, symlink) included: a new version
 //              of the path, numbered after its latest one.
@@ -21,8 +24,9 @@
 //
 // New and changed regular files have to be read (ChangePlan::reads); ContentReader turns each
 // into the version it becomes: its chunk ids (FastCDC cuts, HMAC-SHA256 ids) and its SHA-256.
-// Directories, symlinks and deletion markers are recorded from their metadata alone
-// (ChangePlan::direct).
+// Directories, symlinks, fifos, devices and deletion markers are recorded from their metadata alone
+// (ChangePlan::direct). Every version carries its owner and group (ids, and names from this
+// system's databases), link count, device number and extended attributes (FileMetadata).
 //
 // Nothing here touches the catalog or the destination: the caller passes the catalog's view in
 // and records the result.
@@ -114,6 +118,7 @@ class ContentReader {
   const Chunker& chunker_;
   HmacSha256 hmac_;
   Bytes buffer_;
+  const bool privileged_ = running_as_root();  // records trusted.* and security.* attributes
 };
 
 }  // namespace mybackup

@@ -53,7 +53,11 @@ struct RestoreOptions {
   ExistingFile existing = ExistingFile::keep;
   bool dry_run = false;  // check and report; write nothing
   RestoreCallback on_item;
-  const std::atomic<bool>* cancel = nullptr;  // stop before the next item; Error(interrupted)
+  const std::atomic<bool>* cancel = nullptr;  // stop before the next item or chunk; Error(interrupted)
+  /// Restore owners, setuid and setgid bits, device nodes and the `trusted.*` and `security.*`
+  /// attributes (see RestoreReport). Root's right by default; false restores as any other user
+  /// would (tar's --no-same-owner).
+  bool privileged = running_as_root();
   /// Where the files are written (and existing ones read for comparison), from one worker
   /// thread per core. nullptr: Env::default_env(). The root's missing parents are created
   /// directly (make_directories).
@@ -72,12 +76,24 @@ struct RestoreReport {
   std::uint64_t files = 0;
   std::uint64_t directories = 0;
   std::uint64_t symlinks = 0;
+  std::uint64_t special = 0;     // fifos and device nodes
+  std::uint64_t hard_links = 0;  // files restored as another name of a file restored before (counted in files too)
   std::uint64_t identical = 0;
   std::uint64_t bytes = 0;
+  /// Metadata left out, reported but never a failure. Run by a user other than root, a restore
+  /// gives every item to that user (owners_not_restored counts those recorded with another
+  /// owner), and never sets setuid or setgid bits (a user's setuid file must not come back
+  /// setuid-root, nor another user's setuid-yours); run by root it restores the owner, by name
+  /// where this system knows the name, else by id, and then the setuid and setgid bits too,
+  /// except for versions recorded before owners were (their owner is unknown).
+  std::uint64_t owners_not_restored = 0;
+  std::uint64_t setid_bits_dropped = 0;
+  std::uint64_t xattrs_not_restored = 0;  // a namespace only root may set, or unsupported here
   std::vector<RestoreProblem> problems;
 };
 
-/// The report as JSON (`restore --json`): root, the counts, and problems [{target, path, version,
+/// The report as JSON (`restore --json`): root, the counts (metadata left out under
+/// "not_restored": owners, setid_bits, xattrs), and problems [{target, path, version,
 /// reason}] with each target as an absolute path below root.
 void to_json(nlohmann::ordered_json& json, const RestoreReport& report);
 
@@ -85,8 +101,10 @@ void to_json(nlohmann::ordered_json& json, const RestoreReport& report);
 /// without a leading '/'.
 void check_relative_path(std::string_view relative);
 
-/// Restores every item of the plan: directories first (parents before children), then files and
-/// symlinks on one worker thread per core. Throws only for problems with the root itself (cannot
+/// Restores every item of the plan: directories first (parents before children), then files,
+/// symlinks, fifos and device nodes (root only) on one worker thread per core, each with its
+/// owner, mode, extended attributes and time (see RestoreReport for what a user other than root
+/// gets). Throws only for problems with the root itself (cannot
 /// be created or opened) or when cancelled (after giving the directories restored so far their
 /// mode and mtime).
 RestoreReport restore(const Catalog& catalog, const Repository& repository, const RestorePlan& plan,

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "mybackup/format/pack.hpp"
+#include "mybackup/source/metadata.hpp"
 #include "mybackup/source/scanner.hpp"
 
 namespace mybackup {
@@ -55,6 +56,7 @@ struct ManifestVersion {
   Digest sha256{};                   // of the whole file
   std::string link_target;
   std::vector<ChunkId> chunks;       // in file order
+  FileMetadata meta;                 // owner, links, device number, extended attributes
 
   bool operator==(const ManifestVersion&) const = default;
 };

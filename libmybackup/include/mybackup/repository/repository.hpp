@@ -139,8 +139,12 @@ class Repository {
   Bytes read_manifest_object(const std::string& key) const;
   /// Stores a manifest object read with read_manifest_object. Error(exists) if the key is taken.
   void put_manifest_object(const std::string& key, ByteView object);
-  /// One more than the highest sequence number on the destination.
-  std::uint64_t next_manifest_seq() const;
+  /// The number for the next manifest: one more than the highest manifest on the destination that
+  /// authenticates, and at least `known + 1` (`known`: the highest this caller has applied).
+  /// Names that fail authentication are passed over (a planted `9999999999-…` name cannot push the
+  /// sequence to its end), and so are numbers such a name holds right above the highest (no two
+  /// files share a number). Reads only the manifests numbered above `known`.
+  std::uint64_t next_manifest_seq(std::uint64_t known) const;
 
  private:
   Repository(std::unique_ptr<Backend> backend, KeySet keys, RepositoryInfo info);

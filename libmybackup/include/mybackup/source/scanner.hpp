@@ -2,7 +2,8 @@
 // Walking a source tree: what is there, with the metadata the change detector needs.
 //
 // Symbolic links are recorded as links (never followed). Empty directories are kept.
-// Special files (fifo, socket, character or block device) are skipped with a note.
+// Fifos and character and block devices are recorded (their device number too); sockets are
+// skipped silently (the program that listens on one creates it again).
 // Entries the scanner cannot read (permission denied, vanished while walking) are reported as
 // problems, never thrown, so one unreadable directory does not stop a backup.
 
@@ -11,14 +12,24 @@
 #include <string_view>
 #include <vector>
 
+#include "mybackup/source/metadata.hpp"
+
 namespace mybackup {
 
 class Env;
 
 /// What a path is. `deleted` only appears in history (a deletion marker); the scanner never
 /// produces it.
-enum class EntryType : std::uint8_t { file = 1, directory = 2, symlink = 3, deleted = 4 };
-/// "file", "directory", "symlink" or "deleted".
+enum class EntryType : std::uint8_t {
+  file = 1,
+  directory = 2,
+  symlink = 3,
+  deleted = 4,
+  fifo = 5,
+  char_device = 6,
+  block_device = 7,
+};
+/// "file", "directory", "symlink", "deleted", "fifo", "character device" or "block device".
 std::string_view to_string(EntryType type);
 
 struct ScanEntry {
@@ -30,6 +41,14 @@ struct ScanEntry {
   std::uint64_t inode = 0;
   std::uint64_t device = 0;
   std::string link_target;  // symlinks only
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::int64_t ctime_ns = 0;  // moves with owner, mode, links and extended attributes
+  std::uint32_t links = 1;    // st_nlink: more than one for a file with hard links
+  std::uint64_t rdev = 0;     // character and block devices only
+  /// Directories only (read through the handle the scan holds); a file's are read with its
+  /// content, through the handle the read opens. Symlinks, fifos and devices: none recorded.
+  std::vector<ExtendedAttribute> xattrs;
 };
 
 struct ScanProblem {

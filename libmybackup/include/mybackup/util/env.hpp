@@ -60,7 +60,8 @@ class Env : public Clock {
   // ---- reading (sources, and files already at a restore's target)
 
   /// Opens a regular file read-only without following a symbolic link in its last component
-  /// (-ELOOP then) and, where the caller may (owner or root), without updating its access time.
+  /// (-ELOOP then), never blocking (a fifo opens at once: check the type with stat_fd) and,
+  /// where the caller may (owner or root), without updating its access time.
   /// Returns the descriptor or -errno (-ENOENT, -EACCES, -ELOOP, ...).
   virtual int open_for_reading(int dir_fd, const char* path) = 0;
 
@@ -135,6 +136,27 @@ class Env : public Clock {
   /// Like set_times for `name` in `dir_fd`, without following a symbolic link (the link's own
   /// times are set). 0 or -errno.
   virtual int set_times_at(int dir_fd, const char* name, std::int64_t mtime_ns) = 0;
+
+  /// fchown(2): gives an open file or directory to `uid` and `gid`. 0 or -errno (-EPERM when a
+  /// caller other than root gives a file away). Clears setuid and setgid: set the mode after.
+  virtual int set_owner(int fd, std::uint32_t uid, std::uint32_t gid) = 0;
+
+  /// Like set_owner for `name` in `dir_fd`, never following a symbolic link (the link's own
+  /// owner is set). 0 or -errno.
+  virtual int set_owner_at(int dir_fd, const char* name, std::uint32_t uid, std::uint32_t gid) = 0;
+
+  /// mknodat(2): creates the fifo (`mode` S_IFIFO | permission bits) or character or block device
+  /// (S_IFCHR, S_IFBLK: root only) `name` in `dir_fd`, with device number `device`; the umask
+  /// applies. 0 or -errno (-EEXIST, -EPERM).
+  virtual int make_node_at(int dir_fd, const char* name, unsigned mode, std::uint64_t device) = 0;
+
+  /// linkat(2) without following links: makes `to` in `to_dir` another name of the file `from` in
+  /// `from_dir`. 0 or -errno (-EXDEV across filesystems, -EPERM, -EMLINK).
+  virtual int link_at(int from_dir, const char* from, int to_dir, const char* to) = 0;
+
+  /// fsetxattr(2): sets one extended attribute of an open file or directory. 0 or -errno
+  /// (-ENOTSUP where the filesystem has none, -EPERM for a namespace the caller may not set).
+  virtual int set_xattr(int fd, const std::string& name, const std::string& value) = 0;
 };
 
 /// Forwards every call to another Env: derive from it and override only what a test changes
@@ -179,6 +201,19 @@ class EnvWrapper : public Env {
   int set_times(int fd, std::int64_t mtime_ns) override { return target_.set_times(fd, mtime_ns); }
   int set_times_at(int dir_fd, const char* name, std::int64_t mtime_ns) override {
     return target_.set_times_at(dir_fd, name, mtime_ns);
+  }
+  int set_owner(int fd, std::uint32_t uid, std::uint32_t gid) override { return target_.set_owner(fd, uid, gid); }
+  int set_owner_at(int dir_fd, const char* name, std::uint32_t uid, std::uint32_t gid) override {
+    return target_.set_owner_at(dir_fd, name, uid, gid);
+  }
+  int make_node_at(int dir_fd, const char* name, unsigned mode, std::uint64_t device) override {
+    return target_.make_node_at(dir_fd, name, mode, device);
+  }
+  int link_at(int from_dir, const char* from, int to_dir, const char* to) override {
+    return target_.link_at(from_dir, from, to_dir, to);
+  }
+  int set_xattr(int fd, const std::string& name, const std::string& value) override {
+    return target_.set_xattr(fd, name, value);
   }
 
  private:

@@ -41,6 +41,10 @@ class Error : public std::runtime_error {
 /// no_space), as opposed to what it holds being missing or damaged.
 bool is_access_failure(ErrorKind kind);
 
+/// True for the kinds that say an object read failed authentication or decoding (corrupt,
+/// crypto): the object's own fault, so a caller may pass over it and go on.
+bool is_damage(ErrorKind kind);
+
 /// Throws an Error whose message is "<what>: <strerror(errnum)>", of kind not_found (ENOENT),
 /// no_space (ENOSPC, EDQUOT), denied (EACCES, EPERM, EROFS), transient (EAGAIN, ETIMEDOUT, EINTR,
 /// ESTALE) or io (anything else). Use right after a failed system call.
