@@ -1,5 +1,8 @@
 #include "mybackup/engine/change_detection.hpp"
 
+#include "mybackup/util/error.hpp"
+#include "mybackup/util/path_walk.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -143,17 +146,41 @@ ContentReader::ContentReader(Env& env, const Chunker& chunker, ByteView id_key)
       hmac_(id_key),
       buffer_(2 * static_cast<std::size_t>(chunker.params().max_size) + kReadBlock) {}
 
+int ContentReader::open_parent(const std::string& directory) {
+  if (!parent_.valid() || directory != parent_path_) {
+    parent_.reset();
+    parent_ = open_directory_path(env_, directory, FinalLink::follow_trusted);
+    parent_path_ = directory;
+  }
+  return parent_.get();
+}
+
 ReadResult ContentReader::read(const FileToRead& file, ManifestVersion& version, const ChunkSink& on_chunk,
                                const StopCheck& stopped) {
   const auto unreadable = [](std::string problem) { return ReadResult{ReadOutcome::unreadable, std::move(problem)}; };
-  const int fd = env_.open_for_reading(AT_FDCWD, file.entry.path.c_str());
+  // Opened relative to its directory, itself opened without following links another user could
+  // have put in the path since the scan; then it must be the very file the scan saw.
+  const std::string& path = file.entry.path;
+  const std::size_t slash = path.rfind('/');
+  int directory = -1;
+  try {
+    directory = open_parent(slash == 0 ? "/" : path.substr(0, slash));
+  } catch (const Error& error) {
+    return unreadable(error.kind() == ErrorKind::not_found ? "vanished before it could be read" : error.what());
+  }
+  const int fd = env_.open_for_reading(directory, path.c_str() + slash + 1);
   if (fd < 0) {
-    return unreadable(fd == -ENOENT ? "vanished before it could be read" : std::string("cannot open: ") + std::strerror(-fd));
+    return unreadable(fd == -ENOENT ? "vanished before it could be read"
+                      : fd == -ELOOP ? "was replaced by a symbolic link since the scan (not followed)"
+                                     : std::string("cannot open: ") + std::strerror(-fd));
   }
   const EnvFd opened(env_, fd);
   struct stat before {};
   if (env_.stat_fd(opened.get(), before) != 0 || !S_ISREG(before.st_mode)) {
     return unreadable("is no longer a regular file");
+  }
+  if (static_cast<std::uint64_t>(before.st_ino) != file.entry.inode || static_cast<std::uint64_t>(before.st_dev) != file.entry.device) {
+    return unreadable("was replaced by another file between the scan and the read (the next backup reads it)");
   }
   Sha256 file_hash;
   std::vector<ChunkId> chunks;

@@ -21,6 +21,7 @@
 #include "mybackup/util/env.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/fs.hpp"
+#include "mybackup/util/path_walk.hpp"
 
 namespace mybackup {
 
@@ -477,12 +478,11 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
   Env& env = Env::or_default(options.env);
   struct stat root_info {};
   const bool root_existed = env.stat_at(AT_FDCWD, plan.root.c_str(), root_info) == 0;
-  if (!options.dry_run) {
-    make_directories(plan.root);
-  }
-  const EnvFd root(env, env.open_directory(AT_FDCWD, plan.root.c_str(), FollowLinks::yes));
-  if (!root.valid() && !(options.dry_run && !root_existed)) {
-    throw_system_error(-root.get(), "cannot open " + plan.root);
+  // The root and its parents are opened (and created) link-free: a link another user put in
+  // their place never sends the restore elsewhere (util/path_walk.hpp).
+  EnvFd root;
+  if (!options.dry_run || root_existed) {
+    root = open_directory_path(env, plan.root, FinalLink::refuse, options.dry_run ? CreateMissing::no : CreateMissing::yes);
   }
   RestoreReport report;
   report.root = plan.root;

@@ -2,6 +2,7 @@
 
 #include "mybackup/util/env.hpp"
 #include "mybackup/util/error.hpp"
+#include "mybackup/util/path_walk.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -21,8 +22,9 @@ namespace mybackup {
 namespace {
 
 // Each level of the walk keeps its directory fd open so children can be opened with openat.
-// Beyond this depth the parent is closed before descending (children are opened by absolute
-// path instead), so a pathologically deep tree cannot exhaust the process's file descriptors.
+// Beyond this depth the parent is closed before descending (children are opened from the
+// deepest held level, component by component, never following a link), so a pathologically
+// deep tree cannot exhaust the process's file descriptors.
 constexpr int kMaxHeldDirectoryFds = 128;
 
 ScanEntry make_entry(const std::string& path, EntryType type, const struct stat& st) {
@@ -41,24 +43,6 @@ ScanEntry make_entry(const std::string& path, EntryType type, const struct stat&
   entry.links = meta.links;
   entry.rdev = meta.rdev;
   return entry;
-}
-
-// Returns 0 and fills `target`, or the errno of the failed readlinkat.
-int read_link(Env& env, int dir_fd, const char* name, std::size_t size_hint, std::string& target) {
-  // st_size is only a hint (0 on some pseudo filesystems, stale if the link changed).
-  std::size_t capacity = size_hint > 0 ? size_hint + 1 : 256;
-  for (;;) {
-    target.resize(capacity);
-    const std::int64_t length = env.read_link_at(dir_fd, name, target.data(), capacity);
-    if (length < 0) {
-      return static_cast<int>(-length);
-    }
-    if (static_cast<std::size_t>(length) < capacity) {
-      target.resize(static_cast<std::size_t>(length));
-      return 0;
-    }
-    capacity *= 2;
-  }
 }
 
 /// The type a fifo or a device node is recorded as; nullopt for what is never recorded.
@@ -98,6 +82,10 @@ class Walker {
   void walk(EnvFd dir, std::string& abs_path, std::string& rel_path, int depth) {
     const int fd = dir.get();
     const std::size_t abs_length = abs_path.size();
+    if (depth == kMaxHeldDirectoryFds - 1) {
+      anchor_fd_ = fd;  // held while everything below it is walked
+      anchor_length_ = abs_length;
+    }
     const std::size_t rel_length = rel_path.size();
     std::vector<std::pair<std::string, std::size_t>> subdirectories;  // name, index of its entry
 
@@ -120,7 +108,7 @@ class Walker {
     for (const auto& [name, entry_index] : subdirectories) {
       append_component(abs_path, rel_path, name.c_str());
       const int child_fd = hold_parent ? env_.open_directory(fd, name.c_str(), FollowLinks::no)
-                                       : env_.open_directory(AT_FDCWD, abs_path.c_str(), FollowLinks::no);
+                                       : open_directory_below(env_, anchor_fd_, abs_path.substr(anchor_length_ + 1));
       if (child_fd >= 0) {
         read_directory_xattrs(child_fd, result_.entries[entry_index]);
         walk(EnvFd(env_, child_fd), abs_path, rel_path, depth + 1);
@@ -189,7 +177,7 @@ class Walker {
     }
     if (S_ISLNK(st.st_mode)) {
       std::string target;
-      const int err = read_link(env_, dir_fd, name, static_cast<std::size_t>(st.st_size), target);
+      const int err = read_link_target(env_, dir_fd, name, static_cast<std::size_t>(st.st_size), target);
       if (err == ENOENT) {
         return false;
       }
@@ -225,6 +213,8 @@ class Walker {
 
   Env& env_;
   const bool privileged_ = running_as_root();
+  int anchor_fd_ = -1;             // the deepest held directory (see kMaxHeldDirectoryFds)
+  std::size_t anchor_length_ = 0;  // the length of its absolute path
   const ExcludeMatcher& excludes_;
   ScanResult& result_;
 };
@@ -373,8 +363,22 @@ std::string normalize_path(std::string_view path) {
 ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes, Env* env_or_null) {
   Env& env = Env::or_default(env_or_null);
   const std::string root_path = normalize_path(root);
+  // The root's parent is opened link-free (see path_walk.hpp): a link another user planted
+  // above the source never decides what is read as it.
+  const std::size_t slash = root_path.rfind('/');
+  const std::string name = root_path == "/" ? "." : root_path.substr(slash + 1);
+  EnvFd parent;
+  try {
+    parent = open_directory_path(env, root_path == "/" ? "/" : root_path.substr(0, std::max<std::size_t>(slash, 1)),
+                                 FinalLink::follow_trusted);
+  } catch (const Error& error) {
+    if (error.kind() == ErrorKind::not_found) {
+      throw Error(ErrorKind::not_found, "source not found: " + root_path);
+    }
+    throw;
+  }
   struct stat st {};
-  if (const int rc = env.stat_at(AT_FDCWD, root_path.c_str(), st); rc != 0) {
+  if (const int rc = env.stat_at(parent.get(), name.c_str(), st); rc != 0) {
     if (rc == -ENOENT || rc == -ENOTDIR) {
       throw Error(ErrorKind::not_found, "source not found: " + root_path);
     }
@@ -387,7 +391,7 @@ ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes, En
   } else if (S_ISLNK(st.st_mode)) {
     // Like every other symlink, a symlinked root is recorded, not followed.
     std::string target;
-    const int err = read_link(env, AT_FDCWD, root_path.c_str(), static_cast<std::size_t>(st.st_size), target);
+    const int err = read_link_target(env, parent.get(), name.c_str(), static_cast<std::size_t>(st.st_size), target);
     if (err != 0) {
       throw_system_error(err, "cannot read source " + root_path);
     }
@@ -396,7 +400,7 @@ ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes, En
     entry.link_target = std::move(target);
     result.entries.push_back(std::move(entry));
   } else if (S_ISDIR(st.st_mode)) {
-    const int fd = env.open_directory(AT_FDCWD, root_path.c_str(), FollowLinks::no);
+    const int fd = env.open_directory(parent.get(), name.c_str(), FollowLinks::no);
     if (fd < 0) {
       throw_system_error(-fd, "cannot open source directory " + root_path);
     }

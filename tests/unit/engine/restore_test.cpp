@@ -694,6 +694,37 @@ TEST_F(RestoreInTheWay, SymlinkedDirectoryIsNeverFollowed) {
   EXPECT_TRUE(restore_temporaries(out_).empty());
 }
 
+// Attack test (issue 11, item 11): a user who replaced the folder being restored (or a folder
+// above it) by a link made root write into the link's target.
+TEST_F(RestoreInTheWay, ASymlinkedRootIsRefusedAndNothingIsWrittenThroughIt) {
+  TempDir outside("restore_outside_");
+  const std::string root = out("linked_root");
+  make_symlink(outside.path(), root);
+  const Error error = testing::catch_error([&] { restore(*catalog_, *repo_, plan_latest(root), RestoreOptions{}); });
+  EXPECT_EQ(error.kind(), ErrorKind::denied);
+  EXPECT_TRUE(contains(error.what(), root + " is a symbolic link")) << error.what();
+  EXPECT_TRUE(contains(error.what(), "give the real path")) << error.what();
+  EXPECT_TRUE(snapshot(outside.path()).size() == 1u) << "something was written through the link";
+
+  // A missing root below the link is not created through it either.
+  RestoreOptions dry_run;
+  dry_run.dry_run = true;
+  EXPECT_EQ(testing::catch_error([&] { restore(*catalog_, *repo_, plan_latest(root), dry_run); }).kind(), ErrorKind::denied);
+}
+
+TEST_F(RestoreInTheWay, AParentLinkOfAnotherUserIsRefused) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "only root can make a link another user owns";
+  }
+  TempDir outside("restore_outside_");
+  make_symlink(outside.path(), out("theirs"));
+  ASSERT_EQ(::lchown(out("theirs").c_str(), 65534, 65534), 0);
+  const Error error = testing::catch_error([&] { restore(*catalog_, *repo_, plan_latest(out("theirs/new")), RestoreOptions{}); });
+  EXPECT_EQ(error.kind(), ErrorKind::denied);
+  EXPECT_TRUE(contains(error.what(), "does not follow it")) << error.what();
+  EXPECT_TRUE(snapshot(outside.path()).size() == 1u) << "something was written through the link";
+}
+
 TEST_F(RestoreInTheWay, FileInTheWayOfADirectory) {
   write_file(out("sub"), "a file where the directory was");
 

@@ -152,6 +152,28 @@ TEST(ScanTree, RecordsFifosAndSkipsSocketsSilently) {
   EXPECT_GT(result.entries[1].ctime_ns, 0);
 }
 
+// Attack test (issue 11, item 12): a source reached through a link another user placed is never
+// read as if it were the source.
+TEST(ScanTree, ASourceBehindAnotherUsersLinkIsRefused) {
+  if (geteuid() != 0) {
+    GTEST_SKIP() << "only root can make a link another user owns";
+  }
+  TempDir dir("scanner_test_");
+  ASSERT_EQ(mkdir((dir / "secret").c_str(), 0700), 0);
+  write_file(dir / "secret/key", "root's");
+  ASSERT_EQ(symlink((dir / "secret").c_str(), (dir / "theirs").c_str()), 0);
+  ASSERT_EQ(lchown((dir / "theirs").c_str(), 65534, 65534), 0);
+  const Error error = testing::catch_error([&] { scan_tree(dir / "theirs/key", ExcludeMatcher()); });
+  EXPECT_EQ(error.kind(), ErrorKind::denied);
+  EXPECT_NE(std::string(error.what()).find("does not follow it"), std::string::npos) << error.what();
+
+  // Our own link above the source is followed (a home behind /home -> /srv/home still works).
+  ASSERT_EQ(symlink((dir / "secret").c_str(), (dir / "ours").c_str()), 0);
+  const ScanResult result = scan_tree(dir / "ours/key", ExcludeMatcher());
+  ASSERT_EQ(result.entries.size(), 1u);
+  EXPECT_EQ(result.entries[0].path, dir / "ours/key");
+}
+
 TEST(ScanTree, UnreadableDirectoryIsAProblemAndStillListed) {
   TempDir dir("scanner_test_");
   make_dir(dir / "locked");

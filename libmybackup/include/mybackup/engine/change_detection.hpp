@@ -104,7 +104,9 @@ class ContentReader {
   /// `id_key`: the repository's HMAC key of chunk ids (KeySet::id_key).
   ContentReader(Env& env, const Chunker& chunker, ByteView id_key);
 
-  /// Reads `file.entry.path` (opened through the Env without following a link), cuts it into
+  /// Reads `file.entry.path` (opened through the Env relative to its directory, which is opened
+  /// without following links another user could have placed: util/path_walk.hpp; the file itself
+  /// must be the inode and device the scan recorded, else it is unreadable), cuts it into
   /// chunks and passes each to `on_chunk`. On success fills `version`: path, type file, number,
   /// mode, mtime and inode as fstat gave them when the file was opened, size, SHA-256 and the
   /// chunk ids in file order. A file whose size or mtime changed while it was read (or whose
@@ -117,8 +119,14 @@ class ContentReader {
   Env& env_;
   const Chunker& chunker_;
   HmacSha256 hmac_;
+  /// The open directory `directory` (absolute), opened link-free; throws what
+  /// open_directory_path throws. The last one is kept: files come sorted, siblings share it.
+  int open_parent(const std::string& directory);
+
   Bytes buffer_;
   const bool privileged_ = running_as_root();  // records trusted.* and security.* attributes
+  std::string parent_path_;
+  EnvFd parent_;
 };
 
 }  // namespace mybackup

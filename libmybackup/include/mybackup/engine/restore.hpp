@@ -59,8 +59,9 @@ struct RestoreOptions {
   /// would (tar's --no-same-owner).
   bool privileged = running_as_root();
   /// Where the files are written (and existing ones read for comparison), from one worker
-  /// thread per core. nullptr: Env::default_env(). The root's missing parents are created
-  /// directly (make_directories).
+  /// thread per core. nullptr: Env::default_env(). The root and its missing parents are opened
+  /// and created through it too, link-free (util/path_walk.hpp): a root that is a symbolic link,
+  /// or a path through a link another user owns, is refused with Error(denied).
   Env* env = nullptr;
 };
 

@@ -1,0 +1,51 @@
+#pragma once
+// Opening a directory by its path without being steered by a symbolic link someone else planted.
+//
+// Run as root over trees other users can write, `open("/home/ana/out/x")` follows whatever link
+// ana put at any level of that path: a restore would write into /etc, a backup would read
+// /etc/shadow under ana's name. These functions open one component at a time with openat and
+// O_NOFOLLOW. A symbolic link met on the way is followed only when it is trusted:
+//   - it is owned by root or by this process's effective user, and
+//   - the directory holding it is owned by root or by this user and no one else can change its
+//     entries (not writable by group or others, unless sticky like /tmp);
+// so system links such as /bin -> usr/bin or a user's own ~/backups -> /mnt/disk still work,
+// and another user's links never steer us. The last component is never followed when it is the
+// folder to write into (FinalLink::refuse); when opening the folder that holds a source, it is
+// treated as any other (FinalLink::follow_trusted).
+//
+// Thread safety: the functions are reentrant; each call uses only the descriptors it opens.
+
+#include <string>
+
+#include "mybackup/util/env.hpp"
+
+namespace mybackup {
+
+/// Whether open_directory_path creates the missing directories of the path.
+enum class CreateMissing { no, yes };
+
+/// What open_directory_path does when the last component is a symbolic link.
+enum class FinalLink { refuse, follow_trusted };
+
+/// Opens the directory `path` (absolute; a relative path starts at the current directory) as
+/// described above. With CreateMissing::yes, missing components are created with `mode` (less
+/// the umask). Returns the open directory (owned by the caller). Throws Error:
+///   not_found  a component does not exist (and is not to be created), or is not a directory;
+///   denied     a component refused access, or the path goes through a symbolic link that is not
+///              trusted (the message names the link and says to give the real path), or the
+///              last component itself is a symbolic link and `final_link` is refuse;
+///   io         anything else, or more than 40 links followed.
+EnvFd open_directory_path(Env& env, const std::string& path, FinalLink final_link, CreateMissing create = CreateMissing::no,
+                          unsigned mode = 0755);
+
+/// Opens `relative` ("a/b/c"; empty: a new handle on `dir_fd` itself) below the open directory
+/// `dir_fd`, never following any symbolic link. Returns the descriptor or -errno (-ELOOP or
+/// -ENOTDIR where a link or a non-directory is in the way, -EINVAL for a ".." component), like
+/// the Env calls.
+int open_directory_below(Env& env, int dir_fd, const std::string& relative);
+
+/// Reads the target of the symbolic link `name` in `dir_fd` whatever its length (`size_hint`:
+/// its lstat size, 0 when unknown). Returns 0 and fills `target`, or the errno.
+int read_link_target(Env& env, int dir_fd, const char* name, std::size_t size_hint, std::string& target);
+
+}  // namespace mybackup
