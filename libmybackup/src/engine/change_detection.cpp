@@ -23,7 +23,8 @@ std::int64_t mtime_of(const struct stat& info) { return time_ns(info.st_mtim); }
 /// are as recorded. A version recorded before metadata was kept never matches: the next backup
 /// records the file again, once, with its metadata.
 bool same_metadata(const ScanEntry& entry, const LatestVersion& last) {
-  return last.meta_recorded && last.uid == entry.uid && last.gid == entry.gid && last.ctime_ns == entry.ctime_ns;
+  return last.meta_recorded && last.uid == entry.meta.uid && last.gid == entry.meta.gid &&
+         last.ctime_ns == entry.meta.ctime_ns;
 }
 
 /// The names of the owner and group, added to what the stat gave.
@@ -67,16 +68,8 @@ ManifestVersion metadata_version(const ScanEntry& entry, std::uint32_t number) {
   version.size = entry.size;
   version.inode = entry.inode;
   version.link_target = entry.link_target;
-  FileMetadata& meta = version.meta;
-  meta.recorded = true;
-  meta.uid = entry.uid;
-  meta.gid = entry.gid;
-  meta.ctime_ns = entry.ctime_ns;
-  meta.device = entry.device;
-  meta.links = entry.links;
-  meta.rdev = entry.rdev;
-  meta.xattrs = entry.xattrs;
-  add_names(meta);
+  version.meta = entry.meta;
+  add_names(version.meta);
   return version;
 }
 
@@ -179,7 +172,7 @@ ReadResult ContentReader::read(const FileToRead& file, ManifestVersion& version,
   if (env_.stat_fd(opened.get(), before) != 0 || !S_ISREG(before.st_mode)) {
     return unreadable("is no longer a regular file");
   }
-  if (static_cast<std::uint64_t>(before.st_ino) != file.entry.inode || static_cast<std::uint64_t>(before.st_dev) != file.entry.device) {
+  if (static_cast<std::uint64_t>(before.st_ino) != file.entry.inode || static_cast<std::uint64_t>(before.st_dev) != file.entry.meta.device) {
     return unreadable("was replaced by another file between the scan and the read (the next backup reads it)");
   }
   Sha256 file_hash;

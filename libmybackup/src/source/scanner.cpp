@@ -35,13 +35,7 @@ ScanEntry make_entry(const std::string& path, EntryType type, const struct stat&
   entry.size = type == EntryType::file ? static_cast<std::uint64_t>(st.st_size) : 0;
   entry.mtime_ns = time_ns(st.st_mtim);
   entry.inode = static_cast<std::uint64_t>(st.st_ino);
-  const FileMetadata meta = stat_metadata(st, type == EntryType::char_device || type == EntryType::block_device);
-  entry.device = meta.device;
-  entry.uid = meta.uid;
-  entry.gid = meta.gid;
-  entry.ctime_ns = meta.ctime_ns;
-  entry.links = meta.links;
-  entry.rdev = meta.rdev;
+  entry.meta = stat_metadata(st, type == EntryType::char_device || type == EntryType::block_device);
   return entry;
 }
 
@@ -123,7 +117,7 @@ class Walker {
 
   /// Fills a directory entry's extended attributes from its open handle.
   void read_directory_xattrs(int fd, ScanEntry& entry) {
-    if (const int err = read_xattrs(fd, privileged_, entry.xattrs); err != 0) {
+    if (const int err = read_xattrs(fd, privileged_, entry.meta.xattrs); err != 0) {
       add_problem(entry.path, with_reason("extended attributes not recorded", err));
     }
   }

@@ -62,9 +62,9 @@ LatestVersion recorded(const ScanEntry& entry, std::uint32_t number = 1) {
   version.inode = entry.inode;
   version.link_target = entry.link_target;
   version.meta_recorded = true;
-  version.uid = entry.uid;
-  version.gid = entry.gid;
-  version.ctime_ns = entry.ctime_ns;
+  version.uid = entry.meta.uid;
+  version.gid = entry.meta.gid;
+  version.ctime_ns = entry.meta.ctime_ns;
   return version;
 }
 
@@ -177,11 +177,11 @@ TEST(PlanChanges, AFileChangesWithItsMtimeSizeInodeOrMode) {
 TEST(PlanChanges, AnOwnerGroupOrCtimeChangeOrMetadataNeverRecordedIsAChange) {
   const ScanEntry before = file_entry("/r/a");
   ScanEntry owner = before;
-  owner.uid = 1001;
+  owner.meta.uid = 1001;
   ScanEntry group = before;
-  group.gid = 1001;
+  group.meta.gid = 1001;
   ScanEntry ctime = before;
-  ctime.ctime_ns = 5;  // a chmod, a new link or a new extended attribute
+  ctime.meta.ctime_ns = 5;  // a chmod, a new link or a new extended attribute
   for (const ScanEntry& after : {owner, group, ctime}) {
     const Planned planned = plan({after}, {{"/r/a", recorded(before, 3)}});
     ASSERT_EQ(planned.plan.reads.size(), 1U);
@@ -354,7 +354,7 @@ class ReadContent : public ::testing::Test {
     struct stat info {};
     if (::lstat(path.c_str(), &info) == 0) {
       file.entry.inode = info.st_ino;
-      file.entry.device = info.st_dev;
+      file.entry.meta.device = info.st_dev;
     }
     return file;
   }

@@ -148,8 +148,8 @@ TEST(ScanTree, RecordsFifosAndSkipsSocketsSilently) {
   EXPECT_TRUE(result.problems.empty());
   ASSERT_EQ(result.entries.size(), 3u);
   EXPECT_EQ(result.entries[1].type, EntryType::fifo);
-  EXPECT_EQ(result.entries[1].uid, ::geteuid());
-  EXPECT_GT(result.entries[1].ctime_ns, 0);
+  EXPECT_EQ(result.entries[1].meta.uid, ::geteuid());
+  EXPECT_GT(result.entries[1].meta.ctime_ns, 0);
 }
 
 // Attack test (issue 11, item 12): a source reached through a link another user placed is never
@@ -258,7 +258,7 @@ TEST(ScanTree, RecordsModeMtimeInodeAndDevice) {
   struct stat st {};
   ASSERT_EQ(lstat(file->path.c_str(), &st), 0);
   EXPECT_EQ(file->inode, static_cast<std::uint64_t>(st.st_ino));
-  EXPECT_EQ(file->device, static_cast<std::uint64_t>(st.st_dev));
+  EXPECT_EQ(file->meta.device, static_cast<std::uint64_t>(st.st_dev));
 
   const ScanEntry* sub = find_entry(result, dir / "sub");
   ASSERT_NE(sub, nullptr);

@@ -39,16 +39,12 @@ struct ScanEntry {
   std::uint64_t size = 0;  // bytes for files, target length for symlinks, 0 for directories
   std::int64_t mtime_ns = 0;
   std::uint64_t inode = 0;
-  std::uint64_t device = 0;
   std::string link_target;  // symlinks only
-  std::uint32_t uid = 0;
-  std::uint32_t gid = 0;
-  std::int64_t ctime_ns = 0;  // moves with owner, mode, links and extended attributes
-  std::uint32_t links = 1;    // st_nlink: more than one for a file with hard links
-  std::uint64_t rdev = 0;     // character and block devices only
-  /// Directories only (read through the handle the scan holds); a file's are read with its
-  /// content, through the handle the read opens. Symlinks, fifos and devices: none recorded.
-  std::vector<ExtendedAttribute> xattrs;
+  /// As lstat gave it (stat_metadata): owner and group ids (names are added when a version is
+  /// recorded), ctime, device, links, rdev. Extended attributes: directories only (read through
+  /// the handle the scan holds); a file's are read with its content, through the handle the read
+  /// opens. Symlinks, fifos and devices: none recorded.
+  FileMetadata meta;
 };
 
 struct ScanProblem {
