@@ -1,9 +1,9 @@
 #pragma once
 // The environment: the one door to the operating system for the code that reads sources (the
 // scanner, the backup's file reads), writes restores, keeps time (the writer lock's refresher,
-// run timestamps), and tells who this process is (the writer lock's identity). As LevelDB's Env, so tests can wrap it and inject faults (EIO,
-// short reads, a file changing while read, a full disk, lost unsynced data) that a real
-// filesystem cannot produce on demand.
+// run timestamps), and tells who this process is (the writer lock's identity). As LevelDB's Env,
+// so tests can wrap it and inject faults (EIO, short reads, a file changing while read, a full
+// disk, lost unsynced data) that a real filesystem cannot produce on demand.
 //
 // The calls are thin: each one is at most one virtual call per system call, works on file
 // descriptors, and copies nothing. Conventions shared by every method:
