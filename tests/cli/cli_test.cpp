@@ -774,15 +774,37 @@ TEST_F(CliTest, ReadOnlyDestinationFails) {
 
 class LockTest : public CliTest {
  protected:
-  /// A lock file of another writer: locks/<16 hex digits>.json.
-  void write_lock(long pid) {
+  enum class Identity { written, left_out };  // boot_id and pid_ns: this machine's, or none (older versions)
+
+  /// A lock file of another writer on this host: locks/<16 hex digits>.json, last refreshed
+  /// `age` ago (negative: in the future).
+  void write_lock(long pid, Identity identity = Identity::written, std::chrono::nanoseconds age = {}) {
     char host[256] = {};
     ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
     const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch());
     ASSERT_TRUE(::mkdir((dest_ + "/locks").c_str(), 0755) == 0 || errno == EEXIST) << std::strerror(errno);
+    std::string boot_and_namespace;
+    if (identity == Identity::written) {
+      std::string boot_id = read_text("/proc/sys/kernel/random/boot_id");
+      boot_id.erase(boot_id.find_last_not_of('\n') + 1);
+      struct stat ns {};
+      ASSERT_EQ(::stat("/proc/self/ns/pid", &ns), 0);
+      boot_and_namespace = ", \"boot_id\": \"" + boot_id + "\", \"pid_ns\": " + std::to_string(ns.st_ino);
+    }
     write_text(dest_ + "/locks/0123456789abcdef.json", std::string("{\"host\": \"") + host + "\", \"pid\": " + std::to_string(pid) +
-                                                 ", \"purpose\": \"backup\", \"time_ns\": " + std::to_string(now.count()) +
-                                                 ", \"time\": \"2026-01-01T00:00:00Z\"}\n");
+                                                 boot_and_namespace + ", \"purpose\": \"backup\", \"time_ns\": " +
+                                                 std::to_string((now - age).count()) + ", \"time\": \"2026-01-01T00:00:00Z\"}\n");
+  }
+
+  /// A pid no process has any more: a child, forked and reaped.
+  static long dead_pid() {
+    const pid_t child = ::fork();
+    if (child == 0) {
+      ::_exit(0);
+    }
+    EXPECT_GT(child, 0);
+    EXPECT_EQ(::waitpid(child, nullptr, 0), child);
+    return static_cast<long>(child);
   }
 };
 
@@ -796,18 +818,33 @@ TEST_F(LockTest, LiveLockBlocksAndStaleLockIsBroken) {
   EXPECT_TRUE(failed_with(locked, 1, {"locked", dest_, "pid " + std::to_string(::getpid())}));
   EXPECT_EQ(listing(dest_), dest_before) << "a refused run must leave the destination (and the lock) as they were";
 
-  // A holder on this host that no longer exists: its lock is stale and is broken.
-  const pid_t child = ::fork();
-  if (child == 0) {
-    ::_exit(0);
-  }
-  ASSERT_GT(child, 0);
-  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
-  write_lock(static_cast<long>(child));
+  // A holder of this boot and pid namespace that no longer exists: its lock is stale and is broken.
+  write_lock(dead_pid());
   const Result broken = run({"backup"});
   ASSERT_TRUE(succeeded(broken));
   EXPECT_TRUE(contains(broken.out, "1 new, 0 changed, 0 deleted, 3 unchanged")) << broken;
   EXPECT_EQ(lock_files(), std::vector<std::string>{}) << "the stale lock is broken and the run's own released";
+}
+
+// Issue 11, item 7: a lock without boot_id and pid_ns (an older version, or another container
+// sharing the host name) is never broken by its pid, only by age.
+TEST_F(LockTest, ALockWithoutBootAndNamespaceOfADeadPidStillBlocks) {
+  first_backup();
+  write_lock(dead_pid(), Identity::left_out);
+  EXPECT_TRUE(failed_with(run({"backup"}), 1, {"locked", dest_}));
+  write_lock(dead_pid(), Identity::left_out, std::chrono::minutes(31));
+  EXPECT_TRUE(succeeded(run({"backup"})));
+  EXPECT_EQ(lock_files(), std::vector<std::string>{});
+}
+
+// Issue 11, item 7: a lock dated in the future (clocks apart) stops the run and says what to do.
+TEST_F(LockTest, ALockDatedInTheFutureNamesItsFileAndTheClocks) {
+  first_backup();
+  write_lock(dead_pid(), Identity::written, -std::chrono::hours(1));
+  const Result future = run({"backup"});
+  EXPECT_TRUE(failed_with(future, 1, {"dated in the future", dest_ + "/locks/0123456789abcdef.json", "check the clocks",
+                                      "delete that file if no other mybackup is writing"}));
+  EXPECT_EQ(lock_files(), std::vector<std::string>{"0123456789abcdef.json"}) << "never removed";
 }
 
 // ================================================================ interruption

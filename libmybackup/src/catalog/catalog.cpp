@@ -197,6 +197,8 @@ class VersionRecorder {
         find_file_(db, "SELECT id FROM files WHERE path = ?"),
         insert_file_(db, "INSERT INTO files(path) VALUES(?)"),
         find_chunk_(db, "SELECT id, length FROM chunks WHERE hash = ?"),
+        highest_if_taken_(db, "SELECT max(number) FROM versions WHERE file_id = ?1 "
+                              "AND EXISTS (SELECT 1 FROM versions WHERE file_id = ?1 AND number = ?2)"),
         insert_version_(db, "INSERT INTO versions(file_id, run_id, number, type, size, stored_size, mtime_ns, mode, "
                             "inode, sha256, link_target, uid, gid, owner, grp, ctime_ns, device, links, rdev, xattrs) "
                             "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
@@ -232,11 +234,25 @@ class VersionRecorder {
     return id;
   }
 
+  /// `number`, or the path's next free number when a version already has it: two writers at once
+  /// (clocks apart, a resume from suspend) each recorded the same next version. Manifests are
+  /// replayed in sequence order, so the later one's version moves up, the same on every rebuild.
+  std::int64_t free_number(std::int64_t file_id, std::int64_t number) {
+    highest_if_taken_.bind(1, file_id);
+    highest_if_taken_.bind(2, number);
+    std::int64_t free = number;
+    if (highest_if_taken_.executeStep() && !highest_if_taken_.getColumn(0).isNull()) {
+      free = highest_if_taken_.getColumn(0).getInt64() + 1;
+    }
+    highest_if_taken_.reset();
+    return free;
+  }
+
   /// The version's row, with a stored size of 0 until its chunks are linked. Returns its id.
   std::int64_t insert_version(const ManifestVersion& version, std::int64_t file_id) {
     insert_version_.bind(1, file_id);
     insert_version_.bind(2, run_id_);
-    insert_version_.bind(3, static_cast<std::int64_t>(version.number));
+    insert_version_.bind(3, free_number(file_id, static_cast<std::int64_t>(version.number)));
     insert_version_.bind(4, static_cast<int>(version.type));
     insert_version_.bind(5, as_i64(version.size));
     insert_version_.bind(6, static_cast<std::int64_t>(0));
@@ -306,6 +322,7 @@ class VersionRecorder {
   SQLite::Statement find_file_;
   SQLite::Statement insert_file_;
   SQLite::Statement find_chunk_;
+  SQLite::Statement highest_if_taken_;
   SQLite::Statement insert_version_;
   SQLite::Statement insert_link_;
   SQLite::Statement add_reference_;

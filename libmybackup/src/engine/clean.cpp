@@ -244,6 +244,13 @@ CleanReport run_clean(Catalog& catalog, Repository& repository, const Repository
   const CommittedRun committed = commit_run(catalog, repository, lock, manifest, stats);
   report.manifest_key = committed.manifest_key;
   report.seq = committed.seq;
+  // Checked again on the destination: a writer who took the lock over after the commit may be
+  // planning against these packs (it has not seen this manifest yet).
+  if (!manifest.deleted_packs.empty() && lock != nullptr && !lock->still_held()) {
+    throw Error(ErrorKind::locked, "the lock on " + repository.location() +
+                                       " was taken over by another writer after this clean was recorded (was the "
+                                       "computer asleep?): no pack was deleted; run `mybackup clean` again to delete them");
+  }
   for (const std::string& name : manifest.deleted_packs) {
     try {
       repository.delete_pack(name);

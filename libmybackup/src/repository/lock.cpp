@@ -1,11 +1,6 @@
 #include "mybackup/repository/lock.hpp"
 
-#include <signal.h>
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
-
-#include <cerrno>
 
 #include "mybackup/crypto/crypto.hpp"
 #include "mybackup/repository/object_names.hpp"
@@ -17,6 +12,8 @@ namespace {
 struct Holder {
   std::string host;
   long pid = 0;
+  std::string boot_id;       // "" when the lock does not say (an older version wrote it)
+  std::uint64_t pid_ns = 0;  // 0 when the lock does not say
   std::string purpose;
   std::int64_t time_ns = 0;
 };
@@ -34,40 +31,64 @@ bool parse_holder(const Bytes& raw, Holder& holder) {
     holder.pid = pid.get<long>();
     holder.purpose = root.value("purpose", "");
     holder.time_ns = time_ns.get<std::int64_t>();
+    // The identity fields are optional: of another type they count as unknown (judged by age).
+    const auto boot_id = root.find("boot_id");
+    if (boot_id != root.end() && boot_id->is_string()) {
+      holder.boot_id = boot_id->get<std::string>();
+    }
+    const auto pid_ns = root.find("pid_ns");
+    if (pid_ns != root.end() && pid_ns->is_number_unsigned()) {
+      holder.pid_ns = pid_ns->get<std::uint64_t>();
+    }
     return !holder.host.empty();
   } catch (const nlohmann::json::exception&) {
     return false;
   }
 }
 
-bool process_alive(long pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
+enum class Verdict { live, stale, dated_in_the_future };
 
-bool is_stale(const Holder& holder, std::int64_t now_ns, std::chrono::nanoseconds stale_after) {
-  if (holder.host == host_name() && !process_alive(holder.pid)) {
-    return true;
+/// `time_ns` is before `limit_ns` less `span` (computed without overflow at the ends of time).
+bool before(std::int64_t time_ns, std::int64_t limit_ns, std::chrono::nanoseconds span) {
+  std::int64_t bound = 0;
+  if (__builtin_sub_overflow(limit_ns, static_cast<std::int64_t>(span.count()), &bound)) {
+    return false;  // the bound is below the start of 64-bit time (span >= 0): nothing is before it
   }
-  // Not now_ns - time_ns, which overflows for a time far in the past.
-  return holder.time_ns < now_ns - stale_after.count();
+  return time_ns < bound;
+}
+
+/// The rules of lock.hpp, in its order.
+Verdict judge(const Holder& holder, const ProcessIdentity& self, Env& env, const LockOptions& options) {
+  const std::int64_t now = env.now_ns();
+  if (before(now, holder.time_ns, options.stale_after)) {
+    return Verdict::dated_in_the_future;
+  }
+  const bool same_host = holder.host == self.host;
+  const bool boot_known = !holder.boot_id.empty() && !self.boot_id.empty();
+  const bool same_boot = same_host && boot_known && holder.boot_id == self.boot_id;
+  if (same_boot && self.pid_ns != 0 && holder.pid_ns == self.pid_ns && !env.process_exists(holder.pid)) {
+    return Verdict::stale;  // its pid is one of ours, and no such process is left
+  }
+  if (same_host && boot_known && !same_boot && self.boot_started_ns != 0 && holder.time_ns < self.boot_started_ns &&
+      before(holder.time_ns, now, 2 * options.refresh_interval)) {
+    return Verdict::stale;  // last refreshed during an earlier boot of this machine
+  }
+  return before(holder.time_ns, now, options.stale_after) ? Verdict::stale : Verdict::live;
 }
 }  // namespace
 
-std::string host_name() {
-  char name[256] = {};
-  if (::gethostname(name, sizeof name - 1) != 0) {
-    return "unknown";
-  }
-  return name;
-}
-
 std::string RepositoryLock::describe_self() const {
   const std::int64_t now = env_.now_ns();
-  const nlohmann::ordered_json self = {
-      {"host", host_name()},
-      {"pid", static_cast<std::int64_t>(::getpid())},
-      {"purpose", purpose_},
-      {"time_ns", now},
-      {"time", format_utc(now)},
-  };
+  nlohmann::ordered_json self = {{"host", self_.host}, {"pid", static_cast<std::int64_t>(self_.pid)}};
+  if (!self_.boot_id.empty()) {
+    self["boot_id"] = self_.boot_id;
+  }
+  if (self_.pid_ns != 0) {
+    self["pid_ns"] = self_.pid_ns;
+  }
+  self["purpose"] = purpose_;
+  self["time_ns"] = now;
+  self["time"] = format_utc(now);
   // A host name that is not UTF-8 is written with U+FFFD: JSON text must be UTF-8.
   return self.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
@@ -79,7 +100,8 @@ std::string RepositoryLock::new_key() {
 }
 
 RepositoryLock::RepositoryLock(Backend& backend, const std::string& purpose, const LockOptions& options)
-    : backend_(backend), purpose_(purpose), options_(options), env_(Env::or_default(options.env)) {
+    : backend_(backend), purpose_(purpose), options_(options), env_(Env::or_default(options.env)),
+      self_(env_.process_identity()) {
   key_ = new_key();
   backend_.put(key_, as_bytes(describe_self()), Overwrite::no);
 
@@ -109,10 +131,18 @@ RepositoryLock::RepositoryLock(Backend& backend, const std::string& purpose, con
                      " is in the way (delete it if no mybackup is running there)";
           break;
         }
-        if (is_stale(holder, env_.now_ns(), options_.stale_after)) {
+        const Verdict verdict = judge(holder, self_, env_, options_);
+        if (verdict == Verdict::stale) {
           backend_.remove(other);  // its holder is gone
           removed_stale = true;
           continue;
+        }
+        if (verdict == Verdict::dated_in_the_future) {
+          conflict = "the lock file " + backend_.location() + "/" + other + " (pid " + std::to_string(holder.pid) +
+                     " on " + holder.host + ") is dated in the future, " + format_local(holder.time_ns) +
+                     ": check the clocks of the computers writing there, and delete that file if no other mybackup "
+                     "is writing to this repository";
+          break;
         }
         conflict = "the repository at " + backend_.location() + " is locked by " + holder.purpose + " (pid " +
                    std::to_string(holder.pid) + " on " + holder.host + " since " + format_local(holder.time_ns) +

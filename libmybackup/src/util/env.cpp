@@ -2,12 +2,16 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <ctime>
+#include <fstream>
+#include <limits>
+#include <string>
 
 namespace mybackup {
 
@@ -41,6 +45,14 @@ timespec to_timespec(std::int64_t ns) {
   return time;
 }
 
+/// The first line of a small system file ("" if it cannot be read).
+std::string first_line_of(const char* path) {
+  std::ifstream file(path);
+  std::string line;
+  std::getline(file, line);
+  return line;
+}
+
 /// The real operating system. Stateless, hence thread-safe.
 class PosixEnv final : public Env {
  public:
@@ -53,6 +65,30 @@ class PosixEnv final : public Env {
   std::cv_status wait_for(std::condition_variable& condition, std::unique_lock<std::mutex>& lock,
                           std::chrono::nanoseconds timeout) override {
     return condition.wait_for(lock, timeout);
+  }
+
+  ProcessIdentity process_identity() override {
+    ProcessIdentity self;
+    self.host = host_name();
+    self.pid = static_cast<long>(::getpid());
+    self.boot_id = first_line_of("/proc/sys/kernel/random/boot_id");
+    struct stat ns {};
+    if (::stat("/proc/self/ns/pid", &ns) == 0) {
+      self.pid_ns = static_cast<std::uint64_t>(ns.st_ino);
+    }
+    // CLOCK_BOOTTIME is the time since boot, suspends included (what /proc/uptime shows).
+    timespec since_boot{};
+    if (clock_gettime(CLOCK_BOOTTIME, &since_boot) == 0) {
+      self.boot_started_ns = now_ns() - (static_cast<std::int64_t>(since_boot.tv_sec) * kNsPerSecond + since_boot.tv_nsec);
+    }
+    return self;
+  }
+
+  bool process_exists(long pid) override {
+    if (pid <= 0 || pid > std::numeric_limits<pid_t>::max()) {
+      return false;  // not a pid (and never a wrapped one)
+    }
+    return (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
   }
 
   int open_for_reading(int dir_fd, const char* path) override {
@@ -169,6 +205,14 @@ class PosixEnv final : public Env {
 };
 
 }  // namespace
+
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) {
+    return "unknown";
+  }
+  return name;
+}
 
 Env& Env::default_env() {
   static PosixEnv env;

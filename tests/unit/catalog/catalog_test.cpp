@@ -680,6 +680,48 @@ TEST(Catalog, VersionsOfOrdersByNumberNotByInsertion) {
   EXPECT_EQ(f2[2].type, EntryType::file);
 }
 
+// Issue 11, item 7: two writers at once (clocks apart, a resume from suspend) each recorded
+// version 2 of /r/f1, in manifests 2 and 3. Replaying them must not fail on the catalog's
+// UNIQUE(file_id, number): the later manifest's version becomes 3, the same on every rebuild.
+TEST(Catalog, AVersionNumberRecordedTwiceMovesTheLaterOneUp) {
+  TempDir dir("catalog_test_");
+  Manifest other_writer = manifest_with_seq(3);
+  other_writer.versions = {file_version("/r/f1", 2, 700, {chunk(3)}), file_version("/r/f2", 2, 100, {chunk(1)})};
+  for (const char* name : {"backups.db", "rebuilt.db"}) {
+    Catalog catalog(dir / name);
+    record_both(catalog);  // /r/f1 versions 1 and 2, /r/f2 version 1 and its deletion (2)
+    EXPECT_NO_THROW(catalog.record_run(other_writer, "snapshots/0000000003-x.enc", RunStats{}));
+    EXPECT_EQ(catalog.last_seq(), 3u);
+
+    const std::vector<VersionRecord> f1 = catalog.versions_of("/r/f1");
+    ASSERT_EQ(f1.size(), 3u) << name;
+    EXPECT_EQ(f1[1].number, 2u);
+    EXPECT_EQ(f1[1].size, 600u);  // the first writer's version 2 keeps its number
+    EXPECT_EQ(f1[2].number, 3u);
+    EXPECT_EQ(f1[2].size, 700u);  // the second writer's, moved up
+    EXPECT_EQ(f1[2].sha256, file_version("/r/f1", 2, 700, {}).sha256);
+    EXPECT_EQ(f1[2].stored_size, 130u);
+    EXPECT_EQ(catalog.latest_under("/r").at("/r/f1").number, 3u);
+
+    const std::vector<VersionRecord> f2 = catalog.versions_of("/r/f2");
+    ASSERT_EQ(f2.size(), 3u) << name;
+    EXPECT_EQ(f2[1].type, EntryType::deleted);
+    EXPECT_EQ(f2[2].number, 3u);
+    EXPECT_EQ(f2[2].type, EntryType::file);
+  }
+  // A version whose number is free keeps it, even below the path's highest (as before).
+  Catalog catalog(dir / "free.db");
+  catalog.record_run(first_manifest(), "snapshots/0000000001-x.enc", RunStats{});
+  Manifest later = manifest_with_seq(2);
+  later.versions = {file_version("/r/f1", 5, 400, {chunk(3)}), file_version("/r/f1", 3, 400, {chunk(3)})};
+  catalog.record_run(later, "snapshots/0000000002-x.enc", RunStats{});
+  std::vector<std::uint32_t> numbers;
+  for (const VersionRecord& version : catalog.versions_of("/r/f1")) {
+    numbers.push_back(version.number);
+  }
+  EXPECT_EQ(numbers, (std::vector<std::uint32_t>{1, 3, 5}));
+}
+
 TEST(Catalog, StateAtBeforeBetweenAndAfterRuns) {
   TempDir dir("catalog_test_");
   Catalog catalog(dir / "backups.db");

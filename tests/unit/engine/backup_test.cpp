@@ -924,6 +924,59 @@ TEST_F(Backup, CatalogBehindTheDestinationDoesNotReuseVersionNumbers) {
   expect_same_latest(catalog_->latest_under(src_), stale.latest_under(src_));
 }
 
+// Issue 11, item 7: two writers at once (clocks apart, two containers sharing a host name, a
+// resume from suspend) each recorded version 2 of small.txt, in manifests 2 and 3. A catalog
+// rebuilt from the destination alone (what `init --from` does) takes both, the later as version 3,
+// and every rebuild agrees.
+TEST_F(Backup, TwoWritersAtOnceStillRebuildFromTheDestination) {
+  make_tree(false);
+  backup();
+  catalog_.reset();  // closed: the WAL is checkpointed into backups.db
+  std::filesystem::copy_file(dir_ / "backups.db", dir_ / "other.db");
+  catalog_ = std::make_unique<Catalog>(dir_ / "backups.db");
+  Catalog other(dir_ / "other.db");
+
+  testing::write_text_file(src("small.txt"), "the first writer's version");
+  set_mtime(src("small.txt"), 1'700'000'000);
+  ASSERT_EQ(backup().seq, 2u);
+  const std::string second_text = "the second writer's version, planned before the first one committed";
+  testing::write_text_file(src("small.txt"), second_text);
+  set_mtime(src("small.txt"), 1'700'000'100);
+  ASSERT_EQ(run_backup(other, target(), options()).seq, 3u);  // it never saw manifest 2
+  const std::vector<std::string> keys = repo_->manifest_keys();
+  ASSERT_EQ(keys.size(), 3u);
+  for (const std::string& key : {keys[1], keys[2]}) {
+    const Manifest manifest = repo_->read_manifest(key);
+    ASSERT_EQ(manifest.versions.size(), 1u) << key;
+    EXPECT_EQ(manifest.versions[0].path, src("small.txt"));
+    EXPECT_EQ(manifest.versions[0].number, 2u) << key;
+  }
+
+  Catalog rebuilt(dir_ / "rebuilt.db");
+  ReplayReport report;
+  EXPECT_NO_THROW(report = replay_new_manifests(rebuilt, *repo_));
+  EXPECT_EQ(report.replayed, 3u);
+  EXPECT_TRUE(report.check.healthy()) << ::testing::PrintToString(report.check.problems());
+  const std::vector<VersionRecord> versions = rebuilt.versions_of(src("small.txt"));
+  ASSERT_EQ(versions.size(), 3u);
+  EXPECT_EQ(versions[1].number, 2u);
+  EXPECT_EQ(versions[1].size, std::string("the first writer's version").size());
+  EXPECT_EQ(versions[2].number, 3u);
+  EXPECT_EQ(versions[2].size, second_text.size());
+  EXPECT_EQ(rebuilt.latest_under(src_).at(src("small.txt")).number, 3u);
+  Bytes restored;
+  for (const ChunkLocation& location : rebuilt.chunks_of(versions[2].id)) {
+    const Bytes chunk = repo_->read_chunk(location.pack, location.entry);
+    restored.insert(restored.end(), chunk.begin(), chunk.end());
+  }
+  EXPECT_EQ(std::string(as_text(restored)), second_text);
+
+  Catalog again(dir_ / "again.db");
+  EXPECT_EQ(replay_new_manifests(again, *repo_).replayed, 3u);
+  expect_same_latest(again.latest_under("/"), rebuilt.latest_under("/"));
+  expect_same_summary(again.summary(), rebuilt.summary());
+}
+
 TEST_F(Backup, ReplayIsIdempotent) {
   make_tree(false);
   backup();

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -51,7 +53,14 @@ class FailingRemoveBackend : public FaultInjectingBackend {
     }
     FaultInjectingBackend::remove(key);
   }
+  void put(const std::string& key, ByteView data, Overwrite overwrite) override {
+    FaultInjectingBackend::put(key, data, overwrite);
+    if (after_put) {
+      after_put(key);
+    }
+  }
   int removals_left = -1;  // -1: never fail
+  std::function<void(const std::string&)> after_put;  // called after each stored object
 };
 
 /// Every object on the destination with its size.
@@ -482,6 +491,49 @@ TEST_F(Clean, KilledWhileDeletingIsFinishedByTheNextRun) {
   const CleanReport rerun = clean(0, 1);
   EXPECT_GE(rerun.orphan_packs, 1U);
   EXPECT_EQ(rerun.versions_removed, 0U);
+  expect_consistent(*catalog_);
+}
+
+// Issue 11, item 7: a writer who judged this clean stale (clocks apart, a resume from suspend)
+// removes its lock right after the manifest is stored. The packs that manifest deletes must stay
+// until the lock is checked again: none is deleted, and the next clean finishes the job.
+TEST_F(Clean, ALockTakenOverAfterTheManifestDeletesNoPack) {
+  write("a.bin", testing::random_data(300'000, 1));
+  backup();
+  write("a.bin", testing::random_data(300'000, 2));  // run 1's pack becomes all dead
+  backup();
+  replay_new_manifests(*catalog_, *repo_);
+  LockOptions slow;
+  slow.refresh_interval = std::chrono::hours(1);  // only still_held() can notice
+  const std::unique_ptr<RepositoryLock> lock = repo_->lock("clean", slow);
+  faults_->after_put = [&](const std::string& key) {
+    if (key.rfind("snapshots/", 0) == 0) {
+      raw_backend(*repo_)->remove(lock->key());
+    }
+  };
+  const std::map<std::string, std::uint64_t> before = destination_objects(faults_->inner());
+  CleanOptions options;
+  options.policy.keep_days = 0;
+  options.policy.keep_versions = 1;
+  options.clock = &clock_;
+  options.orphan_grace_ns = 0;
+  const Error error = testing::catch_error([&] { run_clean(*catalog_, *repo_, lock.get(), options); });
+  faults_->after_put = nullptr;
+  EXPECT_EQ(error.kind(), ErrorKind::locked) << error.what();
+  const std::string message = error.what();
+  EXPECT_NE(message.find("after this clean was recorded"), std::string::npos) << message;
+  EXPECT_NE(message.find("no pack was deleted"), std::string::npos) << message;
+  EXPECT_TRUE(lock->lost());
+  // Every pack is still there; only the clean's manifest was added (and the lock file removed).
+  for (const auto& [key, size] : before) {
+    if (key.rfind("data/", 0) == 0) {
+      EXPECT_EQ(faults_->inner().size(key), size) << key;
+    }
+  }
+  EXPECT_EQ(catalog_->last_run()->kind, "clean");  // recorded
+
+  const CleanReport rerun = clean(0, 1);
+  EXPECT_GE(rerun.orphan_packs, 1U);  // the dead pack nobody deleted
   expect_consistent(*catalog_);
 }
 

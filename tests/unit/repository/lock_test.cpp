@@ -3,6 +3,7 @@
 #include "mybackup/repository/object_names.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,10 +13,12 @@
 #include <limits>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -70,6 +73,68 @@ std::string write_lock(Backend& backend, const std::string& name, const std::str
   return key;
 }
 
+/// Writes locks/<name>.json as a writer of this version would, with its boot and pid namespace.
+std::string write_identified_lock(Backend& backend, const std::string& name, const ProcessIdentity& holder,
+                                  std::int64_t time_ns) {
+  const nlohmann::json lock = {{"host", holder.host},     {"pid", holder.pid},       {"boot_id", holder.boot_id},
+                               {"pid_ns", holder.pid_ns}, {"purpose", "backup"},    {"time_ns", time_ns},
+                               {"time", format_utc(time_ns)}};
+  const std::string key = foreign_key(name);
+  backend.put(key, as_bytes(lock.dump() + "\n"), Overwrite::no);
+  return key;
+}
+
+/// A holder of this boot and pid namespace whose process no longer exists.
+ProcessIdentity dead_holder_here() {
+  ProcessIdentity dead = Env::default_env().process_identity();
+  dead.pid = dead_pid();
+  return dead;
+}
+
+constexpr std::int64_t kFakeNow = 1'800'000'000'000'000'000;
+
+/// A writer's clock and identity set by hand (host, boot, pid namespace), and which pids exist.
+class FakeIdentityEnv final : public EnvWrapper {
+ public:
+  FakeIdentityEnv() : EnvWrapper(Env::default_env()) {
+    self.host = "box.example";
+    self.pid = 100;
+    self.boot_id = "11111111-2222-3333-4444-555555555555";
+    self.pid_ns = 4026531836;
+    self.boot_started_ns = kFakeNow - 10 * kMinuteNs;
+  }
+  std::int64_t now_ns() const override { return now; }
+  ProcessIdentity process_identity() override { return self; }
+  bool process_exists(long pid) override { return live_pids.count(pid) != 0; }
+
+  /// Another writer: this one's identity with pid `pid`.
+  ProcessIdentity other(long pid) const {
+    ProcessIdentity holder = self;
+    holder.pid = pid;
+    return holder;
+  }
+  LockOptions options() {
+    LockOptions options;
+    options.env = this;
+    return options;
+  }
+
+  std::int64_t now = kFakeNow;
+  ProcessIdentity self;
+  std::set<long> live_pids;
+};
+
+/// Whether a writer with `env` takes the lock (true), or is refused with Error(locked) (false).
+bool takes_the_lock(Backend& backend, FakeIdentityEnv& env) {
+  try {
+    const RepositoryLock lock(backend, "backup", env.options());
+    return true;
+  } catch (const Error& error) {
+    EXPECT_EQ(error.kind(), ErrorKind::locked) << error.what();
+    return false;
+  }
+}
+
 std::string content_of(const Backend& backend, const std::string& key) {
   return std::string(as_text(backend.get(key, kAnySize)));
 }
@@ -94,9 +159,12 @@ TEST(Lock, lock_file_records_the_holder_as_json) {
 
   const std::string content = content_of(*backend, lock.key());
   const auto members = parse_json_object(content);
-  ASSERT_EQ(members.size(), 5U) << content;
+  ASSERT_EQ(members.size(), 7U) << content;
   EXPECT_EQ(members.at("host"), host_name());
   EXPECT_EQ(members.at("pid"), ::getpid());
+  const ProcessIdentity self = Env::default_env().process_identity();
+  EXPECT_EQ(members.at("boot_id"), self.boot_id);
+  EXPECT_EQ(members.at("pid_ns"), self.pid_ns);
   EXPECT_EQ(members.at("purpose"), "backup");
   const auto time_ns = members.at("time_ns").get<std::int64_t>();
   EXPECT_GE(time_ns, before);
@@ -170,7 +238,7 @@ TEST(Lock, the_destructor_removes_only_its_own_file) {
     own_key = lock.key();
     // Written after the lock was taken (so nobody judged it yet): a dead holder's lock, which
     // the next writer will break, but which the releasing holder must leave alone.
-    foreign = write_lock(*backend, "someone-else", host_name(), dead_pid(), now_ns());
+    foreign = write_identified_lock(*backend, "someone-else", dead_holder_here(), now_ns());
   }
   EXPECT_EQ(backend->size(own_key), std::nullopt);
   EXPECT_EQ(lock_files(*backend), std::vector<std::string>{foreign});
@@ -369,12 +437,204 @@ TEST(Lock, racing_threads_never_hold_it_together) {
 TEST(Lock, a_lock_of_a_dead_process_on_this_host_is_broken) {
   TempDir dir;
   auto backend = make_local_backend(dir.path());
-  const std::string foreign = write_lock(*backend, "dead", host_name(), dead_pid(), now_ns());
+  const std::string foreign = write_identified_lock(*backend, "dead", dead_holder_here(), now_ns());
   const RepositoryLock lock(*backend, "backup");
   EXPECT_EQ(backend->size(foreign), std::nullopt);
   EXPECT_EQ(lock_files(*backend), std::vector<std::string>{lock.key()});
   const auto members = parse_json_object(content_of(*backend, lock.key()));
   EXPECT_EQ(members.at("pid"), ::getpid());
+}
+
+TEST(Lock, the_default_env_tells_who_this_process_is) {
+  const ProcessIdentity self = Env::default_env().process_identity();
+  EXPECT_EQ(self.host, host_name());
+  EXPECT_EQ(self.pid, ::getpid());
+  std::ifstream boot_id_file("/proc/sys/kernel/random/boot_id");
+  std::string boot_id;
+  std::getline(boot_id_file, boot_id);
+  EXPECT_EQ(self.boot_id, boot_id);
+  EXPECT_EQ(self.boot_id.size(), 36U) << self.boot_id;
+  struct stat ns {};
+  ASSERT_EQ(::stat("/proc/self/ns/pid", &ns), 0);
+  EXPECT_EQ(self.pid_ns, ns.st_ino);
+  EXPECT_GT(self.boot_started_ns, 0);
+  EXPECT_LT(self.boot_started_ns, now_ns());
+  EXPECT_TRUE(Env::default_env().process_exists(::getpid()));
+  EXPECT_TRUE(Env::default_env().process_exists(1));
+  EXPECT_FALSE(Env::default_env().process_exists(dead_pid()));
+  EXPECT_FALSE(Env::default_env().process_exists(0));
+  EXPECT_FALSE(Env::default_env().process_exists(-1));
+  EXPECT_FALSE(Env::default_env().process_exists(std::numeric_limits<long>::max()));
+}
+
+TEST(Lock, records_the_identity_of_its_env) {
+  FakeIdentityEnv env;
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  const RepositoryLock lock(*backend, "clean", env.options());
+  const std::string content = content_of(*backend, lock.key());
+  const auto members = parse_json_object(content);
+  ASSERT_EQ(members.size(), 7U) << content;
+  EXPECT_EQ(members.at("host"), "box.example");
+  EXPECT_EQ(members.at("pid"), 100);
+  EXPECT_EQ(members.at("boot_id"), "11111111-2222-3333-4444-555555555555");
+  EXPECT_EQ(members.at("pid_ns"), 4026531836U);
+  EXPECT_EQ(members.at("purpose"), "clean");
+  EXPECT_EQ(members.at("time_ns"), kFakeNow);
+}
+
+TEST(Lock, an_identity_the_system_does_not_tell_is_left_out) {
+  FakeIdentityEnv env;
+  env.self.boot_id.clear();
+  env.self.pid_ns = 0;
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  const RepositoryLock lock(*backend, "backup", env.options());
+  const auto members = parse_json_object(content_of(*backend, lock.key()));
+  EXPECT_EQ(members.size(), 5U);
+  EXPECT_EQ(members.count("boot_id"), 0U);
+  EXPECT_EQ(members.count("pid_ns"), 0U);
+}
+
+// Issue 11, item 7: the rules of lock.hpp, one by one, with a faked identity and clock.
+TEST(Lock, same_boot_and_pid_namespace_and_a_dead_pid_is_stale) {
+  FakeIdentityEnv env;
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  const std::string foreign = write_identified_lock(*backend, "dead", env.other(4242), env.now - kMinuteNs);
+  EXPECT_TRUE(takes_the_lock(*backend, env));
+  EXPECT_EQ(backend->size(foreign), std::nullopt);
+}
+
+TEST(Lock, same_boot_and_pid_namespace_and_a_live_pid_is_respected) {
+  FakeIdentityEnv env;
+  env.live_pids.insert(4242);
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  const std::string foreign = write_identified_lock(*backend, "live", env.other(4242), env.now - kMinuteNs);
+  EXPECT_FALSE(takes_the_lock(*backend, env));
+  EXPECT_NE(backend->size(foreign), std::nullopt);
+}
+
+TEST(Lock, another_pid_namespace_on_this_host_is_never_judged_by_pid) {
+  // Two containers sharing a host name (and a kernel): pid 4242 there is not pid 4242 here.
+  FakeIdentityEnv env;
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  ProcessIdentity container = env.other(4242);
+  container.pid_ns = 4026532500;
+  const std::string foreign = write_identified_lock(*backend, "container", container, env.now - kMinuteNs);
+  EXPECT_FALSE(takes_the_lock(*backend, env));
+  EXPECT_NE(backend->size(foreign), std::nullopt);
+  // Only once it is not refreshed for stale_after.
+  env.now += std::chrono::nanoseconds(RepositoryLock::kStaleAfter).count();
+  EXPECT_TRUE(takes_the_lock(*backend, env));
+  EXPECT_EQ(backend->size(foreign), std::nullopt);
+}
+
+TEST(Lock, another_host_with_our_boot_and_namespace_is_never_judged_by_pid) {
+  FakeIdentityEnv env;
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  ProcessIdentity elsewhere = env.other(4242);
+  elsewhere.host = "other.example";
+  write_identified_lock(*backend, "elsewhere", elsewhere, env.now - kMinuteNs);
+  EXPECT_FALSE(takes_the_lock(*backend, env));
+}
+
+TEST(Lock, a_lock_without_boot_and_namespace_is_judged_by_age_only) {
+  // Written by an older version on this host: its pid may be another boot's or container's.
+  FakeIdentityEnv env;
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  const std::string foreign = write_lock(*backend, "old", env.self.host, 4242, env.now - kMinuteNs);
+  EXPECT_FALSE(takes_the_lock(*backend, env));
+  env.now += std::chrono::nanoseconds(RepositoryLock::kStaleAfter).count();
+  EXPECT_TRUE(takes_the_lock(*backend, env));
+  EXPECT_EQ(backend->size(foreign), std::nullopt);
+}
+
+TEST(Lock, a_lock_of_an_earlier_boot_refreshed_before_this_boot_is_stale) {
+  FakeIdentityEnv env;  // booted 10 minutes ago
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  ProcessIdentity earlier = env.other(4242);
+  earlier.boot_id = "99999999-2222-3333-4444-555555555555";
+  env.live_pids.insert(4242);  // a pid of the earlier boot means nothing now
+  const std::string foreign = write_identified_lock(*backend, "earlier", earlier, env.self.boot_started_ns - kMinuteNs);
+  EXPECT_TRUE(takes_the_lock(*backend, env));
+  EXPECT_EQ(backend->size(foreign), std::nullopt);
+}
+
+TEST(Lock, a_lock_of_another_boot_refreshed_since_this_boot_is_respected) {
+  // Another machine with the same host name, still refreshing its lock.
+  FakeIdentityEnv env;
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  ProcessIdentity other = env.other(4242);
+  other.boot_id = "99999999-2222-3333-4444-555555555555";
+  write_identified_lock(*backend, "other", other, env.self.boot_started_ns + kMinuteNs);
+  EXPECT_FALSE(takes_the_lock(*backend, env));
+}
+
+TEST(Lock, a_lock_of_another_boot_refreshed_moments_ago_is_respected_even_before_this_boot) {
+  // This machine booted 30 seconds ago; the other one (same host name) refreshed 40 seconds ago,
+  // within its refresh interval: it may well be alive.
+  FakeIdentityEnv env;
+  env.self.boot_started_ns = env.now - 30'000'000'000;
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  ProcessIdentity other = env.other(4242);
+  other.boot_id = "99999999-2222-3333-4444-555555555555";
+  write_identified_lock(*backend, "other", other, env.now - 40'000'000'000);
+  EXPECT_FALSE(takes_the_lock(*backend, env));
+}
+
+TEST(Lock, a_lock_dated_in_the_future_is_refused_naming_the_file_and_the_clocks) {
+  FakeIdentityEnv env;
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  const std::int64_t stale_ns = std::chrono::nanoseconds(RepositoryLock::kStaleAfter).count();
+  // Even a lock that every other rule calls stale (this boot, a dead pid).
+  const std::string foreign = write_identified_lock(*backend, "later", env.other(4242), env.now + stale_ns + kMinuteNs);
+  const std::string before = content_of(*backend, foreign);
+  std::string message;
+  try {
+    const RepositoryLock lock(*backend, "backup", env.options());
+    ADD_FAILURE() << "took the lock";
+  } catch (const Error& error) {
+    EXPECT_EQ(error.kind(), ErrorKind::locked);
+    message = error.what();
+  }
+  EXPECT_NE(message.find("dated in the future"), std::string::npos) << message;
+  EXPECT_NE(message.find(dir.path() + "/" + foreign), std::string::npos) << message;
+  EXPECT_NE(message.find("check the clocks"), std::string::npos) << message;
+  EXPECT_NE(message.find("delete that file if no other mybackup is writing"), std::string::npos) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  EXPECT_EQ(content_of(*backend, foreign), before);  // never ignored, never removed
+  EXPECT_EQ(lock_files(*backend), std::vector<std::string>{foreign});
+  // Once the clocks agree within stale_after, the other rules apply (here: a dead pid of this boot).
+  env.now += 2 * kMinuteNs;
+  EXPECT_TRUE(takes_the_lock(*backend, env));
+  EXPECT_EQ(backend->size(foreign), std::nullopt);
+}
+
+TEST(Lock, a_lock_slightly_in_the_future_is_a_live_holder) {
+  // Within stale_after ahead: clocks a little apart, the usual "locked by" refusal.
+  FakeIdentityEnv env;
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  ProcessIdentity elsewhere = env.other(4242);
+  elsewhere.host = "other.example";
+  write_identified_lock(*backend, "soon", elsewhere, env.now + 5 * kMinuteNs);
+  std::string message;
+  try {
+    const RepositoryLock lock(*backend, "backup", env.options());
+    ADD_FAILURE() << "took the lock";
+  } catch (const Error& error) {
+    message = error.what();
+  }
+  EXPECT_NE(message.find("locked by backup (pid 4242 on other.example"), std::string::npos) << message;
 }
 
 TEST(Lock, a_lock_of_a_live_process_on_this_host_is_respected) {
@@ -442,7 +702,7 @@ TEST(Lock, stale_locks_are_removed_but_a_live_one_among_them_still_refuses) {
   auto backend = make_local_backend(dir.path());
   const std::int64_t stale_ns = std::chrono::nanoseconds(RepositoryLock::kStaleAfter).count();
   // Sorted before the live one, so they are judged (and removed) first.
-  const std::string dead = write_lock(*backend, "a000000000000001", host_name(), dead_pid(), now_ns());
+  const std::string dead = write_identified_lock(*backend, "a000000000000001", dead_holder_here(), now_ns());
   const std::string old = write_lock(*backend, "b000000000000002", "some-other-host.example", 4242, now_ns() - 2 * stale_ns);
   const std::string live = write_lock(*backend, "c000000000000003", "some-other-host.example", 4343, now_ns());
   EXPECT_EQ(error_kind([&] { RepositoryLock lock(*backend, "backup"); }), ErrorKind::locked);

@@ -215,6 +215,9 @@ class Catalog {
   ///   their pack is deleted.
   /// - A deleted pack is forgotten with every chunk still located in it; a pack name the catalog
   ///   does not know (an orphan of an interrupted run) is ignored.
+  /// - A version whose number its path already has (two writers at once each recorded the same
+  ///   next version) gets the path's next free number instead: the later manifest's version
+  ///   moves up, the same on every rebuild (manifests are replayed in sequence order).
   /// Error(corrupt) if a version lists a chunk that is neither in the manifest's packs nor
   /// already known, if a removed version does not exist, or if a deleted pack still holds a
   /// referenced chunk (the catalog refuses to lose data it indexes).

@@ -81,8 +81,10 @@ struct CleanReport {
 void to_json(nlohmann::ordered_json& json, const CleanReport& report);
 
 /// Runs one clean. The caller holds the repository's writer lock (unless dry_run; pass it so a
-/// lost lock stops the run before its manifest) and has replayed the destination's manifests
-/// into the catalog (replay.hpp). Throws Error(usage) for an invalid policy or threshold.
+/// lost lock stops the run before its manifest, and again before it deletes packs: the lock is
+/// checked on the destination at both steps) and has replayed the destination's manifests into
+/// the catalog (replay.hpp). Throws Error(usage) for an invalid policy or threshold, Error(locked)
+/// if the lock was lost (after the manifest: it is recorded, and no pack was deleted).
 CleanReport run_clean(Catalog& catalog, Repository& repository, const RepositoryLock* lock, const CleanOptions& options);
 
 }  // namespace mybackup

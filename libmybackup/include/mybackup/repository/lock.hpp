@@ -3,17 +3,31 @@
 //
 // Each writer creates a lock file of its own, locks/<16 hex random>.json:
 //
-//   {"host": "laptop", "pid": 4242, "purpose": "backup", "time_ns": 1795…, "time": "2026-…Z"}
+//   {"host": "laptop", "pid": 4242, "boot_id": "6f1c…", "pid_ns": 4026531836,
+//    "purpose": "backup", "time_ns": 1795…, "time": "2026-…Z"}
 //
-// then lists locks/. If any other lock is there and not stale, it removes its own file and fails
-// with Error(locked), naming the holder; stale locks it finds are removed, and then it lists
-// again (a holder may have refreshed under a new name meanwhile). Two writers starting at the
-// same moment may both back off (run again), but two can never both proceed, and nobody ever
-// deletes a live writer's file, only its own or a dead one's (restic's protocol).
+// (boot_id and pid_ns are left out where the system does not tell them; locks of older versions
+// lack them too.) It then lists locks/. If any other lock is there and not stale, it removes its
+// own file and fails with Error(locked), naming the holder; stale locks it finds are removed, and
+// then it lists again (a holder may have refreshed under a new name meanwhile). Two writers
+// starting at the same moment may both back off (run again), but two can never both proceed, and
+// nobody ever deletes a live writer's file, only its own or a dead one's (restic's protocol).
 //
-// A lock is stale when its holder is on this host and its process no longer exists, or when it
-// has not been refreshed for stale_after (a holder on another machine that died). Every
-// refresh_interval the holder refreshes: it creates a new lock file, then checks that its
+// Whether a lock is stale is judged from the holder's identity (Env::process_identity) and the
+// lock's last refresh (time_ns):
+//  - same host, boot_id and pid_ns as ours: the pid means the same process here, so the lock is
+//    stale when that process no longer exists (or by age, below);
+//  - same host, another boot_id: stale when last refreshed before this boot began and more than
+//    two refresh intervals ago (a holder of the previous boot; the second condition spares a
+//    live holder on another machine that happens to share the host name), or by age;
+//  - anything else (another host, another pid namespace on this host such as a container sharing
+//    the host name, a lock without boot_id or pid_ns): by age only, never by pid;
+//  - by age: not refreshed for stale_after (a holder on another machine that died).
+// A lock dated more than stale_after in the future (clocks apart) is never stale and never
+// ignored: taking the lock fails with Error(locked), naming the file and saying to check the
+// clocks (and to delete the file if no other writer runs).
+//
+// Every refresh_interval the holder refreshes: it creates a new lock file, then checks that its
 // previous one is still there, then deletes the previous one. A previous file that is gone was
 // removed by a writer who judged this holder stale (after a long suspend): the lock is lost() and
 // the run must stop. A removal after the check is seen by that writer's second listing, which
@@ -40,7 +54,8 @@ struct LockOptions {
   /// How old another host's lock must be before it is broken. Must be well above
   /// refresh_interval.
   std::chrono::nanoseconds stale_after = std::chrono::minutes(30);
-  /// The clock of the lock's times and the refresher's wait. nullptr: Env::default_env().
+  /// The clock of the lock's times and the refresher's wait, and who this writer is
+  /// (process_identity, read once, and process_exists). nullptr: Env::default_env().
   Env* env = nullptr;
 };
 
@@ -49,7 +64,8 @@ class RepositoryLock {
   static constexpr std::chrono::nanoseconds kRefreshInterval = LockOptions{}.refresh_interval;
   static constexpr std::chrono::nanoseconds kStaleAfter = LockOptions{}.stale_after;
 
-  /// Takes the lock or throws Error(locked). `purpose` is recorded ("backup", "clean"). Errors
+  /// Takes the lock or throws Error(locked): another writer holds it, a lock file there is
+  /// unreadable, or one is dated in the future. `purpose` is recorded ("backup", "clean"). Errors
   /// of the backend (Error(io), ...) pass through, with no lock file left behind.
   RepositoryLock(Backend& backend, const std::string& purpose, const LockOptions& options = LockOptions());
   /// Releases the lock (removes this holder's file).
@@ -77,6 +93,7 @@ class RepositoryLock {
   std::string purpose_;
   LockOptions options_;
   Env& env_;
+  ProcessIdentity self_;  // read once, written into every lock file
   std::string key_;  // guarded by mutex_ (the refresher renames it)
   mutable std::atomic<bool> lost_{false};
   mutable std::mutex mutex_;
@@ -84,8 +101,5 @@ class RepositoryLock {
   bool stopping_ = false;
   std::thread refresher_;
 };
-
-/// This machine's host name.
-std::string host_name();
 
 }  // namespace mybackup

@@ -1,9 +1,9 @@
 #pragma once
 // The environment: the one door to the operating system for the code that reads sources (the
-// scanner, the backup's file reads), writes restores, and keeps time (the writer lock's
-// refresher, run timestamps). As LevelDB's Env, so tests can wrap it and inject faults (EIO,
-// short reads, a file changing while read, a full disk, lost unsynced data) that a real
-// filesystem cannot produce on demand.
+// scanner, the backup's file reads), writes restores, keeps time (the writer lock's refresher,
+// run timestamps), and tells who this process is (the writer lock's identity). As LevelDB's Env,
+// so tests can wrap it and inject faults (EIO, short reads, a file changing while read, a full
+// disk, lost unsynced data) that a real filesystem cannot produce on demand.
 //
 // The calls are thin: each one is at most one virtual call per system call, works on file
 // descriptors, and copies nothing. Conventions shared by every method:
@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <string>
 
 #include "mybackup/util/bytes.hpp"
 #include "mybackup/util/clock.hpp"
@@ -32,6 +33,19 @@
 namespace mybackup {
 
 enum class FollowLinks { no, yes };
+
+/// Who this process is, as far as a writer lock on a shared destination can tell
+/// (repository/lock.hpp). A field the system does not tell is empty or 0: unknown, never equal.
+struct ProcessIdentity {
+  std::string host;              // the host name ("unknown" if gethostname fails)
+  long pid = 0;                  // in this process's pid namespace
+  std::string boot_id;           // /proc/sys/kernel/random/boot_id: new at every boot of the kernel
+  std::uint64_t pid_ns = 0;      // inode of /proc/self/ns/pid: whose pids `pid` is one of
+  std::int64_t boot_started_ns = 0;  // when this boot began (now_ns() less the time since boot)
+};
+
+/// This machine's host name ("unknown" if it cannot be read).
+std::string host_name();
 
 /// Called by Env::list_directory for each member: its name (never "." or "..") and its
 /// dirent type (DT_REG, DT_DIR, DT_LNK, ... or DT_UNKNOWN when the filesystem does not say).
@@ -56,6 +70,16 @@ class Env : public Clock {
   /// std::cv_status::timeout only when the timeout passed; callers recheck their condition.
   virtual std::cv_status wait_for(std::condition_variable& condition, std::unique_lock<std::mutex>& lock,
                                   std::chrono::nanoseconds timeout) = 0;
+
+  // ---- this process
+
+  /// Who this process is: host, pid, boot, pid namespace. Reads a few files under /proc (the
+  /// default Env): call it once and keep the result.
+  virtual ProcessIdentity process_identity() = 0;
+
+  /// Whether a process `pid` of this pid namespace exists (kill(pid, 0) succeeds or is refused
+  /// with EPERM). A pid <= 0 never does.
+  virtual bool process_exists(long pid) = 0;
 
   // ---- reading (sources, and files already at a restore's target)
 
@@ -171,6 +195,8 @@ class EnvWrapper : public Env {
                           std::chrono::nanoseconds timeout) override {
     return target_.wait_for(condition, lock, timeout);
   }
+  ProcessIdentity process_identity() override { return target_.process_identity(); }
+  bool process_exists(long pid) override { return target_.process_exists(pid); }
   int open_for_reading(int dir_fd, const char* path) override { return target_.open_for_reading(dir_fd, path); }
   int open_directory(int dir_fd, const char* path, FollowLinks follow) override {
     return target_.open_directory(dir_fd, path, follow);
