@@ -47,7 +47,8 @@ namespace mybackup::testing {
 
 class FaultEnv : public EnvWrapper {
  public:
-  /// The calls a fault or a hook applies to. `open` is open_for_reading, open_directory and
+  /// The calls a fault or a hook applies to. `open` is open_for_reading, open_directory (and
+  /// open_directory_for_lookup) and
   /// create_file_at; `sync` is sync and sync_filesystem.
   enum class Op { open, read, write, sync, rename };
 
@@ -155,6 +156,16 @@ class FaultEnv : public EnvWrapper {
       return fault;
     }
     const int fd = EnvWrapper::open_directory(dir_fd, path, follow);
+    remember(fd, full);
+    return fd;
+  }
+
+  int open_directory_for_lookup(int dir_fd, const char* path) override {
+    const std::string full = before(Op::open, dir_fd, path);
+    if (int fault = open_fault(Op::open, full); fault != 0) {
+      return fault;
+    }
+    const int fd = EnvWrapper::open_directory_for_lookup(dir_fd, path);
     remember(fd, full);
     return fd;
   }

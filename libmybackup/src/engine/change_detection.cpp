@@ -142,7 +142,7 @@ ContentReader::ContentReader(Env& env, const Chunker& chunker, ByteView id_key)
 int ContentReader::open_parent(const std::string& directory) {
   if (!parent_.valid() || directory != parent_path_) {
     parent_.reset();
-    parent_ = open_directory_path(env_, directory, FinalLink::follow_trusted);
+    parent_ = open_directory_path(env_, directory, PathUse::look_up);
     parent_path_ = directory;
   }
   return parent_.get();

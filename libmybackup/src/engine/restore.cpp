@@ -482,7 +482,7 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
   // their place never sends the restore elsewhere (util/path_walk.hpp).
   EnvFd root;
   if (!options.dry_run || root_existed) {
-    root = open_directory_path(env, plan.root, FinalLink::refuse, options.dry_run ? CreateMissing::no : CreateMissing::yes);
+    root = open_directory_path(env, plan.root, PathUse::write_into, options.dry_run ? CreateMissing::no : CreateMissing::yes);
   }
   RestoreReport report;
   report.root = plan.root;

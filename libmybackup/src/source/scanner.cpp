@@ -364,7 +364,7 @@ ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes, En
   EnvFd parent;
   try {
     parent = open_directory_path(env, root_path == "/" ? "/" : root_path.substr(0, std::max<std::size_t>(slash, 1)),
-                                 FinalLink::follow_trusted);
+                                 PathUse::look_up);
   } catch (const Error& error) {
     if (error.kind() == ErrorKind::not_found) {
       throw Error(ErrorKind::not_found, "source not found: " + root_path);

@@ -107,6 +107,10 @@ class PosixEnv final : public Env {
     return retrying([&] { return ::openat(dir_fd, path, flags); });
   }
 
+  int open_directory_for_lookup(int dir_fd, const char* path) override {
+    return retrying([&] { return ::openat(dir_fd, path, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW); });
+  }
+
   int close(int fd) override {
     // Linux closes the descriptor even when close(2) reports EINTR: never retry it.
     return result_of(::close(fd));

@@ -78,13 +78,18 @@ int read_link_target(Env& env, int dir_fd, const char* name, std::size_t size_hi
   }
 }
 
-EnvFd open_directory_path(Env& env, const std::string& path, FinalLink final_link, CreateMissing create, unsigned mode) {
+EnvFd open_directory_path(Env& env, const std::string& path, PathUse use, CreateMissing create, unsigned mode) {
   const bool absolute = !path.empty() && path[0] == '/';
-  EnvFd current(env, env.open_directory(AT_FDCWD, absolute ? "/" : ".", FollowLinks::no));
+  // Every component but a write_into destination is opened only to look names up in.
+  const auto open_component = [&env, use](int dir_fd, const char* name, bool last) {
+    return last && use == PathUse::write_into ? env.open_directory(dir_fd, name, FollowLinks::no)
+                                              : env.open_directory_for_lookup(dir_fd, name);
+  };
+  std::deque<std::string> remaining = components_of(path);
+  EnvFd current(env, open_component(AT_FDCWD, absolute ? "/" : ".", remaining.empty()));
   if (!current.valid()) {
     throw_system_error(-current.get(), "cannot open " + std::string(absolute ? "/" : "the current directory"));
   }
-  std::deque<std::string> remaining = components_of(path);
   std::string walked = absolute ? "" : ".";  // for messages: where the walk is
   int links_followed = 0;
   while (!remaining.empty()) {
@@ -92,13 +97,13 @@ EnvFd open_directory_path(Env& env, const std::string& path, FinalLink final_lin
     remaining.pop_front();
     const bool last = remaining.empty();
     const std::string here = walked + "/" + part;
-    int next = env.open_directory(current.get(), part.c_str(), FollowLinks::no);
+    int next = open_component(current.get(), part.c_str(), last);
     if (next == -ENOENT && create == CreateMissing::yes) {
       const int made = env.make_directory_at(current.get(), part.c_str(), mode);
       if (made != 0 && made != -EEXIST) {
         throw_system_error(-made, "cannot create directory " + here);
       }
-      next = env.open_directory(current.get(), part.c_str(), FollowLinks::no);
+      next = open_component(current.get(), part.c_str(), last);
     }
     if (next >= 0) {
       current = EnvFd(env, next);
@@ -110,7 +115,7 @@ EnvFd open_directory_path(Env& env, const std::string& path, FinalLink final_lin
         !S_ISLNK(link.st_mode)) {
       throw Error(kind_of(-next), (next == -ENOTDIR ? here + " is not a directory" : "cannot open " + here + ": " + std::strerror(-next)));
     }
-    if (last && final_link == FinalLink::refuse) {
+    if (last && use == PathUse::write_into) {
       throw Error(ErrorKind::denied, here + " is a symbolic link: mybackup does not write or read through a link here; give the real path");
     }
     if (!trusted_link(env, current.get(), link)) {
@@ -127,7 +132,7 @@ EnvFd open_directory_path(Env& env, const std::string& path, FinalLink final_lin
     std::deque<std::string> through = components_of(target);
     remaining.insert(remaining.begin(), through.begin(), through.end());
     if (!target.empty() && target[0] == '/') {
-      current = EnvFd(env, env.open_directory(AT_FDCWD, "/", FollowLinks::no));
+      current = EnvFd(env, open_component(AT_FDCWD, "/", remaining.empty()));
       if (!current.valid()) {
         throw_system_error(-current.get(), "cannot open /");
       }

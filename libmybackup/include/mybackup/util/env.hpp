@@ -93,6 +93,12 @@ class Env : public Clock {
   /// with -ELOOP (or -ENOTDIR) when the last component is a symbolic link (or not a directory).
   virtual int open_directory(int dir_fd, const char* path, FollowLinks follow) = 0;
 
+  /// Opens a directory only to look names up in it (O_PATH): search permission is enough (a
+  /// 0711 folder above a home). The handle serves as `dir_fd` for the calls that open, stat,
+  /// read links or make directories, but cannot be listed, synced or changed. Never follows a
+  /// link at the last component (-ENOTDIR or -ELOOP there).
+  virtual int open_directory_for_lookup(int dir_fd, const char* path) = 0;
+
   /// Closes a descriptor from this Env. Returns 0 or -errno (a deferred write error, -EIO).
   virtual int close(int fd) = 0;
 
@@ -200,6 +206,9 @@ class EnvWrapper : public Env {
   int open_for_reading(int dir_fd, const char* path) override { return target_.open_for_reading(dir_fd, path); }
   int open_directory(int dir_fd, const char* path, FollowLinks follow) override {
     return target_.open_directory(dir_fd, path, follow);
+  }
+  int open_directory_for_lookup(int dir_fd, const char* path) override {
+    return target_.open_directory_for_lookup(dir_fd, path);
   }
   int close(int fd) override { return target_.close(fd); }
   std::int64_t read(int fd, void* buffer, std::size_t size) override { return target_.read(fd, buffer, size); }

@@ -10,8 +10,9 @@
 //     entries (not writable by group or others, unless sticky like /tmp);
 // so system links such as /bin -> usr/bin or a user's own ~/backups -> /mnt/disk still work,
 // and another user's links never steer us. The last component is never followed when it is the
-// folder to write into (FinalLink::refuse); when opening the folder that holds a source, it is
-// treated as any other (FinalLink::follow_trusted).
+// folder to write into (PathUse::write_into); the folder that holds a source or a file to read
+// (PathUse::look_up) is treated as any other component. Components only looked up in are opened
+// with O_PATH: search permission is enough, as for open(2) (a 0711 folder above a home).
 //
 // Thread safety: the functions are reentrant; each call uses only the descriptors it opens.
 
@@ -24,8 +25,15 @@ namespace mybackup {
 /// Whether open_directory_path creates the missing directories of the path.
 enum class CreateMissing { no, yes };
 
-/// What open_directory_path does when the last component is a symbolic link.
-enum class FinalLink { refuse, follow_trusted };
+/// What the directory is opened for.
+enum class PathUse {
+  /// To list and write into (a restore destination): opened for reading; if it is itself a
+  /// symbolic link, refused.
+  write_into,
+  /// Only to look names up in (the folder holding a source or a file to read): a handle from
+  /// Env::open_directory_for_lookup; a trusted link as its last component is followed.
+  look_up,
+};
 
 /// Opens the directory `path` (absolute; a relative path starts at the current directory) as
 /// described above. With CreateMissing::yes, missing components are created with `mode` (less
@@ -33,9 +41,9 @@ enum class FinalLink { refuse, follow_trusted };
 ///   not_found  a component does not exist (and is not to be created), or is not a directory;
 ///   denied     a component refused access, or the path goes through a symbolic link that is not
 ///              trusted (the message names the link and says to give the real path), or the
-///              last component itself is a symbolic link and `final_link` is refuse;
+///              last component itself is a symbolic link and `use` is write_into;
 ///   io         anything else, or more than 40 links followed.
-EnvFd open_directory_path(Env& env, const std::string& path, FinalLink final_link, CreateMissing create = CreateMissing::no,
+EnvFd open_directory_path(Env& env, const std::string& path, PathUse use, CreateMissing create = CreateMissing::no,
                           unsigned mode = 0755);
 
 /// Opens `relative` ("a/b/c"; empty: a new handle on `dir_fd` itself) below the open directory
