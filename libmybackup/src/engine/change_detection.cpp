@@ -1,6 +1,7 @@
 #include "mybackup/engine/change_detection.hpp"
 
 #include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
 #include "mybackup/util/path_walk.hpp"
 
 #include <fcntl.h>
@@ -157,7 +158,7 @@ ReadResult ContentReader::read(const FileToRead& file, ManifestVersion& version,
   const std::size_t slash = path.rfind('/');
   int directory = -1;
   try {
-    directory = open_parent(slash == 0 ? "/" : path.substr(0, slash));
+    directory = open_parent(parent_directory(path));
   } catch (const Error& error) {
     return unreadable(error.kind() == ErrorKind::not_found ? "vanished before it could be read" : error.what());
   }

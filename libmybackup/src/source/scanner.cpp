@@ -2,6 +2,7 @@
 
 #include "mybackup/util/env.hpp"
 #include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
 #include "mybackup/util/path_walk.hpp"
 
 #include <dirent.h>
@@ -363,8 +364,7 @@ ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes, En
   const std::string name = root_path == "/" ? "." : root_path.substr(slash + 1);
   EnvFd parent;
   try {
-    parent = open_directory_path(env, root_path == "/" ? "/" : root_path.substr(0, std::max<std::size_t>(slash, 1)),
-                                 PathUse::look_up);
+    parent = open_directory_path(env, parent_directory(root_path), PathUse::look_up);
   } catch (const Error& error) {
     if (error.kind() == ErrorKind::not_found) {
       throw Error(ErrorKind::not_found, "source not found: " + root_path);
