@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "mybackup/source/scanner.hpp"
+#include "mybackup/storage/remote_url.hpp"
 #include "mybackup/storage/retry_backend.hpp"
 #include "mybackup/util/error.hpp"
 
@@ -18,28 +19,6 @@ struct Scheme {
   std::function<std::unique_ptr<Backend>(const std::string& rest)> open;
   bool local = false;
 };
-
-std::string percent_decode(const std::string& text, const std::string& url) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '%') {
-      out += text[i];
-      continue;
-    }
-    Bytes value;
-    try {
-      value = from_hex(text.substr(i + 1, 2));
-    } catch (const Error&) {
-      value.clear();
-    }
-    if (value.size() != 1 || value[0] == 0) {
-      throw Error(ErrorKind::usage, "destination " + url + " has a bad %-escape: write %XX with two hex digits (not %00)");
-    }
-    out += static_cast<char>(value[0]);
-    i += 2;
-  }
-  return out;
-}
 
 /// file:///path or file://localhost/path → the normalized absolute path.
 std::string file_path(const std::string& rest, const std::string& url) {
