@@ -187,6 +187,27 @@ void date_seeds(const fs::path& corpus) {
 
 }  // namespace
 
+/// What S3 servers answer (shapes seen from Ceph RGW and AWS), and a shared credentials file.
+void s3_seeds(const fs::path& corpus) {
+  write_seed(corpus, "s3_xml", "list_page.xml",
+             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/"
+             "2006-03-01/\"><Name>b</Name><Prefix>p/data/</Prefix><KeyCount>2</KeyCount><MaxKeys>1000</MaxKeys>"
+             "<IsTruncated>true</IsTruncated><Contents><Key>p/data/ab/ab01.enc</Key><LastModified>2026-12-02T10:00:00"
+             ".000Z</LastModified><ETag>&quot;9e107d9d372bb6826bd81d3542a419d6&quot;</ETag><Size>16777216</Size>"
+             "<StorageClass>STANDARD</StorageClass></Contents><Contents><Key>p/data/cd/cd02.enc</Key><Size>0</Size>"
+             "</Contents><NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>"
+             "</ListBucketResult>");
+  write_seed(corpus, "s3_xml", "list_last.xml",
+             "<ListBucketResult><IsTruncated>false</IsTruncated><KeyCount>0</KeyCount></ListBucketResult>");
+  write_seed(corpus, "s3_xml", "error.xml",
+             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchKey</Code><Message>The specified key "
+             "does not exist.</Message><BucketName>b</BucketName><RequestId>tx0001</RequestId></Error>");
+  write_seed(corpus, "aws_credentials", "credentials",
+             "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG\n\n"
+             "# temporary\n[backup]\r\naws_access_key_id=ASIAEXAMPLE\r\naws_secret_access_key=abc\r\n"
+             "aws_session_token = FwoGZXIvYXdzEXAMPLE\r\n");
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: fuzz_make_seeds <corpus directory>\n");
@@ -202,6 +223,7 @@ int main(int argc, char** argv) {
     wrapped_key_seeds(corpus);
     schedule_seeds(corpus);
     date_seeds(corpus);
+    s3_seeds(corpus);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "fuzz_make_seeds: %s\n", error.what());
     fs::remove_all(scratch);

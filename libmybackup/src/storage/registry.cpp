@@ -5,6 +5,7 @@
 
 #include "mybackup/source/scanner.hpp"
 #include "mybackup/storage/remote_url.hpp"
+#include "mybackup/storage/s3_backend.hpp"
 #include "mybackup/storage/retry_backend.hpp"
 #include "mybackup/util/error.hpp"
 
@@ -34,10 +35,23 @@ std::string file_path(const std::string& rest, const std::string& url) {
   return normalize_path(percent_decode(path, url));
 }
 
+RemoteUrl s3_url(const std::string& scheme, const std::string& rest, const std::string& url) {
+  RemoteUrl parsed = parse_remote_url(scheme, rest, url, s3_url_options(), false);
+  check_s3_url(parsed);
+  return parsed;
+}
+
+Scheme s3_scheme(const std::string& name) {
+  return {name, [name](const std::string& rest, const std::string& url) { return s3_url(name, rest, url).text().substr(name.size() + 3); },
+          [name](const std::string& rest) { return make_s3_backend(s3_url(name, rest, name + "://" + rest)); }, false};
+}
+
 const std::vector<Scheme>& schemes() {
   static const std::vector<Scheme> table = {
       {"file", [](const std::string& rest, const std::string& url) { return file_path(rest, url); },
        [](const std::string& rest) { return make_local_backend(file_path(rest, "file://" + rest)); }, true},
+      s3_scheme("s3"),
+      s3_scheme("s3+http"),
   };
   return table;
 }

@@ -135,6 +135,24 @@ std::string normalize_remote_path(const std::string& raw, const std::string& url
   return path;
 }
 
+/// `url` with the password of "user:password@host" replaced by "***", so no message repeats it.
+std::string without_password(const std::string& url) {
+  const std::size_t start = url.find("://");
+  if (start == std::string::npos) {
+    return url;
+  }
+  const std::size_t authority_end = url.find_first_of("/?#", start + 3);
+  const std::size_t at = url.rfind('@', authority_end == std::string::npos ? std::string::npos : authority_end);
+  if (at == std::string::npos || at < start + 3) {
+    return url;
+  }
+  const std::size_t colon = url.find(':', start + 3);
+  if (colon == std::string::npos || colon > at) {
+    return url;
+  }
+  return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+
 }  // namespace
 
 std::string percent_decode(const std::string& text, const std::string& url) {
@@ -159,8 +177,9 @@ std::string percent_decode(const std::string& text, const std::string& url) {
   return out;
 }
 
-RemoteUrl parse_remote_url(const std::string& scheme, const std::string& rest, const std::string& url,
+RemoteUrl parse_remote_url(const std::string& scheme, const std::string& rest, const std::string& given_url,
                            const std::vector<std::string>& known_options, bool user_allowed) {
+  const std::string url = without_password(given_url);
   RemoteUrl out;
   out.scheme = lower(scheme);
   if (rest.find('#') != std::string::npos) {

@@ -8,7 +8,9 @@
 #include <thread>
 #include <vector>
 
+#include "common/s3_test_server.hpp"
 #include "fault_backend.hpp"
+#include "mybackup/storage/registry.hpp"
 #include "mybackup/storage/retry_backend.hpp"
 #include "mybackup/util/error.hpp"
 #include "test_util.hpp"
@@ -219,6 +221,14 @@ INSTANTIATE_TEST_SUITE_P(Decorated, Conformance,
                                                                 make_local_backend(scratch + "/store"));
                                                             faults->set_latency(std::chrono::microseconds(50));
                                                             return std::unique_ptr<Backend>(std::move(faults));
+                                                          }}),
+                         backend_factory_name);
+
+// A real S3 server: Ceph's RADOS Gateway on loopback (the CTest fixture s3_server), through the
+// registry as a user's destination would be, retry decorator included.
+INSTANTIATE_TEST_SUITE_P(S3, Conformance,
+                         ::testing::Values(BackendFactory{"ceph_rgw", [](const std::string&) {
+                                                            return open_backend(normalize_destination(s3_test_url()));
                                                           }}),
                          backend_factory_name);
 

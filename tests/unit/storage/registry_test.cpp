@@ -13,6 +13,7 @@ namespace mybackup {
 namespace {
 
 using testing::error_kind;
+using testing::ErrorOutcome;
 
 TEST(Registry, PlainPathsAreMadeAbsoluteAndNormalized) {
   EXPECT_EQ(normalize_destination("/mnt/backups/"), "/mnt/backups");
@@ -49,7 +50,27 @@ TEST(Registry, BadUrlsAreUsageErrorsNamingTheProblem) {
   EXPECT_EQ(error_kind([] { normalize_destination("file:///bad%zzescape"); }), ErrorKind::usage);
   EXPECT_EQ(error_kind([] { normalize_destination("file:///nul%00byte"); }), ErrorKind::usage);
   EXPECT_EQ(error_kind([] { open_backend("nosuch://x"); }), ErrorKind::usage);
-  EXPECT_EQ(supported_schemes(), std::vector<std::string>{"file"});
+  EXPECT_EQ(supported_schemes(), (std::vector<std::string>{"file", "s3", "s3+http"}));
+}
+
+TEST(Registry, S3UrlsAreCheckedAndSpelledOneWay) {
+  EXPECT_EQ(normalize_destination("S3://Minio.Example:9000/bucket/a//b/?style=path&region=eu-west-1"),
+            "s3://minio.example:9000/bucket/a/b?region=eu-west-1&style=path");
+  EXPECT_EQ(normalize_destination("s3+http://127.0.0.1:18080/my-bucket"), "s3+http://127.0.0.1:18080/my-bucket");
+  EXPECT_FALSE(local_destination_path("s3://host/bucket").has_value());
+  EXPECT_FALSE(same_destination("s3://host/bucket", "s3://host/bucket/p"));
+  for (const std::string bad : {"s3://host", "s3://host/", "s3://host/Bad_Bucket", "s3://host/ab", "s3://host/-bucket",
+                                "s3://key@host/bucket", "s3://key:secret@host/bucket", "s3://host/bucket?style=odd",
+                                "s3://host/bucket?endpoint=x", "s3://host/bucket/../x"}) {
+    const ErrorOutcome outcome = error_kind([&] { normalize_destination(bad); });
+    EXPECT_EQ(outcome, ErrorKind::usage) << bad;
+  }
+  // The error names the way out.
+  try {
+    normalize_destination("s3://host/Bad_Bucket");
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("lower-case letters"), std::string::npos) << error.what();
+  }
 }
 
 TEST(Registry, AFileUrlAndAPlainPathOpenTheSameStore) {

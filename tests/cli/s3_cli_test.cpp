@@ -1,0 +1,135 @@
+// End-to-end tests of an S3 destination: the mybackup binary against a real S3 server (Ceph's
+// RADOS Gateway on loopback, the CTest fixture s3_server), as a user would run it: backup,
+// restore, list, verify, clean and init --from through a bucket; a local primary with an S3
+// secondary; wrong credentials.
+
+#include <gtest/gtest.h>
+
+#include "cli_harness.hpp"
+#include "common/s3_test_server.hpp"
+
+namespace mybackup_cli_test {
+namespace {
+
+using mybackup::testing::s3_test_server;
+using mybackup::testing::s3_test_url;
+
+class S3CliTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    bucket_url_ = s3_test_url();
+  }
+
+  /// init, the three-file tree, `add src`, the bucket as the primary.
+  void configure_s3() {
+    init();
+    make_tree();
+    ASSERT_TRUE(succeeded(run({"add", src_})));
+    ASSERT_TRUE(succeeded(run({"config", "set", "destination", bucket_url_})));
+  }
+
+  void expect_restored(const std::string& out) {
+    for (const std::string file : {"/a.txt", "/sub/b.txt", "/sub/c.bin"}) {
+      EXPECT_EQ(read_text(out + file), read_text(src_ + file)) << file;
+    }
+  }
+
+  std::string bucket_url_;
+};
+
+TEST_F(S3CliTest, BackupListRestoreVerifyAndCleanThroughABucket) {
+  ASSERT_NO_FATAL_FAILURE(configure_s3());
+  const Result first = run({"backup", "--json"});
+  ASSERT_TRUE(succeeded(first));
+  EXPECT_EQ(json_of(first.out)["files_new"], 3) << first;
+  write_text(src_ + "/a.txt", "alpha, second version\n");
+  ASSERT_TRUE(succeeded(run({"backup"})));
+
+  const Result versions = run({"list", src_ + "/a.txt", "--json"});
+  ASSERT_TRUE(succeeded(versions));
+  EXPECT_TRUE(contains(versions.out, "\"version\": 2") || contains(versions.out, "\"version\":2")) << versions;
+
+  const std::string out = root_ + "/restored";
+  ASSERT_TRUE(succeeded(run({"restore", "--directory", src_, "--destination", out})));
+  expect_restored(out);
+  const std::string v1 = root_ + "/v1";
+  ASSERT_TRUE(succeeded(run({"restore", "--file", src_ + "/a.txt", "--version", "1", "--destination", v1})));
+  EXPECT_EQ(read_text(v1), "alpha\n");
+
+  const Result verify = run({"verify", "--read-data"});
+  EXPECT_TRUE(succeeded(verify));
+  const Result clean = run({"clean", "--keep-versions", "1"});
+  EXPECT_TRUE(succeeded(clean));
+  const Result after = run({"verify", "--read-data", "--json"});
+  EXPECT_TRUE(succeeded(after));
+}
+
+TEST_F(S3CliTest, ANewMachineRecoversFromTheBucketAndTheKeyAlone) {
+  ASSERT_NO_FATAL_FAILURE(configure_s3());
+  ASSERT_TRUE(succeeded(run({"backup"})));
+  const std::string saved_key = root_ + "/saved-key";
+  fs::copy_file(key_path(), saved_key);
+
+  home_ = root_ + "/new-home";
+  const Result recovered = run({"init", "--from", bucket_url_, "--key-file", saved_key});
+  ASSERT_TRUE(succeeded(recovered));
+  const Result shown = run({"config", "show"});
+  EXPECT_TRUE(contains(shown.out, bucket_url_)) << shown;
+  const std::string out = root_ + "/restored";
+  ASSERT_TRUE(succeeded(run({"restore", "--directory", src_, "--destination", out})));
+  expect_restored(out);
+}
+
+TEST_F(S3CliTest, ALocalPrimaryWithABucketAsSecondaryRestoresWhenThePrimaryIsGone) {
+  init();
+  make_tree();
+  ASSERT_TRUE(succeeded(run({"add", src_})));
+  ASSERT_TRUE(succeeded(run({"config", "set", "destination", dest_})));
+  ASSERT_TRUE(succeeded(run({"config", "set", "destinations.secondary", bucket_url_})));
+  ASSERT_TRUE(succeeded(run({"backup"})));
+
+  fs::remove_all(dest_);  // the disk is lost
+  const std::string out = root_ + "/restored";
+  const Result restored = run({"restore", "--directory", src_, "--destination", out});
+  EXPECT_TRUE(contains(restored.out + restored.err, "secondary")) << restored;
+  ASSERT_EQ(restored.code == 0 || restored.code == 3, true) << restored;
+  expect_restored(out);
+}
+
+TEST_F(S3CliTest, WrongCredentialsAreOneClearLineAndNothingIsRecorded) {
+  ASSERT_NO_FATAL_FAILURE(configure_s3());
+  const std::string wrong_secret = "0000000000000000000000000000000000000000";
+  RunOptions wrong;
+  wrong.env = {{"AWS_SECRET_ACCESS_KEY", wrong_secret}};
+  const Result refused = run({"backup"}, wrong);
+  EXPECT_NE(refused.code, 0) << refused;
+  EXPECT_TRUE(contains(refused.err, "secret key from the environment is wrong")) << refused;
+  EXPECT_FALSE(contains(refused.out + refused.err + read_text(log_path()), wrong_secret));
+  EXPECT_FALSE(contains(refused.out + refused.err + read_text(log_path()), s3_test_server().secret_access_key));
+
+  RunOptions none;
+  none.env = {{"AWS_ACCESS_KEY_ID", std::nullopt}, {"AWS_SECRET_ACCESS_KEY", std::nullopt}};
+  const Result missing = run({"backup"}, none);
+  EXPECT_NE(missing.code, 0) << missing;
+  EXPECT_TRUE(contains(missing.err, "no S3 credentials")) << missing;
+
+  // With the right keys, the first backup is number 1: nothing of the refused ones was committed.
+  const Result good = run({"backup", "--json"});
+  ASSERT_TRUE(succeeded(good));
+  EXPECT_EQ(json_of(good.out)["files_new"], 3) << good;
+}
+
+TEST_F(S3CliTest, APasswordInTheUrlIsRefusedAndNotSaved) {
+  init();
+  const std::string before = read_text(config_path());
+  const std::string url = "s3+http://" + s3_test_server().host_port + "/bucket";
+  const Result refused = run({"config", "set", "destination", "s3+http://key:hunter2@" + url.substr(10)});
+  EXPECT_NE(refused.code, 0) << refused;
+  EXPECT_TRUE(contains(refused.err, "password")) << refused;
+  EXPECT_FALSE(contains(refused.err, "hunter2")) << refused;
+  EXPECT_EQ(read_text(config_path()), before);
+}
+
+}  // namespace
+}  // namespace mybackup_cli_test
