@@ -65,6 +65,26 @@ TEST_F(S3CliTest, BackupListRestoreVerifyAndCleanThroughABucket) {
   EXPECT_TRUE(succeeded(after));
 }
 
+TEST_F(S3CliTest, ASecondImplementationOverTlsWithItsOwnCaWorksTheSame) {
+  bucket_url_ = mybackup::testing::s3rver_test_url();  // s3rver, keys from a profile, ca= option
+  ASSERT_NO_FATAL_FAILURE(configure_s3());
+  ASSERT_TRUE(succeeded(run({"backup"})));
+  write_text(src_ + "/a.txt", "alpha, second version\n");
+  ASSERT_TRUE(succeeded(run({"backup"})));
+  const std::string out = root_ + "/restored";
+  ASSERT_TRUE(succeeded(run({"restore", "--directory", src_, "--destination", out})));
+  expect_restored(out);
+  EXPECT_TRUE(succeeded(run({"verify", "--read-data"})));
+
+  // Without the CA, the server's certificate is not trusted: one line saying how to fix it.
+  const std::string without_ca = bucket_url_.substr(0, bucket_url_.find("?ca=")) + "?profile=s3rver";
+  ASSERT_TRUE(succeeded(run({"config", "set", "destination", without_ca})));
+  const Result untrusted = run({"backup"});
+  EXPECT_NE(untrusted.code, 0) << untrusted;
+  EXPECT_TRUE(contains(untrusted.err, "certificate is not trusted")) << untrusted;
+  EXPECT_TRUE(contains(untrusted.err, "?ca=")) << untrusted;
+}
+
 TEST_F(S3CliTest, ANewMachineRecoversFromTheBucketAndTheKeyAlone) {
   ASSERT_NO_FATAL_FAILURE(configure_s3());
   ASSERT_TRUE(succeeded(run({"backup"})));

@@ -1,10 +1,14 @@
 #pragma once
-// The S3 server of the remote tests: a Ceph RADOS Gateway that CTest starts once per run (the
-// fixture `s3_server`, tests/servers/s3_server.sh) and describes in MYBACKUP_S3_SERVER_DIR/env.
-// Tests whose names contain "S3" require that fixture (tests/CMakeLists.txt). Header-only.
+// The S3 servers of the remote tests, which CTest starts once per run (the fixture `s3_server`,
+// tests/servers/s3_server.sh): a Ceph RADOS Gateway over plain HTTP, described in
+// MYBACKUP_S3_SERVER_DIR/env, and s3rver over TLS, described in MYBACKUP_S3_SERVER_DIR/s3rver.env.
+// The tests that use them are named to match MYBACKUP_S3_TESTS (tests/CMakeLists.txt), so that
+// they require the fixture. Header-only.
 
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -15,42 +19,39 @@
 
 namespace mybackup::testing {
 
+/// The "export NAME=value" lines of `file` (one the fixture wrote) as a map.
+inline std::map<std::string, std::string> read_exports(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) {
+    throw std::runtime_error("no S3 test server: " + file +
+                             " is missing; run the tests through ctest (fixture s3_server) or start the servers with "
+                             "tests/servers/s3_server.sh start " MYBACKUP_S3_SERVER_DIR);
+  }
+  std::map<std::string, std::string> values;
+  for (std::string line; std::getline(in, line);) {
+    const std::size_t equals = line.find('=');
+    if (line.rfind("export ", 0) == 0 && equals != std::string::npos) {
+      values[line.substr(7, equals - 7)] = line.substr(equals + 1);
+    }
+  }
+  return values;
+}
+
 struct S3TestServer {
   std::string host_port;  // "127.0.0.1:PORT"
   std::string access_key_id;
   std::string secret_access_key;
 };
 
-/// The running server; the first call also exports its credentials into this process's
-/// environment (children inherit them). Throws, saying how to start it, if it is not running.
+/// The Ceph RADOS Gateway; the first call also exports its keys into this process's environment
+/// (children inherit them). Throws, saying how to start it, if it is not running.
 inline const S3TestServer& s3_test_server() {
   static const S3TestServer server = [] {
-    const std::string env_file = std::string(MYBACKUP_S3_SERVER_DIR) + "/env";
-    std::ifstream in(env_file);
-    if (!in) {
-      throw std::runtime_error("no S3 test server: " + env_file +
-                               " is missing; run the tests through ctest (fixture s3_server) or start one with "
-                               "tests/servers/s3_server.sh start " MYBACKUP_S3_SERVER_DIR);
-    }
-    S3TestServer found;
-    for (std::string line; std::getline(in, line);) {
-      const std::string prefix = "export ";
-      const std::size_t equals = line.find('=');
-      if (line.rfind(prefix, 0) != 0 || equals == std::string::npos) {
-        continue;
-      }
-      const std::string name = line.substr(prefix.size(), equals - prefix.size());
-      const std::string value = line.substr(equals + 1);
-      if (name == "AWS_ACCESS_KEY_ID") {
-        found.access_key_id = value;
-      } else if (name == "AWS_SECRET_ACCESS_KEY") {
-        found.secret_access_key = value;
-      } else if (name == "S3_ENDPOINT") {
-        found.host_port = value.substr(value.find("://") + 3);
-      }
-    }
-    if (found.host_port.empty() || found.access_key_id.empty() || found.secret_access_key.empty()) {
-      throw std::runtime_error(env_file + " lacks S3_ENDPOINT or the key pair");
+    std::map<std::string, std::string> values = read_exports(std::string(MYBACKUP_S3_SERVER_DIR) + "/env");
+    const std::string endpoint = values["S3_ENDPOINT"];
+    S3TestServer found{endpoint.substr(endpoint.find("://") + 3), values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"]};
+    if (endpoint.rfind("http://", 0) != 0 || found.access_key_id.empty() || found.secret_access_key.empty()) {
+      throw std::runtime_error(std::string(MYBACKUP_S3_SERVER_DIR) + "/env lacks S3_ENDPOINT or the key pair");
     }
     ::setenv("AWS_ACCESS_KEY_ID", found.access_key_id.c_str(), 1);
     ::setenv("AWS_SECRET_ACCESS_KEY", found.secret_access_key.c_str(), 1);
@@ -73,9 +74,25 @@ inline std::string unique_s3_prefix() {
   return text;
 }
 
-/// The destination URL of a fresh store in the shared test bucket.
+/// The destination URL of a fresh store on the Ceph RADOS Gateway.
 inline std::string s3_test_url(const std::string& bucket = "mybackup-tests") {
   return "s3+http://" + s3_test_server().host_port + "/" + bucket + "/" + unique_s3_prefix();
+}
+
+/// The destination URL of a fresh store on s3rver, over TLS with the run's own CA, its keys taken
+/// from the profile [s3rver] of the fixture's credentials file (named in this process's
+/// AWS_SHARED_CREDENTIALS_FILE by the first call).
+inline std::string s3rver_test_url(const std::string& bucket = "mybackup-tests") {
+  static const std::map<std::string, std::string> values = [] {
+    std::map<std::string, std::string> read = read_exports(std::string(MYBACKUP_S3_SERVER_DIR) + "/s3rver.env");
+    if (read["S3RVER_ENDPOINT"].rfind("https://", 0) != 0 || read["S3RVER_CA"].empty()) {
+      throw std::runtime_error(std::string(MYBACKUP_S3_SERVER_DIR) + "/s3rver.env lacks S3RVER_ENDPOINT or S3RVER_CA");
+    }
+    ::setenv("AWS_SHARED_CREDENTIALS_FILE", (std::string(MYBACKUP_S3_SERVER_DIR) + "/credentials").c_str(), 1);
+    return read;
+  }();
+  return "s3://" + values.at("S3RVER_ENDPOINT").substr(8) + "/" + bucket + "/" + unique_s3_prefix() +
+         "?ca=" + values.at("S3RVER_CA") + "&profile=s3rver";
 }
 
 }  // namespace mybackup::testing

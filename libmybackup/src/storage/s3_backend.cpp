@@ -89,6 +89,7 @@ struct Response {
   long status = 0;
   Bytes body;
   std::optional<std::uint64_t> content_length;
+  std::optional<std::uint64_t> range_start;  // the first byte of a 206 reply (Content-Range)
 };
 
 /// What the transfer callbacks share with the request.
@@ -118,6 +119,13 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
   std::transform(line.begin(), line.end(), line.begin(), [](unsigned char c) { return std::tolower(c); });
   if (line.rfind("http/", 0) == 0) {
     transfer->response->content_length.reset();  // a new response (after 100 Continue)
+    transfer->response->range_start.reset();
+  } else if (line.rfind("content-range:", 0) == 0) {
+    const std::size_t first = line.find_first_of("0123456789");
+    const std::size_t last = first == std::string::npos ? first : line.find_first_not_of("0123456789", first);
+    if (first != std::string::npos && last != std::string::npos && line[last] == '-' && last - first <= 19) {
+      transfer->response->range_start = std::stoull(line.substr(first, last - first));
+    }
   } else if (line.rfind("content-length:", 0) == 0) {
     const std::string value = line.substr(15);
     const std::size_t first = value.find_first_of("0123456789");
@@ -179,6 +187,10 @@ class S3Backend final : public Backend {
     request.body = data;
     request.headers = {"Content-MD5: " + content_md5(data), "Content-Type: application/octet-stream"};
     if (overwrite == Overwrite::no) {
+      // Asked first, since some servers ignore If-None-Match (then only a true race can replace).
+      if (size(name)) {
+        throw Error(ErrorKind::exists, location_ + ": " + name + " already exists");
+      }
       request.headers.push_back("If-None-Match: *");
     }
     Response response = perform(request);
@@ -232,6 +244,14 @@ class S3Backend final : public Backend {
     if (response.status != 206) {
       throw Error(ErrorKind::io, location_ + ": the server ignored the byte range asked for " + name +
                                      " (HTTP " + std::to_string(response.status) + " instead of 206)");
+    }
+    if (response.range_start != offset) {
+      throw Error(ErrorKind::corrupt, location_ + ": the server sent another byte range of " + name + " than asked for");
+    }
+    if (response.body.size() > length) {
+      // More than asked, from the right place (s3rver answers "bytes=0-0" with the whole object):
+      // what was asked is there, within the bound the reply was read with.
+      response.body.resize(length);
     }
     if (response.body.size() != length) {
       throw_short(name, offset, length, std::nullopt);

@@ -20,6 +20,10 @@ struct BackendFactory {
   /// A fresh empty store below the scratch directory `scratch` (which the suite creates and
   /// removes); remote backends may ignore it and use a unique prefix instead.
   std::function<std::unique_ptr<Backend>(const std::string& scratch)> make;
+  /// False for a store that refuses a taken name but cannot make the check and the store one step
+  /// (an S3 server that ignores If-None-Match): of writers racing for one name, at least one wins
+  /// and the object holds one winner's bytes whole, instead of exactly one winner.
+  bool atomic_create = true;
 };
 
 /// Test output names the backend, not the factory's bytes.

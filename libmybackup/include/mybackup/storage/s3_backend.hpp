@@ -13,10 +13,13 @@
 // How the Backend contract is kept:
 // - put: one PUT (atomic on every S3 server) with Content-MD5 and x-amz-content-sha256, so a body
 //   damaged on the way is refused by the server; a 200 means stored durably. Create-if-absent is
-//   `If-None-Match: *` (HTTP 412 → Error(exists)). A server that ignores that header (older MinIO,
-//   some gateways) replaces instead: mybackup's object names are unique per content or per writer
-//   (packs are named by their hash, manifests and locks carry a random id), so only two writers
-//   racing for the same sequence number could both succeed there, and replay then keeps one.
+//   a HEAD (the name taken → Error(exists)) then a PUT with `If-None-Match: *` (HTTP 412 →
+//   Error(exists)), so two writers racing for one name cannot both win. A server that ignores
+//   that header (s3rver, older MinIO, some gateways) still refuses a name already taken, but of
+//   two writers racing in the instant between the HEAD and the PUT, the last one wins. mybackup's
+//   names are unique per content or per writer (packs by their hash, manifests and locks carry a
+//   random id), so only the first backups of two homes racing to create the marker of one empty
+//   destination could meet that.
 //   A missing bucket is created by the first put (as a local folder is).
 // - get: the body is read until the caller's bound and no further (Content-Length is checked
 //   first; a body running past the bound is cut off and refused as Error(corrupt)).
