@@ -7,6 +7,7 @@
 
 #include "cli_harness.hpp"
 #include "common/s3_test_server.hpp"
+#include "common/tcp_proxy.hpp"
 
 namespace mybackup_cli_test {
 namespace {
@@ -115,6 +116,33 @@ TEST_F(S3CliTest, ALocalPrimaryWithABucketAsSecondaryRestoresWhenThePrimaryIsGon
   EXPECT_TRUE(contains(restored.out + restored.err, "secondary")) << restored;
   ASSERT_EQ(restored.code == 0 || restored.code == 3, true) << restored;
   expect_restored(out);
+}
+
+TEST_F(S3CliTest, AServerDyingMidBackupCommitsNothingAndALaterBackupCompletes) {
+  using mybackup::testing::TcpProxy;
+  const std::string direct = s3_test_server().host_port;
+  TcpProxy proxy(std::stoi(direct.substr(direct.rfind(':') + 1)));
+  bucket_url_.replace(bucket_url_.find(direct), direct.size(), "127.0.0.1:" + std::to_string(proxy.port()));
+  ASSERT_NO_FATAL_FAILURE(configure_s3());
+  ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/big.bin", 3 << 20, 21));  // ~3 MiB: a pack or more
+
+  proxy.cut_after(TcpProxy::Direction::to_server, 500'000, -1);  // every upload dies after 500 kB
+  const Result died = run({"backup"});
+  EXPECT_NE(died.code, 0) << died;
+  EXPECT_EQ(lines_of(died.err).size(), 1U) << died;
+  EXPECT_GT(proxy.connections_cut(), 1) << "the upload is tried again before giving up";
+  EXPECT_TRUE(failed_with(run({"list", src_ + "/big.bin"}), 1, {"no backup"}));
+
+  proxy.cut_after(TcpProxy::Direction::to_server, 500'000, 1);  // one more drop, then the server is fine
+  const Result completed = run({"backup", "--json"});
+  ASSERT_TRUE(succeeded(completed));
+  EXPECT_EQ(json_of(completed.out)["files_new"], 4) << completed;
+
+  proxy.cut_after(TcpProxy::Direction::to_client, 400'000, 2);  // a restore whose downloads drop twice
+  const std::string out = root_ + "/restored";
+  ASSERT_TRUE(succeeded(run({"restore", "--directory", src_, "--destination", out})));
+  expect_restored(out);
+  EXPECT_TRUE(read_text(out + "/big.bin") == read_text(src_ + "/big.bin"));
 }
 
 TEST_F(S3CliTest, WrongCredentialsAreOneClearLineAndNothingIsRecorded) {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/s3_test_server.hpp"
+#include "common/tcp_proxy.hpp"
 #include "mybackup/storage/registry.hpp"
 #include "mybackup/util/error.hpp"
 #include "test_util.hpp"
@@ -146,6 +147,54 @@ TEST_F(S3Server, ListingsLongerThanAPageAreComplete) {
     writer.join();
   }
   EXPECT_EQ(backend->list("index"), expected);
+}
+
+/// The RADOS Gateway's port.
+int rgw_port() { return std::stoi(s3_test_server().host_port.substr(s3_test_server().host_port.rfind(':') + 1)); }
+
+/// `url` (of the RADOS Gateway) reached through `proxy` instead.
+std::string through(const TcpProxy& proxy, const std::string& url) {
+  std::string proxied = url;
+  const std::string direct = s3_test_server().host_port;
+  proxied.replace(proxied.find(direct), direct.size(), "127.0.0.1:" + std::to_string(proxy.port()));
+  return proxied;
+}
+
+TEST_F(S3Server, AnUploadCutMidwayIsTriedAgainAndStoredWhole) {
+  TcpProxy proxy(rgw_port());
+  proxy.cut_after(TcpProxy::Direction::to_server, 200'000, 1);
+  const auto backend = open_backend(normalize_destination(through(proxy, url_)));
+  const Bytes data = random_data(1 << 20, 11);
+  backend->put("data/ab/big.enc", data, Overwrite::no);
+  EXPECT_EQ(proxy.connections_cut(), 1);
+  EXPECT_EQ(backend->get("data/ab/big.enc", data.size()), data);
+}
+
+TEST_F(S3Server, AServerGoneMidUploadIsTransientAndStoresNothing) {
+  TcpProxy proxy(rgw_port());
+  proxy.cut_after(TcpProxy::Direction::to_server, 200'000, -1);
+  const auto backend = make_s3_backend(url_of(through(proxy, url_)));
+  const std::string message =
+      message_of([&] { backend->put("data/ab/big.enc", random_data(1 << 20, 12), Overwrite::no); }, ErrorKind::transient);
+  EXPECT_NE(message.find("127.0.0.1:" + std::to_string(proxy.port())), std::string::npos) << message;
+  const auto direct = open_backend(normalize_destination(url_));
+  EXPECT_FALSE(direct->size("data/ab/big.enc").has_value()) << "a cut upload must leave no object";
+  EXPECT_TRUE(direct->list("").empty());
+  // Every new connection refused (the server stopped): transient too, so it is tried again.
+  proxy.refuse(true);
+  EXPECT_EQ(error_kind([&] { backend->list("data"); }), ErrorKind::transient);
+}
+
+TEST_F(S3Server, ADownloadCutMidwayIsTriedAgain) {
+  const auto direct = open_backend(normalize_destination(url_));
+  const Bytes data = random_data(1 << 20, 13);
+  direct->put("data/ab/big.enc", data, Overwrite::no);
+  TcpProxy proxy(rgw_port());
+  proxy.cut_after(TcpProxy::Direction::to_client, 300'000, 2);
+  const auto backend = open_backend(normalize_destination(through(proxy, url_)));
+  EXPECT_EQ(backend->get_range("data/ab/big.enc", 1000, 900'000), Bytes(data.begin() + 1000, data.begin() + 901'000));
+  EXPECT_EQ(backend->get("data/ab/big.enc", data.size()), data);
+  EXPECT_EQ(proxy.connections_cut(), 2);
 }
 
 TEST(S3ServerDown, AClosedPortIsTransientAndNamesTheServer) {
