@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "cli_harness.hpp"
 #include "common/s3_test_server.hpp"
 #include "common/tcp_proxy.hpp"
@@ -139,6 +141,22 @@ TEST_F(S3CliTest, AServerDyingMidBackupCommitsNothingAndALaterBackupCompletes) {
   EXPECT_EQ(json_of(completed.out)["files_new"], 4) << completed;
 
   proxy.cut_after(TcpProxy::Direction::to_client, 400'000, 2);  // a restore whose downloads drop twice
+  const std::string out = root_ + "/restored";
+  ASSERT_TRUE(succeeded(run({"restore", "--directory", src_, "--destination", out})));
+  expect_restored(out);
+  EXPECT_TRUE(read_text(out + "/big.bin") == read_text(src_ + "/big.bin"));
+}
+
+TEST_F(S3CliTest, AnUploadLimitIsKeptAndSeveralConnectionsStillRestoreEverything) {
+  ASSERT_NO_FATAL_FAILURE(configure_s3());
+  ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/big.bin", 3 << 20, 22));
+  ASSERT_TRUE(succeeded(run({"config", "set", "transfer.upload_limit", "1MiB"})));
+  ASSERT_TRUE(succeeded(run({"config", "set", "transfer.connections", "8"})));
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(succeeded(run({"backup"})));
+  // A lower bound only (it cannot flake on a slow machine): 3 MiB at 1 MiB/s, the first second's
+  // budget free, is at least 2 s.
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(1900));
   const std::string out = root_ + "/restored";
   ASSERT_TRUE(succeeded(run({"restore", "--directory", src_, "--destination", out})));
   expect_restored(out);

@@ -122,7 +122,10 @@ class Pipeline {
     tasks_ = &tasks;
     std::vector<std::thread> readers;
     std::vector<std::thread> compressors;
-    std::thread uploader([this] { guarded([this] { upload_loop(); }); });
+    std::vector<std::thread> uploaders;
+    for (unsigned i = 0; i < std::max(1U, options_.uploads); ++i) {
+      uploaders.emplace_back([this] { guarded([this] { upload_loop(); }); });
+    }
     std::thread writer([this] { guarded([this] { write_loop(); }); });
     for (unsigned i = 0; i < threads_; ++i) {
       compressors.emplace_back([this] { guarded([this] { compress_loop(); }); });
@@ -140,7 +143,9 @@ class Pipeline {
     write_queue_.close();
     writer.join();
     upload_queue_.close();
-    uploader.join();
+    for (std::thread& thread : uploaders) {
+      thread.join();
+    }
     if (failure_) {
       std::rethrow_exception(failure_);
     }

@@ -558,8 +558,8 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
       break;
     }
   }
-  const unsigned workers =
-      static_cast<unsigned>(std::min<std::size_t>(std::max(1U, std::thread::hardware_concurrency()), leaves.size()));
+  const unsigned wanted = options.threads != 0 ? options.threads : std::max(1U, std::thread::hardware_concurrency());
+  const unsigned workers = static_cast<unsigned>(std::min<std::size_t>(wanted, leaves.size()));
   std::atomic<std::size_t> next{0};
   std::vector<std::thread> threads;
   for (unsigned i = 0; i < workers && !cancelled; ++i) {

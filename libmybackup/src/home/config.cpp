@@ -153,6 +153,14 @@ const std::vector<KeyRule>& rules() {
          RepositoryOptions::check_pack_target_size(size, "repository.pack_size");
          c.new_repository.pack_target_size = static_cast<std::uint32_t>(size);
        }},
+      {"transfer.connections", Scope::user, Style::plain,
+       [](const Config& c) { return std::to_string(c.transfer_connections); },
+       [](Config& c, const std::string& v) { c.transfer_connections = parse_int("transfer.connections", v, 1, 64, ""); }},
+      {"transfer.upload_limit", Scope::user, Style::plain,
+       [](const Config& c) { return c.transfer_upload_limit == 0 ? std::string("0") : size_text(c.transfer_upload_limit); },
+       [](Config& c, const std::string& v) {
+         c.transfer_upload_limit = parse_size("transfer.upload_limit", v);  // per second
+       }},
       {"watch.enabled", Scope::user, Style::plain, [](const Config& c) { return bool_text(c.watch_enabled); },
        [](Config& c, const std::string& v) { c.watch_enabled = parse_bool("watch.enabled", v); }},
       {"watch.interval", Scope::user, Style::plain, [](const Config& c) { return std::to_string(c.watch_interval); },

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "mybackup/catalog/replay.hpp"
 #include "mybackup/crypto/key_wrap.hpp"
 #include "mybackup/repository/lock.hpp"
@@ -64,6 +67,19 @@ RetentionPolicy Session::retention_policy() const {
 
 // ---------------------------------------------------------------- destinations
 
+TransferOptions Session::transfer_options() const {
+  TransferOptions transfer;
+  transfer.upload_limit = config_.transfer_upload_limit;
+  return transfer;
+}
+
+unsigned Session::readers_for(const std::string& destination) const {
+  if (local_destination_path(destination)) {
+    return 0;  // one per core: the disk answers at once
+  }
+  return std::max(std::max(1U, std::thread::hardware_concurrency()), static_cast<unsigned>(config_.transfer_connections));
+}
+
 std::unique_ptr<Repository> Session::open_destination(const std::string& destination, DestinationUse use) {
   const std::string known_id = catalog_.repository_id();
   const CreateIfMissing create =
@@ -71,7 +87,7 @@ std::unique_ptr<Repository> Session::open_destination(const std::string& destina
   std::unique_ptr<Repository> repository;
   try {
     // A new repository gets the options of config.yaml (repository.*); an existing one keeps its own.
-    repository = Repository::open(open_backend(destination), key(), create,
+    repository = Repository::open(open_backend(destination, transfer_options()), key(), create,
                                   create == CreateIfMissing::yes ? config_.new_repository : RepositoryOptions{});
   } catch (const Error& error) {
     if (error.kind() != ErrorKind::not_found) {
@@ -128,6 +144,7 @@ ReadingRepository Session::open_for_reading() {
       throw;
     }
     reading.primary_problem = error.what();
+    reading.readers = readers_for(config_.destination_secondary);
     record(SessionEvents::Level::warning, fmt::format("primary destination unusable ({}); reading from the secondary {}",
                                                       error.what(), reading.repository->location()));
     return reading;
@@ -138,6 +155,7 @@ ReadingRepository Session::open_for_reading() {
   if (std::unique_ptr<Repository> secondary = open_secondary_copy()) {
     reading.repository->set_fallback(std::move(secondary));
   }
+  reading.readers = readers_for(config_.destination_primary);
   return reading;
 }
 
@@ -148,7 +166,7 @@ SecondaryForReading Session::open_secondary(const Repository& primary) {
   }
   try {
     std::unique_ptr<Repository> secondary =
-        Repository::open(open_backend(config_.destination_secondary), key(), CreateIfMissing::no);
+        Repository::open(open_backend(config_.destination_secondary, transfer_options()), key(), CreateIfMissing::no);
     if (secondary->info().id == primary.info().id) {
       opened.repository = std::move(secondary);
       return opened;
@@ -225,6 +243,7 @@ BackupOutcome Session::backup(const BackupRequest& request) {
   options.sources = backup_sources(request.only_source);
   require_destination();
   options.compression_level = config_.compression_enabled ? config_.compression_level : 0;
+  options.uploads = local_destination_path(config_.destination_primary) ? 1U : static_cast<unsigned>(config_.transfer_connections);
   options.dry_run = request.dry_run;
   options.cancel = cancel_;
   options.config = config_text_;
@@ -365,7 +384,7 @@ SyncReport Session::sync_to_secondary(Repository& primary, std::vector<std::stri
   if (manifest_problems != nullptr) {
     *manifest_problems = check.problems();
   }
-  const std::unique_ptr<Repository> secondary = Repository::open_copy(open_backend(secondary_destination), primary);
+  const std::unique_ptr<Repository> secondary = Repository::open_copy(open_backend(secondary_destination, transfer_options()), primary);
   const std::unique_ptr<RepositoryLock> secondary_lock = secondary->lock("sync");
   const SyncReport report = sync_repository(primary, *secondary, catalog_.pack_names(), cancel_);
   // Only numbers the catalog holds: sync copies authenticated manifests, a planted name is not one.

@@ -6,6 +6,7 @@
 #include "mybackup/source/scanner.hpp"
 #include "mybackup/storage/remote_url.hpp"
 #include "mybackup/storage/s3_backend.hpp"
+#include "mybackup/storage/throttled_backend.hpp"
 #include "mybackup/storage/retry_backend.hpp"
 #include "mybackup/util/error.hpp"
 
@@ -133,11 +134,15 @@ bool same_destination(const std::string& a, const std::string& b) {
   return local_a && local_a == local_destination_path(b);
 }
 
-std::unique_ptr<Backend> open_backend(const std::string& destination) {
+std::unique_ptr<Backend> open_backend(const std::string& destination, const TransferOptions& transfer) {
   const auto url = split_url(destination);
   std::unique_ptr<Backend> backend =
       url ? scheme_of(url->first, destination).open(url->second) : make_local_backend(normalize_path(destination));
-  return make_retrying_backend(std::move(backend));
+  backend = make_retrying_backend(std::move(backend));
+  if (transfer.upload_limit > 0) {
+    backend = make_throttled_backend(std::move(backend), transfer.upload_limit);
+  }
+  return backend;
 }
 
 }  // namespace mybackup

@@ -68,6 +68,8 @@ Config every_field_set() {
   config.destination_secondary = "/media/usb/backups";
   config.new_repository.chunker = RepositoryOptions::chunker_for(8 * 1024);
   config.new_repository.pack_target_size = 100'000;
+  config.transfer_connections = 16;
+  config.transfer_upload_limit = 5 * 1024 * 1024;
   config.watch_enabled = false;
   config.watch_interval = 7200;
   config.watch_realtime = false;
@@ -99,6 +101,8 @@ void expect_same_config(const Config& a, const Config& b) {
   EXPECT_EQ(a.destination_primary, b.destination_primary);
   EXPECT_EQ(a.destination_secondary, b.destination_secondary);
   EXPECT_EQ(a.new_repository, b.new_repository);
+  EXPECT_EQ(a.transfer_connections, b.transfer_connections);
+  EXPECT_EQ(a.transfer_upload_limit, b.transfer_upload_limit);
   EXPECT_EQ(a.watch_enabled, b.watch_enabled);
   EXPECT_EQ(a.watch_interval, b.watch_interval);
   EXPECT_EQ(a.watch_realtime, b.watch_realtime);
@@ -173,6 +177,8 @@ TEST(Config, SetConfigValueAcceptsEveryKey) {
       {"destinations.secondary", "/media//usb/./b", "/media/usb/b"},
       {"repository.chunk_size", "64k", "64KiB"},
       {"repository.pack_size", "1048576", "1MiB"},
+      {"transfer.connections", "8", "8"},
+      {"transfer.upload_limit", "512k", "512KiB"},
       {"watch.enabled", "no", "false"},
       {"watch.interval", "3600", "3600"},
       {"watch.realtime", "OFF", "false"},
@@ -200,6 +206,8 @@ TEST(Config, SetConfigValueAcceptsEveryKey) {
   EXPECT_EQ(config.compression_level, 22);
   EXPECT_EQ(config.destination_primary, "/mnt/backups");
   EXPECT_EQ(config.destination_secondary, "/media/usb/b");
+  EXPECT_EQ(config.transfer_connections, 8);
+  EXPECT_EQ(config.transfer_upload_limit, 512U * 1024);
   EXPECT_FALSE(config.watch_enabled);
   EXPECT_EQ(config.watch_interval, 3600);
   EXPECT_FALSE(config.watch_realtime);
@@ -357,6 +365,18 @@ TEST(Config, InvalidWatchIntervalsAreUsageErrors) {
   for (const char* value : {"-1", "0", "ten", "10s"}) {
     expect_usage_error("watch.interval", value);
   }
+}
+
+TEST(Config, InvalidTransferValuesAreUsageErrors) {
+  for (const char* value : {"0", "65", "-1", "four"}) {
+    expect_usage_error("transfer.connections", value);
+  }
+  for (const char* value : {"-1", "fast", "10 GB"}) {
+    expect_usage_error("transfer.upload_limit", value);
+  }
+  Config config;
+  set_config_value(config, "transfer.upload_limit", "0");
+  EXPECT_EQ(config.transfer_upload_limit, 0U) << "0 turns the limit off";
 }
 
 TEST(Config, InvalidRetentionValuesAreUsageErrors) {

@@ -44,6 +44,7 @@ struct BackupOptions {
   int compression_level = 3;  // 0: store raw
   bool dry_run = false;       // read and report; write nothing anywhere
   unsigned threads = 0;       // workers per stage; 0: one per core
+  unsigned uploads = 1;       // packs stored at once (a remote destination: transfer.connections)
   FileCallback on_file;       // optional
   /// Where the sources are read from and the run's times come from (the scanner and the reader
   /// threads share it). nullptr: Env::default_env().

@@ -58,8 +58,11 @@ struct RestoreOptions {
   /// attributes (see RestoreReport). Root's right by default; false restores as any other user
   /// would (tar's --no-same-owner).
   bool privileged = running_as_root();
-  /// Where the files are written (and existing ones read for comparison), from one worker
-  /// thread per core. nullptr: Env::default_env(). The root and its missing parents are opened
+  /// Files restored at once, each by its own worker thread; 0: one per core. More than the cores
+  /// pays when reads wait on the network (a remote destination: see ReadingRepository::readers).
+  unsigned threads = 0;
+  /// Where the files are written (and existing ones read for comparison), from the worker
+  /// threads. nullptr: Env::default_env(). The root and its missing parents are opened
   /// and created through it too, link-free (util/path_walk.hpp): a root that is a symbolic link,
   /// or a path through a link another user owns, is refused with Error(denied).
   Env* env = nullptr;

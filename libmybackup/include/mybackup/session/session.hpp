@@ -27,6 +27,7 @@
 #include "mybackup/home/config.hpp"
 #include "mybackup/home/home.hpp"
 #include "mybackup/repository/repository.hpp"
+#include "mybackup/storage/registry.hpp"
 #include "mybackup/util/error.hpp"
 
 namespace mybackup {
@@ -91,6 +92,9 @@ struct ReadingRepository {
   std::unique_ptr<Repository> repository;
   /// Not empty: the primary was unusable for this reason and `repository` is the secondary.
   std::string primary_problem;
+  /// Reads worth running at once (RestoreOptions::threads): 0 (one per core) for a local
+  /// destination; for a remote one, at least transfer.connections.
+  unsigned readers = 0;
 };
 
 /// The secondary destination opened to consult (verify): `repository` is null when none is
@@ -165,6 +169,10 @@ class Session {
   ManifestCheck catch_up(Repository& repository, const std::string& command);
   void refuse_clean_unless_healthy(const ManifestCheck& check) const;
   std::unique_ptr<Repository> open_destination(const std::string& destination, DestinationUse use);
+  /// config.yaml's transfer.* as the registry takes them.
+  TransferOptions transfer_options() const;
+  /// ReadingRepository::readers for a restore from `destination`.
+  unsigned readers_for(const std::string& destination) const;
   void record_failure(RunKind kind, std::int64_t started_ns, const Error& error);
   void record(SessionEvents::Level level, const std::string& line) { events_.record(level, line); }
 

@@ -8,6 +8,7 @@
 // Every other scheme is refused with the list of supported ones. Adding a backend means adding
 // one row to the table in registry.cpp.
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,8 +33,14 @@ std::optional<std::string> local_destination_path(const std::string& destination
 /// True if two (normalized) destinations name the same place ("/b" and "file:///b").
 bool same_destination(const std::string& a, const std::string& b);
 
-/// Opens the backend of a (normalized) destination, wrapped in the retry decorator.
-/// Error(usage) for an unknown scheme. Opening does not touch the storage yet.
-std::unique_ptr<Backend> open_backend(const std::string& destination);
+/// How a destination is reached (config.yaml's transfer.*).
+struct TransferOptions {
+  std::uint64_t upload_limit = 0;  // bytes per second for put(); 0: no limit
+};
+
+/// Opens the backend of a (normalized) destination, wrapped in the retry decorator (and the
+/// throttle, when `transfer` limits uploads). Error(usage) for an unknown scheme or a remote
+/// destination without credentials. Opening does not touch the storage yet.
+std::unique_ptr<Backend> open_backend(const std::string& destination, const TransferOptions& transfer = {});
 
 }  // namespace mybackup
