@@ -104,6 +104,47 @@ TEST_F(S3CliTest, ANewMachineRecoversFromTheBucketAndTheKeyAlone) {
   expect_restored(out);
 }
 
+TEST_F(S3CliTest, APassphraseKeptInTheBucketRecoversANewMachine) {
+  RunOptions keys;
+  keys.no_terminal = true;
+  keys.env = {{"MYBACKUP_TEST_SCRYPT_N", "16"}, {"MYBACKUP_PASSPHRASE", "tulip anvil 42 orbit"}};
+  ASSERT_TRUE(succeeded(run({"init", "--passphrase"}, keys)));
+  make_tree();
+  ASSERT_TRUE(succeeded(run({"add", src_})));
+  ASSERT_TRUE(succeeded(run({"config", "set", "destination", bucket_url_})));
+  ASSERT_TRUE(succeeded(run({"backup"}, keys)));  // the wrapped key goes to the bucket's keys/
+  const Result listed = run({"key", "list"}, keys);
+  ASSERT_TRUE(succeeded(listed));
+  EXPECT_TRUE(succeeded(run({"key", "check"}, keys)));
+
+  home_ = root_ + "/new-home";  // a new computer: the bucket and the passphrase, nothing else
+  ASSERT_TRUE(succeeded(run({"init", "--from", bucket_url_, "--passphrase"}, keys)));
+  const std::string out = root_ + "/restored";
+  ASSERT_TRUE(succeeded(run({"restore", "--directory", src_, "--destination", out}, keys)));
+  expect_restored(out);
+}
+
+TEST_F(S3CliTest, SyncCopiesALocalPrimaryToABucketAndBetweenTwoBuckets) {
+  init();
+  make_tree();
+  ASSERT_TRUE(succeeded(run({"add", src_})));
+  ASSERT_TRUE(succeeded(run({"config", "set", "destination", dest_})));
+  ASSERT_TRUE(succeeded(run({"backup"})));
+  ASSERT_TRUE(succeeded(run({"config", "set", "destinations.secondary", bucket_url_})));
+  ASSERT_TRUE(succeeded(run({"sync"})));  // everything so far reaches the bucket
+  // The bucket as the primary, another bucket (on the other server) as the secondary.
+  ASSERT_TRUE(succeeded(run({"config", "set", "destination", bucket_url_})));
+  ASSERT_TRUE(succeeded(run({"config", "set", "destinations.secondary", mybackup::testing::s3rver_test_url()})));
+  write_text(src_ + "/a.txt", "alpha, from the bucket\n");
+  ASSERT_TRUE(succeeded(run({"backup"})));
+  EXPECT_TRUE(succeeded(run({"sync"})));
+  const Result verify = run({"verify", "--read-data", "--json"});
+  EXPECT_TRUE(succeeded(verify));
+  const std::string out = root_ + "/restored";
+  ASSERT_TRUE(succeeded(run({"restore", "--directory", src_, "--destination", out})));
+  expect_restored(out);
+}
+
 TEST_F(S3CliTest, ALocalPrimaryWithABucketAsSecondaryRestoresWhenThePrimaryIsGone) {
   init();
   make_tree();
