@@ -6,6 +6,7 @@
 #include "mybackup/source/scanner.hpp"
 #include "mybackup/storage/remote_url.hpp"
 #include "mybackup/storage/retry_backend.hpp"
+#include "mybackup/storage/sftp_backend.hpp"
 #include "mybackup/util/error.hpp"
 
 namespace mybackup {
@@ -34,10 +35,25 @@ std::string file_path(const std::string& rest, const std::string& url) {
   return normalize_path(percent_decode(path, url));
 }
 
+/// sftp://[user@]host[:port]/path[?identity=…&known_hosts=…], checked; a path is required.
+RemoteUrl sftp_url(const std::string& rest, const std::string& url) {
+  RemoteUrl parsed = parse_remote_url("sftp", rest, url, {"identity", "known_hosts"}, true);
+  if (parsed.path.empty()) {
+    throw Error(ErrorKind::usage, "destination " + url + " has no path: write sftp://host/absolute/path or " +
+                                      "sftp://host/~/path (below the login folder)");
+  }
+  return parsed;
+}
+
+/// The canonical text of a remote URL after "scheme://".
+std::string after_scheme(const RemoteUrl& url) { return url.text().substr(url.scheme.size() + 3); }
+
 const std::vector<Scheme>& schemes() {
   static const std::vector<Scheme> table = {
       {"file", [](const std::string& rest, const std::string& url) { return file_path(rest, url); },
        [](const std::string& rest) { return make_local_backend(file_path(rest, "file://" + rest)); }, true},
+      {"sftp", [](const std::string& rest, const std::string& url) { return after_scheme(sftp_url(rest, url)); },
+       [](const std::string& rest) { return make_sftp_backend(sftp_url(rest, "sftp://" + rest)); }, false},
   };
   return table;
 }

@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "fault_backend.hpp"
+#include "mybackup/storage/registry.hpp"
 #include "mybackup/storage/retry_backend.hpp"
+#include "servers/sshd_server.hpp"
 #include "mybackup/util/error.hpp"
 #include "test_util.hpp"
 
@@ -220,6 +222,19 @@ INSTANTIATE_TEST_SUITE_P(Decorated, Conformance,
                                                             faults->set_latency(std::chrono::microseconds(50));
                                                             return std::unique_ptr<Backend>(std::move(faults));
                                                           }}),
+                         backend_factory_name);
+
+// One OpenSSH server on loopback for the whole suite (stopped at exit); each test gets a fresh
+// folder: its scratch directory, which the server (same machine, same user) sees as it is.
+test_servers::SshdServer& suite_sshd() {
+  static test_servers::SshdServer server;
+  return server;
+}
+
+INSTANTIATE_TEST_SUITE_P(Sftp, Conformance,
+                         ::testing::Values(BackendFactory{"sftp", [](const std::string& scratch) {
+                                             return open_backend(normalize_destination(suite_sshd().url(scratch + "/store")));
+                                           }}),
                          backend_factory_name);
 
 }  // namespace
