@@ -7,6 +7,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -44,8 +45,8 @@ void write_file(const std::string& path, const std::string& text) {
   }
 }
 
-/// Spawns `argv` with stdin from /dev/null and stdout and stderr appended to `log`.
-pid_t spawn(const std::vector<std::string>& argv, const std::string& log, bool search_path) {
+/// Spawns `argv` (searched in PATH) with stdin from /dev/null and stdout and stderr appended to `log`.
+pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
   std::vector<char*> args;
   for (const std::string& arg : argv) {
     args.push_back(const_cast<char*>(arg.c_str()));
@@ -57,10 +58,38 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& log, bool s
   posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   pid_t pid = -1;
-  const int error = search_path ? ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ)
-                                : ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  const int error = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   return error == 0 ? pid : -1;
+}
+
+/// Starts `argv` (an absolute path) as spawn() does, and makes the kernel kill it when this
+/// process dies: a test that crashes leaves no server behind.
+pid_t spawn_tied_to_this_process(const std::vector<std::string>& argv, const std::string& log) {
+  std::vector<char*> args;
+  for (const std::string& arg : argv) {
+    args.push_back(const_cast<char*>(arg.c_str()));
+  }
+  args.push_back(nullptr);
+  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (null_fd < 0 || log_fd < 0) {
+    throw std::runtime_error("sshd test server: cannot open " + log + ": " + std::strerror(errno));
+  }
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    // Child: only async-signal-safe calls from here on.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent || ::dup2(null_fd, 0) < 0 ||
+        ::dup2(log_fd, 1) < 0 || ::dup2(log_fd, 2) < 0) {
+      ::_exit(126);
+    }
+    ::execve(args[0], args.data(), environ);
+    ::_exit(127);
+  }
+  ::close(null_fd);
+  ::close(log_fd);
+  return pid;
 }
 
 std::uint16_t free_loopback_port() {
@@ -145,7 +174,7 @@ int run_command(const std::vector<std::string>& argv, std::string* output) {
     return -1;
   }
   ::close(fd);
-  const pid_t pid = spawn(argv, pattern, true);
+  const pid_t pid = spawn(argv, pattern);
   int status = 0;
   const bool waited = pid > 0 && ::waitpid(pid, &status, 0) == pid;
   if (output != nullptr) {
@@ -172,13 +201,24 @@ SshdServer::SshdServer() {
   make_key_pair(host_key_);
   make_key_pair(user_key_);
   write_file(folder_ + "/authorized_keys", read_file(user_key_ + ".pub"));
-  port_ = free_loopback_port();
-  write_file(known_hosts_, known_hosts_line(host_key_));
+  ::mkdir(login_folder().c_str(), 0700);
   if (::geteuid() == 0) {
     ::mkdir("/run/sshd", 0755);  // sshd's privilege separation folder, needed when root starts it
   }
-  write_configuration();
-  start();
+  // Another process may take the free port before sshd binds it: then try another one.
+  for (int attempt = 1;; ++attempt) {
+    port_ = free_loopback_port();
+    write_file(known_hosts_, known_hosts_line(host_key_));
+    write_configuration();
+    try {
+      start();
+      return;
+    } catch (const std::runtime_error&) {
+      if (attempt == 3) {
+        throw;
+      }
+    }
+  }
 }
 
 SshdServer::~SshdServer() {
@@ -200,7 +240,7 @@ void SshdServer::write_configuration() const {
              "KbdInteractiveAuthentication no\n"
              "PubkeyAuthentication yes\n"
              "PermitRootLogin prohibit-password\n"
-             "Subsystem sftp internal-sftp\n"
+             "Subsystem sftp internal-sftp -d " + login_folder() + "\n"
              "MaxStartups 100\n"
              "MaxSessions 100\n"
              "LogLevel ERROR\n");
@@ -210,7 +250,7 @@ void SshdServer::start() {
   if (pid_ > 0) {
     return;
   }
-  pid_ = spawn({kSshd, "-D", "-e", "-f", folder_ + "/sshd_config"}, folder_ + "/sshd.log", false);
+  pid_ = spawn_tied_to_this_process({kSshd, "-D", "-e", "-f", folder_ + "/sshd_config"}, folder_ + "/sshd.log");
   if (pid_ <= 0) {
     throw std::runtime_error("sshd test server: cannot start " + std::string(kSshd));
   }

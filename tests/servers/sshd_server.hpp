@@ -39,6 +39,8 @@ class SshdServer {
   std::uint16_t port() const { return port_; }
   /// The server's folder (keys, configuration, log); tests may put other files there.
   const std::string& folder() const { return folder_; }
+  /// Where SFTP sessions start (internal-sftp -d): what sftp://host/~/path is relative to.
+  std::string login_folder() const { return folder_ + "/login"; }
   const std::string& user_key() const { return user_key_; }
   const std::string& known_hosts() const { return known_hosts_; }
   /// "SHA256:…" of the host key, as ssh-keygen -l prints it.

@@ -212,6 +212,26 @@ TEST_F(SftpBackendTest, FiftyMegabytesGoAndComeBackAtAUsefulSpeed) {
   EXPECT_LT(read - started, std::chrono::seconds(60)) << "under 2 MB/s: requests are not pipelined";
 }
 
+TEST_F(SftpBackendTest, ATildePathIsBelowTheLoginFolder) {
+  const auto backend = sftp_backend(server_.url("/~/relative/store"));
+  backend->put("keys/k.json", as_bytes("key"), Overwrite::no);
+  EXPECT_EQ(testing::read_text_file(server_.login_folder() + "/relative/store/keys/k.json"), "key");
+  EXPECT_EQ(testing::names_of(backend->list("")), std::vector<std::string>{"keys/k.json"});
+
+  const auto login_folder_itself = sftp_backend(server_.url("/~"));
+  EXPECT_EQ(testing::names_of(login_folder_itself->list("relative")), std::vector<std::string>{"relative/store/keys/k.json"});
+}
+
+TEST_F(SftpBackendTest, AListingStopsAtFoldersNestedTooDeep) {
+  std::string deep = store_ + "/data";
+  for (int level = 0; level < 20; ++level) {
+    deep += "/d" + std::to_string(level);
+  }
+  fs::create_directories(deep);
+  testing::write_text_file(deep + "/x.enc", "x");
+  EXPECT_EQ(error_kind([&] { backend_->list("data"); }), ErrorKind::corrupt);
+}
+
 TEST_F(SftpBackendTest, AUrlWithoutAPathIsRefused) {
   EXPECT_EQ(error_kind([&] { sftp_backend("sftp://127.0.0.1"); }), ErrorKind::usage);
 }
