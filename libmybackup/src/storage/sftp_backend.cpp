@@ -440,20 +440,29 @@ class SftpBackend final : public Backend {
 
   /// Create-if-absent: the link or the v3 rename fails if the name is taken.
   void link_new(Connection& connection, const std::string& temporary, const std::string& path, const std::string& name) {
-    const bool hardlink = connection.supports("hardlink@openssh.com");
-    const Status status = hardlink ? connection.two_path_extension("hardlink@openssh.com", temporary, path)
-                                   : connection.rename(temporary, path);
-    if (status == Status::ok) {
-      if (hardlink) {
+    Status status = Status::failure;
+    if (connection.supports("hardlink@openssh.com")) {
+      status = connection.two_path_extension("hardlink@openssh.com", temporary, path);
+      if (status == Status::ok) {
         remove_quietly(connection, temporary);
+        return;
       }
+      refuse_if_taken(connection, path, name);
+      // A file system without hard links (some network mounts): the plain rename below.
+    }
+    const Status renamed = connection.rename(temporary, path);
+    if (renamed == Status::ok) {
       return;
     }
+    refuse_if_taken(connection, path, name);
+    throw_status(connection, status == Status::failure ? renamed : status, "cannot store " + where(name));
+  }
+
+  void refuse_if_taken(Connection& connection, const std::string& path, const std::string& name) const {
     Attributes attributes;
     if (connection.lstat(path, attributes) == Status::ok) {
       throw Error(ErrorKind::exists, where(name) + " already exists (the stored object is untouched)");
     }
-    throw_status(connection, status, "cannot store " + where(name));
   }
 
   void replace_with(Connection& connection, const std::string& temporary, const std::string& path, const std::string& name) {

@@ -271,7 +271,7 @@ void Connection::check_host_key(const Endpoint& endpoint) {
     case SSH_KNOWN_HOSTS_UNKNOWN:
       throw Error(ErrorKind::denied, location_ + ": the host key of " + host + " (" + fingerprint + ") is not in " +
                                          file + ": compare this fingerprint with the server's (ssh-keygen -lf " +
-                                         "/etc/ssh/ssh_host_ed25519_key.pub there), then accept it with " + accept);
+                                         "/etc/ssh/ssh_host_*_key.pub there), then accept it with " + accept);
     case SSH_KNOWN_HOSTS_ERROR:
       break;
   }

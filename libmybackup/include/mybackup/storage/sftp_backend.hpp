@@ -21,8 +21,10 @@
 // 0700, files 0600). put() writes ".tmp-<leaf>.<pid>-<thread>-<random>" in the object's folder,
 // syncs it with fsync@openssh.com when the server offers it, then
 //   Overwrite::no   links it under the name with hardlink@openssh.com, or, without that
-//                   extension, with the plain SFTP rename, which SFTP v3 servers (OpenSSH
-//                   among them) refuse onto an existing name: create-if-absent either way;
+//                   extension (or on a file system without hard links), with the plain SFTP
+//                   rename, which SFTP v3 servers (OpenSSH among them) refuse onto an existing
+//                   name: create-if-absent either way. A server whose plain rename replaces an
+//                   existing file would let two racing writers both "win";
 //   Overwrite::yes  renames it over the name with posix-rename@openssh.com (atomic). Without
 //                   that extension the old object is deleted before the plain rename: a crash
 //                   between the two leaves no object under the name.
@@ -34,8 +36,8 @@
 // checked with lstat and refused unless they are regular files (so a FIFO cannot hang a read),
 // get() checks the size before reading and never reads past the bound, and a listing stops
 // (Error(corrupt)) beyond 16 folder levels or 5,000,000 entries. A link in the place of a folder
-// on the path of an object read by name is followed (SFTP has no O_NOFOLLOW per step); what is
-// read there is authenticated by the repository anyway.
+// on the path of an object read or written by name is followed (SFTP has no O_NOFOLLOW per
+// step); what is read there is authenticated by the repository anyway.
 //
 // Errors (backend.hpp's kinds): connection refused, reset, closed or timed out (60 s without an
 // answer) → transient, so the retry decorator tries again on a fresh connection; unknown or
