@@ -235,7 +235,10 @@ void SshdServer::write_configuration() const {
              "PidFile " + folder_ + "/sshd.pid\n"
              "AuthorizedKeysFile " + folder_ + "/authorized_keys\n"
              "StrictModes no\n"
-             "UsePAM no\n"
+             // Without PAM, sshd refuses accounts whose password is locked ("!", "*"), as service
+             // and CI accounts often are; a non-root sshd can only let its own user in, and with
+             // PAM the account check runs through pam_unix's helper. Root needs no PAM.
+             "UsePAM " + std::string(::geteuid() == 0 ? "no" : "yes") + "\n"
              "PasswordAuthentication no\n"
              "KbdInteractiveAuthentication no\n"
              "PubkeyAuthentication yes\n"

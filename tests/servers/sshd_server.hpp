@@ -1,6 +1,7 @@
 #pragma once
 // A real OpenSSH server on loopback for the SFTP tests (unit and end-to-end): /usr/sbin/sshd on a
-// free 127.0.0.1 port, run as the current user (root in CI, or not), with a host key, a user key,
+// free 127.0.0.1 port, run as the current user (root in CI, or not: then with UsePAM yes, since
+// sshd without PAM refuses locked accounts such as nobody), with a host key, a user key,
 // authorized_keys and known_hosts made for the run in its own temporary folder, and the
 // internal-sftp subsystem. Nothing outside that folder is touched, except /run/sshd, which sshd
 // needs when started by root and which is created if missing.
