@@ -37,11 +37,8 @@ std::string file_path(const std::string& rest, const std::string& url) {
 
 /// sftp://[user@]host[:port]/path[?identity=…&known_hosts=…], checked; a path is required.
 RemoteUrl sftp_url(const std::string& rest, const std::string& url) {
-  RemoteUrl parsed = parse_remote_url("sftp", rest, url, {"identity", "known_hosts"}, true);
-  if (parsed.path.empty()) {
-    throw Error(ErrorKind::usage, "destination " + url + " has no path: write sftp://host/absolute/path or " +
-                                      "sftp://host/~/path (below the login folder)");
-  }
+  RemoteUrl parsed = parse_remote_url("sftp", rest, url, sftp_url_options(), true);
+  check_sftp_url(parsed);
   return parsed;
 }
 

@@ -553,11 +553,17 @@ class SftpBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_sftp_backend(const RemoteUrl& url) {
+std::vector<std::string> sftp_url_options() { return {"identity", "known_hosts"}; }
+
+void check_sftp_url(const RemoteUrl& url) {
   if (url.path.empty()) {
     throw Error(ErrorKind::usage, "destination " + url.text() + " has no path: write sftp://host/absolute/path or " +
                                       "sftp://host/~/path (below the login folder)");
   }
+}
+
+std::unique_ptr<Backend> make_sftp_backend(const RemoteUrl& url) {
+  check_sftp_url(url);
   return std::make_unique<SftpBackend>(url);
 }
 

@@ -30,7 +30,7 @@ namespace fs = std::filesystem;
 
 /// The backend of an sftp:// URL, without the retry decorator (so each failure shows).
 std::unique_ptr<Backend> sftp_backend(const std::string& url) {
-  return make_sftp_backend(parse_remote_url("sftp", url.substr(7), url, {"identity", "known_hosts"}, true));
+  return make_sftp_backend(parse_remote_url("sftp", url.substr(7), url, sftp_url_options(), true));
 }
 
 class SftpBackendTest : public ::testing::Test {

@@ -54,14 +54,21 @@
 // connect. The only global state is libssh's own initialization.
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "mybackup/storage/backend.hpp"
 #include "mybackup/storage/remote_url.hpp"
 
 namespace mybackup {
 
-/// The SFTP backend of `url` (scheme "sftp", options "identity" and "known_hosts").
-/// Error(usage) if the URL has no path.
+/// The options an sftp:// URL may have: "identity", "known_hosts".
+std::vector<std::string> sftp_url_options();
+
+/// Error(usage) unless `url` (parsed with sftp_url_options()) names a folder: it needs a path.
+void check_sftp_url(const RemoteUrl& url);
+
+/// The SFTP backend of `url`. Error(usage) as check_sftp_url.
 std::unique_ptr<Backend> make_sftp_backend(const RemoteUrl& url);
 
 }  // namespace mybackup
