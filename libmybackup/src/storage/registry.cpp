@@ -6,8 +6,9 @@
 #include "mybackup/source/scanner.hpp"
 #include "mybackup/storage/remote_url.hpp"
 #include "mybackup/storage/s3_backend.hpp"
-#include "mybackup/storage/throttled_backend.hpp"
 #include "mybackup/storage/retry_backend.hpp"
+#include "mybackup/storage/sftp_backend.hpp"
+#include "mybackup/storage/throttled_backend.hpp"
 #include "mybackup/util/error.hpp"
 
 namespace mybackup {
@@ -36,6 +37,10 @@ std::string file_path(const std::string& rest, const std::string& url) {
   return normalize_path(percent_decode(path, url));
 }
 
+/// The canonical text of a remote URL after "scheme://".
+std::string after_scheme(const RemoteUrl& url) { return url.text().substr(url.scheme.size() + 3); }
+
+/// s3://host[:port]/bucket[/prefix][?…] (or s3+http://), checked.
 RemoteUrl s3_url(const std::string& scheme, const std::string& rest, const std::string& url) {
   RemoteUrl parsed = parse_remote_url(scheme, rest, url, s3_url_options(), false);
   check_s3_url(parsed);
@@ -43,8 +48,15 @@ RemoteUrl s3_url(const std::string& scheme, const std::string& rest, const std::
 }
 
 Scheme s3_scheme(const std::string& name) {
-  return {name, [name](const std::string& rest, const std::string& url) { return s3_url(name, rest, url).text().substr(name.size() + 3); },
+  return {name, [name](const std::string& rest, const std::string& url) { return after_scheme(s3_url(name, rest, url)); },
           [name](const std::string& rest) { return make_s3_backend(s3_url(name, rest, name + "://" + rest)); }, false};
+}
+
+/// sftp://[user@]host[:port]/path[?identity=…&known_hosts=…], checked; a path is required.
+RemoteUrl sftp_url(const std::string& rest, const std::string& url) {
+  RemoteUrl parsed = parse_remote_url("sftp", rest, url, sftp_url_options(), true);
+  check_sftp_url(parsed);
+  return parsed;
 }
 
 const std::vector<Scheme>& schemes() {
@@ -53,6 +65,8 @@ const std::vector<Scheme>& schemes() {
        [](const std::string& rest) { return make_local_backend(file_path(rest, "file://" + rest)); }, true},
       s3_scheme("s3"),
       s3_scheme("s3+http"),
+      {"sftp", [](const std::string& rest, const std::string& url) { return after_scheme(sftp_url(rest, url)); },
+       [](const std::string& rest) { return make_sftp_backend(sftp_url(rest, "sftp://" + rest)); }, false},
   };
   return table;
 }

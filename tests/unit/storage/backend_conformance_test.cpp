@@ -13,6 +13,7 @@
 #include "mybackup/storage/registry.hpp"
 #include "mybackup/storage/retry_backend.hpp"
 #include "mybackup/util/error.hpp"
+#include "servers/sshd_server.hpp"
 #include "test_util.hpp"
 
 namespace mybackup::testing {
@@ -242,6 +243,19 @@ INSTANTIATE_TEST_SUITE_P(S3, Conformance,
                                                             return open_backend(normalize_destination(s3rver_test_url()));
                                                           },
                                                           false}),
+                         backend_factory_name);
+
+// One OpenSSH server on loopback for the whole suite (stopped at exit); each test gets a fresh
+// folder: its scratch directory, which the server (same machine, same user) sees as it is.
+test_servers::SshdServer& suite_sshd() {
+  static test_servers::SshdServer server;
+  return server;
+}
+
+INSTANTIATE_TEST_SUITE_P(Sftp, Conformance,
+                         ::testing::Values(BackendFactory{"sftp", [](const std::string& scratch) {
+                                             return open_backend(normalize_destination(suite_sshd().url(scratch + "/store")));
+                                           }}),
                          backend_factory_name);
 
 }  // namespace

@@ -50,7 +50,7 @@ TEST(Registry, BadUrlsAreUsageErrorsNamingTheProblem) {
   EXPECT_EQ(error_kind([] { normalize_destination("file:///bad%zzescape"); }), ErrorKind::usage);
   EXPECT_EQ(error_kind([] { normalize_destination("file:///nul%00byte"); }), ErrorKind::usage);
   EXPECT_EQ(error_kind([] { open_backend("nosuch://x"); }), ErrorKind::usage);
-  EXPECT_EQ(supported_schemes(), (std::vector<std::string>{"file", "s3", "s3+http"}));
+  EXPECT_EQ(supported_schemes(), (std::vector<std::string>{"file", "s3", "s3+http", "sftp"}));
 }
 
 TEST(Registry, S3UrlsAreCheckedAndSpelledOneWay) {
@@ -71,6 +71,20 @@ TEST(Registry, S3UrlsAreCheckedAndSpelledOneWay) {
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("lower-case letters"), std::string::npos) << error.what();
   }
+}
+
+TEST(Registry, SftpUrlsAreRemoteAndNormalized) {
+  EXPECT_EQ(normalize_destination("SFTP://Backup@NAS.example:2222/srv//backups/?known_hosts=/k&identity=/i"),
+            "sftp://Backup@nas.example:2222/srv/backups?identity=/i&known_hosts=/k");  // user names keep their case
+  EXPECT_EQ(normalize_destination("sftp://nas/~/backups"), "sftp://nas/~/backups");
+  EXPECT_EQ(local_destination_path("sftp://nas/srv/backups"), std::nullopt);
+  EXPECT_FALSE(same_destination("sftp://nas/srv/backups", "/srv/backups"));
+  EXPECT_EQ(error_kind([] { normalize_destination("sftp://nas"); }), ErrorKind::usage);
+  EXPECT_EQ(error_kind([] { normalize_destination("sftp://nas/"); }), ErrorKind::usage);
+  EXPECT_EQ(error_kind([] { normalize_destination("sftp://user:secret@nas/x"); }), ErrorKind::usage);
+  EXPECT_EQ(error_kind([] { normalize_destination("sftp://nas/x?password=1"); }), ErrorKind::usage);
+  // Opening does not connect: a host nobody runs is only reached by the first call.
+  EXPECT_EQ(open_backend("sftp://nas.invalid/srv/backups")->location(), "sftp://nas.invalid/srv/backups");
 }
 
 TEST(Registry, AFileUrlAndAPlainPathOpenTheSameStore) {

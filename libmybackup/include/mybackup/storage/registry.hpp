@@ -4,6 +4,11 @@
 // URL whose scheme picks the backend:
 //
 //   /mnt/backups, file:///mnt/backups   a local or mounted folder (make_local_backend)
+//   sftp://[user@]host[:port]/path      a folder on an SSH server (make_sftp_backend in
+//                                       sftp_backend.hpp: options identity=, known_hosts=)
+//   s3://host[:port]/bucket[/prefix]    an S3 bucket over HTTPS; s3+http:// for plain HTTP
+//                                       (make_s3_backend in s3_backend.hpp: options region=,
+//                                       style=, ca=, profile=)
 //
 // Every other scheme is refused with the list of supported ones. Adding a backend means adding
 // one row to the table in registry.cpp.
