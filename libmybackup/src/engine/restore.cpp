@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "mybackup/crypto/crypto.hpp"
+#include "mybackup/engine/pack_region_reader.hpp"
 #include "mybackup/source/metadata.hpp"
 #include "mybackup/util/env.hpp"
 #include "mybackup/util/error.hpp"
@@ -87,9 +88,9 @@ std::optional<Digest> hash_existing(Env& env, int directory, const std::string& 
 
 class Restorer {
  public:
-  Restorer(Env& env, const Catalog& catalog, const Repository& repository, const RestoreOptions& options, int root,
+  Restorer(Env& env, const Catalog& catalog, PackRegionReader& chunks, const RestoreOptions& options, int root,
            bool root_existed)
-      : env_(env), catalog_(catalog), repository_(repository), options_(options), root_(root), root_existed_(root_existed) {}
+      : env_(env), catalog_(catalog), chunks_(chunks), options_(options), root_(root), root_existed_(root_existed) {}
 
   /// Opens (creating when allowed) the directory `relative` below the root, component by
   /// component, never following a symlink. The last directory opened is cached: plans are
@@ -393,7 +394,7 @@ class Restorer {
         }
         Bytes data;
         try {
-          data = repository_.read_chunk(chunk.pack, chunk.entry);
+          data = chunks_.read_chunk(chunk.pack, chunk.entry);
         } catch (const Error& error) {
           // Missing pack, failed authentication or a chunk that does not match its id.
           throw ItemError{std::string("cannot be read: ") + error.what()};
@@ -428,7 +429,7 @@ class Restorer {
 
   Env& env_;
   const Catalog& catalog_;
-  const Repository& repository_;
+  PackRegionReader& chunks_;
   const RestoreOptions& options_;
   const bool privileged_ = options_.privileged;
   const std::uint32_t effective_uid_ = ::geteuid();
@@ -518,6 +519,23 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
     }
     leaves.push_back(item);
   }
+  const std::unique_ptr<PackRegionReader> chunks = [&] {
+    // Every chunk the files will need, so that neighbours in a pack are read together.
+    std::vector<ChunkLocation> needed;
+    for (const RestoreItem* item : options.dry_run ? std::vector<const RestoreItem*>{} : leaves) {
+      if (item->version.type != EntryType::file) {
+        continue;
+      }
+      try {
+        std::vector<ChunkLocation> chunks_of_file = catalog.chunks_of(item->version.id);
+        needed.insert(needed.end(), std::make_move_iterator(chunks_of_file.begin()),
+                      std::make_move_iterator(chunks_of_file.end()));
+      } catch (const Error&) {
+        // The file's own restore reports it.
+      }
+    }
+    return std::make_unique<PackRegionReader>(repository, needed);
+  }();
   std::set<const RestoreItem*> restored_first_names;  // guarded by `mutex`
   std::mutex mutex;  // serializes on_item and the merge of per-worker reports
   std::atomic<bool> cancelled{false};
@@ -552,7 +570,7 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
     return true;
   };
 
-  Restorer restorer(env, catalog, repository, options, root.get(), root_existed);
+  Restorer restorer(env, catalog, *chunks, options, root.get(), root_existed);
   for (const RestoreItem* item : directories) {
     if (!process(restorer, *item, report)) {
       break;
@@ -564,7 +582,7 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
   std::vector<std::thread> threads;
   for (unsigned i = 0; i < workers && !cancelled; ++i) {
     threads.emplace_back([&] {
-      Restorer worker(env, catalog, repository, options, root.get(), root_existed);
+      Restorer worker(env, catalog, *chunks, options, root.get(), root_existed);
       RestoreReport counts;
       for (std::size_t index = next++; index < leaves.size(); index = next++) {
         if (!process(worker, *leaves[index], counts)) {
@@ -588,8 +606,8 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
     thread.join();
   }
   if (!links.empty() && !cancelled) {
-    Restorer linker(env, catalog, repository, options, root.get(), root_existed);
-    Restorer sources(env, catalog, repository, options, root.get(), root_existed);
+    Restorer linker(env, catalog, *chunks, options, root.get(), root_existed);
+    Restorer sources(env, catalog, *chunks, options, root.get(), root_existed);
     linker.set_link_sources(sources);
     for (const auto& [item, first] : links) {
       const bool first_restored = restored_first_names.count(first) != 0;

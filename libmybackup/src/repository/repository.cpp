@@ -288,6 +288,10 @@ Bytes Repository::read_chunk(const std::string& pack_name, const PackEntry& wher
   }
 }
 
+Bytes Repository::read_pack_region(const std::string& pack_name, std::uint64_t offset, std::uint64_t length) const {
+  return backend_->get_range(object_names::pack(pack_name), offset, length);
+}
+
 Bytes Repository::read_chunk_here(const std::string& pack_name, const PackEntry& where) const {
   const Bytes blob = backend_->get_range(object_names::pack(pack_name), where.offset, where.length);
   return open_chunk(pack_name, where, blob);

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "fault_backend.hpp"
 #include "fault_env.hpp"
 #include "test_util.hpp"
 
@@ -394,6 +395,24 @@ TEST_F(Restore, FullTreeRoundTripsIntoANewDestination) {
   EXPECT_EQ(again.bytes, 0u);
   EXPECT_EQ(inode_of(out("big.bin")), big_inode);
   expect_same_tree(source, snapshot(out_));
+}
+
+// Issue 12: one ranged read per chunk cost a round trip per small file on a remote destination.
+// Neighbouring chunks of a pack are read together, and what is restored is unchanged.
+TEST_F(Restore, SmallFilesOfOnePackAreReadInAFewRangedReads) {
+  for (int i = 0; i < 200; ++i) {
+    testing::write_text_file(src("file" + std::to_string(1000 + i) + ".txt"), "small file number " + std::to_string(i) + "\n");
+  }
+  backup();
+  auto counting = std::make_unique<testing::FaultInjectingBackend>(make_local_backend(dest_));
+  testing::FaultInjectingBackend& reads = *counting;
+  const auto repository = Repository::open(std::move(counting), key_, CreateIfMissing::no);
+  reads.reset_counts();
+  const RestoreReport report = restore(*catalog_, *repository, plan_latest(out_), RestoreOptions{});
+  EXPECT_TRUE(report.problems.empty());
+  EXPECT_EQ(report.files, 200U);
+  EXPECT_LE(reads.calls(testing::FaultInjectingBackend::Op::get_range), 4) << "200 chunks of one pack";
+  expect_same_tree(snapshot(src_), snapshot(out_));
 }
 
 TEST_F(Restore, ExistingDestinationDirectoryKeepsItsOwnMode) {

@@ -121,6 +121,10 @@ class Repository {
     std::string reason;  // the primary's error
   };
   std::vector<FallbackRead> fallback_reads() const;
+  /// `length` raw bytes at `offset` of a pack of this copy (no fallback): several neighbouring
+  /// blobs in one read, each to be checked with open_chunk. Error(not_found) if the pack is
+  /// missing, Error(corrupt) if it is shorter.
+  Bytes read_pack_region(const std::string& pack_name, std::uint64_t offset, std::uint64_t length) const;
   /// The same checks on a blob already in memory (`blob`: the `where.length` bytes at
   /// `where.offset` of the pack), for callers that hold the whole pack. Same errors.
   Bytes open_chunk(const std::string& pack_name, const PackEntry& where, ByteView blob) const;
