@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mybackup beside restic, backing up to and restoring from a remote destination on loopback:
 # an S3 bucket on a throwaway Ceph RADOS Gateway (tests/servers/s3_server.sh), or an SFTP folder
-# on OpenSSH's sshd (tests/servers/sshd_server.sh).
+# on OpenSSH's sshd (the tests' server, as the program mybackup_test_sshd).
 #
 #   bench/run_remote.sh [--protocol s3|sftp] [--profile small|mixed|tiny] [--out FILE.md]
 #
@@ -34,7 +34,7 @@ servers="$work/servers"
 cleanup() {
   case "$protocol" in
     s3) "$root/tests/servers/s3_server.sh" stop "$servers" >/dev/null 2>&1 || true ;;
-    sftp) "$root/tests/servers/sshd_server.sh" stop "$servers" >/dev/null 2>&1 || true ;;
+    sftp) [[ -n "${sshd_pid:-}" ]] && kill "$sshd_pid" 2>/dev/null && wait "$sshd_pid" 2>/dev/null || true ;;
   esac
   rm -rf "$work"
 }
@@ -50,7 +50,12 @@ case "$protocol" in
     restic_repo="s3:http://$host_port/bench-restic/repo"
     ;;
   sftp)
-    "$root/tests/servers/sshd_server.sh" start "$servers" >/dev/null
+    sshd="$root/build/release/tests/mybackup_test_sshd"
+    [[ -x "$sshd" ]] || cmake --build "$root/build/release" --target mybackup_test_sshd >/dev/null
+    mkdir -p "$servers"
+    "$sshd" "$servers/env" &
+    sshd_pid=$!
+    for _ in $(seq 100); do [[ -s "$servers/env" ]] && break; sleep 0.1; done
     # shellcheck disable=SC1091
     source "$servers/env"  # SSHD_PORT, SSHD_USER, SSHD_IDENTITY, SSHD_KNOWN_HOSTS
     mkdir -p "$work/remote"

@@ -161,7 +161,7 @@ std::string current_user() {
 void make_key_pair(const std::string& path) {
   std::string output;
   if (run_command({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "mybackup-test", "-f", path}, &output) != 0) {
-    throw std::runtime_error("sshd test server: ssh-keygen failed (run scripts/bootstrap): " + output);
+    throw std::runtime_error("sshd test server: ssh-keygen failed (run scripts/bootstrap --servers): " + output);
   }
 }
 
@@ -186,7 +186,7 @@ int run_command(const std::vector<std::string>& argv, std::string* output) {
 
 SshdServer::SshdServer() {
   if (::access(kSshd, X_OK) != 0) {
-    throw std::runtime_error(std::string(kSshd) + " is missing: the SFTP tests need OpenSSH's server; run scripts/bootstrap " +
+    throw std::runtime_error(std::string(kSshd) + " is missing: the SFTP tests need OpenSSH's server; run scripts/bootstrap --servers " +
                              "(it installs openssh-server and openssh-client)");
   }
   char pattern[] = "/tmp/mybackup_sshd_XXXXXX";

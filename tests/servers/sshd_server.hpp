@@ -7,7 +7,7 @@
 // needs when started by root and which is created if missing.
 //
 // Every failure throws std::runtime_error (a test using the server fails, never skips); a missing
-// /usr/sbin/sshd says to run scripts/bootstrap.
+// /usr/sbin/sshd says to run scripts/bootstrap --servers.
 
 #include <sys/types.h>
 
@@ -38,6 +38,8 @@ class SshdServer {
   std::string url(const std::string& path, const std::string& identity, const std::string& known_hosts) const;
 
   std::uint16_t port() const { return port_; }
+  /// The user the server lets in (the current one).
+  const std::string& user() const { return user_; }
   /// The server's folder (keys, configuration, log); tests may put other files there.
   const std::string& folder() const { return folder_; }
   /// Where SFTP sessions start (internal-sftp -d): what sftp://host/~/path is relative to.

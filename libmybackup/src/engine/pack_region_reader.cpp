@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "mybackup/util/error.hpp"
@@ -33,6 +34,8 @@ struct PackRegionReader::State {
   std::uint64_t held = 0;
   std::uint64_t tick = 0;
   std::atomic<std::uint64_t> reads{0};
+  std::thread prefetcher;    // one region read ahead at a time; joined by the destructor
+  bool prefetching = false;  // guarded by mutex
 
   State(const Repository& repository_, PackRegionLimits limits_) : repository(repository_), limits(limits_) {}
 
@@ -77,6 +80,55 @@ struct PackRegionReader::State {
     }
   }
 
+  /// Reads `region` of `pack` into memory (or marks it failed), with the mutex released during the
+  /// read. REQUIRES: `lock` holds the mutex and region.loading was set by the caller.
+  void load(std::unique_lock<std::mutex>& lock, const std::string& pack, Region& region) {
+    const std::uint64_t offset = region.offset;
+    const std::uint64_t length = region.end - region.offset;
+    lock.unlock();
+    std::shared_ptr<const Bytes> data;
+    try {
+      ++reads;
+      data = std::make_shared<const Bytes>(repository.read_pack_region(pack, offset, length));
+    } catch (const Error&) {
+      data.reset();  // each chunk is then read on its own, with the fallback
+    }
+    lock.lock();
+    region.loading = false;
+    region.failed = !data;
+    if (data) {
+      region.data = std::move(data);
+      held += region.data->size();
+      evict(region);
+    }
+    loaded.notify_all();
+  }
+
+  /// Starts reading the region after `region` of `pack` in the background, so that it is there
+  /// when the workers reach it (restores follow the order the backup packed in). REQUIRES: mutex held.
+  void prefetch_after(const std::string& pack, const Region& region) {
+    std::vector<Region>& regions = packs.at(pack);
+    const auto next = static_cast<std::size_t>(&region - regions.data()) + 1;
+    if (next >= regions.size()) {
+      return;
+    }
+    Region& upcoming = regions[next];
+    if (prefetching || upcoming.data || upcoming.loading || upcoming.failed || upcoming.uses_left == 0 ||
+        held + (upcoming.end - upcoming.offset) > limits.cache_budget) {
+      return;
+    }
+    if (prefetcher.joinable()) {
+      prefetcher.join();  // finished: `prefetching` is false
+    }
+    upcoming.loading = true;
+    prefetching = true;
+    prefetcher = std::thread([this, &name = packs.find(pack)->first, &upcoming] {
+      std::unique_lock lock(mutex);
+      load(lock, name, upcoming);
+      prefetching = false;
+    });
+  }
+
   Bytes read_alone(const std::string& pack, const PackEntry& entry) {
     ++reads;
     return repository.read_chunk(pack, entry);
@@ -107,7 +159,11 @@ PackRegionReader::PackRegionReader(const Repository& repository, const std::vect
   }
 }
 
-PackRegionReader::~PackRegionReader() = default;
+PackRegionReader::~PackRegionReader() {
+  if (state_->prefetcher.joinable()) {
+    state_->prefetcher.join();
+  }
+}
 
 std::uint64_t PackRegionReader::reads() const { return state_->reads.load(); }
 
@@ -124,26 +180,9 @@ Bytes PackRegionReader::read_chunk(const std::string& pack, const PackEntry& ent
   }
   if (!region->data && !region->failed) {
     region->loading = true;
-    const std::uint64_t offset = region->offset;
-    const std::uint64_t length = region->end - region->offset;
-    lock.unlock();
-    std::shared_ptr<const Bytes> data;
-    try {
-      ++state.reads;
-      data = std::make_shared<const Bytes>(state.repository.read_pack_region(pack, offset, length));
-    } catch (const Error&) {
-      data.reset();  // each chunk is then read on its own, with the fallback
-    }
-    lock.lock();
-    region->loading = false;
-    region->failed = !data;
-    if (data) {
-      region->data = std::move(data);
-      state.held += region->data->size();
-      state.evict(*region);
-    }
-    state.loaded.notify_all();
+    state.load(lock, pack, *region);
   }
+  state.prefetch_after(pack, *region);
   std::shared_ptr<const Bytes> data = region->data;
   const std::uint64_t base = region->offset;
   region->last_used = ++state.tick;

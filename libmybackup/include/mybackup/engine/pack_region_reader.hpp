@@ -5,6 +5,8 @@
 // it. One read per chunk costs one round trip per chunk: tens of milliseconds each on a network,
 // and 40 ms on a server that delays small replies (Nagle), for files of a few kilobytes.
 //
+// While the workers use one region, the next one of the same pack is read ahead (one at a time,
+// on a thread of its own), since restores follow the order the backup packed in.
 // Regions are kept in memory until each of their chunks has been read once, within
 // `cache_budget` bytes (least recently used regions go first; one needed again is read again).
 // A region that cannot be read, or a chunk in it that fails its checks, is read again on its own
