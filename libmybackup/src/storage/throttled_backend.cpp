@@ -3,15 +3,17 @@
 #include <mutex>
 #include <thread>
 
+#include "mybackup/storage/forwarding_backend.hpp"
+
 namespace mybackup {
 
 namespace {
 
-class ThrottledBackend final : public Backend {
+class ThrottledBackend final : public ForwardingBackend {
  public:
   ThrottledBackend(std::unique_ptr<Backend> inner, std::uint64_t bytes_per_second,
                    std::function<void(std::chrono::nanoseconds)> sleep, std::function<std::chrono::nanoseconds()> now)
-      : inner_(std::move(inner)), rate_(static_cast<double>(bytes_per_second)), sleep_(std::move(sleep)), now_(std::move(now)) {
+      : ForwardingBackend(std::move(inner)), rate_(static_cast<double>(bytes_per_second)), sleep_(std::move(sleep)), now_(std::move(now)) {
     if (!sleep_) {
       sleep_ = [](std::chrono::nanoseconds delay) { std::this_thread::sleep_for(delay); };
     }
@@ -22,21 +24,10 @@ class ThrottledBackend final : public Backend {
     tokens_ = rate_;  // one second's worth to start with
   }
 
-  std::string location() const override { return inner_->location(); }
-
   void put(const std::string& name, ByteView data, Overwrite overwrite) override {
     sleep_(reserve(data.size()));
-    inner_->put(name, data, overwrite);
+    ForwardingBackend::put(name, data, overwrite);
   }
-
-  Bytes get(const std::string& name, std::uint64_t max_size) const override { return inner_->get(name, max_size); }
-  Bytes get_range(const std::string& name, std::uint64_t offset, std::uint64_t length) const override {
-    return inner_->get_range(name, offset, length);
-  }
-  std::optional<std::uint64_t> size(const std::string& name) const override { return inner_->size(name); }
-  std::vector<ObjectInfo> list(const std::string& prefix) const override { return inner_->list(prefix); }
-  bool empty() const override { return inner_->empty(); }
-  void remove(const std::string& name) override { inner_->remove(name); }
 
  private:
   /// Takes `bytes` from the bucket; returns how long to wait before sending them.
@@ -53,7 +44,6 @@ class ThrottledBackend final : public Backend {
     return std::chrono::nanoseconds(static_cast<std::int64_t>(-tokens_ / rate_ * 1e9));
   }
 
-  std::unique_ptr<Backend> inner_;
   double rate_;
   std::function<void(std::chrono::nanoseconds)> sleep_;
   std::function<std::chrono::nanoseconds()> now_;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "fault_backend.hpp"
+#include "mybackup/storage/forwarding_backend.hpp"
 #include "mybackup/util/error.hpp"
 #include "test_util.hpp"
 
@@ -64,28 +65,18 @@ TEST(RetryBackend, MissingDamagedDeniedAndFullAreNeverRetried) {
 }
 
 /// A backend whose put stores the object and then reports a timeout (the reply was lost).
-class LostReplyBackend final : public Backend {
+class LostReplyBackend final : public ForwardingBackend {
  public:
-  explicit LostReplyBackend(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
-  std::string location() const override { return inner_->location(); }
+  using ForwardingBackend::ForwardingBackend;
   void put(const std::string& name, ByteView data, Overwrite overwrite) override {
-    inner_->put(name, data, overwrite);
+    ForwardingBackend::put(name, data, overwrite);
     if (!lost_once_) {
       lost_once_ = true;
       throw Error(ErrorKind::transient, "timed out waiting for the reply");
     }
   }
-  Bytes get(const std::string& name, std::uint64_t max_size) const override { return inner_->get(name, max_size); }
-  Bytes get_range(const std::string& name, std::uint64_t offset, std::uint64_t length) const override {
-    return inner_->get_range(name, offset, length);
-  }
-  std::optional<std::uint64_t> size(const std::string& name) const override { return inner_->size(name); }
-  std::vector<ObjectInfo> list(const std::string& prefix) const override { return inner_->list(prefix); }
-  bool empty() const override { return inner_->empty(); }
-  void remove(const std::string& name) override { inner_->remove(name); }
 
  private:
-  std::unique_ptr<Backend> inner_;
   bool lost_once_ = false;
 };
 
