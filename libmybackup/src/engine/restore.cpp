@@ -522,7 +522,7 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
   const std::unique_ptr<PackRegionReader> chunks = [&] {
     // Every chunk the files will need, so that neighbours in a pack are read together.
     std::vector<ChunkLocation> needed;
-    for (const RestoreItem* item : options.dry_run ? std::vector<const RestoreItem*>{} : leaves) {
+    for (const RestoreItem* item : options.dry_run || !options.group_reads ? std::vector<const RestoreItem*>{} : leaves) {
       if (item->version.type != EntryType::file) {
         continue;
       }

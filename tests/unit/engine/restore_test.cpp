@@ -408,10 +408,18 @@ TEST_F(Restore, SmallFilesOfOnePackAreReadInAFewRangedReads) {
   testing::FaultInjectingBackend& reads = *counting;
   const auto repository = Repository::open(std::move(counting), key_, CreateIfMissing::no);
   reads.reset_counts();
-  const RestoreReport report = restore(*catalog_, *repository, plan_latest(out_), RestoreOptions{});
+  RestoreOptions options;
+  options.group_reads = true;
+  const RestoreReport report = restore(*catalog_, *repository, plan_latest(out_), options);
   EXPECT_TRUE(report.problems.empty());
   EXPECT_EQ(report.files, 200U);
   EXPECT_LE(reads.calls(testing::FaultInjectingBackend::Op::get_range), 4) << "200 chunks of one pack";
+  expect_same_tree(snapshot(src_), snapshot(out_));
+  // Without grouping (a local disk), one read per chunk.
+  std::filesystem::remove_all(out_);
+  reads.reset_counts();
+  EXPECT_TRUE(restore(*catalog_, *repository, plan_latest(out_), RestoreOptions{}).problems.empty());
+  EXPECT_EQ(reads.calls(testing::FaultInjectingBackend::Op::get_range), 200);
   expect_same_tree(snapshot(src_), snapshot(out_));
 }
 

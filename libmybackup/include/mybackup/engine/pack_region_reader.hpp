@@ -1,8 +1,9 @@
 #pragma once
-// The chunks a restore needs, read grouped by pack. Every chunk of every file to restore is known
-// before the first byte is written, so neighbours in a pack are fetched in one ranged read (a
-// region: chunks at most `max_gap` apart, at most `max_region` long) and each chunk is cut from
-// it. One read per chunk costs one round trip per chunk: tens of milliseconds each on a network,
+// The chunks a restore from a remote destination needs, read grouped by pack (RestoreOptions::
+// group_reads; a local disk serves single reads faster, in less memory). Every chunk of every
+// file to restore is known before the first byte is written, so neighbours in a pack are fetched
+// in one ranged read (a region: chunks at most `max_gap` apart, at most `max_region` long) and
+// each chunk is cut from it. One read per chunk costs one round trip per chunk: tens of milliseconds each on a network,
 // and 40 ms on a server that delays small replies (Nagle), for files of a few kilobytes.
 //
 // While the workers use one region, the next one of the same pack is read ahead (one at a time,

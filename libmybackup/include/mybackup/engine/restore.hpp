@@ -61,6 +61,11 @@ struct RestoreOptions {
   /// Files restored at once, each by its own worker thread; 0: one per core. More than the cores
   /// pays when reads wait on the network (a remote destination: see ReadingRepository::readers).
   unsigned threads = 0;
+  /// Read the neighbouring chunks of a pack in one read, and the next region ahead
+  /// (engine/pack_region_reader.hpp): what a remote destination needs, where each read is a
+  /// round trip. false reads each chunk on its own, which a local disk serves faster and in
+  /// less memory.
+  bool group_reads = false;
   /// Where the files are written (and existing ones read for comparison), from the worker
   /// threads. nullptr: Env::default_env(). The root and its missing parents are opened
   /// and created through it too, link-free (util/path_walk.hpp): a root that is a symbolic link,
