@@ -26,6 +26,7 @@
 #include "mybackup/repository/lock.hpp"
 #include "mybackup/repository/object_names.hpp"
 #include "mybackup/repository/repository.hpp"
+#include "mybackup/storage/sftp_wire.hpp"
 #include "mybackup/util/fs.hpp"
 
 namespace fs = std::filesystem;
@@ -208,6 +209,55 @@ void s3_seeds(const fs::path& corpus) {
              "aws_session_token = FwoGZXIvYXdzEXAMPLE\r\n");
 }
 
+/// What an OpenSSH sftp-server answers, each after the harness's selector byte.
+void sftp_seeds(const fs::path& corpus) {
+  using namespace mybackup::sftp;
+  const auto seed = [&](const std::string& name, std::uint8_t which, const Bytes& body) {
+    Bytes bytes{which};
+    bytes.insert(bytes.end(), body.begin(), body.end());
+    write_seed(corpus, "sftp_wire", name, bytes);
+  };
+  seed("header", 0, Bytes{0, 0, 0, 0x1c, kStatus, 0, 0, 0, 3});
+  Bytes version;
+  for (const char* extension : {"posix-rename@openssh.com", "hardlink@openssh.com", "fsync@openssh.com", "limits@openssh.com"}) {
+    put_string(version, std::string(extension));
+    put_string(version, std::string("1"));
+  }
+  seed("version", 1, version);
+  Bytes status;
+  put_u32(status, Status::no_such_file);
+  put_string(status, std::string("No such file"));
+  put_string(status, std::string(""));
+  seed("status", 2, status);
+  Bytes handle;
+  put_string(handle, std::string("\0\0\0\1", 4));
+  seed("handle", 3, handle);
+  Bytes attributes;
+  put_u32(attributes, 0x1 | 0x2 | 0x4 | 0x8);
+  put_u64(attributes, 16777216);
+  put_u64(attributes, 0);
+  put_u32(attributes, 0100600);
+  put_u64(attributes, 0);
+  seed("attrs", 4, attributes);
+  Bytes names;
+  put_u32(names, 2);
+  for (const char* name : {"ab", "mybackup-repo.json"}) {
+    put_string(names, std::string(name));
+    put_string(names, std::string("-rw------- 1 u u 0 Dec  2 10:00 ") + name);
+    names.insert(names.end(), attributes.begin(), attributes.end());
+  }
+  seed("names", 5, names);
+  Bytes data;
+  put_string(data, std::string(100, 'x'));
+  seed("data", 6, data);
+  Bytes limits;
+  put_u64(limits, 262144);
+  put_u64(limits, 261120);
+  put_u64(limits, 261120);
+  put_u64(limits, 0);
+  seed("limits", 7, limits);
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: fuzz_make_seeds <corpus directory>\n");
@@ -224,6 +274,7 @@ int main(int argc, char** argv) {
     schedule_seeds(corpus);
     date_seeds(corpus);
     s3_seeds(corpus);
+    sftp_seeds(corpus);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "fuzz_make_seeds: %s\n", error.what());
     fs::remove_all(scratch);

@@ -124,8 +124,7 @@ void run(Context& context, const RestoreFlags& flags) {
   options.existing = flags.overwrite ? ExistingFile::overwrite : ExistingFile::keep;
   options.dry_run = flags.dry_run;
   options.cancel = &stop_requested();
-  options.threads = reading.readers;
-  options.group_reads = reading.readers != 0;  // a remote destination (ReadingRepository::readers)
+  options.read_ahead = reading.connections;
   Progress progress(!flags.dry_run && !flags.json && !context.quiet && ::isatty(STDERR_FILENO) != 0 && plan.items.size() > 100,
                     plan.items.size());
   options.on_item = [&](RestoreAction action, const RestoreItem& item, const std::string& note) {

@@ -396,6 +396,28 @@ class CliTest : public ::testing::Test {
     ASSERT_TRUE(succeeded(run({"config", "set", "destination", dest_})));
   }
 
+  /// Polls `condition` every 100 ms for up to `seconds`; its last answer.
+  static bool eventually(const std::function<bool()>& condition, int seconds = 10) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (condition()) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return condition();
+  }
+
+  /// How many versions `list PATH --json` shows (0 if the command fails).
+  std::size_t versions_of(const std::string& path) {
+    const Result result = run({"list", path, "--json"});
+    if (result.code != 0) {
+      return 0;
+    }
+    const nlohmann::json list = json_of(result.out);
+    return list.is_object() && list.contains("versions") ? list["versions"].size() : 0;
+  }
+
   /// configure() and a first backup.
   void first_backup() {
     configure();

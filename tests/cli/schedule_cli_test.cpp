@@ -45,18 +45,6 @@ class ScheduleCliTest : public CliTest {
     }
   }
 
-  /// Polls `condition` every 20 ms for up to `seconds`.
-  static bool eventually(const std::function<bool()>& condition, int seconds = 10) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (condition()) {
-        return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return condition();
-  }
-
   /// The process is gone, or a zombie (whose parent, init here, has not reaped it yet).
   static bool ended(int pid) {
     const std::string stat = read_text("/proc/" + std::to_string(pid) + "/stat");

@@ -52,6 +52,29 @@ TEST_F(SftpCliTest, BackupListRestoreVerifyCleanAndRecoverThroughSftp) {
   }
 }
 
+// `watch` backs up to a remote destination as `backup` does: a first run, then one per change.
+TEST_F(SftpCliTest, WatchBacksUpEachChangeThroughSftp) {
+  init();
+  make_tree();
+  ASSERT_TRUE(succeeded(run({"add", src_})));
+  ASSERT_TRUE(succeeded(run({"config", "set", "destination", server_.url(dest_)})));
+  ASSERT_TRUE(succeeded(run({"config", "set", "watch.debounce", "1"})));
+  Result watch;
+  const pid_t pid = start({"--quiet", "watch", "--interval", "3600"}, watch);
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(eventually([&] { return versions_of(src_ + "/a.txt") == 1; }, 30)) << read_text(log_path());
+  write_text(src_ + "/a.txt", "alpha, edited while watched\n");
+  ASSERT_TRUE(eventually([&] { return versions_of(src_ + "/a.txt") == 2; }, 30)) << read_text(log_path());
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  finish(pid, watch);
+  EXPECT_EQ(watch.code, 0) << watch;
+
+  const std::string restored = root_ + "/restored";
+  ASSERT_TRUE(succeeded(run({"restore", "--directory", src_, "--destination", restored})));
+  EXPECT_EQ(read_text(restored + "/a.txt"), "alpha, edited while watched\n");
+  EXPECT_TRUE(read_text(restored + "/sub/c.bin") == read_text(src_ + "/sub/c.bin"));
+}
+
 TEST_F(SftpCliTest, AnUnknownServerIsRefusedWithOneActionableLine) {
   init();
   make_tree();

@@ -7,27 +7,6 @@ namespace {
 
 class WatchCliTest : public CliTest {
  protected:
-  static bool eventually(const std::function<bool()>& condition, int seconds = 10) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (condition()) {
-        return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return condition();
-  }
-
-  /// How many versions `list PATH --json` shows (0 if the command fails).
-  std::size_t versions_of(const std::string& path) {
-    const Result result = run({"list", path, "--json"});
-    if (result.code != 0) {
-      return 0;
-    }
-    const nlohmann::json list = json_of(result.out);
-    return list.is_object() && list.contains("versions") ? list["versions"].size() : 0;
-  }
-
   /// Stops a running watch with SIGTERM and checks that it ends cleanly.
   void stop(pid_t pid, Result& result) {
     ASSERT_EQ(::kill(pid, SIGTERM), 0);

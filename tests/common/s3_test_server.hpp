@@ -81,8 +81,9 @@ inline std::string s3_test_url(const std::string& bucket = "mybackup-tests") {
 
 /// The destination URL of a fresh store on s3rver, over TLS with the run's own CA, its keys taken
 /// from the profile [s3rver] of the fixture's credentials file (named in this process's
-/// AWS_SHARED_CREDENTIALS_FILE by the first call).
-inline std::string s3rver_test_url(const std::string& bucket = "mybackup-tests") {
+/// AWS_SHARED_CREDENTIALS_FILE by the first call). `virtual_hosted`: addressed as
+/// https://BUCKET.s3.localhost:PORT/ (style=virtual) instead of https://127.0.0.1:PORT/BUCKET/.
+inline std::string s3rver_test_url(const std::string& bucket = "mybackup-tests", bool virtual_hosted = false) {
   static const std::map<std::string, std::string> values = [] {
     std::map<std::string, std::string> read = read_exports(std::string(MYBACKUP_S3_SERVER_DIR) + "/s3rver.env");
     if (read["S3RVER_ENDPOINT"].rfind("https://", 0) != 0 || read["S3RVER_CA"].empty()) {
@@ -91,8 +92,12 @@ inline std::string s3rver_test_url(const std::string& bucket = "mybackup-tests")
     ::setenv("AWS_SHARED_CREDENTIALS_FILE", (std::string(MYBACKUP_S3_SERVER_DIR) + "/credentials").c_str(), 1);
     return read;
   }();
-  return "s3://" + values.at("S3RVER_ENDPOINT").substr(8) + "/" + bucket + "/" + unique_s3_prefix() +
-         "?ca=" + values.at("S3RVER_CA") + "&profile=s3rver";
+  std::string host_port = values.at("S3RVER_ENDPOINT").substr(8);
+  if (virtual_hosted) {
+    host_port = "s3.localhost" + host_port.substr(host_port.rfind(':'));
+  }
+  return "s3://" + host_port + "/" + bucket + "/" + unique_s3_prefix() + "?ca=" + values.at("S3RVER_CA") +
+         "&profile=s3rver" + (virtual_hosted ? "&style=virtual" : "");
 }
 
 }  // namespace mybackup::testing

@@ -40,13 +40,16 @@ start_s3rver() {
   fi
   mkdir -p "$dir/s3rver/data"
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
-    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:s3.localhost,DNS:*.s3.localhost" \
     -keyout "$dir/s3rver/key.pem" -out "$dir/s3rver/cert.pem" 2>/dev/null
   for attempt in 1 2 3; do
     port="$(free_port)"
     # s3rver 3.7.1 makes its listing page tokens with DES, which Node's OpenSSL 3 has only in its
     # legacy provider: without it every truncated listing is an HTTP 500.
+    # --service-endpoint: BUCKET.s3.localhost is the bucket, virtual-hosted (curl resolves
+    # *.localhost to loopback by itself).
     NODE_OPTIONS=--openssl-legacy-provider setsid "$s3rver" -d "$dir/s3rver/data" -a 127.0.0.1 -p "$port" -s \
+      --service-endpoint localhost \
       --key "$dir/s3rver/key.pem" --cert "$dir/s3rver/cert.pem" > "$dir/s3rver/log" 2>&1 < /dev/null &
     echo $! > "$dir/s3rver/pid"
     for _ in $(seq 100); do

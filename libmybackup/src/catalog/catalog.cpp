@@ -855,7 +855,7 @@ std::vector<VersionRecord> Catalog::state_at(const std::string& root, std::int64
 std::vector<ChunkLocation> Catalog::chunks_of(std::int64_t version_id) const {
   return guarded(impl_->path, [&] {
     SQLite::Statement query(impl_->db,
-                            "SELECT c.hash, p.name, c.offset, c.length, c.raw_length, c.flags FROM version_chunks vc "
+                            "SELECT c.hash, p.name, c.offset, c.length, c.raw_length, c.flags, p.id FROM version_chunks vc "
                             "LEFT JOIN chunks c ON c.id = vc.chunk_id LEFT JOIN packs p ON p.id = c.pack_id "
                             "WHERE vc.version_id = ? ORDER BY vc.seq");
     query.bind(1, version_id);
@@ -872,6 +872,7 @@ std::vector<ChunkLocation> Catalog::chunks_of(std::int64_t version_id) const {
       location.entry.length = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
       location.entry.raw_length = static_cast<std::uint32_t>(query.getColumn(4).getInt64());
       location.entry.flags = static_cast<std::uint8_t>(query.getColumn(5).getInt());
+      location.pack_order = query.getColumn(6).getInt64();
       chunks.push_back(std::move(location));
     }
     return chunks;

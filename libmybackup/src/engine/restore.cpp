@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <queue>
 #include <set>
 #include <tuple>
 #include <mutex>
@@ -93,27 +94,32 @@ class Restorer {
       : env_(env), catalog_(catalog), chunks_(chunks), options_(options), root_(root), root_existed_(root_existed) {}
 
   /// Opens (creating when allowed) the directory `relative` below the root, component by
-  /// component, never following a symlink. The last directory opened is cached: plans are
-  /// sorted, so siblings share it. The root itself is root_ (owned by the caller).
+  /// component, never following a symlink. The last few directories opened stay open: siblings,
+  /// and files restored side by side in data order, share them. The root itself is root_ (owned
+  /// by the caller).
   int open_directory(const std::string& relative, bool create) {
     if (relative.empty()) {
       return root_;
     }
-    if (relative == cached_path_ && cached_.valid()) {
-      return cached_.get();
+    for (OpenDirectory& open : open_directories_) {
+      if (open.path == relative) {
+        open.last_used = ++directory_uses_;
+        return open.fd.get();
+      }
     }
     EnvFd current;
     std::string walked;
     for (const std::string& part : split(relative)) {
       walked += (walked.empty() ? "" : "/") + part;
       const int parent = current.valid() ? current.get() : root_;
-      if (create && !options_.dry_run) {
+      int next = env_.open_directory(parent, part.c_str(), FollowLinks::no);
+      if (next == -ENOENT && create && !options_.dry_run) {
         const int made = env_.make_directory_at(parent, part.c_str(), 0755);
         if (made != 0 && made != -EEXIST) {
           throw ItemError{failure(("cannot create directory " + walked).c_str(), made)};
         }
+        next = env_.open_directory(parent, part.c_str(), FollowLinks::no);
       }
-      const int next = env_.open_directory(parent, part.c_str(), FollowLinks::no);
       if (next < 0) {
         if (next == -ELOOP || next == -ENOTDIR) {
           throw ItemError{"a symbolic link or a file is in the way at " + walked + " (nothing is written through it)"};
@@ -125,9 +131,14 @@ class Restorer {
       }
       current = EnvFd(env_, next);
     }
-    cached_ = std::move(current);
-    cached_path_ = relative;
-    return cached_.get();
+    if (open_directories_.size() < kOpenDirectories) {
+      open_directories_.push_back({relative, std::move(current), ++directory_uses_});
+      return open_directories_.back().fd.get();
+    }
+    OpenDirectory& oldest = *std::min_element(open_directories_.begin(), open_directories_.end(),
+                                              [](const OpenDirectory& a, const OpenDirectory& b) { return a.last_used < b.last_used; });
+    oldest = {relative, std::move(current), ++directory_uses_};
+    return oldest.fd.get();
   }
 
   /// For the hard-link pass: the Restorer whose directory cache opens the first names of linked
@@ -206,8 +217,7 @@ class Restorer {
 
   /// Directories get their mode and mtime once everything inside them is written (deepest first).
   void finish_directories(RestoreReport& report) {
-    cached_.reset();
-    cached_path_.clear();
+    open_directories_.clear();
     for (auto it = directories_.rbegin(); it != directories_.rend(); ++it) {
       const RestoreItem& item = **it;
       try {
@@ -437,10 +447,77 @@ class Restorer {
   Restorer* link_sources_ = nullptr;
   int root_;
   bool root_existed_;
-  EnvFd cached_;
-  std::string cached_path_ = "\x01";  // never a real path
+  struct OpenDirectory {
+    std::string path;  // relative to the root
+    EnvFd fd;
+    std::uint64_t last_used = 0;
+  };
+  static constexpr std::size_t kOpenDirectories = 8;  // per worker
+  std::vector<OpenDirectory> open_directories_;
+  std::uint64_t directory_uses_ = 0;
   std::vector<const RestoreItem*> directories_;
 };
+
+/// For a restore that reads ahead (RestoreOptions::read_ahead): puts `leaves` in the order their
+/// data lies in the packs, the order the backup stored it (largest files first, two or more files
+/// side by side), and returns every chunk they need in the order that `workers` workers, each
+/// taking the next file when it is done, will ask for them. The schedule simulates the workers,
+/// with time in bytes written: chunks that files restored side by side need at about the same
+/// time, which the backup packed together, join one region and are read ahead together. In path
+/// order, the same restore read most packs several times over.
+std::vector<ChunkLocation> order_for_reading(const Catalog& catalog, std::vector<const RestoreItem*>& leaves, unsigned workers) {
+  struct Leaf {
+    const RestoreItem* item;
+    std::vector<ChunkLocation> chunks;
+  };
+  std::vector<Leaf> files;
+  files.reserve(leaves.size());
+  for (const RestoreItem* item : leaves) {
+    Leaf leaf{item, {}};
+    if (item->version.type == EntryType::file) {
+      try {
+        leaf.chunks = catalog.chunks_of(item->version.id);
+      } catch (const Error&) {
+        // The file's own restore reports it.
+      }
+    }
+    files.push_back(std::move(leaf));
+  }
+  const auto position = [](const Leaf& leaf) {
+    return leaf.chunks.empty() ? std::pair<std::int64_t, std::uint32_t>{0, 0}
+                               : std::pair<std::int64_t, std::uint32_t>{leaf.chunks.front().pack_order, leaf.chunks.front().entry.offset};
+  };
+  std::stable_sort(files.begin(), files.end(), [&](const Leaf& a, const Leaf& b) { return position(a) < position(b); });
+
+  constexpr std::uint64_t kFileCost = 64 * 1024;  // creating, closing and renaming a file, in bytes written
+  std::priority_queue<std::uint64_t, std::vector<std::uint64_t>, std::greater<>> free_at;  // one per worker
+  for (unsigned i = 0; i < std::max(1U, workers); ++i) {
+    free_at.push(0);
+  }
+  struct Need {
+    std::uint64_t at;
+    std::size_t sequence;
+    const ChunkLocation* chunk;
+  };
+  std::vector<Need> needs;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    leaves[i] = files[i].item;
+    std::uint64_t clock = free_at.top();
+    free_at.pop();
+    for (const ChunkLocation& chunk : files[i].chunks) {
+      needs.push_back({clock, needs.size(), &chunk});
+      clock += chunk.entry.raw_length;
+    }
+    free_at.push(clock + kFileCost);
+  }
+  std::sort(needs.begin(), needs.end(), [](const Need& a, const Need& b) { return std::tie(a.at, a.sequence) < std::tie(b.at, b.sequence); });
+  std::vector<ChunkLocation> ordered;
+  ordered.reserve(needs.size());
+  for (const Need& need : needs) {
+    ordered.push_back(*need.chunk);
+  }
+  return ordered;
+}
 
 }  // namespace
 
@@ -519,23 +596,14 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
     }
     leaves.push_back(item);
   }
-  const std::unique_ptr<PackRegionReader> chunks = [&] {
-    // Every chunk the files will need, so that neighbours in a pack are read together.
-    std::vector<ChunkLocation> needed;
-    for (const RestoreItem* item : options.dry_run || !options.group_reads ? std::vector<const RestoreItem*>{} : leaves) {
-      if (item->version.type != EntryType::file) {
-        continue;
-      }
-      try {
-        std::vector<ChunkLocation> chunks_of_file = catalog.chunks_of(item->version.id);
-        needed.insert(needed.end(), std::make_move_iterator(chunks_of_file.begin()),
-                      std::make_move_iterator(chunks_of_file.end()));
-      } catch (const Error&) {
-        // The file's own restore reports it.
-      }
-    }
-    return std::make_unique<PackRegionReader>(repository, needed);
-  }();
+  const unsigned wanted =
+      options.threads != 0 ? options.threads : std::max({1U, std::thread::hardware_concurrency(), options.read_ahead});
+  const unsigned workers = static_cast<unsigned>(std::min<std::size_t>(wanted, leaves.size()));
+  PackRegionLimits limits;
+  limits.read_ahead = options.read_ahead;
+  const auto chunks = std::make_unique<PackRegionReader>(
+      repository, options.read_ahead == 0 || options.dry_run ? std::vector<ChunkLocation>{} : order_for_reading(catalog, leaves, workers),
+      limits);
   std::set<const RestoreItem*> restored_first_names;  // guarded by `mutex`
   std::mutex mutex;  // serializes on_item and the merge of per-worker reports
   std::atomic<bool> cancelled{false};
@@ -576,8 +644,6 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
       break;
     }
   }
-  const unsigned wanted = options.threads != 0 ? options.threads : std::max(1U, std::thread::hardware_concurrency());
-  const unsigned workers = static_cast<unsigned>(std::min<std::size_t>(wanted, leaves.size()));
   std::atomic<std::size_t> next{0};
   std::vector<std::thread> threads;
   for (unsigned i = 0; i < workers && !cancelled; ++i) {

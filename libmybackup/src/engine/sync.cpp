@@ -3,8 +3,11 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <exception>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "mybackup/crypto/key_wrap.hpp"
 #include "mybackup/util/error.hpp"
@@ -38,35 +41,81 @@ void mirror_keys(Repository& primary, Repository& secondary, SyncReport& report)
   }
 }
 
+/// Copies `missing` from the primary to the secondary, `transfers` packs at once (a remote side
+/// answers each request after a round trip). A pack whose bytes do not match its name is listed,
+/// not copied; any other failure stops the copy and is rethrown once the transfers in flight end.
+void copy_packs(Repository& primary, Repository& secondary, const std::vector<Repository::StoredPack>& missing,
+                unsigned transfers, const std::atomic<bool>* cancel, SyncReport& report) {
+  std::mutex mutex;  // guards next, failure and report
+  std::size_t next = 0;
+  std::exception_ptr failure;
+  const auto copy = [&] {
+    for (;;) {
+      const Repository::StoredPack* pack = nullptr;
+      {
+        const std::lock_guard lock(mutex);
+        if (failure || next == missing.size()) {
+          return;
+        }
+        pack = &missing[next++];
+      }
+      try {
+        check_cancel(cancel);
+        Bytes bytes;
+        try {
+          bytes = primary.read_pack(pack->name, pack->size);
+        } catch (const Error& error) {
+          if (error.kind() != ErrorKind::corrupt) {
+            throw;
+          }
+          const std::lock_guard lock(mutex);
+          report.damaged_on_primary.push_back(pack->name);
+          continue;
+        }
+        secondary.put_pack(pack->name, bytes);
+        const std::lock_guard lock(mutex);
+        ++report.packs_copied;
+        report.bytes_copied += bytes.size();
+      } catch (...) {
+        const std::lock_guard lock(mutex);
+        if (!failure) {
+          failure = std::current_exception();
+        }
+        return;
+      }
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (std::size_t i = 1; i < std::min<std::size_t>(std::max(1U, transfers), missing.size()); ++i) {
+    helpers.emplace_back(copy);
+  }
+  copy();
+  for (std::thread& helper : helpers) {
+    helper.join();
+  }
+  std::sort(report.damaged_on_primary.begin(), report.damaged_on_primary.end());
+  if (failure) {
+    std::rethrow_exception(failure);
+  }
+}
+
 }  // namespace
 
 SyncReport sync_repository(Repository& primary, Repository& secondary, const std::unordered_set<std::string>& indexed_packs,
-                           const std::atomic<bool>* cancel) {
+                           unsigned transfers, const std::atomic<bool>* cancel) {
   SyncReport report;
   mirror_keys(primary, secondary, report);
 
   const std::vector<Repository::StoredPack> primary_packs = primary.list_packs();
   const std::vector<std::string> secondary_packs = secondary.pack_names();
   const std::set<std::string> on_secondary(secondary_packs.begin(), secondary_packs.end());
+  std::vector<Repository::StoredPack> missing;
   for (const Repository::StoredPack& pack : primary_packs) {
-    if (on_secondary.count(pack.name) != 0) {
-      continue;
+    if (on_secondary.count(pack.name) == 0) {
+      missing.push_back(pack);
     }
-    check_cancel(cancel);
-    Bytes bytes;
-    try {
-      bytes = primary.read_pack(pack.name, pack.size);
-    } catch (const Error& error) {
-      if (error.kind() != ErrorKind::corrupt) {
-        throw;
-      }
-      report.damaged_on_primary.push_back(pack.name);
-      continue;
-    }
-    secondary.put_pack(pack.name, bytes);
-    ++report.packs_copied;
-    report.bytes_copied += bytes.size();
   }
+  copy_packs(primary, secondary, missing, transfers, cancel, report);
 
   const std::vector<std::string> secondary_manifests = secondary.manifest_keys();
   const std::set<std::string> manifests_there(secondary_manifests.begin(), secondary_manifests.end());

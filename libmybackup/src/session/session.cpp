@@ -73,11 +73,8 @@ TransferOptions Session::transfer_options() const {
   return transfer;
 }
 
-unsigned Session::readers_for(const std::string& destination) const {
-  if (local_destination_path(destination)) {
-    return 0;  // one per core: the disk answers at once
-  }
-  return std::max(std::max(1U, std::thread::hardware_concurrency()), static_cast<unsigned>(config_.transfer_connections));
+unsigned Session::connections_for(const std::string& destination) const {
+  return local_destination_path(destination) ? 0U : static_cast<unsigned>(config_.transfer_connections);
 }
 
 std::unique_ptr<Repository> Session::open_destination(const std::string& destination, DestinationUse use) {
@@ -144,7 +141,7 @@ ReadingRepository Session::open_for_reading() {
       throw;
     }
     reading.primary_problem = error.what();
-    reading.readers = readers_for(config_.destination_secondary);
+    reading.connections = connections_for(config_.destination_secondary);
     record(SessionEvents::Level::warning, fmt::format("primary destination unusable ({}); reading from the secondary {}",
                                                       error.what(), reading.repository->location()));
     return reading;
@@ -155,7 +152,7 @@ ReadingRepository Session::open_for_reading() {
   if (std::unique_ptr<Repository> secondary = open_secondary_copy()) {
     reading.repository->set_fallback(std::move(secondary));
   }
-  reading.readers = readers_for(config_.destination_primary);
+  reading.connections = connections_for(config_.destination_primary);
   return reading;
 }
 
@@ -243,7 +240,7 @@ BackupOutcome Session::backup(const BackupRequest& request) {
   options.sources = backup_sources(request.only_source);
   require_destination();
   options.compression_level = config_.compression_enabled ? config_.compression_level : 0;
-  options.uploads = local_destination_path(config_.destination_primary) ? 1U : static_cast<unsigned>(config_.transfer_connections);
+  options.uploads = std::max(1U, connections_for(config_.destination_primary));
   options.dry_run = request.dry_run;
   options.cancel = cancel_;
   options.config = config_text_;
@@ -386,7 +383,9 @@ SyncReport Session::sync_to_secondary(Repository& primary, std::vector<std::stri
   }
   const std::unique_ptr<Repository> secondary = Repository::open_copy(open_backend(secondary_destination, transfer_options()), primary);
   const std::unique_ptr<RepositoryLock> secondary_lock = secondary->lock("sync");
-  const SyncReport report = sync_repository(primary, *secondary, catalog_.pack_names(), cancel_);
+  const unsigned transfers =
+      std::max({1U, connections_for(config_.destination_primary), connections_for(secondary_destination)});
+  const SyncReport report = sync_repository(primary, *secondary, catalog_.pack_names(), transfers, cancel_);
   // Only numbers the catalog holds: sync copies authenticated manifests, a planted name is not one.
   catalog_.remember_highest_seq(secondary->location(),
                                 std::min(highest_seq(secondary->manifest_keys()), catalog_.last_seq()));

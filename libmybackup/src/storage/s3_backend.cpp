@@ -22,6 +22,7 @@ constexpr std::uint64_t kMaxErrorBody = 64 * 1024;
 constexpr std::uint64_t kMaxListPage = 16 * 1024 * 1024;
 constexpr long kConnectTimeoutSeconds = 20;
 constexpr long kStallSeconds = 60;  // no byte for this long: the transfer is given up (transient)
+constexpr long kReceiveBuffer = 512 * 1024;  // bytes per read from the socket (libcurl's default, 16 KiB, is a system call per 16 KiB)
 
 /// AWS's URI encoding: everything but A-Za-z0-9-_.~ as %XX (and '/' too unless `keep_slash`).
 std::string aws_encode(const std::string& text, bool keep_slash) {
@@ -106,6 +107,12 @@ std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user
   if (transfer->response->body.size() + n > transfer->max_body) {
     transfer->over_bound = true;
     return 0;  // stops the transfer: nothing past the bound is read
+  }
+  Bytes& body = transfer->response->body;
+  if (body.empty() && transfer->response->content_length) {
+    // One allocation of the announced size (never past the bound): growing by doubling copied
+    // every large download twice into fresh pages, most of a restore's system time.
+    body.reserve(static_cast<std::size_t>(std::min(*transfer->response->content_length, transfer->max_body)));
   }
   const auto* bytes = reinterpret_cast<const std::uint8_t*>(data);
   transfer->response->body.insert(transfer->response->body.end(), bytes, bytes + n);
@@ -526,6 +533,7 @@ class S3Backend final : public Backend {
     // Sends the body without waiting for "100 Continue" (an empty "Expect:" header, the usual way,
     // breaks libcurl 7.88's signature).
     curl_easy_setopt(handle, CURLOPT_EXPECT_100_TIMEOUT_MS, 0L);
+    curl_easy_setopt(handle, CURLOPT_BUFFERSIZE, kReceiveBuffer);
     curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(handle, CURLOPT_WRITEDATA, &transfer);
     curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, on_header);

@@ -4,7 +4,6 @@
 #include "storage/sftp_connection.hpp"
 
 #include <libssh/libssh.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
@@ -18,132 +17,10 @@ namespace mybackup::sftp {
 
 namespace {
 
-// Packet types.
-constexpr std::uint8_t kInit = 1;
-constexpr std::uint8_t kVersion = 2;
-constexpr std::uint8_t kOpen = 3;
-constexpr std::uint8_t kClose = 4;
-constexpr std::uint8_t kRead = 5;
-constexpr std::uint8_t kWrite = 6;
-constexpr std::uint8_t kLstat = 7;
-constexpr std::uint8_t kFstat = 8;
-constexpr std::uint8_t kOpendir = 11;
-constexpr std::uint8_t kReaddir = 12;
-constexpr std::uint8_t kRemove = 13;
-constexpr std::uint8_t kMkdir = 14;
-constexpr std::uint8_t kRename = 18;
-constexpr std::uint8_t kStatus = 101;
-constexpr std::uint8_t kHandle = 102;
-constexpr std::uint8_t kData = 103;
-constexpr std::uint8_t kName = 104;
-constexpr std::uint8_t kAttrs = 105;
-constexpr std::uint8_t kExtended = 200;
-constexpr std::uint8_t kExtendedReply = 201;
-
-// Attribute flags.
-constexpr std::uint32_t kAttrSize = 0x1;
-constexpr std::uint32_t kAttrUidGid = 0x2;
-constexpr std::uint32_t kAttrPermissions = 0x4;
-constexpr std::uint32_t kAttrTimes = 0x8;
-constexpr std::uint32_t kAttrExtended = 0x80000000;
-
 constexpr std::uint32_t kLargestRequest = 255 * 1024;  // OpenSSH's limit for a read or a write
-constexpr std::size_t kLargestPacket = 1024 * 1024;    // a reply beyond this is refused, not allocated
 constexpr std::size_t kInFlight = 16;                  // pipelined requests: 4 MiB at most
 constexpr int kTimeoutMs = 60'000;
 constexpr long kConnectTimeoutSeconds = 30;
-constexpr std::size_t kMessageLimit = 200;
-
-void put_u32(Bytes& out, std::uint32_t value) {
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    out.push_back(static_cast<std::uint8_t>(value >> shift));
-  }
-}
-
-void put_u64(Bytes& out, std::uint64_t value) {
-  put_u32(out, static_cast<std::uint32_t>(value >> 32));
-  put_u32(out, static_cast<std::uint32_t>(value));
-}
-
-void put_string(Bytes& out, ByteView text) {
-  put_u32(out, static_cast<std::uint32_t>(text.size()));
-  out.insert(out.end(), text.begin(), text.end());
-}
-
-void put_string(Bytes& out, const std::string& text) { put_string(out, as_bytes(text)); }
-
-/// What a Reader throws; the connection turns it into its protocol error.
-struct MalformedReply {};
-
-/// Reads the fields of a reply; a field that runs past the end is a protocol error.
-class Reader {
- public:
-  explicit Reader(const Bytes& packet) : bytes_(packet) {}
-
-  bool done() const { return at_ == bytes_.size(); }
-
-  std::uint32_t u32() {
-    need(4);
-    std::uint32_t value = 0;
-    for (int i = 0; i < 4; ++i) {
-      value = (value << 8) | bytes_[at_++];
-    }
-    return value;
-  }
-
-  std::uint64_t u64() {
-    const std::uint64_t high = u32();
-    return (high << 32) | u32();
-  }
-
-  /// A string field as a view into the reply.
-  ByteView bytes() {
-    const std::uint32_t size = u32();
-    need(size);
-    const ByteView view(bytes_.data() + at_, size);
-    at_ += size;
-    return view;
-  }
-
-  std::string text() {
-    const ByteView view = bytes();
-    return std::string(view.begin(), view.end());
-  }
-
-  Attributes attributes() {
-    Attributes out;
-    const std::uint32_t flags = u32();
-    if ((flags & kAttrSize) != 0) {
-      out.size = u64();
-    }
-    if ((flags & kAttrUidGid) != 0) {
-      u64();
-    }
-    if ((flags & kAttrPermissions) != 0) {
-      out.permissions = u32();
-    }
-    if ((flags & kAttrTimes) != 0) {
-      u64();
-    }
-    if ((flags & kAttrExtended) != 0) {
-      for (std::uint32_t count = u32(); count > 0; --count) {
-        bytes();
-        bytes();
-      }
-    }
-    return out;
-  }
-
- private:
-  void need(std::size_t size) const {
-    if (size > bytes_.size() - at_) {
-      throw MalformedReply{};
-    }
-  }
-
-  const Bytes& bytes_;
-  std::size_t at_ = 0;
-};
 
 Bytes path_fields(const std::string& path) {
   Bytes fields;
@@ -151,12 +28,6 @@ Bytes path_fields(const std::string& path) {
   return fields;
 }
 
-Bytes permission_attributes(std::uint32_t mode) {
-  Bytes fields;
-  put_u32(fields, kAttrPermissions);
-  put_u32(fields, mode);
-  return fields;
-}
 
 std::string host_in_known_hosts(const Endpoint& endpoint) {
   return endpoint.port == 22 ? endpoint.host : "[" + endpoint.host + "]:" + std::to_string(endpoint.port);
@@ -174,10 +45,6 @@ void initialize_libssh() {
 }
 
 }  // namespace
-
-bool Attributes::is_regular() const { return permissions && S_ISREG(*permissions); }
-
-bool Attributes::is_directory() const { return permissions && S_ISDIR(*permissions); }
 
 // ---------------------------------------------------------------- connecting
 
@@ -324,11 +191,7 @@ void Connection::start_sftp() {
   if (version.type != kVersion || version.id < 3) {
     protocol_error("no SFTP version 3 greeting");
   }
-  Reader reader(version.body);
-  while (!reader.done()) {
-    std::string name = reader.text();
-    extensions_[name] = reader.text();
-  }
+  extensions_ = parse_version(version.body);
   if (supports("limits@openssh.com")) {
     read_limits();
   }
@@ -341,15 +204,12 @@ void Connection::read_limits() {
   if (reply.type != kExtendedReply) {
     return;  // keep the defaults every server takes
   }
-  Reader reader(reply.body);
-  reader.u64();  // the largest packet: implied by the two below
-  const std::uint64_t max_read = reader.u64();
-  const std::uint64_t max_write = reader.u64();
-  if (max_read > 0) {
-    max_read_ = static_cast<std::uint32_t>(std::min<std::uint64_t>(max_read, kLargestRequest));
+  const Limits limits = parse_limits(reply.body);
+  if (limits.max_read > 0) {
+    max_read_ = static_cast<std::uint32_t>(std::min<std::uint64_t>(limits.max_read, kLargestRequest));
   }
-  if (max_write > 0) {
-    max_write_ = static_cast<std::uint32_t>(std::min<std::uint64_t>(max_write, kLargestRequest));
+  if (limits.max_write > 0) {
+    max_write_ = static_cast<std::uint32_t>(std::min<std::uint64_t>(limits.max_write, kLargestRequest));
   }
 }
 
@@ -364,8 +224,8 @@ template <typename Body>
 auto Connection::guarded(Body body) -> decltype(body()) {
   try {
     return body();
-  } catch (const MalformedReply&) {
-    protocol_error("a field runs past the end of its packet");
+  } catch (const MalformedReply& malformed) {
+    protocol_error(malformed.what);
   } catch (...) {
     broken_ = true;
     throw;
@@ -428,15 +288,11 @@ std::uint32_t Connection::send_request(std::uint8_t type, const Bytes& fields) {
 Connection::Packet Connection::receive() {
   std::uint8_t header[9];
   receive_bytes(header, sizeof header);
-  const std::uint32_t length = (std::uint32_t{header[0]} << 24) | (std::uint32_t{header[1]} << 16) |
-                               (std::uint32_t{header[2]} << 8) | header[3];
-  if (length < 5 || length > kLargestPacket) {
-    protocol_error("a packet of " + std::to_string(length) + " bytes");
-  }
+  const PacketHeader parsed = parse_packet_header(header);
   Packet packet;
-  packet.type = header[4];
-  packet.id = (std::uint32_t{header[5]} << 24) | (std::uint32_t{header[6]} << 16) | (std::uint32_t{header[7]} << 8) | header[8];
-  packet.body.resize(length - 5);
+  packet.type = parsed.type;
+  packet.id = parsed.id;
+  packet.body.resize(parsed.body_size);
   receive_bytes(packet.body.data(), packet.body.size());
   return packet;
 }
@@ -454,19 +310,14 @@ Status Connection::status_of(const Packet& reply) {
   if (reply.type != kStatus) {
     protocol_error("packet type " + std::to_string(reply.type) + " where a status belongs");
   }
-  Reader reader(reply.body);
-  const std::uint32_t code = reader.u32();
-  last_message_.clear();
-  if (!reader.done()) {  // SFTP v3 adds a message and a language tag; older servers may not
-    last_message_ = reader.text().substr(0, kMessageLimit);
-  }
-  return static_cast<Status>(code);
+  StatusReply status = parse_status(reply.body);
+  last_message_ = std::move(status.message);
+  return status.code;
 }
 
 Status Connection::handle_reply(const Packet& reply, std::string& handle) {
   if (reply.type == kHandle) {
-    Reader reader(reply.body);
-    handle = reader.text();
+    handle = parse_handle(reply.body);
     return Status::ok;
   }
   const Status status = status_of(reply);
@@ -478,8 +329,7 @@ Status Connection::handle_reply(const Packet& reply, std::string& handle) {
 
 Status Connection::attributes_reply(const Packet& reply, Attributes& out) {
   if (reply.type == kAttrs) {
-    Reader reader(reply.body);
-    out = reader.attributes();
+    out = parse_attributes(reply.body);
     return Status::ok;
   }
   const Status status = status_of(reply);
@@ -499,8 +349,7 @@ Status Connection::open(const std::string& path, std::uint32_t flags, std::uint3
   return guarded([&] {
     Bytes fields = path_fields(path);
     put_u32(fields, flags);
-    const Bytes attributes = permission_attributes(mode);
-    fields.insert(fields.end(), attributes.begin(), attributes.end());
+    put_permissions(fields, mode);
     return handle_reply(call(kOpen, fields), handle);
   });
 }
@@ -527,14 +376,8 @@ Status Connection::readdir(const std::string& handle, std::vector<DirectoryEntry
       }
       return status;
     }
-    Reader reader(reply.body);
-    for (std::uint32_t count = reader.u32(); count > 0; --count) {
-      DirectoryEntry entry;
-      entry.name = reader.text();
-      reader.bytes();  // the "ls -l" line
-      entry.attributes = reader.attributes();
-      out.push_back(std::move(entry));
-    }
+    std::vector<DirectoryEntry> entries = parse_names(reply.body);
+    out.insert(out.end(), std::make_move_iterator(entries.begin()), std::make_move_iterator(entries.end()));
     return Status::ok;
   });
 }
@@ -546,8 +389,7 @@ Status Connection::remove(const std::string& path) {
 Status Connection::mkdir(const std::string& path, std::uint32_t mode) {
   return guarded([&] {
     Bytes fields = path_fields(path);
-    const Bytes attributes = permission_attributes(mode);
-    fields.insert(fields.end(), attributes.begin(), attributes.end());
+    put_permissions(fields, mode);
     return status_of(call(kMkdir, fields));
   });
 }
@@ -648,8 +490,7 @@ Status Connection::read_exactly(const std::string& handle, std::uint64_t offset,
         }
         continue;
       }
-      Reader reader(reply.body);
-      const ByteView data = reader.bytes();
+      const ByteView data = parse_data(reply.body);
       if (data.size() > piece.size) {
         protocol_error("more data than asked for");
       }

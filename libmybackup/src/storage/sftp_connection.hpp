@@ -15,10 +15,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
+#include "mybackup/storage/sftp_wire.hpp"
 #include "mybackup/util/bytes.hpp"
 
 struct ssh_session_struct;
@@ -35,41 +35,6 @@ struct Endpoint {
   std::string known_hosts;  // empty: ~/.ssh/known_hosts and the system's
   std::string location;     // the URL without its options, for messages
 };
-
-/// SSH_FX_* status codes (SFTP v3, and the later ones some servers send).
-enum Status : std::uint32_t {
-  ok = 0,
-  end_of_file = 1,
-  no_such_file = 2,
-  permission_denied = 3,
-  failure = 4,
-  bad_message = 5,
-  no_connection = 6,
-  connection_lost = 7,
-  op_unsupported = 8,
-  no_such_path = 10,
-  file_already_exists = 11,
-  write_protect = 12,
-  no_space_on_filesystem = 14,
-  quota_exceeded = 15,
-};
-
-/// What SFTP v3 attributes say about a path (only what the backend uses).
-struct Attributes {
-  std::optional<std::uint64_t> size;
-  std::optional<std::uint32_t> permissions;  // with the S_IFMT type bits
-
-  bool is_regular() const;
-  bool is_directory() const;
-};
-
-struct DirectoryEntry {
-  std::string name;
-  Attributes attributes;  // of the entry itself, not of what a link points to (OpenSSH: lstat)
-};
-
-/// SSH_FXF_* open flags.
-enum OpenFlags : std::uint32_t { open_read = 0x01, open_write = 0x02, open_create = 0x08, open_exclusive = 0x20 };
 
 class Connection {
  public:

@@ -1,11 +1,13 @@
-// Reading a restore's chunks grouped by pack (engine/pack_region_reader.hpp): regions, the memory
-// budget, and falling back to single reads when a region or a chunk in it is damaged.
+// Reading a restore's chunks grouped by pack (engine/pack_region_reader.hpp): regions, reading
+// ahead within the memory budget, and falling back to single reads when a region or a chunk in it
+// is damaged.
 
 #include "mybackup/engine/pack_region_reader.hpp"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <thread>
 
@@ -104,6 +106,56 @@ TEST_F(PackRegions, ABudgetSmallerThanARegionStillServesEveryChunkFromSeveralThr
     thread.join();
   }
   EXPECT_EQ(wrong.load(), 0);
+}
+
+/// Waits up to 10 s for `reader` to have made `count` reads; true if it did.
+bool wait_for_reads(const PackRegionReader& reader, std::uint64_t count) {
+  for (int i = 0; i < 1000 && reader.reads() < count; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return reader.reads() >= count;
+}
+
+// A large file restored by one worker still has several reads in flight: the regions are read
+// ahead, in the order announced, before any worker asks.
+TEST_F(PackRegions, RegionsAreReadAheadInTheAnnouncedOrderWithinTheBudget) {
+  const std::vector<ChunkLocation> locations = store_pack(40, 1000);
+  PackRegionLimits limits{0, 5000, 1 << 20, 3};
+  {
+    PackRegionReader reader(*repository_, locations, limits);
+    ASSERT_TRUE(wait_for_reads(reader, 8)) << reader.reads();  // 40 chunks, at most 4 per region
+    const std::uint64_t regions = reader.reads();
+    for (std::size_t i = 0; i < locations.size(); ++i) {
+      EXPECT_EQ(reader.read_chunk(locations[i].pack, locations[i].entry), chunks_[i]);
+    }
+    EXPECT_EQ(reader.reads(), regions) << "every chunk came from a region read ahead";
+  }
+  // A budget of about two regions: the read-ahead stops there until a worker frees one.
+  limits.cache_budget = 9000;
+  PackRegionReader bounded(*repository_, locations, limits);
+  ASSERT_TRUE(wait_for_reads(bounded, 2));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(bounded.reads(), 2U) << "no read past the budget";
+  for (std::size_t i = 0; i < locations.size(); ++i) {
+    EXPECT_EQ(bounded.read_chunk(locations[i].pack, locations[i].entry), chunks_[i]);
+  }
+  // No read-ahead: nothing is read before it is asked for.
+  limits.read_ahead = 0;
+  PackRegionReader on_demand(*repository_, locations, limits);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(on_demand.reads(), 0U);
+  EXPECT_EQ(on_demand.read_chunk(locations[39].pack, locations[39].entry), chunks_[39]);
+  EXPECT_EQ(on_demand.reads(), 1U);
+}
+
+// A file whose restore stops half-way leaves its regions unclaimed: the reader goes on serving
+// the others, and its destructor does not wait for the read-ahead to finish the schedule.
+TEST_F(PackRegions, ChunksSkippedByAFailedFileNeitherBlockNorLeak) {
+  const std::vector<ChunkLocation> locations = store_pack(40, 1000);
+  PackRegionReader reader(*repository_, locations, PackRegionLimits{0, 5000, 9000, 2});
+  for (std::size_t i = 20; i < locations.size(); ++i) {
+    EXPECT_EQ(reader.read_chunk(locations[i].pack, locations[i].entry), chunks_[i]);
+  }
 }
 
 TEST_F(PackRegions, ADamagedChunkInARegionIsReportedAndItsNeighboursStillRead) {

@@ -6,13 +6,16 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_set>
 
 #include "mybackup/engine/backup.hpp"
 #include "mybackup/engine/clean.hpp"
 #include "mybackup/util/error.hpp"
+#include "fault_backend.hpp"
 #include "test_util.hpp"
 
 namespace mybackup {
@@ -164,6 +167,46 @@ TEST_F(Sync, APackMissingOrDamagedOnThePrimaryIsNeverDeletedOrCopiedOver) {
   report = sync();
   EXPECT_EQ(report.damaged_on_primary, std::vector<std::string>{fresh});
   EXPECT_FALSE(secondary_->size(object_names::pack(fresh)).has_value());
+}
+
+// Issue 12: to or from a remote destination, packs are copied several at once. The copy is the
+// same, a damaged pack is still left out, and a failed write stops the sync with what was written
+// complete, so that the next sync finishes the job.
+TEST_F(Sync, SeveralPacksAtOnceMakeTheSameCopyAndAFailedWriteLeavesItResumable) {
+  primary_ = Repository::open(make_local_backend(dir_ / "small-packs"), key_, CreateIfMissing::yes, testing::small_repository_options());
+  write("a.bin", 1'500'000, 1);
+  write("b.bin", 700'000, 2);
+  backup();
+  const std::unordered_set<std::string> names = catalog_->pack_names();
+  std::vector<std::string> packs(names.begin(), names.end());
+  std::sort(packs.begin(), packs.end());
+  ASSERT_GE(packs.size(), 8U);
+  Bytes damaged = (*raw_backend(*primary_)).get(object_names::pack(packs[3]), kAnySize);
+  damaged[200] ^= 1;
+  (*raw_backend(*primary_)).remove(object_names::pack(packs[3]));
+  (*raw_backend(*primary_)).put(object_names::pack(packs[3]), damaged, Overwrite::no);
+
+  auto faulty = std::make_unique<testing::FaultInjectingBackend>(make_local_backend(secondary_dir_));
+  testing::FaultInjectingBackend& faults = *faulty;
+  faults.set_key_filter("data/");
+  faults.fail_put_number(5);
+  const std::unique_ptr<Repository> copy = Repository::open_copy(std::move(faulty), *primary_);
+  EXPECT_EQ(testing::error_kind([&] { sync_repository(*primary_, *copy, catalog_->pack_names(), 4); }), ErrorKind::no_space);
+  EXPECT_TRUE(copy->manifest_keys().empty()) << "no manifest before every pack it lists";
+  const std::size_t copied_before = faults.stored_keys().size();
+  EXPECT_LT(copied_before, packs.size() - 1);
+  for (const std::string& key : faults.stored_keys()) {
+    EXPECT_EQ(secondary_->get(key, kAnySize), (*raw_backend(*primary_)).get(key, kAnySize)) << key;
+  }
+
+  faults.clear_faults();
+  const SyncReport report = sync_repository(*primary_, *copy, catalog_->pack_names(), 4);
+  EXPECT_EQ(report.damaged_on_primary, std::vector<std::string>{packs[3]});
+  EXPECT_EQ(report.packs_copied, packs.size() - 1 - copied_before);
+  EXPECT_EQ(report.manifests_copied, 1U);
+  std::map<std::string, Bytes> expected = objects_of(*raw_backend(*primary_));
+  expected.erase(object_names::pack(packs[3]));
+  EXPECT_EQ(objects_of(*secondary_), expected);
 }
 
 TEST_F(Sync, ASecondaryHoldingSomethingElseIsRefused) {

@@ -242,6 +242,13 @@ INSTANTIATE_TEST_SUITE_P(S3, Conformance,
                                                           [](const std::string&) {
                                                             return open_backend(normalize_destination(s3rver_test_url()));
                                                           },
+                                                          false},
+                                           // The same, addressed virtual-hosted style (BUCKET.s3.localhost).
+                                           BackendFactory{"s3rver_virtual_hosted",
+                                                          [](const std::string&) {
+                                                            return open_backend(
+                                                                normalize_destination(s3rver_test_url("mybackup-tests", true)));
+                                                          },
                                                           false}),
                          backend_factory_name);
 

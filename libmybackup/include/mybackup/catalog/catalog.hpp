@@ -142,6 +142,9 @@ struct PackUsage {
 struct ChunkLocation {
   std::string pack;  // pack name (hex)
   PackEntry entry;
+  /// The order in which the catalog learnt of the pack (its row id): packs in about the order a
+  /// backup stored them. 0 when not from the catalog.
+  std::int64_t pack_order = 0;
 };
 
 /// A file version that lists a chunk of interest (Catalog::versions_using).

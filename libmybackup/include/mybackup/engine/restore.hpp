@@ -58,14 +58,14 @@ struct RestoreOptions {
   /// attributes (see RestoreReport). Root's right by default; false restores as any other user
   /// would (tar's --no-same-owner).
   bool privileged = running_as_root();
-  /// Files restored at once, each by its own worker thread; 0: one per core. More than the cores
-  /// pays when reads wait on the network (a remote destination: see ReadingRepository::readers).
+  /// Files restored at once, each by its own worker thread; 0: one per core, or `read_ahead`
+  /// if that is more (workers that reach a region first wait on the network themselves).
   unsigned threads = 0;
-  /// Read the neighbouring chunks of a pack in one read, and the next region ahead
-  /// (engine/pack_region_reader.hpp): what a remote destination needs, where each read is a
-  /// round trip. false reads each chunk on its own, which a local disk serves faster and in
-  /// less memory.
-  bool group_reads = false;
+  /// Reads from a remote destination, where each read is a round trip: the neighbouring chunks
+  /// of a pack are read together, `read_ahead` such regions at once ahead of the workers
+  /// (engine/pack_region_reader.hpp); transfer.connections. 0 (a local disk, which serves single
+  /// reads faster and in less memory): each chunk is read on its own when a worker needs it.
+  unsigned read_ahead = 0;
   /// Where the files are written (and existing ones read for comparison), from the worker
   /// threads. nullptr: Env::default_env(). The root and its missing parents are opened
   /// and created through it too, link-free (util/path_walk.hpp): a root that is a symbolic link,

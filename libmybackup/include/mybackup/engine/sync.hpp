@@ -5,7 +5,8 @@
 //   1. the marker (only when the secondary is new; an existing one must be the same repository);
 //   2. the wrapped keys (keys/): the secondary gets exactly the primary's set;
 //   3. the packs the secondary lacks, each checked against its name (SHA-256) before it is
-//      written, so damage on the primary is never copied over a good secondary;
+//      written, so damage on the primary is never copied over a good secondary; several at once
+//      when a side is remote;
 //   4. the manifests it lacks, once the packs they list are there (the same write order as a
 //      backup);
 //   5. last, the packs the secondary holds that the primary no longer has and that no version
@@ -45,9 +46,10 @@ void to_json(nlohmann::ordered_json& json, const SyncReport& report);
 
 /// Brings `secondary` (opened with Repository::open_copy, which writes or checks the marker) up
 /// to date with `primary`. `indexed_packs`: the packs the catalog indexes (after catching up with
-/// the primary). The caller holds the writer locks of both. Error(interrupted) when `cancel`
-/// becomes true (between objects; what was copied stays valid).
+/// the primary). `transfers`: packs copied at once (transfer.connections when either side is
+/// remote; 1 between local disks). The caller holds the writer locks of both. Error(interrupted)
+/// when `cancel` becomes true (between objects; what was copied stays valid).
 SyncReport sync_repository(Repository& primary, Repository& secondary, const std::unordered_set<std::string>& indexed_packs,
-                           const std::atomic<bool>* cancel = nullptr);
+                           unsigned transfers = 1, const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace mybackup

@@ -53,8 +53,9 @@ struct Config {
   // and repository.pack_size. An existing repository keeps the options it was created with.
   RepositoryOptions new_repository;
 
-  // Remote destinations: transfers at once (packs stored by a backup, files read by a restore), and
-  // the upload bandwidth limit in bytes per second (0: none; see storage/throttled_backend.hpp).
+  // Remote destinations: transfers at once (packs stored by a backup or copied by sync, regions
+  // read ahead by a restore), and the upload bandwidth limit in bytes per second (0: none; see
+  // storage/throttled_backend.hpp).
   int transfer_connections = 4;  // 1..64
   std::uint64_t transfer_upload_limit = 0;
 

@@ -92,9 +92,9 @@ struct ReadingRepository {
   std::unique_ptr<Repository> repository;
   /// Not empty: the primary was unusable for this reason and `repository` is the secondary.
   std::string primary_problem;
-  /// Reads worth running at once (RestoreOptions::threads): 0 (one per core) for a local
-  /// destination; for a remote one, at least transfer.connections.
-  unsigned readers = 0;
+  /// Transfers worth running at once against `repository` (RestoreOptions::read_ahead):
+  /// transfer.connections for a remote destination, 0 for a local one.
+  unsigned connections = 0;
 };
 
 /// The secondary destination opened to consult (verify): `repository` is null when none is
@@ -171,8 +171,9 @@ class Session {
   std::unique_ptr<Repository> open_destination(const std::string& destination, DestinationUse use);
   /// config.yaml's transfer.* as the registry takes them.
   TransferOptions transfer_options() const;
-  /// ReadingRepository::readers for a restore from `destination`.
-  unsigned readers_for(const std::string& destination) const;
+  /// transfer.connections for a remote `destination`, 0 for a local one (a disk, where one
+  /// transfer at a time is best).
+  unsigned connections_for(const std::string& destination) const;
   void record_failure(RunKind kind, std::int64_t started_ns, const Error& error);
   void record(SessionEvents::Level level, const std::string& line) { events_.record(level, line); }
 
