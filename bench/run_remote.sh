@@ -79,6 +79,9 @@ measure() {
   echo "$tool $step $seconds $((kib / 1024))" >> "$results"
 }
 warm() { find "$corpus" -type f -exec cat {} + > /dev/null; }
+# Before a restore: what earlier steps left to write back is written, so that neither tool's
+# restore competes with the other's (or the backup's) writeback.
+settle() { sync; sleep 5; }
 
 # mybackup
 export MYBACKUP_HOME="$work/mybackup-home"
@@ -88,6 +91,7 @@ export MYBACKUP_HOME="$work/mybackup-home"
 warm
 measure mybackup initial "$bin" backup --quiet
 measure mybackup no-change "$bin" backup --quiet
+settle
 measure mybackup restore "$bin" restore --directory "$corpus" --destination "$work/restore-mybackup"
 python3 "$kit/verify_tree.py" "$corpus" "$work/restore-mybackup" > /dev/null
 
@@ -98,6 +102,7 @@ restic "${restic_args[@]}" init --repository-version 2 > /dev/null 2>&1
 warm
 measure restic initial restic "${restic_args[@]}" backup -q "$corpus"
 measure restic no-change restic "${restic_args[@]}" backup -q "$corpus"
+settle
 measure restic restore restic "${restic_args[@]}" restore latest --target "$work/restore-restic"
 python3 "$kit/verify_tree.py" "$corpus" "$work/restore-restic$corpus" > /dev/null
 

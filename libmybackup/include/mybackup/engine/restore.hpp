@@ -58,8 +58,8 @@ struct RestoreOptions {
   /// attributes (see RestoreReport). Root's right by default; false restores as any other user
   /// would (tar's --no-same-owner).
   bool privileged = running_as_root();
-  /// Files restored at once, each by its own worker thread; 0: one per core, or `read_ahead`
-  /// if that is more (workers that reach a region first wait on the network themselves).
+  /// Files restored at once, each by its own worker thread; 0: one per core (a remote
+  /// destination's waits are the read-ahead's, below).
   unsigned threads = 0;
   /// Reads from a remote destination, where each read is a round trip: the neighbouring chunks
   /// of a pack are read together, `read_ahead` such regions at once ahead of the workers
