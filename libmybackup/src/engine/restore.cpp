@@ -406,6 +406,9 @@ class Restorer {
         try {
           data = chunks_.read_chunk(chunk.pack, chunk.entry);
         } catch (const Error& error) {
+          if (error.kind() == ErrorKind::transient) {
+            throw;  // the destination stopped answering, retries included: the restore stops
+          }
           // Missing pack, failed authentication or a chunk that does not match its id.
           throw ItemError{std::string("cannot be read: ") + error.what()};
         }
@@ -607,6 +610,7 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
   std::set<const RestoreItem*> restored_first_names;  // guarded by `mutex`
   std::mutex mutex;  // serializes on_item and the merge of per-worker reports
   std::atomic<bool> cancelled{false};
+  std::string unreachable;  // guarded by `mutex`: why the destination stopped answering
   const auto process = [&](Restorer& restorer, const RestoreItem& item, RestoreReport& counts,
                            const RestoreItem* same_inode = nullptr) {
     if (options.cancel != nullptr && options.cancel->load()) {
@@ -620,10 +624,20 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
     } catch (const StopRequested&) {
       cancelled = true;
       return false;
+    } catch (const Error& error) {
+      if (error.kind() != ErrorKind::transient) {
+        note = error.what();  // per-item: never stops the rest of the restore
+      } else {
+        // Every file after this one would wait through the same retries: stop now.
+        const std::lock_guard lock(mutex);
+        if (unreachable.empty()) {
+          unreachable = error.what();
+        }
+        cancelled = true;
+        return false;
+      }
     } catch (const ItemError& error) {
       note = error.reason;
-    } catch (const Error& error) {
-      note = error.what();  // per-item: never stops the rest of the restore
     }
     if (action == RestoreAction::failed) {
       counts.problems.push_back({item.relative, item.version.path, item.version.number, note});
@@ -687,6 +701,11 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
   if (cancelled) {
     if (!options.dry_run) {
       restorer.finish_directories(report);  // leave no half-set-up directories behind
+    }
+    if (!unreachable.empty()) {
+      throw Error(ErrorKind::transient, "the restore stopped: " + unreachable +
+                                            ". The files restored so far are complete; run the same restore again to finish "
+                                            "(it skips them)");
     }
     throw Error(ErrorKind::interrupted, kInterrupted);
   }

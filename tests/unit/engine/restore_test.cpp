@@ -28,6 +28,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -442,6 +443,48 @@ TEST_F(Restore, ARemoteRestoreFollowsTheOrderOfTheDataNotOfThePaths) {
   EXPECT_EQ(report.files, 60U);
   EXPECT_LE(reads.calls(testing::FaultInjectingBackend::Op::get_range), 3) << "60 files packed in reverse path order";
   expect_same_tree(snapshot(src_), snapshot(out_));
+}
+
+// A destination that stops answering (its retries spent) stops the restore at once, instead of
+// every later file waiting through the same retries: what was restored is complete, nothing is
+// left half-written, and the error says how to finish.
+TEST_F(Restore, ADestinationThatStopsAnsweringStopsTheRestoreWithCompleteFilesOnly) {
+  for (int i = 0; i < 12; ++i) {
+    testing::write_text_file(src("g" + std::to_string(100 + i) + ".txt"), "file " + std::to_string(i) + "\n");
+  }
+  backup();
+  for (const unsigned read_ahead : {0U, 2U}) {
+    SCOPED_TRACE(read_ahead);
+    std::filesystem::remove_all(out_);
+    auto failing = std::make_unique<testing::FaultInjectingBackend>(make_local_backend(dest_));
+    testing::FaultInjectingBackend& faults = *failing;
+    const auto repository = Repository::open(std::move(failing), key_, CreateIfMissing::no);
+    faults.reset_counts();
+    faults.fail(testing::FaultInjectingBackend::Op::get_range, read_ahead == 0 ? 5 : 1, std::nullopt, ErrorKind::transient);
+    RestoreOptions options;
+    options.threads = 1;
+    options.read_ahead = read_ahead;
+    std::optional<Error> stopped;
+    try {
+      restore(*catalog_, *repository, plan_latest(out_), options);
+    } catch (const Error& error) {
+      stopped = error;
+    }
+    ASSERT_TRUE(stopped.has_value());
+    EXPECT_EQ(stopped->kind(), ErrorKind::transient);
+    EXPECT_NE(std::string(stopped->what()).find("run the same restore again"), std::string::npos) << stopped->what();
+    EXPECT_LE(faults.failed(testing::FaultInjectingBackend::Op::get_range), read_ahead + 2) << "stopped at the first file it could not read";
+    // Whatever is there is whole: every restored file has its source's content, and no temporary is left.
+    const std::map<std::string, Node> restored = snapshot(out_);
+    const std::map<std::string, Node> source = snapshot(src_);
+    EXPECT_LT(restored.size(), source.size());
+    for (const auto& [name, node] : restored) {
+      ASSERT_EQ(source.count(name), 1U) << name;
+      if (!name.empty()) {
+        EXPECT_EQ(testing::read_text_file(out(name)), testing::read_text_file(src(name))) << name;
+      }
+    }
+  }
 }
 
 TEST_F(Restore, ExistingDestinationDirectoryKeepsItsOwnMode) {

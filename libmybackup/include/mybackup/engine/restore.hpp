@@ -113,9 +113,11 @@ void check_relative_path(std::string_view relative);
 /// Restores every item of the plan: directories first (parents before children), then files,
 /// symlinks, fifos and device nodes (root only) on one worker thread per core, each with its
 /// owner, mode, extended attributes and time (see RestoreReport for what a user other than root
-/// gets). Throws only for problems with the root itself (cannot
-/// be created or opened) or when cancelled (after giving the directories restored so far their
-/// mode and mtime).
+/// gets). Throws only for problems with the root itself (cannot be created or opened), when
+/// cancelled (Error(interrupted)), or when the repository stops answering (Error(transient), once
+/// its retries are spent: every later file would wait through them too); in the last two cases
+/// after giving the directories restored so far their mode and mtime. Every file restored by then
+/// is complete; a file cut short is removed.
 RestoreReport restore(const Catalog& catalog, const Repository& repository, const RestorePlan& plan,
                       const RestoreOptions& options);
 
