@@ -188,6 +188,28 @@ TEST_F(S3CliTest, AServerDyingMidBackupCommitsNothingAndALaterBackupCompletes) {
   EXPECT_TRUE(read_text(out + "/big.bin") == read_text(src_ + "/big.bin"));
 }
 
+TEST_F(S3CliTest, AServerThatStopsAnsweringMidRestoreStopsItAndARerunFinishes) {
+  using mybackup::testing::TcpProxy;
+  const std::string direct = s3_test_server().host_port;
+  TcpProxy proxy(std::stoi(direct.substr(direct.rfind(':') + 1)));
+  bucket_url_.replace(bucket_url_.find(direct), direct.size(), "127.0.0.1:" + std::to_string(proxy.port()));
+  ASSERT_NO_FATAL_FAILURE(configure_s3());
+  ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/big.bin", 3 << 20, 23));
+  ASSERT_TRUE(succeeded(run({"backup"})));
+
+  proxy.cut_after(TcpProxy::Direction::to_client, 150'000, -1);  // no download of big.bin gets through
+  const std::string out = root_ + "/restored";
+  const Result stopped = run({"restore", "--directory", src_, "--destination", out});
+  EXPECT_NE(stopped.code, 0) << stopped;
+  EXPECT_TRUE(contains(stopped.err, "run the same restore again")) << stopped;
+  EXPECT_FALSE(exists(out + "/big.bin")) << listing(out);
+
+  proxy.cut_after(TcpProxy::Direction::to_client, 150'000, 0);  // the server is back
+  ASSERT_TRUE(succeeded(run({"restore", "--directory", src_, "--destination", out})));
+  expect_restored(out);
+  EXPECT_TRUE(read_text(out + "/big.bin") == read_text(src_ + "/big.bin"));
+}
+
 TEST_F(S3CliTest, AnUploadLimitIsKeptAndSeveralConnectionsStillRestoreEverything) {
   ASSERT_NO_FATAL_FAILURE(configure_s3());
   ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/big.bin", 3 << 20, 22));
