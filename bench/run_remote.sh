@@ -6,7 +6,8 @@
 #   bench/run_remote.sh [--protocol s3|sftp] [--profile small|mixed|tiny] [--out FILE.md]
 #
 # For each tool, on a fresh repository: (a) the initial backup, (b) a backup with no change,
-# (c) a full restore into an empty folder, checked against the source with verify_tree.py.
+# (c) a full restore into an empty folder, checked against the source with verify_tree.py: the
+# mean of two, see below.
 # Wall seconds and peak RSS from /usr/bin/time; the servers run on this machine too, so their CPU
 # competes with the tools' (both tools alike). Corpora are generated once under
 # ${BENCH_CORPUS_DIR:-/tmp}. Needs scripts/bootstrap --bench --servers.
@@ -20,7 +21,7 @@ while [[ $# -gt 0 ]]; do
     --protocol) protocol="$2"; shift 2 ;;
     --profile) profile="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -79,12 +80,11 @@ measure() {
   echo "$tool $step $seconds $((kib / 1024))" >> "$results"
 }
 warm() { find "$corpus" -type f -exec cat {} + > /dev/null; }
-# Before a restore: what earlier steps left is written back, and a minute passes. ext4 without a
-# journal (this machine's root) skips the inodes freed in the last 60 s when it makes new ones:
-# right after an earlier run's cleanup, the first restore created files several times slower.
-settle() { sync; sleep 65; }
+# Before a restore: what earlier steps left is written back first, so that no restore competes
+# with the writeback of another.
+settle() { sync; sleep 20; }
 
-# mybackup
+# The backups, mybackup's then restic's.
 export MYBACKUP_HOME="$work/mybackup-home"
 "$bin" init > /dev/null
 "$bin" add "$corpus" > /dev/null
@@ -92,20 +92,37 @@ export MYBACKUP_HOME="$work/mybackup-home"
 warm
 measure mybackup initial "$bin" backup --quiet
 measure mybackup no-change "$bin" backup --quiet
-settle
-measure mybackup restore "$bin" restore --directory "$corpus" --destination "$work/restore-mybackup"
-python3 "$kit/verify_tree.py" "$corpus" "$work/restore-mybackup" > /dev/null
 
-# restic
 export RESTIC_REPOSITORY="$restic_repo" RESTIC_PASSWORD=bench-password RESTIC_CACHE_DIR="$work/restic-cache"
 restic_args=(${restic_sftp[@]+"${restic_sftp[@]}"})
 restic "${restic_args[@]}" init --repository-version 2 > /dev/null 2>&1
 warm
 measure restic initial restic "${restic_args[@]}" backup -q "$corpus"
 measure restic no-change restic "${restic_args[@]}" backup -q "$corpus"
-settle
-measure restic restore restic "${restic_args[@]}" restore latest --target "$work/restore-restic"
-python3 "$kit/verify_tree.py" "$corpus" "$work/restore-restic$corpus" > /dev/null
+
+# Two restores each, in the order mybackup, restic, restic, mybackup (ABBA), each into a new
+# folder and checked against the source; the mean of each tool's two counts, which cancels a
+# drift of the machine over the run. Restores on this machine vary more than the tools differ:
+# ext4 without a journal, as here, skips inodes freed in the last minute (an earlier run's
+# cleanup) when it makes new ones, and writeback competes; both times are printed below the table.
+restore_mybackup() {
+  settle
+  measure mybackup "restore$1" "$bin" restore --directory "$corpus" --destination "$work/restore-mybackup$1"
+  python3 "$kit/verify_tree.py" "$corpus" "$work/restore-mybackup$1" > /dev/null
+}
+restore_restic() {
+  settle
+  measure restic "restore$1" restic "${restic_args[@]}" restore latest --target "$work/restore-restic$1"
+  python3 "$kit/verify_tree.py" "$corpus" "$work/restore-restic$1$corpus" > /dev/null
+}
+restore_mybackup 1
+restore_restic 1
+restore_restic 2
+restore_mybackup 2
+for tool in mybackup restic; do
+  grep -E "^$tool restore[12] " "$results" |
+    awk -v tool="$tool" '{ s += $3; if ($4 > m) m = $4 } END { printf "%s restore %.2f %d\n", tool, s / NR, m }' >> "$results"
+done
 
 files=$(find "$corpus" -type f | wc -l)
 mib=$(du -sm "$corpus" | cut -f1)
@@ -120,4 +137,7 @@ mib=$(du -sm "$corpus" | cut -f1)
     ratio=$(python3 -c "print(f'{$rs / max($ms, 0.01):.2f}x')")
     echo "| $step | $ms | $rs | $ratio | $mm | $rm |"
   done
+  echo
+  echo "restore: the mean of two (ABBA); mybackup $(grep -E '^mybackup restore[12] ' "$results" | cut -d' ' -f3 | paste -sd/) s," \
+    "restic $(grep -E '^restic restore[12] ' "$results" | cut -d' ' -f3 | paste -sd/) s; peak MiB the larger"
 } | tee "${out:-/dev/null}"
