@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <memory>
 
 #include "cli_harness.hpp"
 #include "common/s3_test_server.hpp"
@@ -36,6 +37,14 @@ class S3CliTest : public CliTest {
     for (const std::string file : {"/a.txt", "/sub/b.txt", "/sub/c.bin"}) {
       EXPECT_EQ(read_text(out + file), read_text(src_ + file)) << file;
     }
+  }
+
+  /// A proxy to the RADOS Gateway that bucket_url_ now goes through (to cut its connections).
+  std::unique_ptr<mybackup::testing::TcpProxy> proxy_to_the_server() {
+    const std::string direct = s3_test_server().host_port;
+    auto proxy = std::make_unique<mybackup::testing::TcpProxy>(std::stoi(direct.substr(direct.rfind(':') + 1)));
+    bucket_url_.replace(bucket_url_.find(direct), direct.size(), "127.0.0.1:" + std::to_string(proxy->port()));
+    return proxy;
   }
 
   std::string bucket_url_;
@@ -163,9 +172,8 @@ TEST_F(S3CliTest, ALocalPrimaryWithABucketAsSecondaryRestoresWhenThePrimaryIsGon
 
 TEST_F(S3CliTest, AServerDyingMidBackupCommitsNothingAndALaterBackupCompletes) {
   using mybackup::testing::TcpProxy;
-  const std::string direct = s3_test_server().host_port;
-  TcpProxy proxy(std::stoi(direct.substr(direct.rfind(':') + 1)));
-  bucket_url_.replace(bucket_url_.find(direct), direct.size(), "127.0.0.1:" + std::to_string(proxy.port()));
+  const std::unique_ptr<TcpProxy> through = proxy_to_the_server();
+  TcpProxy& proxy = *through;
   ASSERT_NO_FATAL_FAILURE(configure_s3());
   ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/big.bin", 3 << 20, 21));  // ~3 MiB: a pack or more
 
@@ -190,9 +198,8 @@ TEST_F(S3CliTest, AServerDyingMidBackupCommitsNothingAndALaterBackupCompletes) {
 
 TEST_F(S3CliTest, AServerThatStopsAnsweringMidRestoreStopsItAndARerunFinishes) {
   using mybackup::testing::TcpProxy;
-  const std::string direct = s3_test_server().host_port;
-  TcpProxy proxy(std::stoi(direct.substr(direct.rfind(':') + 1)));
-  bucket_url_.replace(bucket_url_.find(direct), direct.size(), "127.0.0.1:" + std::to_string(proxy.port()));
+  const std::unique_ptr<TcpProxy> through = proxy_to_the_server();
+  TcpProxy& proxy = *through;
   ASSERT_NO_FATAL_FAILURE(configure_s3());
   ASSERT_NO_FATAL_FAILURE(write_random_file(src_ + "/big.bin", 3 << 20, 23));
   ASSERT_TRUE(succeeded(run({"backup"})));

@@ -264,6 +264,16 @@ class Restore : public ::testing::Test {
     return report;
   }
 
+  /// The repository at dest_, read through a FaultInjectingBackend (`backend`, owned by the
+  /// repository) that counts reads and injects faults; its counts start at zero.
+  std::unique_ptr<Repository> repository_through_faults(testing::FaultInjectingBackend*& backend) {
+    auto wrapped = std::make_unique<testing::FaultInjectingBackend>(make_local_backend(dest_));
+    backend = wrapped.get();
+    auto repository = Repository::open(std::move(wrapped), key_, CreateIfMissing::no);
+    backend->reset_counts();
+    return repository;
+  }
+
   std::string src(const std::string& relative) const { return src_ + "/" + relative; }
   std::string out(const std::string& relative) const { return out_ + "/" + relative; }
 
@@ -405,10 +415,9 @@ TEST_F(Restore, SmallFilesOfOnePackAreReadInAFewRangedReads) {
     testing::write_text_file(src("file" + std::to_string(1000 + i) + ".txt"), "small file number " + std::to_string(i) + "\n");
   }
   backup();
-  auto counting = std::make_unique<testing::FaultInjectingBackend>(make_local_backend(dest_));
-  testing::FaultInjectingBackend& reads = *counting;
-  const auto repository = Repository::open(std::move(counting), key_, CreateIfMissing::no);
-  reads.reset_counts();
+  testing::FaultInjectingBackend* watched = nullptr;
+  const auto repository = repository_through_faults(watched);
+  testing::FaultInjectingBackend& reads = *watched;
   RestoreOptions options;
   options.read_ahead = 4;
   const RestoreReport report = restore(*catalog_, *repository, plan_latest(out_), options);
@@ -432,10 +441,9 @@ TEST_F(Restore, ARemoteRestoreFollowsTheOrderOfTheDataNotOfThePaths) {
     testing::write_text_file(src("f" + std::to_string(100 + i) + ".txt"), std::string(1000 + 100 * static_cast<std::size_t>(i), 'a' + (i % 26)));
   }
   backup();
-  auto counting = std::make_unique<testing::FaultInjectingBackend>(make_local_backend(dest_));
-  testing::FaultInjectingBackend& reads = *counting;
-  const auto repository = Repository::open(std::move(counting), key_, CreateIfMissing::no);
-  reads.reset_counts();
+  testing::FaultInjectingBackend* watched = nullptr;
+  const auto repository = repository_through_faults(watched);
+  testing::FaultInjectingBackend& reads = *watched;
   RestoreOptions options;
   options.read_ahead = 2;
   const RestoreReport report = restore(*catalog_, *repository, plan_latest(out_), options);
@@ -456,10 +464,9 @@ TEST_F(Restore, ADestinationThatStopsAnsweringStopsTheRestoreWithCompleteFilesOn
   for (const unsigned read_ahead : {0U, 2U}) {
     SCOPED_TRACE(read_ahead);
     std::filesystem::remove_all(out_);
-    auto failing = std::make_unique<testing::FaultInjectingBackend>(make_local_backend(dest_));
+    testing::FaultInjectingBackend* failing = nullptr;
+    const auto repository = repository_through_faults(failing);
     testing::FaultInjectingBackend& faults = *failing;
-    const auto repository = Repository::open(std::move(failing), key_, CreateIfMissing::no);
-    faults.reset_counts();
     faults.fail(testing::FaultInjectingBackend::Op::get_range, read_ahead == 0 ? 5 : 1, std::nullopt, ErrorKind::transient);
     RestoreOptions options;
     options.threads = 1;
