@@ -129,7 +129,8 @@ void run(Context& context, const RestoreFlags& flags) {
   // A restore frees and allocates a buffer of a chunk's size several times per chunk, on several
   // threads. By default glibc hands such memory back to the kernel and faults it in again, zeroed:
   // 490,000 page faults and most of the system time of a 1 GiB restore. Keeping some slack per
-  // arena makes that 85,000 for about 50 MiB more peak memory (bench/run_remote.sh, mixed).
+  // arena makes that 40,000 to 85,000, for about 100 MiB more peak memory (bench/run_remote.sh,
+  // mixed: 1 GiB).
   ::mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
   ::mallopt(M_TRIM_THRESHOLD, 128 * 1024 * 1024);
   ::mallopt(M_TOP_PAD, 16 * 1024 * 1024);
