@@ -599,8 +599,7 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
     }
     leaves.push_back(item);
   }
-  const unsigned wanted =
-      options.threads != 0 ? options.threads : std::max({1U, std::thread::hardware_concurrency()});
+  const unsigned wanted = options.threads != 0 ? options.threads : std::max(1U, std::thread::hardware_concurrency());
   const unsigned workers = static_cast<unsigned>(std::min<std::size_t>(wanted, leaves.size()));
   PackRegionLimits limits;
   limits.read_ahead = options.read_ahead;

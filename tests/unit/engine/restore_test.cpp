@@ -264,13 +264,13 @@ class Restore : public ::testing::Test {
     return report;
   }
 
-  /// The repository at dest_, read through a FaultInjectingBackend (`backend`, owned by the
+  /// The repository at dest_, read through a FaultInjectingBackend (faults_, owned by the
   /// repository) that counts reads and injects faults; its counts start at zero.
-  std::unique_ptr<Repository> repository_through_faults(testing::FaultInjectingBackend*& backend) {
+  std::unique_ptr<Repository> repository_through_faults() {
     auto wrapped = std::make_unique<testing::FaultInjectingBackend>(make_local_backend(dest_));
-    backend = wrapped.get();
+    faults_ = wrapped.get();
     auto repository = Repository::open(std::move(wrapped), key_, CreateIfMissing::no);
-    backend->reset_counts();
+    faults_->reset_counts();
     return repository;
   }
 
@@ -334,6 +334,7 @@ class Restore : public ::testing::Test {
   std::string out_ = dir_ / "out";  // the restore destination; absent until a test makes it
   MasterKey key_ = MasterKey::generate();
   std::unique_ptr<Repository> repo_;
+  testing::FaultInjectingBackend* faults_ = nullptr;  // set by repository_through_faults()
   std::unique_ptr<Catalog> catalog_;
 };
 
@@ -415,21 +416,19 @@ TEST_F(Restore, SmallFilesOfOnePackAreReadInAFewRangedReads) {
     testing::write_text_file(src("file" + std::to_string(1000 + i) + ".txt"), "small file number " + std::to_string(i) + "\n");
   }
   backup();
-  testing::FaultInjectingBackend* watched = nullptr;
-  const auto repository = repository_through_faults(watched);
-  testing::FaultInjectingBackend& reads = *watched;
+  const auto repository = repository_through_faults();
   RestoreOptions options;
   options.read_ahead = 4;
   const RestoreReport report = restore(*catalog_, *repository, plan_latest(out_), options);
   EXPECT_TRUE(report.problems.empty());
   EXPECT_EQ(report.files, 200U);
-  EXPECT_LE(reads.calls(testing::FaultInjectingBackend::Op::get_range), 4) << "200 chunks of one pack";
+  EXPECT_LE(faults_->calls(testing::FaultInjectingBackend::Op::get_range), 4) << "200 chunks of one pack";
   expect_same_tree(snapshot(src_), snapshot(out_));
   // Without grouping (a local disk), one read per chunk.
   std::filesystem::remove_all(out_);
-  reads.reset_counts();
+  faults_->reset_counts();
   EXPECT_TRUE(restore(*catalog_, *repository, plan_latest(out_), RestoreOptions{}).problems.empty());
-  EXPECT_EQ(reads.calls(testing::FaultInjectingBackend::Op::get_range), 200);
+  EXPECT_EQ(faults_->calls(testing::FaultInjectingBackend::Op::get_range), 200);
   expect_same_tree(snapshot(src_), snapshot(out_));
 }
 
@@ -441,15 +440,13 @@ TEST_F(Restore, ARemoteRestoreFollowsTheOrderOfTheDataNotOfThePaths) {
     testing::write_text_file(src("f" + std::to_string(100 + i) + ".txt"), std::string(1000 + 100 * static_cast<std::size_t>(i), 'a' + (i % 26)));
   }
   backup();
-  testing::FaultInjectingBackend* watched = nullptr;
-  const auto repository = repository_through_faults(watched);
-  testing::FaultInjectingBackend& reads = *watched;
+  const auto repository = repository_through_faults();
   RestoreOptions options;
   options.read_ahead = 2;
   const RestoreReport report = restore(*catalog_, *repository, plan_latest(out_), options);
   EXPECT_TRUE(report.problems.empty()) << describe(report);
   EXPECT_EQ(report.files, 60U);
-  EXPECT_LE(reads.calls(testing::FaultInjectingBackend::Op::get_range), 3) << "60 files packed in reverse path order";
+  EXPECT_LE(faults_->calls(testing::FaultInjectingBackend::Op::get_range), 3) << "60 files packed in reverse path order";
   expect_same_tree(snapshot(src_), snapshot(out_));
 }
 
@@ -464,10 +461,8 @@ TEST_F(Restore, ADestinationThatStopsAnsweringStopsTheRestoreWithCompleteFilesOn
   for (const unsigned read_ahead : {0U, 2U}) {
     SCOPED_TRACE(read_ahead);
     std::filesystem::remove_all(out_);
-    testing::FaultInjectingBackend* failing = nullptr;
-    const auto repository = repository_through_faults(failing);
-    testing::FaultInjectingBackend& faults = *failing;
-    faults.fail(testing::FaultInjectingBackend::Op::get_range, read_ahead == 0 ? 5 : 1, std::nullopt, ErrorKind::transient);
+    const auto repository = repository_through_faults();
+    faults_->fail(testing::FaultInjectingBackend::Op::get_range, read_ahead == 0 ? 5 : 1, std::nullopt, ErrorKind::transient);
     RestoreOptions options;
     options.threads = 1;
     options.read_ahead = read_ahead;
@@ -480,7 +475,7 @@ TEST_F(Restore, ADestinationThatStopsAnsweringStopsTheRestoreWithCompleteFilesOn
     ASSERT_TRUE(stopped.has_value());
     EXPECT_EQ(stopped->kind(), ErrorKind::transient);
     EXPECT_NE(std::string(stopped->what()).find("run the same restore again"), std::string::npos) << stopped->what();
-    EXPECT_LE(faults.failed(testing::FaultInjectingBackend::Op::get_range), read_ahead + 2) << "stopped at the first file it could not read";
+    EXPECT_LE(faults_->failed(testing::FaultInjectingBackend::Op::get_range), read_ahead + 2) << "stopped at the first file it could not read";
     // Whatever is there is whole: every restored file has its source's content, and no temporary is left.
     const std::map<std::string, Node> restored = snapshot(out_);
     const std::map<std::string, Node> source = snapshot(src_);
