@@ -115,7 +115,7 @@ std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user
     body.reserve(static_cast<std::size_t>(std::min(*transfer->response->content_length, transfer->max_body)));
   }
   const auto* bytes = reinterpret_cast<const std::uint8_t*>(data);
-  transfer->response->body.insert(transfer->response->body.end(), bytes, bytes + n);
+  body.insert(body.end(), bytes, bytes + n);
   return n;
 }
 
@@ -387,10 +387,22 @@ class S3Backend final : public Backend {
       return;
     }
     if (response.status == 409 && code == "BucketAlreadyExists") {
+      // Some servers (s3rver) answer so to the owner as well, when another of our uploads created
+      // the bucket a moment before (a backup's first packs go up at once): one we may list is ours.
+      if (bucket_is_listable()) {
+        return;
+      }
       throw Error(ErrorKind::denied, location_ + ": bucket '" + bucket_ +
                                          "' belongs to someone else: pick another bucket name in the destination");
     }
     expect_success(response, "bucket '" + bucket_ + "' (creating it)");
+  }
+
+  /// True if the bucket answers a listing of nothing with these credentials.
+  bool bucket_is_listable() const {
+    Request request;
+    request.query = {{"list-type", "2"}, {"max-keys", "0"}};
+    return perform(request, "the listing").status == 200;
   }
 
   std::string error_code(const Response& response) const {

@@ -10,7 +10,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
+#include <vector>
 
 #include "common/s3_test_server.hpp"
 #include "common/tcp_proxy.hpp"
@@ -125,6 +127,40 @@ TEST_F(S3Server, TheFirstPutCreatesAMissingBucket) {
   EXPECT_NE(message.find("bucket '" + bucket + "' does not exist"), std::string::npos) << message;
   backend->put("config", as_bytes("marker"), Overwrite::no);
   EXPECT_EQ(as_text(backend->get("config", 100)), "marker");
+}
+
+// A backup's first packs go up several at once, so several puts may find the bucket missing and
+// create it together. Some servers (s3rver) answer the losers BucketAlreadyExists, as to a
+// stranger: that was taken for someone else's bucket and failed the first backup.
+TEST_F(S3Server, FirstPutsRacingToCreateTheBucketAllSucceed) {
+  for (const bool second_server : {false, true}) {
+    SCOPED_TRACE(second_server ? "s3rver" : "ceph_rgw");
+    const std::string bucket = "race-" + unique_s3_prefix();
+    constexpr int kWriters = 8;
+    std::atomic<int> ready{0};
+    std::atomic<int> failed{0};
+    std::vector<std::thread> writers;
+    for (int i = 0; i < kWriters; ++i) {
+      writers.emplace_back([&, i] {
+        const auto backend =
+            open_backend(normalize_destination(second_server ? s3rver_test_url(bucket) : s3_test_url(bucket)));
+        ++ready;
+        while (ready.load() < kWriters) {
+          std::this_thread::yield();
+        }
+        try {
+          backend->put("data/0" + std::to_string(i) + "/first.enc", as_bytes("pack " + std::to_string(i)), Overwrite::no);
+        } catch (const Error& error) {
+          ADD_FAILURE() << error.what();
+          ++failed;
+        }
+      });
+    }
+    for (std::thread& writer : writers) {
+      writer.join();
+    }
+    EXPECT_EQ(failed.load(), 0);
+  }
 }
 
 TEST_F(S3Server, ListingsLongerThanAPageAreComplete) {
