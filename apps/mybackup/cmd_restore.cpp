@@ -41,23 +41,35 @@ struct RestoreFlags {
 bool is_listed(EntryType type) { return type != EntryType::directory && type != EntryType::deleted; }
 
 void list_restorable(Context& context, const Catalog& catalog, bool json) {
-  const std::vector<VersionRecord> state = catalog.state_at("/", std::numeric_limits<std::int64_t>::max());
+  // Printed as the catalog gives them, in path order: the first lines come at once and nothing
+  // is held, whatever the number of files.
+  const std::unique_ptr<Catalog::StateCursor> state = catalog.state_cursor("/", std::numeric_limits<std::int64_t>::max());
+  VersionRecord version;
   if (json) {
-    // A summary of each restorable file, not the whole version (`mybackup list` shows that).
-    nlohmann::ordered_json files = nlohmann::ordered_json::array();
-    for (const VersionRecord& version : state) {
+    // A summary of each restorable file, not the whole version (`mybackup list` shows that):
+    // one object {"files": [...]}, written element by element.
+    std::string out = "{\"files\":[";
+    bool first = true;
+    while (state->next(version)) {
       if (is_listed(version.type)) {
-        files.push_back({{"path", version.path},
-                         {"version", version.number},
-                         {"date", format_utc_exact(version.run_finished_ns)},
-                         {"size", version.size}});
+        out += first ? "" : ",";
+        first = false;
+        out += nlohmann::ordered_json{{"path", version.path},
+                                      {"version", version.number},
+                                      {"date", format_utc_exact(version.run_finished_ns)},
+                                      {"size", version.size}}
+                   .dump(-1, ' ', true, nlohmann::ordered_json::error_handler_t::replace);  // as print_json
+        if (out.size() > 64 * 1024) {
+          std::cout << out;
+          out.clear();
+        }
       }
     }
-    print_json({{"files", std::move(files)}});
+    std::cout << out << "]}" << std::endl;
     return;
   }
   std::uint64_t count = 0;
-  for (const VersionRecord& version : state) {
+  while (state->next(version)) {
     if (is_listed(version.type)) {
       print_line(version.path + "  (version " + std::to_string(version.number) + ", " +
                  format_local(version.run_finished_ns) + ", " + format_bytes(version.size) + ")");
@@ -70,6 +82,7 @@ void list_restorable(Context& context, const Catalog& catalog, bool json) {
 /// One progress line on a terminal, refreshed a few times per second.
 class Progress {
  public:
+  /// `total`: the number of steps, 0 when not known ahead.
   Progress(bool enabled, std::size_t total) : enabled_(enabled), total_(total) {}
   void step() {
     ++done_;
@@ -78,7 +91,11 @@ class Progress {
     }
     const auto now = std::chrono::steady_clock::now();
     if (now - last_ > std::chrono::milliseconds(200) || done_ == total_) {
-      std::cerr << "\rrestoring " << done_ << "/" << total_ << std::flush;
+      std::cerr << "\rrestoring " << done_;
+      if (total_ != 0) {
+        std::cerr << "/" << total_;
+      }
+      std::cerr << std::flush;
       last_ = now;
       shown_ = true;
     }
@@ -134,8 +151,10 @@ void run(Context& context, const RestoreFlags& flags) {
   ::mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
   ::mallopt(M_TRIM_THRESHOLD, 128 * 1024 * 1024);
   ::mallopt(M_TOP_PAD, 16 * 1024 * 1024);
-  Progress progress(!flags.dry_run && !flags.json && !context.quiet && ::isatty(STDERR_FILENO) != 0 && plan.items.size() > 100,
-                    plan.items.size());
+  // A directory's items come as the restore goes: their number is not known ahead.
+  Progress progress(!flags.dry_run && !flags.json && !context.quiet && ::isatty(STDERR_FILENO) != 0 &&
+                        (plan.open_items || plan.items.size() > 100),
+                    plan.open_items ? 0 : plan.items.size());
   options.on_item = [&](RestoreAction action, const RestoreItem& item, const std::string& note) {
     const std::string target = join_path(plan.root, item.relative);
     if (action == RestoreAction::failed) {
@@ -147,7 +166,8 @@ void run(Context& context, const RestoreFlags& flags) {
     }
     progress.step();
   };
-  context.log().info("restore: start {} items into {}{}", plan.items.size(), plan.root, flags.dry_run ? " (dry run)" : "");
+  context.log().info("restore: start {} into {}{}", flags.file.empty() ? flags.directory : flags.file, plan.root,
+                     flags.dry_run ? " (dry run)" : "");
   const RestoreReport report = restore(catalog, repository, plan, options);
   report_fallback_reads(context, repository);
   context.log().info("restore: {} files, {} directories, {} symlinks, {} identical, {} B, {} problems into {}", report.files,

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
+#include <mutex>
 
 #include "mybackup/util/clock.hpp"
 #include "mybackup/util/error.hpp"
@@ -164,7 +166,7 @@ void record_packs(SQLite::Database& db, const Manifest& manifest, std::int64_t r
   SQLite::Statement insert_chunk(db, "INSERT INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
                                      "VALUES(?,?,?,?,?,?) ON CONFLICT(hash) DO UPDATE SET pack_id = excluded.pack_id, "
                                      "offset = excluded.offset, length = excluded.length, flags = excluded.flags");
-  for (const ManifestPack& pack : manifest.packs) {
+  for_each_pack(manifest, [&](const ManifestPack& pack) {
     insert_pack.bind(1, pack.name);
     insert_pack.bind(2, as_i64(pack.size));
     insert_pack.bind(3, run_id);
@@ -183,7 +185,7 @@ void record_packs(SQLite::Database& db, const Manifest& manifest, std::int64_t r
       insert_chunk.exec();
       insert_chunk.reset();
     }
-  }
+  });
 }
 
 /// Records the versions of one run: each with its path's row, its chunk list (each listing is
@@ -332,9 +334,7 @@ class VersionRecorder {
 void record_versions(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key,
                      std::int64_t run_id) {
   VersionRecorder recorder(db, manifest_key, run_id);
-  for (const ManifestVersion& version : manifest.versions) {
-    recorder.record(version);
-  }
+  for_each_version(manifest, [&recorder](const ManifestVersion& version) { recorder.record(version); });
 }
 
 /// Adds what storing the run encrypted to the key's count (Catalog::encryptions): the manifest,
@@ -343,11 +343,9 @@ void count_encryptions(SQLite::Database& db, const Manifest& manifest, const std
   if (manifest_key.empty()) {
     return;
   }
-  std::uint64_t sealed = 1 + manifest.packs.size();
+  std::uint64_t sealed = 1 + pack_count(manifest);
   if (manifest.kind == RunKind::backup) {
-    for (const ManifestPack& pack : manifest.packs) {
-      sealed += pack.blobs.size();
-    }
+    for_each_pack(manifest, [&sealed](const ManifestPack& pack) { sealed += pack.blobs.size(); });
   }
   SQLite::Statement count(db, "INSERT INTO meta(key, value) VALUES('encryptions', ?) ON CONFLICT(key) DO UPDATE "
                               "SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)");
@@ -448,6 +446,8 @@ struct Catalog::Impl {
   explicit Impl(const std::string& file) : db(private_file(file), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE), path(file) {}
   SQLite::Database db;
   std::string path;
+  std::mutex chunk_lookup_mutex;
+  std::unique_ptr<SQLite::Statement> chunk_lookup;  // has_chunk's, prepared once
 };
 
 Catalog::Catalog(const std::string& path) {
@@ -615,32 +615,108 @@ std::unordered_map<std::string, std::int64_t> Catalog::orphans_first_seen(const 
 }
 
 std::unordered_map<std::string, LatestVersion> Catalog::latest_under(const std::string& root) const {
-  return guarded(impl_->path, [&] {
-    std::unordered_map<std::string, LatestVersion> latest;
-    SQLite::Statement query(impl_->db,
-                            std::string("SELECT f.path, l.number, l.type, l.size, l.mtime_ns, l.mode, l.inode, l.link_target, "
-                                        "l.uid, l.gid, l.ctime_ns FROM files f JOIN (") +
-                                kLatestVersions + ") l ON l.file_id = f.id "
-                                "WHERE f.path = ? OR (f.path >= ? AND f.path < ?)");
-    query.bind(1, root);
-    query.bind(2, below_start(root));
-    query.bind(3, below_end(root));
-    while (query.executeStep()) {
-      LatestVersion version;
-      version.number = static_cast<std::uint32_t>(query.getColumn(1).getInt64());
-      version.type = static_cast<EntryType>(query.getColumn(2).getInt());
-      version.size = static_cast<std::uint64_t>(query.getColumn(3).getInt64());
-      version.mtime_ns = query.getColumn(4).getInt64();
-      version.mode = static_cast<std::uint32_t>(query.getColumn(5).getInt64());
-      version.inode = static_cast<std::uint64_t>(query.getColumn(6).getInt64());
-      version.link_target = query.getColumn(7).getString();
-      version.meta_recorded = !query.getColumn(8).isNull();
-      version.uid = static_cast<std::uint32_t>(query.getColumn(8).getInt64());
-      version.gid = static_cast<std::uint32_t>(query.getColumn(9).getInt64());
-      version.ctime_ns = query.getColumn(10).getInt64();
-      latest.emplace(query.getColumn(0).getString(), std::move(version));
+  std::unordered_map<std::string, LatestVersion> latest;
+  const std::unique_ptr<LatestCursor> cursor = latest_cursor(root);
+  std::string path;
+  LatestVersion version;
+  while (cursor->next(path, version)) {
+    latest.emplace(path, version);
+  }
+  return latest;
+}
+
+/// Two queries in turn: the root's own row, then the rows below it in path order (the files
+/// table's path index: no sort, nothing held): the root sorts before everything below it. `sql`
+/// selects from `files f` and ends with a WHERE clause's first condition ("... WHERE x AND "),
+/// whose `extra` parameters `bind_extra` binds from index 1.
+struct RootThenBelow {
+  RootThenBelow(SQLite::Database& db, const std::string& sql, const std::string& root, int extra,
+                const std::function<void(SQLite::Statement&)>& bind_extra)
+      : root_query(db, sql + "f.path = ?"), below_query(db, sql + "f.path >= ? AND f.path < ? ORDER BY f.path") {
+    bind_extra(root_query);
+    bind_extra(below_query);
+    const int first = extra + 1;
+    root_query.bind(first, root);
+    below_query.bind(first, below_start(root));
+    below_query.bind(first + 1, below_end(root));
+  }
+
+  /// The statement holding the next row, or nullptr at the end.
+  SQLite::Statement* step() {
+    if (!root_done) {
+      root_done = true;
+      if (root_query.executeStep()) {
+        return &root_query;
+      }
     }
-    return latest;
+    return below_query.executeStep() ? &below_query : nullptr;
+  }
+
+  SQLite::Statement root_query;
+  SQLite::Statement below_query;
+  bool root_done = false;
+};
+
+struct Catalog::LatestCursor::Impl {
+  Impl(SQLite::Database& db, std::string file, const std::string& root)
+      : path(std::move(file)), rows(db, kLatestColumns, root, 0, [](SQLite::Statement&) {}) {}
+
+  // The newest version of each path is found through the (file_id, number) index, one seek per
+  // path: no pass over the whole history.
+  static constexpr const char* kLatestColumns =
+      "SELECT f.path, v.number, v.type, v.size, v.mtime_ns, v.mode, v.inode, v.link_target, v.uid, v.gid, v.ctime_ns "
+      "FROM files f JOIN versions v ON v.file_id = f.id "
+      "AND v.number = (SELECT MAX(number) FROM versions WHERE file_id = f.id) WHERE ";
+
+  std::string path;
+  RootThenBelow rows;
+};
+
+Catalog::LatestCursor::LatestCursor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Catalog::LatestCursor::~LatestCursor() = default;
+
+bool Catalog::LatestCursor::next(std::string& path, LatestVersion& version) {
+  return guarded(impl_->path, [&] {
+    SQLite::Statement* query = impl_->rows.step();
+    if (query == nullptr) {
+      return false;
+    }
+    path = query->getColumn(0).getString();
+    version.number = static_cast<std::uint32_t>(query->getColumn(1).getInt64());
+    version.type = static_cast<EntryType>(query->getColumn(2).getInt());
+    version.size = static_cast<std::uint64_t>(query->getColumn(3).getInt64());
+    version.mtime_ns = query->getColumn(4).getInt64();
+    version.mode = static_cast<std::uint32_t>(query->getColumn(5).getInt64());
+    version.inode = static_cast<std::uint64_t>(query->getColumn(6).getInt64());
+    version.link_target = query->getColumn(7).getString();
+    version.meta_recorded = !query->getColumn(8).isNull();
+    version.uid = static_cast<std::uint32_t>(query->getColumn(8).getInt64());
+    version.gid = static_cast<std::uint32_t>(query->getColumn(9).getInt64());
+    version.ctime_ns = query->getColumn(10).getInt64();
+    return true;
+  });
+}
+
+std::unique_ptr<Catalog::LatestCursor> Catalog::latest_cursor(const std::string& root) const {
+  return guarded(impl_->path, [&] {
+    return std::unique_ptr<LatestCursor>(new LatestCursor(std::make_unique<LatestCursor::Impl>(impl_->db, impl_->path, root)));
+  });
+}
+
+bool Catalog::has_chunk(const ChunkId& id, const std::unordered_set<std::string>& except_packs) const {
+  return guarded(impl_->path, [&] {
+    std::lock_guard lock(impl_->chunk_lookup_mutex);
+    if (!impl_->chunk_lookup) {
+      impl_->chunk_lookup = std::make_unique<SQLite::Statement>(
+          impl_->db, "SELECT p.name FROM chunks c JOIN packs p ON p.id = c.pack_id WHERE c.hash = ?");
+    }
+    SQLite::Statement& query = *impl_->chunk_lookup;
+    query.reset();
+    query.bind(1, id.data(), static_cast<int>(id.size()));
+    if (!query.executeStep()) {
+      return false;
+    }
+    return except_packs.empty() || except_packs.count(query.getColumn(0).getString()) == 0;
   });
 }
 
@@ -830,25 +906,48 @@ std::unordered_set<std::string> Catalog::pack_names() const {
 }
 
 std::vector<VersionRecord> Catalog::state_at(const std::string& root, std::int64_t at_ns) const {
+  std::vector<VersionRecord> versions;
+  const std::unique_ptr<StateCursor> cursor = state_cursor(root, at_ns);
+  VersionRecord version;
+  while (cursor->next(version)) {
+    versions.push_back(std::move(version));
+  }
+  return versions;
+}
+
+struct Catalog::StateCursor::Impl {
+  // Version numbers grow with time, so the latest version as of at_ns is the highest number
+  // among the versions of runs finished by then.
+  Impl(SQLite::Database& db, std::string file, const std::string& root, std::int64_t at_ns)
+      : path(std::move(file)),
+        rows(db,
+             std::string("SELECT ") + kVersionColumns +
+                 " FROM files f JOIN versions v ON v.file_id = f.id JOIN runs r ON r.id = v.run_id "
+                 "WHERE v.number = (SELECT max(v2.number) FROM versions v2 JOIN runs r2 ON r2.id = v2.run_id "
+                 "WHERE v2.file_id = f.id AND r2.finished_ns <= ?) AND ",
+             root, 1, [at_ns](SQLite::Statement& query) { query.bind(1, at_ns); }) {}
+
+  std::string path;
+  RootThenBelow rows;
+};
+
+Catalog::StateCursor::StateCursor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Catalog::StateCursor::~StateCursor() = default;
+
+bool Catalog::StateCursor::next(VersionRecord& version) {
   return guarded(impl_->path, [&] {
-    // Version numbers grow with time, so the latest version as of at_ns is the highest number
-    // among the versions of runs finished by then.
-    SQLite::Statement query(impl_->db,
-                            std::string("SELECT ") + kVersionColumns +
-                                " FROM files f JOIN versions v ON v.file_id = f.id JOIN runs r ON r.id = v.run_id "
-                                "WHERE (f.path = ? OR (f.path >= ? AND f.path < ?)) AND v.number = ("
-                                "  SELECT max(v2.number) FROM versions v2 JOIN runs r2 ON r2.id = v2.run_id "
-                                "  WHERE v2.file_id = f.id AND r2.finished_ns <= ?) "
-                                "ORDER BY f.path");
-    query.bind(1, root);
-    query.bind(2, below_start(root));
-    query.bind(3, below_end(root));
-    query.bind(4, at_ns);
-    std::vector<VersionRecord> versions;
-    while (query.executeStep()) {
-      versions.push_back(read_version(query));
+    SQLite::Statement* query = impl_->rows.step();
+    if (query == nullptr) {
+      return false;
     }
-    return versions;
+    version = read_version(*query);
+    return true;
+  });
+}
+
+std::unique_ptr<Catalog::StateCursor> Catalog::state_cursor(const std::string& root, std::int64_t at_ns) const {
+  return guarded(impl_->path, [&] {
+    return std::unique_ptr<StateCursor>(new StateCursor(std::make_unique<StateCursor::Impl>(impl_->db, impl_->path, root, at_ns)));
   });
 }
 

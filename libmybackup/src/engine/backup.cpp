@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <condition_variable>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -14,7 +16,9 @@
 #include "mybackup/engine/change_detection.hpp"
 #include "mybackup/engine/commit.hpp"
 #include "mybackup/util/clock.hpp"
+#include "mybackup/format/chunk_id_set.hpp"
 #include "mybackup/format/chunker.hpp"
+#include "mybackup/format/manifest_spool.hpp"
 #include "mybackup/format/compress.hpp"
 #include "mybackup/util/env.hpp"
 #include "mybackup/util/error.hpp"
@@ -96,14 +100,76 @@ void check_lock(const BackupTarget& target) {
   }
 }
 
-/// Everything the worker threads share.
+/// Files waiting to be read, handed from the scan to the readers. The largest waiting file is
+/// read first, so a big file found late is less likely to finish alone while other cores idle;
+/// at most kReadWindow wait (the scan blocks), whatever the size of the tree.
+class ReadQueue {
+ public:
+  static constexpr std::size_t kReadWindow = 4096;
+
+  /// Blocks while the window is full. False (the file dropped) once aborted.
+  bool push(FileToRead&& file) {
+    std::unique_lock lock(mutex_);
+    not_full_.wait(lock, [&] { return aborted_ || waiting_.size() < kReadWindow; });
+    if (aborted_) {
+      return false;
+    }
+    waiting_.push_back(std::move(file));
+    std::push_heap(waiting_.begin(), waiting_.end(), smaller);
+    not_empty_.notify_one();
+    return true;
+  }
+
+  /// Blocks until a file waits; nullopt once closed and drained, or aborted.
+  std::optional<FileToRead> pop() {
+    std::unique_lock lock(mutex_);
+    not_empty_.wait(lock, [&] { return aborted_ || closed_ || !waiting_.empty(); });
+    if (aborted_ || waiting_.empty()) {
+      return std::nullopt;
+    }
+    std::pop_heap(waiting_.begin(), waiting_.end(), smaller);
+    FileToRead file = std::move(waiting_.back());
+    waiting_.pop_back();
+    not_full_.notify_one();
+    return file;
+  }
+
+  void close() {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    not_empty_.notify_all();
+  }
+
+  void abort() {
+    std::lock_guard lock(mutex_);
+    aborted_ = true;
+    not_empty_.notify_all();
+    not_full_.notify_all();
+  }
+
+ private:
+  static bool smaller(const FileToRead& a, const FileToRead& b) { return a.entry.size < b.entry.size; }
+
+  std::mutex mutex_;
+  std::condition_variable not_empty_;
+  std::condition_variable not_full_;
+  std::vector<FileToRead> waiting_;  // a max-heap by size
+  bool closed_ = false;
+  bool aborted_ = false;
+};
+
+/// Everything the worker threads share. The scan hands it files with add() while it reads and
+/// stores them; finish() waits for the last.
 class Pipeline {
  public:
-  Pipeline(const BackupTarget& target, const BackupOptions& options, ChunkIdSet known, unsigned threads)
-      : target_(target),
+  Pipeline(const Catalog& catalog, const std::unordered_set<std::string>& untrusted_packs, const BackupTarget& target,
+           const BackupOptions& options, unsigned threads, ManifestSpool& spool)
+      : catalog_(catalog),
+        spool_(spool),
+        untrusted_packs_(untrusted_packs),
+        target_(target),
         options_(options),
         env_(Env::or_default(options.env)),
-        known_(std::move(known)),
         chunker_(target.chunker, make_gear_table(target.keys->gear_seed)),
         threads_(threads),
         compress_queue_(kCompressQueueBudget),
@@ -114,52 +180,85 @@ class Pipeline {
         buffers_(kIdleBufferBudget),
         pack_buffers_(target.pack_target_size() + kPackBufferSlack) {}
 
-  /// Processes every task; fills `versions` (file versions), `problems`, `packs` and stats.
-  void run(std::vector<FileToRead>& tasks) {
-    // Largest files first, so one big file does not finish alone at the end while other cores idle.
-    std::stable_sort(tasks.begin(), tasks.end(),
-                     [](const FileToRead& a, const FileToRead& b) { return a.entry.size > b.entry.size; });
-    tasks_ = &tasks;
-    std::vector<std::thread> readers;
-    std::vector<std::thread> compressors;
-    std::vector<std::thread> uploaders;
-    for (unsigned i = 0; i < std::max(1U, options_.uploads); ++i) {
-      uploaders.emplace_back([this] { guarded([this] { upload_loop(); }); });
+  /// Left by an exception (the walk failed or was cancelled): stops every stage, stores nothing more.
+  ~Pipeline() {
+    if (started_) {
+      stop_all();
+      join();
     }
-    std::thread writer([this] { guarded([this] { write_loop(); }); });
-    for (unsigned i = 0; i < threads_; ++i) {
-      compressors.emplace_back([this] { guarded([this] { compress_loop(); }); });
+  }
+
+  /// Queues a file to read (the threads start with the first). Blocks while enough wait. False
+  /// once a stage failed or the run was cancelled: finish() says why.
+  bool add(FileToRead&& file) {
+    if (!started_) {
+      start();
     }
-    for (unsigned i = 0; i < threads_; ++i) {
-      readers.emplace_back([this] { guarded([this] { read_loop(); }); });
+    return read_queue_.push(std::move(file));
+  }
+
+  /// Waits until every file added is read and stored; rethrows the first stage's error.
+  void finish() {
+    if (!started_) {
+      return;
     }
-    for (std::thread& thread : readers) {
-      thread.join();
-    }
-    compress_queue_.close();
-    for (std::thread& thread : compressors) {
-      thread.join();
-    }
-    write_queue_.close();
-    writer.join();
-    upload_queue_.close();
-    for (std::thread& thread : uploaders) {
-      thread.join();
-    }
+    read_queue_.close();
+    join();
     if (failure_) {
       std::rethrow_exception(failure_);
     }
   }
 
-  std::vector<ManifestVersion> versions;
+  /// Records a version that needs no reading (from the scan's thread, while files are read).
+  void record(const ManifestVersion& version) {
+    std::lock_guard lock(mutex_);
+    spool_.add(version);
+  }
+
   std::vector<ScanProblem> problems;
-  std::vector<ManifestPack> packs;
+  std::atomic<std::uint64_t> files_new{0};
+  std::atomic<std::uint64_t> files_changed{0};
   std::atomic<std::uint64_t> bytes_read{0};
   std::atomic<std::uint64_t> bytes_new{0};
   std::atomic<std::uint64_t> bytes_stored{0};
 
  private:
-  /// Runs a stage; the first exception stops every stage and is rethrown by run().
+  void start() {
+    started_ = true;
+    for (unsigned i = 0; i < std::max(1U, options_.uploads); ++i) {
+      uploaders_.emplace_back([this] { guarded([this] { upload_loop(); }); });
+    }
+    writer_ = std::thread([this] { guarded([this] { write_loop(); }); });
+    for (unsigned i = 0; i < threads_; ++i) {
+      compressors_.emplace_back([this] { guarded([this] { compress_loop(); }); });
+    }
+    for (unsigned i = 0; i < threads_; ++i) {
+      readers_.emplace_back([this] { guarded([this] { read_loop(); }); });
+    }
+  }
+
+  void join() {
+    for (std::thread& thread : readers_) {
+      thread.join();
+    }
+    readers_.clear();
+    compress_queue_.close();
+    for (std::thread& thread : compressors_) {
+      thread.join();
+    }
+    compressors_.clear();
+    write_queue_.close();
+    if (writer_.joinable()) {
+      writer_.join();
+    }
+    upload_queue_.close();
+    for (std::thread& thread : uploaders_) {
+      thread.join();
+    }
+    uploaders_.clear();
+  }
+
+  /// Runs a stage; the first exception stops every stage and is rethrown by finish().
   template <typename Body>
   void guarded(Body body) {
     try {
@@ -169,17 +268,26 @@ class Pipeline {
       if (!failure_) {
         failure_ = std::current_exception();
       }
-      stop_ = true;
-      compress_queue_.abort();
-      write_queue_.abort();
-      upload_queue_.abort();
+      stop_all();
     }
   }
 
+  void stop_all() {
+    stop_ = true;
+    read_queue_.abort();
+    compress_queue_.abort();
+    write_queue_.abort();
+    upload_queue_.abort();
+  }
+
   /// True the first time an id is seen (this run or before): the caller must store the chunk.
+  /// A chunk in a pack not to trust is stored again.
   bool claim(const ChunkId& id) {
     std::lock_guard lock(mutex_);
-    return known_.insert(id).second;
+    if (stored_this_run_.contains(id) || catalog_.has_chunk(id, untrusted_packs_)) {
+      return false;
+    }
+    return stored_this_run_.insert(id);
   }
 
   void report(FileAction action, const ScanEntry& entry, const std::string& note) {
@@ -197,8 +305,8 @@ class Pipeline {
     };
     const ContentReader::StopCheck stopped = [this] { return stop_ || cancelled(); };
     for (;;) {
-      const std::size_t index = next_task_.fetch_add(1);
-      if (index >= tasks_->size() || stop_) {
+      const std::optional<FileToRead> next = read_queue_.pop();
+      if (!next || stop_) {
         flush_batch(state);
         return;
       }
@@ -206,7 +314,7 @@ class Pipeline {
         throw Error(ErrorKind::interrupted, kInterrupted);
       }
       check_lock(target_);  // a run that lost its lock stops instead of storing more
-      const FileToRead& task = (*tasks_)[index];
+      const FileToRead& task = *next;
       ReadResult result;
       for (int attempt = 1; attempt <= kReadAttempts; ++attempt) {
         ManifestVersion version;
@@ -219,9 +327,10 @@ class Pipeline {
         }
         if (result.outcome == ReadOutcome::read) {
           bytes_read += version.size;
+          ++(task.action == FileAction::added ? files_new : files_changed);
           report(task.action, task.entry, "");
           std::lock_guard lock(mutex_);
-          versions.push_back(std::move(version));
+          spool_.add(version);
           break;
         }
         if (result.outcome != ReadOutcome::changed_while_read) {
@@ -317,13 +426,16 @@ class Pipeline {
     record.blobs = std::move(pack.entries);
     pack_buffers_.release(std::move(pack.bytes));
     std::lock_guard lock(mutex_);
-    packs.push_back(std::move(record));
+    spool_.add(record);
   }
 
+  const Catalog& catalog_;
+  ManifestSpool& spool_;  // every version and pack of the run, guarded by mutex_
+  const std::unordered_set<std::string>& untrusted_packs_;
   const BackupTarget& target_;
   const BackupOptions& options_;
   Env& env_;
-  ChunkIdSet known_;
+  CompactChunkIdSet stored_this_run_;  // new chunks this run stores (the catalog knows the older ones)
   Chunker chunker_;
   unsigned threads_;
   BoundedQueue<RawChunk> compress_queue_;
@@ -331,8 +443,12 @@ class Pipeline {
   BoundedQueue<FinishedPack> upload_queue_;
   BufferPool buffers_;
   BufferPool pack_buffers_;
-  std::vector<FileToRead>* tasks_ = nullptr;
-  std::atomic<std::size_t> next_task_{0};
+  ReadQueue read_queue_;
+  bool started_ = false;
+  std::vector<std::thread> readers_;
+  std::vector<std::thread> compressors_;
+  std::thread writer_;
+  std::vector<std::thread> uploaders_;
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
   std::exception_ptr failure_;
@@ -405,74 +521,92 @@ UntrustedData find_untrusted_packs(const Catalog& catalog, const Repository* rep
   return untrusted;
 }
 
-/// Step 1: scans every source and compares it with the catalog. Scan problems go to the report.
-ChangePlan scan_sources(const Catalog& catalog, const BackupOptions& options, const UntrustedData& untrusted,
-                        BackupReport& report) {
-  ChangePlan plan;
-  for (const BackupSource& source : options.sources) {
-    ScanResult scan;
-    try {
-      scan = scan_tree(source.path, ExcludeMatcher(source.exclude), options.env);
-    } catch (const Error& error) {
-      if (error.kind() != ErrorKind::not_found) {
-        throw;
-      }
-      // A missing source (unmounted disk, renamed folder) is skipped, not taken as deleted.
-      report_skipped(report, options.on_file, EntryType::directory,
-                     {source.path, "source not found (is its disk mounted? stop backing it up with `mybackup remove " +
-                                       source.path + "`)"});
-      continue;
-    }
-    for (const ScanProblem& problem : scan.problems) {
-      report_skipped(report, options.on_file, EntryType::file, problem);
-    }
-    plan_changes(scan, catalog.latest_under(source.path), plan, report.stats, options.on_file, untrusted.versions);
+std::string spool_directory(const BackupOptions& options) {
+  if (!options.spool_directory.empty()) {
+    return options.spool_directory;
   }
-  return plan;
+  const char* tmp = std::getenv("TMPDIR");
+  return tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
 }
 
-/// What a run stored: every new version (in no particular order) and the packs holding new chunks.
-struct StoredRun {
-  std::vector<ManifestVersion> versions;
-  std::vector<ManifestPack> packs;
+/// Thrown through the walk when the pipeline stopped taking files (it failed: finish() says why).
+struct PipelineStopped {};
+
+/// One source's walk as it goes: problems to the report, entries to the comparison with the
+/// catalog, files to read to the pipeline.
+class SourceScan final : public ScanSink {
+ public:
+  SourceScan(ChangePlanner& planner, BackupReport& report, const BackupOptions& options)
+      : planner_(planner), report_(report), options_(options) {}
+
+  void entry(ScanEntry&& entry) override {
+    if (options_.cancel != nullptr && options_.cancel->load()) {
+      throw Error(ErrorKind::interrupted, kInterrupted);
+    }
+    planner_.entry(std::move(entry));
+  }
+
+  void problem(ScanProblem&& problem) override {
+    report_skipped(report_, options_.on_file, EntryType::file, problem);
+    planner_.problem(std::move(problem));
+  }
+
+ private:
+  ChangePlanner& planner_;
+  BackupReport& report_;
+  const BackupOptions& options_;
 };
 
-/// Step 2: reads and stores the files the plan lists; counts them (new, changed or skipped).
-StoredRun read_and_store(const Catalog& catalog, const BackupTarget& target, const BackupOptions& options,
-                         const UntrustedData& untrusted, ChangePlan& plan, BackupReport& report) {
-  StoredRun stored;
-  stored.versions = std::move(plan.direct);
-  if (plan.reads.empty()) {
-    return stored;
-  }
+/// Steps 1 and 2, overlapped: walks every source, compares it with the catalog as both stream by,
+/// and reads and stores the new and changed files while the walk goes on. Scan problems go to
+/// the report; files are counted (new, changed or skipped).
+void scan_and_store(const Catalog& catalog, const BackupTarget& target, const BackupOptions& options,
+                    const UntrustedData& untrusted, ManifestSpool& spool, BackupReport& report) {
+  const auto started = std::chrono::steady_clock::now();
   const unsigned cores = std::max(1U, std::thread::hardware_concurrency());
-  Pipeline pipeline(target, options, catalog.known_chunks(untrusted.packs), options.threads != 0 ? options.threads : cores);
-  pipeline.run(plan.reads);
-  const auto count = [&report](const FileToRead& file) -> std::uint64_t& {
-    return file.action == FileAction::added ? report.stats.files_new : report.stats.files_changed;
+  Pipeline pipeline(catalog, untrusted.packs, target, options, options.threads != 0 ? options.threads : cores, spool);
+  const auto record = [&pipeline](ManifestVersion&& version) { pipeline.record(version); };
+  const auto to_pipeline = [&pipeline](FileToRead&& file) {
+    if (!pipeline.add(std::move(file))) {
+      throw PipelineStopped{};
+    }
   };
-  for (const FileToRead& file : plan.reads) {
-    ++count(file);
+  try {
+    for (const BackupSource& source : options.sources) {
+      const std::unique_ptr<Catalog::LatestCursor> latest = catalog.latest_cursor(source.path);
+      ChangePlanner planner([&latest](std::string& path, LatestVersion& version) { return latest->next(path, version); },
+                            untrusted.versions, report.stats, options.on_file, to_pipeline, record);
+      SourceScan scan(planner, report, options);
+      try {
+        scan_tree(source.path, ExcludeMatcher(source.exclude), scan, options.env);
+      } catch (const Error& error) {
+        if (error.kind() != ErrorKind::not_found) {
+          throw;
+        }
+        // A missing source (unmounted disk, renamed folder) is skipped, not taken as deleted.
+        report_skipped(report, options.on_file, EntryType::directory,
+                       {source.path, "source not found (is its disk mounted? stop backing it up with `mybackup remove " +
+                                         source.path + "`)"});
+        continue;
+      }
+      planner.finish();
+    }
+  } catch (const PipelineStopped&) {
+    // finish() below rethrows the stage's error
   }
-  for (const ScanProblem& problem : pipeline.problems) {
-    report.problems.push_back(problem);
+  report.scan_seconds = seconds_since(started);
+  const auto scanned = std::chrono::steady_clock::now();
+  pipeline.finish();
+  report.store_seconds = seconds_since(scanned);
+  for (ScanProblem& problem : pipeline.problems) {
+    report.problems.push_back(std::move(problem));
   }
-  stored.versions.insert(stored.versions.end(), std::make_move_iterator(pipeline.versions.begin()),
-                         std::make_move_iterator(pipeline.versions.end()));
-  stored.packs = std::move(pipeline.packs);
+  report.stats.files_new += pipeline.files_new;
+  report.stats.files_changed += pipeline.files_changed;
   report.stats.bytes_read = pipeline.bytes_read;
   report.stats.bytes_new = pipeline.bytes_new;
   report.stats.bytes_stored = pipeline.bytes_stored;
-  report.packs_written = stored.packs.size();
-  // Files that were skipped were counted as new or changed above; count them as skipped only.
-  for (const ScanProblem& problem : pipeline.problems) {
-    const auto file = std::find_if(plan.reads.begin(), plan.reads.end(),
-                                   [&](const FileToRead& f) { return f.entry.path == problem.path; });
-    if (file != plan.reads.end()) {
-      --count(*file);
-    }
-  }
-  return stored;
+  report.packs_written = spool.pack_count();
 }
 
 }  // namespace
@@ -483,26 +617,18 @@ BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const Back
   BackupReport report;
   report.started_ns = clock.now_ns();
 
-  // 1. Scan and compare with the catalog.
-  auto phase = std::chrono::steady_clock::now();
+  // 1 and 2. Scan and compare with the catalog; read and store what changed meanwhile.
   const UntrustedData untrusted = find_untrusted_packs(catalog, target.repository, report);
-  ChangePlan plan = scan_sources(catalog, options, untrusted, report);
-  report.scan_seconds = seconds_since(phase);
-
-  // 2. Read and store what changed.
-  phase = std::chrono::steady_clock::now();
-  StoredRun stored = read_and_store(catalog, target, options, untrusted, plan, report);
+  const auto spool = std::make_shared<ManifestSpool>(spool_directory(options));
+  scan_and_store(catalog, target, options, untrusted, *spool, report);
   report.stats.files_skipped = report.problems.size();
   report.stats.status = report.problems.empty() ? "ok" : "partial";
-  report.store_seconds = seconds_since(phase);
   if (options.cancel != nullptr && options.cancel->load()) {
     throw Error(ErrorKind::interrupted, kInterrupted);
   }
 
   // 3. Manifest, then catalog: the catalog only ever points at data that is durable.
-  phase = std::chrono::steady_clock::now();
-  std::sort(stored.versions.begin(), stored.versions.end(),
-            [](const ManifestVersion& a, const ManifestVersion& b) { return a.path < b.path; });
+  const auto phase = std::chrono::steady_clock::now();
   report.finished_ns = clock.now_ns();
   if (options.dry_run) {
     report.commit_seconds = seconds_since(phase);
@@ -515,8 +641,7 @@ BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const Back
   for (const BackupSource& source : options.sources) {
     manifest.sources.push_back(source.path);
   }
-  manifest.packs = std::move(stored.packs);
-  manifest.versions = std::move(stored.versions);
+  manifest.spooled = spool;
   manifest.config = options.config;
   const CommittedRun committed = commit_run(catalog, *target.repository, target.lock, manifest, report.stats);
   report.manifest_key = committed.manifest_key;

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <unordered_set>
 
 namespace mybackup {
 
@@ -76,62 +75,127 @@ ManifestVersion metadata_version(const ScanEntry& entry, std::uint32_t number) {
 
 }  // namespace
 
+ChangePlanner::ChangePlanner(LatestSource latest, const VersionsToReread& reread, RunStats& stats,
+                             const FileCallback& on_file, ReadSink on_read, VersionSink on_direct)
+    : latest_(std::move(latest)),
+      reread_(reread),
+      stats_(stats),
+      on_file_(on_file),
+      on_read_(std::move(on_read)),
+      on_direct_(std::move(on_direct)) {
+  advance();
+}
+
+void ChangePlanner::advance() { have_latest_ = latest_(latest_path_, latest_version_); }
+
+void ChangePlanner::pass_latest_before(const std::string& path) {
+  while (have_latest_ && latest_path_ < path) {
+    missing(latest_path_, latest_version_);
+    advance();
+  }
+}
+
+void ChangePlanner::missing(const std::string& path, const LatestVersion& last) {
+  if (last.type == EntryType::deleted) {
+    return;
+  }
+  const bool unknown = std::any_of(problem_paths_.begin(), problem_paths_.end(),
+                                   [&path](const std::string& problem) { return is_at_or_below(path, problem); });
+  if (unknown) {
+    return;  // below what the scan could not read: its fate is unknown
+  }
+  ManifestVersion marker;
+  marker.path = path;
+  marker.type = EntryType::deleted;
+  marker.number = last.number + 1;
+  if (last.type != EntryType::directory) {
+    ++stats_.files_deleted;
+  }
+  if (on_file_) {
+    on_file_(FileAction::deleted, last.type, path, last.size, "");
+  }
+  on_direct_(std::move(marker));
+}
+
+void ChangePlanner::entry(ScanEntry&& entry) {
+  if (!last_entry_.empty() && !(last_entry_ < entry.path)) {
+    throw Error(ErrorKind::usage, "ChangePlanner: entries out of order at " + entry.path);
+  }
+  last_entry_ = entry.path;
+  pass_latest_before(entry.path);
+  const bool found = have_latest_ && latest_path_ == entry.path;
+  const bool existed = found && latest_version_.type != EntryType::deleted;
+  const std::uint32_t number = found ? latest_version_.number + 1 : 1;
+  const bool same = existed && unchanged(entry, latest_version_) && !must_reread(entry.path, latest_version_.number);
+  if (found) {
+    advance();
+  }
+  if (entry.type == EntryType::file) {
+    stats_.bytes_scanned += entry.size;
+  }
+  if (same) {
+    if (entry.type != EntryType::directory) {
+      ++stats_.files_unchanged;
+    }
+    return;
+  }
+  const FileAction action = existed ? FileAction::changed : FileAction::added;
+  if (entry.type == EntryType::file) {
+    on_read_(FileToRead{std::move(entry), number, action});
+    return;
+  }
+  if (entry.type != EntryType::directory) {
+    ++(existed ? stats_.files_changed : stats_.files_new);
+  }
+  if (on_file_) {
+    on_file_(action, entry.type, entry.path, entry.size, "");
+  }
+  on_direct_(metadata_version(entry, number));
+}
+
+void ChangePlanner::problem(ScanProblem&& problem) { problem_paths_.push_back(std::move(problem.path)); }
+
+void ChangePlanner::finish() {
+  while (have_latest_) {
+    missing(latest_path_, latest_version_);
+    advance();
+  }
+}
+
+bool ChangePlanner::must_reread(const std::string& path, std::uint32_t number) const {
+  const auto found = reread_.find(path);
+  return found != reread_.end() && std::find(found->second.begin(), found->second.end(), number) != found->second.end();
+}
+
 void plan_changes(const ScanResult& scan, const std::unordered_map<std::string, LatestVersion>& latest,
                   ChangePlan& plan, RunStats& stats, const FileCallback& on_file, const VersionsToReread& reread) {
-  const auto must_reread = [&reread](const std::string& path, std::uint32_t number) {
-    const auto found = reread.find(path);
-    return found != reread.end() && std::find(found->second.begin(), found->second.end(), number) != found->second.end();
+  std::vector<std::pair<std::string, LatestVersion>> sorted(latest.begin(), latest.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::size_t next = 0;
+  const auto source = [&](std::string& path, LatestVersion& version) {
+    if (next == sorted.size()) {
+      return false;
+    }
+    path = sorted[next].first;
+    version = sorted[next].second;
+    ++next;
+    return true;
   };
-  std::unordered_set<std::string> seen;
-  seen.reserve(scan.entries.size());
+  ChangePlanner planner(
+      source, reread, stats, on_file, [&plan](FileToRead&& read) { plan.reads.push_back(std::move(read)); },
+      [&plan](ManifestVersion&& version) { plan.direct.push_back(std::move(version)); });
+  for (const ScanProblem& problem : scan.problems) {
+    planner.problem(ScanProblem(problem));  // earlier than a walk delivers them: the same outcome
+  }
+  std::vector<const ScanEntry*> entries;
   for (const ScanEntry& entry : scan.entries) {
-    seen.insert(entry.path);
-    const auto found = latest.find(entry.path);
-    const bool existed = found != latest.end() && found->second.type != EntryType::deleted;
-    const std::uint32_t number = found == latest.end() ? 1 : found->second.number + 1;
-    if (entry.type == EntryType::file) {
-      stats.bytes_scanned += entry.size;
-    }
-    if (existed && unchanged(entry, found->second) && !must_reread(entry.path, found->second.number)) {
-      if (entry.type != EntryType::directory) {
-        ++stats.files_unchanged;
-      }
-      continue;
-    }
-    const FileAction action = existed ? FileAction::changed : FileAction::added;
-    if (entry.type == EntryType::file) {
-      plan.reads.push_back({entry, number, action});
-      continue;
-    }
-    plan.direct.push_back(metadata_version(entry, number));
-    if (entry.type != EntryType::directory) {
-      ++(existed ? stats.files_changed : stats.files_new);
-    }
-    if (on_file) {
-      on_file(action, entry.type, entry.path, entry.size, "");
-    }
+    entries.push_back(&entry);
   }
-  for (const auto& [path, last] : latest) {
-    if (last.type == EntryType::deleted || seen.count(path) != 0) {
-      continue;
-    }
-    const bool unknown = std::any_of(scan.problems.begin(), scan.problems.end(),
-                                     [&path = path](const ScanProblem& problem) { return is_at_or_below(path, problem.path); });
-    if (unknown) {
-      continue;
-    }
-    ManifestVersion marker;
-    marker.path = path;
-    marker.type = EntryType::deleted;
-    marker.number = last.number + 1;
-    plan.direct.push_back(std::move(marker));
-    if (last.type != EntryType::directory) {
-      ++stats.files_deleted;
-    }
-    if (on_file) {
-      on_file(FileAction::deleted, last.type, path, last.size, "");
-    }
+  std::sort(entries.begin(), entries.end(), [](const ScanEntry* a, const ScanEntry* b) { return a->path < b->path; });
+  for (const ScanEntry* entry : entries) {
+    planner.entry(ScanEntry(*entry));
   }
+  planner.finish();
 }
 
 ContentReader::ContentReader(Env& env, const Chunker& chunker, ByteView id_key)

@@ -10,7 +10,7 @@ namespace mybackup {
 namespace {
 
 bool records_anything(const Manifest& manifest) {
-  return !manifest.versions.empty() || !manifest.packs.empty() || !manifest.removed.empty() ||
+  return version_count(manifest) != 0 || pack_count(manifest) != 0 || !manifest.removed.empty() ||
          !manifest.deleted_packs.empty();
 }
 

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <memory>
+#include <optional>
 #include <queue>
 #include <set>
 #include <tuple>
@@ -177,7 +179,7 @@ class Restorer {
           throw ItemError{failure("cannot create directory", made)};
         }
       }
-      directories_.push_back(&item);
+      directories_.push_back(item);
       ++report.directories;
       return RestoreAction::restored;
     }
@@ -219,7 +221,7 @@ class Restorer {
   void finish_directories(RestoreReport& report) {
     open_directories_.clear();
     for (auto it = directories_.rbegin(); it != directories_.rend(); ++it) {
-      const RestoreItem& item = **it;
+      const RestoreItem& item = *it;
       try {
         apply_metadata(open_directory(item.relative, false), item.version, report);
       } catch (const ItemError& error) {
@@ -458,7 +460,7 @@ class Restorer {
   static constexpr std::size_t kOpenDirectories = 8;  // per worker
   std::vector<OpenDirectory> open_directories_;
   std::uint64_t directory_uses_ = 0;
-  std::vector<const RestoreItem*> directories_;
+  std::vector<RestoreItem> directories_;  // created by this restore, to finish at the end
 };
 
 /// For a restore that reads ahead (RestoreOptions::read_ahead): puts `leaves` in the order their
@@ -538,23 +540,58 @@ void check_relative_path(std::string_view relative) {
   }
 }
 
+namespace {
+
+/// The plan's items one at a time in order of `relative`: its stream, or its items sorted.
+RestoreItemSource items_in_order(const RestorePlan& plan) {
+  if (plan.open_items) {
+    return plan.open_items();
+  }
+  auto ordered = std::make_shared<std::vector<const RestoreItem*>>();
+  for (const RestoreItem& item : plan.items) {
+    ordered->push_back(&item);
+  }
+  std::sort(ordered->begin(), ordered->end(), [](const RestoreItem* a, const RestoreItem* b) { return a->relative < b->relative; });
+  auto next = std::make_shared<std::size_t>(0);
+  return [ordered, next](RestoreItem& item) {
+    if (*next == ordered->size()) {
+      return false;
+    }
+    item = *(*ordered)[(*next)++];
+    return true;
+  };
+}
+
+void check_item(const RestoreItem& item) {
+  check_relative_path(item.relative);
+  if (item.version.type == EntryType::deleted) {
+    throw Error(ErrorKind::usage, "cannot restore a deletion marker: " + item.version.path);
+  }
+  if (item.relative.empty() && item.version.type != EntryType::directory) {
+    throw Error(ErrorKind::usage, item.version.path + " is not a directory: restore it as a file into the directory above");
+  }
+}
+
+}  // namespace
+
+std::vector<RestoreItem> items_of(const RestorePlan& plan) {
+  std::vector<RestoreItem> items;
+  const RestoreItemSource next = items_in_order(plan);
+  RestoreItem item;
+  while (next(item)) {
+    items.push_back(std::move(item));
+  }
+  return items;
+}
+
 RestoreReport restore(const Catalog& catalog, const Repository& repository, const RestorePlan& plan,
                       const RestoreOptions& options) {
-  for (const RestoreItem& item : plan.items) {
-    check_relative_path(item.relative);
-    if (item.version.type == EntryType::deleted) {
-      throw Error(ErrorKind::usage, "cannot restore a deletion marker: " + item.version.path);
-    }
-    if (item.relative.empty() && item.version.type != EntryType::directory) {
-      throw Error(ErrorKind::usage, item.version.path + " is not a directory: restore it as a file into the directory above");
+  const RestoreItemSource next_item = items_in_order(plan);
+  if (!plan.open_items) {
+    for (const RestoreItem& item : plan.items) {
+      check_item(item);  // a plan held in memory is refused whole before anything is written
     }
   }
-  std::vector<const RestoreItem*> ordered;
-  for (const RestoreItem& item : plan.items) {
-    ordered.push_back(&item);
-  }
-  std::sort(ordered.begin(), ordered.end(),
-            [](const RestoreItem* a, const RestoreItem* b) { return a->relative < b->relative; });
 
   Env& env = Env::or_default(options.env);
   struct stat root_info {};
@@ -569,44 +606,25 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
   report.root = plan.root;
   if (!root.valid()) {
     // Dry run into a directory that does not exist yet: everything would be written.
-    for (const RestoreItem* item : ordered) {
+    RestoreItem item;
+    while (next_item(item)) {
+      check_item(item);
       if (options.on_item) {
-        options.on_item(RestoreAction::would_restore, *item, "");
+        options.on_item(RestoreAction::would_restore, item, "");
       }
     }
     return report;
   }
-  // Directories first, in order, so every parent exists before its children; then files and
-  // symlinks on one worker per core, each with its own directory cache.
-  std::vector<const RestoreItem*> directories;
-  std::vector<const RestoreItem*> leaves;
-  // Hard links: the later names of an inode recorded with several links (same device, inode and
-  // content) are linked to its first name once the workers have restored it.
-  std::vector<std::pair<const RestoreItem*, const RestoreItem*>> links;  // later name, first name
-  std::map<std::tuple<std::uint64_t, std::uint64_t, Digest>, const RestoreItem*> first_names;
-  for (const RestoreItem* item : ordered) {
-    const VersionRecord& version = item->version;
-    if (version.type == EntryType::directory) {
-      directories.push_back(item);
-      continue;
-    }
-    if (version.type == EntryType::file && version.meta.recorded && version.meta.links > 1 && !options.dry_run) {
-      const auto [first, inserted] = first_names.emplace(std::make_tuple(version.meta.device, version.inode, version.sha256), item);
-      if (!inserted) {
-        links.emplace_back(item, first->second);
-        continue;
-      }
-    }
-    leaves.push_back(item);
-  }
   const unsigned wanted = options.threads != 0 ? options.threads : std::max(1U, std::thread::hardware_concurrency());
-  const unsigned workers = static_cast<unsigned>(std::min<std::size_t>(wanted, leaves.size()));
   PackRegionLimits limits;
   limits.read_ahead = options.read_ahead;
-  const auto chunks = std::make_unique<PackRegionReader>(
-      repository, options.read_ahead == 0 || options.dry_run ? std::vector<ChunkLocation>{} : order_for_reading(catalog, leaves, workers),
-      limits);
-  std::set<const RestoreItem*> restored_first_names;  // guarded by `mutex`
+  PackRegionReader direct_reads(repository, {}, limits);  // for the directories and the hard-link pass
+  // Hard links: the later names of an inode recorded with several links (same device, inode and
+  // content) are linked to its first name once the workers have restored it.
+  std::vector<std::pair<RestoreItem, RestoreItem>> links;  // later name, first name
+  std::map<std::tuple<std::uint64_t, std::uint64_t, Digest>, RestoreItem> first_names;
+  std::set<std::string> restored_first_names;  // guarded by `mutex`: relative paths
+  std::optional<RestoreItem> root_item;
   std::mutex mutex;  // serializes on_item and the merge of per-worker reports
   std::atomic<bool> cancelled{false};
   std::string unreachable;  // guarded by `mutex`: why the destination stopped answering
@@ -642,8 +660,9 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
       counts.problems.push_back({item.relative, item.version.path, item.version.number, note});
     }
     std::lock_guard lock(mutex);
-    if (action == RestoreAction::restored) {
-      restored_first_names.insert(&item);
+    if (action == RestoreAction::restored && first_names.count(std::make_tuple(item.version.meta.device, item.version.inode,
+                                                                                item.version.sha256)) != 0) {
+      restored_first_names.insert(item.relative);
     }
     if (options.on_item) {
       options.on_item(action, item, note);
@@ -651,46 +670,84 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
     return true;
   };
 
-  Restorer restorer(env, catalog, *chunks, options, root.get(), root_existed);
-  for (const RestoreItem* item : directories) {
-    if (!process(restorer, *item, report)) {
-      break;
+  // Batch by batch in path order: directories first, in order, so every parent exists before
+  // its children; then the batch's files and symlinks on one worker per core, each with its own
+  // directory cache.
+  Restorer restorer(env, catalog, direct_reads, options, root.get(), root_existed);
+  std::vector<RestoreItem> batch;
+  bool more = true;
+  while (more && !cancelled) {
+    batch.clear();
+    RestoreItem item;
+    while (batch.size() < std::max<std::size_t>(1, options.batch_items) && (more = next_item(item))) {
+      check_item(item);
+      batch.push_back(std::move(item));
     }
-  }
-  std::atomic<std::size_t> next{0};
-  std::vector<std::thread> threads;
-  for (unsigned i = 0; i < workers && !cancelled; ++i) {
-    threads.emplace_back([&] {
-      Restorer worker(env, catalog, *chunks, options, root.get(), root_existed);
-      RestoreReport counts;
-      for (std::size_t index = next++; index < leaves.size(); index = next++) {
-        if (!process(worker, *leaves[index], counts)) {
+    std::vector<const RestoreItem*> leaves;
+    for (const RestoreItem& entry : batch) {
+      const VersionRecord& version = entry.version;
+      if (entry.relative.empty()) {
+        root_item = entry;
+      }
+      if (version.type == EntryType::directory) {
+        if (!process(restorer, entry, report)) {
           break;
         }
+        continue;
       }
-      std::lock_guard lock(mutex);
-      report.files += counts.files;
-      report.symlinks += counts.symlinks;
-      report.special += counts.special;
-      report.identical += counts.identical;
-      report.bytes += counts.bytes;
-      report.hard_links += counts.hard_links;
-      report.owners_not_restored += counts.owners_not_restored;
-      report.setid_bits_dropped += counts.setid_bits_dropped;
-      report.xattrs_not_restored += counts.xattrs_not_restored;
-      report.problems.insert(report.problems.end(), counts.problems.begin(), counts.problems.end());
-    });
-  }
-  for (std::thread& thread : threads) {
-    thread.join();
+      if (version.type == EntryType::file && version.meta.recorded && version.meta.links > 1 && !options.dry_run) {
+        const std::lock_guard lock(mutex);
+        const auto [first, inserted] = first_names.emplace(std::make_tuple(version.meta.device, version.inode, version.sha256), entry);
+        if (!inserted) {
+          links.emplace_back(entry, first->second);
+          continue;
+        }
+      }
+      leaves.push_back(&entry);
+    }
+    if (cancelled || leaves.empty()) {
+      continue;
+    }
+    const unsigned workers = static_cast<unsigned>(std::min<std::size_t>(wanted, leaves.size()));
+    PackRegionReader chunks(repository,
+                            options.read_ahead == 0 || options.dry_run ? std::vector<ChunkLocation>{}
+                                                                       : order_for_reading(catalog, leaves, workers),
+                            limits);
+    std::atomic<std::size_t> next{0};
+    std::vector<std::thread> threads;
+    for (unsigned i = 0; i < workers && !cancelled; ++i) {
+      threads.emplace_back([&] {
+        Restorer worker(env, catalog, chunks, options, root.get(), root_existed);
+        RestoreReport counts;
+        for (std::size_t index = next++; index < leaves.size(); index = next++) {
+          if (!process(worker, *leaves[index], counts)) {
+            break;
+          }
+        }
+        std::lock_guard lock(mutex);
+        report.files += counts.files;
+        report.symlinks += counts.symlinks;
+        report.special += counts.special;
+        report.identical += counts.identical;
+        report.bytes += counts.bytes;
+        report.hard_links += counts.hard_links;
+        report.owners_not_restored += counts.owners_not_restored;
+        report.setid_bits_dropped += counts.setid_bits_dropped;
+        report.xattrs_not_restored += counts.xattrs_not_restored;
+        report.problems.insert(report.problems.end(), counts.problems.begin(), counts.problems.end());
+      });
+    }
+    for (std::thread& thread : threads) {
+      thread.join();
+    }
   }
   if (!links.empty() && !cancelled) {
-    Restorer linker(env, catalog, *chunks, options, root.get(), root_existed);
-    Restorer sources(env, catalog, *chunks, options, root.get(), root_existed);
+    Restorer linker(env, catalog, direct_reads, options, root.get(), root_existed);
+    Restorer sources(env, catalog, direct_reads, options, root.get(), root_existed);
     linker.set_link_sources(sources);
     for (const auto& [item, first] : links) {
-      const bool first_restored = restored_first_names.count(first) != 0;
-      if (!process(linker, *item, report, first_restored ? first : nullptr)) {
+      const bool first_restored = restored_first_names.count(first.relative) != 0;
+      if (!process(linker, item, report, first_restored ? &first : nullptr)) {
         break;
       }
     }
@@ -712,9 +769,7 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
     restorer.finish_directories(report);
     // The root's own metadata only when the restore created it: an existing directory the user
     // chose as destination keeps its mode.
-    const auto root_item = std::find_if(plan.items.begin(), plan.items.end(),
-                                        [](const RestoreItem& item) { return item.relative.empty(); });
-    if (!root_existed && root_item != plan.items.end() && root_item->version.type == EntryType::directory) {
+    if (!root_existed && root_item && root_item->version.type == EntryType::directory) {
       try {
         restorer.apply_metadata(root.get(), root_item->version, report);
       } catch (const ItemError&) {

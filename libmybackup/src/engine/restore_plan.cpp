@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <limits>
+#include <memory>
 
 #include "mybackup/source/scanner.hpp"
 #include "mybackup/util/clock.hpp"
@@ -94,20 +95,34 @@ RestorePlan plan_directory_restore(const Catalog& catalog, const std::string& di
   }
   RestorePlan plan;
   plan.root = destination.empty() ? directory : destination;
-  const std::string prefix = directory == "/" ? "/" : directory + "/";
-  for (const VersionRecord& version : catalog.state_at(directory, point.at_ns.value_or(std::numeric_limits<std::int64_t>::max()))) {
-    if (version.type == EntryType::deleted) {
-      continue;  // did not exist at that moment
-    }
-    if (version.path == directory && version.type != EntryType::directory) {
-      throw Error(ErrorKind::usage, directory + " is not a directory: use `mybackup restore --file " + directory + "`");
-    }
-    plan.items.push_back({version.path == directory ? "" : version.path.substr(prefix.size()), version});
-  }
-  if (plan.items.empty()) {
+  // The tree is read from the catalog as the restore goes (a cursor in path order), never held.
+  const std::int64_t at_ns = point.at_ns.value_or(std::numeric_limits<std::int64_t>::max());
+  const auto open = [&catalog, directory, at_ns]() -> RestoreItemSource {
+    const std::string prefix = directory == "/" ? "/" : directory + "/";
+    std::shared_ptr<Catalog::StateCursor> cursor = catalog.state_cursor(directory, at_ns);
+    return [cursor, directory, prefix](RestoreItem& item) {
+      VersionRecord version;
+      while (cursor->next(version)) {
+        if (version.type == EntryType::deleted) {
+          continue;  // did not exist at that moment
+        }
+        item.relative = version.path == directory ? "" : version.path.substr(prefix.size());
+        item.version = std::move(version);
+        return true;
+      }
+      return false;
+    };
+  };
+  // The first item says whether there is anything, and whether the root is a directory.
+  RestoreItem first;
+  if (!open()(first)) {
     throw Error(ErrorKind::not_found, "nothing backed up under " + directory + (point.at_ns ? " as of " + point.label : "") +
                                           " (`mybackup restore --list` shows every backed-up path)");
   }
+  if (first.relative.empty() && first.version.type != EntryType::directory) {
+    throw Error(ErrorKind::usage, directory + " is not a directory: use `mybackup restore --file " + directory + "`");
+  }
+  plan.open_items = open;
   return plan;
 }
 

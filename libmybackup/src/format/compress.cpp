@@ -51,6 +51,46 @@ bool Compressor::compress(ByteView input, Bytes& out) {
   return true;
 }
 
+struct StreamCompressor::Impl {
+  ZSTD_CCtx* context = nullptr;
+};
+
+StreamCompressor::StreamCompressor(int level) : impl_(new Impl) {
+  impl_->context = ZSTD_createCCtx();
+  if (impl_->context == nullptr || ZSTD_isError(ZSTD_CCtx_setParameter(impl_->context, ZSTD_c_compressionLevel, level)) != 0U) {
+    ZSTD_freeCCtx(impl_->context);
+    delete impl_;
+    throw Error(ErrorKind::io, "cannot set up a zstd compression stream at level " + std::to_string(level));
+  }
+}
+
+StreamCompressor::~StreamCompressor() {
+  ZSTD_freeCCtx(impl_->context);
+  delete impl_;
+}
+
+void StreamCompressor::add(ByteView input, Bytes& out) { run(input, out, false); }
+
+void StreamCompressor::finish(Bytes& out) { run({}, out, true); }
+
+void StreamCompressor::run(ByteView input, Bytes& out, bool end) {
+  ZSTD_inBuffer in{input.data(), input.size(), 0};
+  const std::size_t step = ZSTD_CStreamOutSize();
+  for (;;) {
+    const std::size_t used = out.size();
+    out.resize(used + step);
+    ZSTD_outBuffer buffer{out.data() + used, step, 0};
+    const std::size_t left = ZSTD_compressStream2(impl_->context, &buffer, &in, end ? ZSTD_e_end : ZSTD_e_continue);
+    out.resize(used + buffer.pos);
+    if (ZSTD_isError(left) != 0U) {
+      throw Error(ErrorKind::io, std::string("zstd compression failed: ") + ZSTD_getErrorName(left));
+    }
+    if (end ? left == 0 : in.pos == in.size) {
+      return;
+    }
+  }
+}
+
 Bytes decompress(ByteView input, std::size_t expected_size) {
   const unsigned long long declared = ZSTD_getFrameContentSize(input.data(), input.size());
   if (declared == ZSTD_CONTENTSIZE_ERROR || (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != expected_size)) {

@@ -309,21 +309,34 @@ Bytes Repository::open_chunk(const std::string& pack_name, const PackEntry& wher
 
 std::string Repository::put_manifest(const Manifest& manifest) {
   const std::string key = object_names::manifest(manifest.seq, manifest.run_id);
-  const Bytes plain = encode_manifest(manifest);
-  Compressor compressor(kManifestCompressionLevel);
+  // Encoded and compressed piece by piece: a manifest of millions of files is held compressed
+  // only (about 40 bytes a file), never whole.
+  StreamCompressor compressor(kManifestCompressionLevel);
   Bytes compressed;
-  const bool shrunk = compressor.compress(plain, compressed);
-  Bytes sealed;
-  const ChunkId id = Sha256::hash(as_bytes(manifest_blob_name(key)));
-  seal_blob(keys_.enc_key, id, shrunk ? kBlobCompressed : 0, shrunk ? ByteView(compressed) : ByteView(plain), sealed);
+  std::uint64_t plain_size = 0;
+  encode_manifest(manifest, [&](ByteView piece) {
+    plain_size += piece.size();
+    compressor.add(piece, compressed);
+  });
+  compressor.finish(compressed);
+  if (plain_size > UINT32_MAX) {
+    throw Error(ErrorKind::usage, "this run's manifest would exceed 4 GiB: back up the sources in several runs");
+  }
+  Bytes plain;
+  const bool shrunk = compressed.size() < plain_size;
+  if (!shrunk) {
+    compressed = Bytes();
+    plain = encode_manifest(manifest);  // small: stored as it is
+  }
   // The raw size is needed to decompress; it travels as a 4-byte prefix before the blob.
   Bytes object;
-  object.resize(4);
-  const auto size = static_cast<std::uint32_t>(plain.size());
+  const auto size = static_cast<std::uint32_t>(plain_size);
   for (int i = 0; i < 4; ++i) {
-    object[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(size >> (8 * i));
+    object.push_back(static_cast<std::uint8_t>(size >> (8 * i)));
   }
-  object.insert(object.end(), sealed.begin(), sealed.end());
+  const ChunkId id = Sha256::hash(as_bytes(manifest_blob_name(key)));
+  seal_blob(keys_.enc_key, id, shrunk ? kBlobCompressed : 0, shrunk ? ByteView(compressed) : ByteView(plain), object);
+  compressed = Bytes();
   backend_->put(key, object, Overwrite::no);
   return key;
 }

@@ -245,6 +245,7 @@ BackupOutcome Session::backup(const BackupRequest& request) {
   options.cancel = cancel_;
   options.config = config_text_;
   options.on_file = request.on_file;
+  options.spool_directory = home_.root();
   const KeySet keys = KeySet::derive(key());
 
   BackupOutcome outcome;

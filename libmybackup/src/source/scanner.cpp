@@ -56,11 +56,11 @@ std::optional<EntryType> special_type(mode_t mode) {
 
 /// Records a fifo or device node; a socket is skipped silently (it is recreated by the program
 /// that listens on it, never restored); anything else is a problem.
-void add_special(const std::string& path, const struct stat& st, ScanResult& result) {
+void add_special(const std::string& path, const struct stat& st, ScanSink& sink) {
   if (const std::optional<EntryType> type = special_type(st.st_mode)) {
-    result.entries.push_back(make_entry(path, *type, st));
+    sink.entry(make_entry(path, *type, st));
   } else if (!S_ISSOCK(st.st_mode)) {
-    result.problems.push_back(ScanProblem{path, "skipped: unknown file type"});
+    sink.problem(ScanProblem{path, "skipped: unknown file type"});
   }
 }
 
@@ -68,48 +68,111 @@ std::string with_reason(const char* what, int errnum) {
   return std::string(what) + ": " + std::strerror(errnum);
 }
 
+/// A directory's member as listed, before it is examined.
+struct Member {
+  std::string name;
+  bool directory = false;  // as listed (d_type, or a stat where the file system gives no type)
+};
+
+/// When a member is visited: at its name for its own entry, at its name + "/" for what lies below
+/// it. Sorting these keys byte-wise puts every path of the walk in byte order (see ScanSink).
+struct Step {
+  std::string_view key_prefix;  // the member's name
+  bool descend = false;         // the key is key_prefix + "/"
+  std::uint32_t member = 0;
+};
+
+bool step_before(const Step& a, const Step& b) {
+  // Compares key_prefix + (descend ? "/" : "") without building the strings.
+  const std::size_t common = std::min(a.key_prefix.size(), b.key_prefix.size());
+  if (const int c = a.key_prefix.substr(0, common).compare(b.key_prefix.substr(0, common)); c != 0) {
+    return c < 0;
+  }
+  const auto char_at = [](const Step& step, std::size_t i) -> int {
+    if (i < step.key_prefix.size()) {
+      return static_cast<unsigned char>(step.key_prefix[i]);
+    }
+    return i == step.key_prefix.size() && step.descend ? '/' : -1;  // -1: the key has ended
+  };
+  return char_at(a, common) < char_at(b, common);
+}
+
 class Walker {
  public:
-  Walker(Env& env, const ExcludeMatcher& excludes, ScanResult& result) : env_(env), excludes_(excludes), result_(result) {}
+  Walker(Env& env, const ExcludeMatcher& excludes, ScanSink& sink) : env_(env), excludes_(excludes), sink_(sink) {}
 
   // `abs_path` and `rel_path` are scratch buffers that are extended for children and restored
-  // before returning.
+  // before returning. The directory's own entry has been delivered.
   void walk(EnvFd dir, std::string& abs_path, std::string& rel_path, int depth) {
-    const int fd = dir.get();
     const std::size_t abs_length = abs_path.size();
     if (depth == kMaxHeldDirectoryFds - 1) {
-      anchor_fd_ = fd;  // held while everything below it is walked
+      anchor_fd_ = dir.get();  // held while everything below it is walked
       anchor_length_ = abs_length;
     }
     const std::size_t rel_length = rel_path.size();
-    std::vector<std::pair<std::string, std::size_t>> subdirectories;  // name, index of its entry
 
-    const int listed = env_.list_directory(fd, [&](const char* name, unsigned char type) {
-      append_component(abs_path, rel_path, name);
-      if (visit(fd, name, type, abs_path, rel_path)) {
-        subdirectories.emplace_back(name, result_.entries.size() - 1);
+    // Only names are held for a directory being walked: a folder of a million files costs its
+    // names, not a million entries.
+    std::vector<Member> members;
+    const int listed = env_.list_directory(dir.get(), [&](const char* name, unsigned char type) {
+      Member member{name, type == DT_DIR};
+      if (type == DT_UNKNOWN) {
+        struct stat st {};
+        member.directory = env_.stat_at(dir.get(), name, st) == 0 && S_ISDIR(st.st_mode);
       }
-      abs_path.resize(abs_length);
-      rel_path.resize(rel_length);
+      members.push_back(std::move(member));
     });
     if (listed < 0) {
-      add_problem(abs_path, with_reason("cannot read directory", -listed));
+      sink_.problem(ScanProblem{abs_path, with_reason("cannot read directory", -listed)});
     }
+    std::vector<Step> steps;
+    steps.reserve(members.size());
+    for (std::uint32_t i = 0; i < members.size(); ++i) {
+      steps.push_back({members[i].name, false, i});
+      if (members[i].directory) {
+        steps.push_back({members[i].name, true, i});
+      }
+    }
+    std::sort(steps.begin(), steps.end(), step_before);
 
-    const bool hold_parent = depth < kMaxHeldDirectoryFds;
-    if (!hold_parent) {
-      dir.reset();
-    }
-    for (const auto& [name, entry_index] : subdirectories) {
-      append_component(abs_path, rel_path, name.c_str());
-      const int child_fd = hold_parent ? env_.open_directory(fd, name.c_str(), FollowLinks::no)
-                                       : open_directory_below(env_, anchor_fd_, abs_path.substr(anchor_length_ + 1));
-      if (child_fd >= 0) {
-        read_directory_xattrs(child_fd, result_.entries[entry_index]);
-        walk(EnvFd(env_, child_fd), abs_path, rel_path, depth + 1);
-      } else if (child_fd != -ENOENT) {
-        // The directory stays listed (it exists), only its contents are missing.
-        add_problem(abs_path, with_reason("cannot open directory", -child_fd));
+    // Directories whose entry was delivered, kept open (a few) until their turn to be walked.
+    std::vector<std::pair<std::uint32_t, EnvFd>> opened;
+    std::vector<std::uint32_t> not_walked;  // members that turned out not to be directories to walk
+    for (const Step& step : steps) {
+      const Member& member = members[step.member];
+      append_component(abs_path, rel_path, member.name.c_str());
+      if (!step.descend) {
+        EnvFd child;
+        if (!visit(dir.get(), depth, member, abs_path, rel_path, child)) {
+          not_walked.push_back(step.member);
+        } else if (child.valid() && pending_fds_ < kMaxPendingDirectoryFds) {
+          ++pending_fds_;
+          opened.emplace_back(step.member, std::move(child));
+        }
+      } else if (std::find(not_walked.begin(), not_walked.end(), step.member) == not_walked.end()) {
+        EnvFd child;
+        const auto held = std::find_if(opened.begin(), opened.end(), [&](const auto& p) { return p.first == step.member; });
+        if (held != opened.end()) {
+          child = std::move(held->second);
+          opened.erase(held);
+          --pending_fds_;
+        } else {
+          child = open_child(dir.get(), depth, abs_path, member.name.c_str());
+        }
+        if (child.valid()) {
+          const bool hold_parent = depth < kMaxHeldDirectoryFds;
+          if (!hold_parent) {
+            dir.reset();  // too deep to keep every level open: reopened from the anchor after
+          }
+          walk(std::move(child), abs_path, rel_path, depth + 1);
+          if (!hold_parent) {
+            abs_path.resize(abs_length);
+            dir = reopen_below_anchor(abs_path);
+            if (!dir.valid()) {
+              return;  // the folder is gone: nothing more of it can be listed
+            }
+          }
+        }
       }
       abs_path.resize(abs_length);
       rel_path.resize(rel_length);
@@ -119,11 +182,17 @@ class Walker {
   /// Fills a directory entry's extended attributes from its open handle.
   void read_directory_xattrs(int fd, ScanEntry& entry) {
     if (const int err = read_xattrs(fd, privileged_, entry.meta.xattrs); err != 0) {
-      add_problem(entry.path, with_reason("extended attributes not recorded", err));
+      sink_.problem(ScanProblem{entry.path, with_reason("extended attributes not recorded", err)});
     }
   }
 
  private:
+  // A directory whose entry is delivered is opened then (for its extended attributes); up to so
+  // many (in the whole walk) are kept open until walked, the others are opened again. Names that
+  // sort between a folder's entry and its contents ("a", "a.txt", "a/") are rare, but a hostile
+  // tree could make many.
+  static constexpr std::size_t kMaxPendingDirectoryFds = 16;
+
   static void append_component(std::string& abs_path, std::string& rel_path, const char* name) {
     if (abs_path.back() != '/') {
       abs_path += '/';
@@ -135,39 +204,64 @@ class Walker {
     rel_path += name;
   }
 
-  // Records one directory member; returns true if it is a directory to descend into.
-  bool visit(int dir_fd, const char* name, unsigned char d_type, const std::string& abs_path,
-             const std::string& rel_path) {
-    struct stat st {};
-    bool have_stat = false;
-    bool is_directory = d_type == DT_DIR;
-    if (d_type == DT_UNKNOWN) {
-      if (!stat_member(dir_fd, name, abs_path, st)) {
-        return false;
-      }
-      have_stat = true;
-      is_directory = S_ISDIR(st.st_mode);
+  /// Opens the directory `name` of `dir_fd` (whose depth is `depth`) without following links;
+  /// an invalid handle if it cannot (a problem is reported unless it vanished).
+  EnvFd open_child(int dir_fd, int depth, const std::string& abs_path, const char* name) {
+    const int child_fd = depth < kMaxHeldDirectoryFds
+                             ? env_.open_directory(dir_fd, name, FollowLinks::no)
+                             : open_directory_below(env_, anchor_fd_, abs_path.substr(anchor_length_ + 1));
+    if (child_fd >= 0) {
+      return EnvFd(env_, child_fd);
     }
+    if (child_fd != -ENOENT) {
+      // The directory stays listed (it exists), only its contents are missing.
+      sink_.problem(ScanProblem{abs_path, with_reason("cannot open directory", -child_fd)});
+    }
+    return EnvFd();
+  }
+
+  EnvFd reopen_below_anchor(const std::string& abs_path) {
+    const int fd = open_directory_below(env_, anchor_fd_, abs_path.substr(anchor_length_ + 1));
+    if (fd < 0) {
+      sink_.problem(ScanProblem{abs_path, with_reason("cannot open directory", -fd)});
+      return EnvFd();
+    }
+    return EnvFd(env_, fd);
+  }
+
+  // Delivers one directory member; returns true if it is a directory to walk (then `child` holds
+  // it open, unless it could not be opened: a problem was reported, and it is not walked).
+  bool visit(int dir_fd, int depth, const Member& member, const std::string& abs_path, const std::string& rel_path,
+             EnvFd& child) {
+    const char* name = member.name.c_str();
     // Excluded members are not even stat'ed, so they cannot cause problems.
-    if (excludes_.excluded(rel_path, is_directory)) {
+    if (excludes_.excluded(rel_path, member.directory)) {
       return false;
     }
-    if (!have_stat) {
-      if (!stat_member(dir_fd, name, abs_path, st)) {
-        return false;
-      }
-      // The member was replaced since readdir; directory-only patterns depend on the type.
-      if (S_ISDIR(st.st_mode) != is_directory && excludes_.excluded(rel_path, !is_directory)) {
-        return false;
-      }
+    struct stat st {};
+    if (!stat_member(dir_fd, name, abs_path, st)) {
+      return false;
+    }
+    if (S_ISDIR(st.st_mode) != member.directory) {
+      // Replaced by another type since it was listed: its place in the order (and in the
+      // comparison with the catalog) is unknown until the next backup.
+      sink_.problem(ScanProblem{abs_path, "changed while being scanned (the next backup records it)"});
+      return false;
     }
 
     if (S_ISREG(st.st_mode)) {
-      result_.entries.push_back(make_entry(abs_path, EntryType::file, st));
+      sink_.entry(make_entry(abs_path, EntryType::file, st));
       return false;
     }
     if (S_ISDIR(st.st_mode)) {
-      result_.entries.push_back(make_entry(abs_path, EntryType::directory, st));
+      ScanEntry entry = make_entry(abs_path, EntryType::directory, st);
+      child = open_child(dir_fd, depth, abs_path, name);
+      if (!child.valid()) {
+        sink_.entry(std::move(entry));
+        return false;
+      }
+      read_directory_xattrs(child.get(), entry);
+      sink_.entry(std::move(entry));
       return true;
     }
     if (S_ISLNK(st.st_mode)) {
@@ -177,16 +271,16 @@ class Walker {
         return false;
       }
       if (err != 0) {
-        add_problem(abs_path, with_reason("cannot read symbolic link", err));
+        sink_.problem(ScanProblem{abs_path, with_reason("cannot read symbolic link", err)});
         return false;
       }
       ScanEntry entry = make_entry(abs_path, EntryType::symlink, st);
       entry.size = target.size();
       entry.link_target = std::move(target);
-      result_.entries.push_back(std::move(entry));
+      sink_.entry(std::move(entry));
       return false;
     }
-    add_special(abs_path, st, result_);
+    add_special(abs_path, st, sink_);
     return false;
   }
 
@@ -197,20 +291,28 @@ class Walker {
       return true;
     }
     if (rc != -ENOENT) {
-      add_problem(abs_path, with_reason("cannot read metadata", -rc));
+      sink_.problem(ScanProblem{abs_path, with_reason("cannot read metadata", -rc)});
     }
     return false;
   }
 
-  void add_problem(const std::string& path, std::string reason) {
-    result_.problems.push_back(ScanProblem{path, std::move(reason)});
-  }
-
   Env& env_;
   const bool privileged_ = running_as_root();
+  std::size_t pending_fds_ = 0;    // directories delivered and held open until walked
   int anchor_fd_ = -1;             // the deepest held directory (see kMaxHeldDirectoryFds)
   std::size_t anchor_length_ = 0;  // the length of its absolute path
   const ExcludeMatcher& excludes_;
+  ScanSink& sink_;
+};
+
+/// Collects a walk into a ScanResult.
+class CollectingSink final : public ScanSink {
+ public:
+  explicit CollectingSink(ScanResult& result) : result_(result) {}
+  void entry(ScanEntry&& entry) override { result_.entries.push_back(std::move(entry)); }
+  void problem(ScanProblem&& problem) override { result_.problems.push_back(std::move(problem)); }
+
+ private:
   ScanResult& result_;
 };
 
@@ -355,7 +457,7 @@ std::string normalize_path(std::string_view path) {
   return normal;
 }
 
-ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes, Env* env_or_null) {
+void scan_tree(const std::string& root, const ExcludeMatcher& excludes, ScanSink& sink, Env* env_or_null) {
   Env& env = Env::or_default(env_or_null);
   const std::string root_path = normalize_path(root);
   // The root's parent is opened link-free (see path_walk.hpp): a link another user planted
@@ -379,9 +481,8 @@ ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes, En
     throw_system_error(-rc, "cannot read source " + root_path);
   }
 
-  ScanResult result;
   if (S_ISREG(st.st_mode)) {
-    result.entries.push_back(make_entry(root_path, EntryType::file, st));
+    sink.entry(make_entry(root_path, EntryType::file, st));
   } else if (S_ISLNK(st.st_mode)) {
     // Like every other symlink, a symlinked root is recorded, not followed.
     std::string target;
@@ -392,24 +493,29 @@ ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes, En
     ScanEntry entry = make_entry(root_path, EntryType::symlink, st);
     entry.size = target.size();
     entry.link_target = std::move(target);
-    result.entries.push_back(std::move(entry));
+    sink.entry(std::move(entry));
   } else if (S_ISDIR(st.st_mode)) {
     const int fd = env.open_directory(parent.get(), name.c_str(), FollowLinks::no);
     if (fd < 0) {
       throw_system_error(-fd, "cannot open source directory " + root_path);
     }
-    result.entries.push_back(make_entry(root_path, EntryType::directory, st));
+    EnvFd root_fd(env, fd);
+    ScanEntry entry = make_entry(root_path, EntryType::directory, st);
+    Walker walker(env, excludes, sink);
+    walker.read_directory_xattrs(fd, entry);
+    sink.entry(std::move(entry));
     std::string abs_path = root_path;
     std::string rel_path;
-    Walker walker(env, excludes, result);
-    walker.read_directory_xattrs(fd, result.entries.back());
-    walker.walk(EnvFd(env, fd), abs_path, rel_path, 0);
+    walker.walk(std::move(root_fd), abs_path, rel_path, 0);
   } else {
-    add_special(root_path, st, result);
+    add_special(root_path, st, sink);
   }
+}
 
-  std::sort(result.entries.begin(), result.entries.end(),
-            [](const ScanEntry& a, const ScanEntry& b) { return a.path < b.path; });
+ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes, Env* env) {
+  ScanResult result;
+  CollectingSink sink(result);
+  scan_tree(root, excludes, sink, env);
   std::stable_sort(result.problems.begin(), result.problems.end(),
                    [](const ScanProblem& a, const ScanProblem& b) { return a.path < b.path; });
   return result;

@@ -116,16 +116,18 @@ TEST(PlanChanges, EverythingIsNewInAnEmptyCatalog) {
   EXPECT_EQ(planned.plan.reads[0].entry.path, "/r/a");
   EXPECT_EQ(planned.plan.reads[0].number, 1U);
   EXPECT_EQ(planned.plan.reads[0].action, FileAction::added);
+  // In path order, whatever the order of the scan given.
   ASSERT_EQ(planned.plan.direct.size(), 3U);
   EXPECT_EQ(planned.plan.direct[0].path, "/r");
   EXPECT_EQ(planned.plan.direct[0].type, EntryType::directory);
-  EXPECT_EQ(planned.plan.direct[1].path, "/r/l");
-  EXPECT_EQ(planned.plan.direct[1].type, EntryType::symlink);
-  EXPECT_EQ(planned.plan.direct[1].link_target, "a");
-  EXPECT_EQ(planned.plan.direct[1].size, 1U);
-  EXPECT_EQ(planned.plan.direct[1].mtime_ns, 1000);
-  EXPECT_EQ(planned.plan.direct[1].inode, 9U);
-  EXPECT_TRUE(planned.plan.direct[1].chunks.empty());
+  EXPECT_EQ(planned.plan.direct[1].path, "/r/d");
+  EXPECT_EQ(planned.plan.direct[2].path, "/r/l");
+  EXPECT_EQ(planned.plan.direct[2].type, EntryType::symlink);
+  EXPECT_EQ(planned.plan.direct[2].link_target, "a");
+  EXPECT_EQ(planned.plan.direct[2].size, 1U);
+  EXPECT_EQ(planned.plan.direct[2].mtime_ns, 1000);
+  EXPECT_EQ(planned.plan.direct[2].inode, 9U);
+  EXPECT_TRUE(planned.plan.direct[2].chunks.empty());
   for (const ManifestVersion& version : planned.plan.direct) {
     EXPECT_EQ(version.number, 1U) << version.path;
   }
@@ -135,8 +137,8 @@ TEST(PlanChanges, EverythingIsNewInAnEmptyCatalog) {
   EXPECT_EQ(planned.stats.files_unchanged, 0U);
   EXPECT_EQ(planned.stats.bytes_scanned, 25U);
   const std::vector<Call> expected = {{FileAction::added, EntryType::directory, "/r", 0},
-                                      {FileAction::added, EntryType::symlink, "/r/l", 1},
-                                      {FileAction::added, EntryType::directory, "/r/d", 0}};
+                                      {FileAction::added, EntryType::directory, "/r/d", 0},
+                                      {FileAction::added, EntryType::symlink, "/r/l", 1}};
   EXPECT_EQ(planned.calls, expected);
 }
 

@@ -73,12 +73,14 @@ TEST_F(RestorePlanTest, AMomentSelectsTheStateOfThatMoment) {
 
   const RestorePlan then = plan_directory_restore(catalog_, "/r", "/out", at(2500));
   EXPECT_EQ(then.root, "/out");
-  ASSERT_EQ(then.items.size(), 2U);  // /r itself and a; b was deleted then
-  EXPECT_EQ(then.items[0].relative, "");
-  EXPECT_EQ(then.items[1].relative, "a");
-  const RestorePlan now = plan_directory_restore(catalog_, "/r", "", RestorePoint{});
-  ASSERT_EQ(now.items.size(), 2U);  // /r and b; a is deleted now
-  EXPECT_EQ(now.items[1].relative, "b");
+  const std::vector<RestoreItem> then_items = items_of(then);
+  ASSERT_EQ(then_items.size(), 2U);  // /r itself and a; b was deleted then
+  EXPECT_EQ(then_items[0].relative, "");
+  EXPECT_EQ(then_items[1].relative, "a");
+  EXPECT_EQ(items_of(then).size(), 2U);  // a plan is read afresh each time
+  const std::vector<RestoreItem> now = items_of(plan_directory_restore(catalog_, "/r", "", RestorePoint{}));
+  ASSERT_EQ(now.size(), 2U);  // /r and b; a is deleted now
+  EXPECT_EQ(now[1].relative, "b");
 }
 
 TEST_F(RestorePlanTest, AVersionNumberNamesOneVersionOfOneFile) {

@@ -409,6 +409,48 @@ TEST_F(Restore, FullTreeRoundTripsIntoANewDestination) {
   expect_same_tree(source, snapshot(out_));
 }
 
+// Issue 13: a plan of millions of items is read a batch at a time, never whole: the restore has
+// taken no more than a batch from it when the first item is done, and the tree comes back whole.
+TEST_F(Restore, AStreamedPlanIsReadOneBatchAtATime) {
+  for (int d = 0; d < 5; ++d) {
+    make_dir(src("d" + std::to_string(d)));
+    for (int f = 0; f < 8; ++f) {
+      write_file(src("d" + std::to_string(d) + "/f" + std::to_string(f)), "file " + std::to_string(d * 8 + f));
+    }
+  }
+  const auto source = snapshot(src_);
+  backup();
+  const RestorePlan held = plan_latest(out_);
+  std::vector<RestoreItem> sorted = items_of(held);
+  std::size_t taken = 0;
+  RestorePlan streamed;
+  streamed.root = out_;
+  streamed.open_items = [&]() -> RestoreItemSource {
+    taken = 0;
+    return [&](RestoreItem& item) {
+      if (taken == sorted.size()) {
+        return false;
+      }
+      item = sorted[taken++];
+      return true;
+    };
+  };
+  RestoreOptions options;
+  options.batch_items = 10;
+  std::size_t taken_at_first_item = 0;
+  options.on_item = [&](RestoreAction, const RestoreItem&, const std::string&) {
+    if (taken_at_first_item == 0) {
+      taken_at_first_item = taken;
+    }
+  };
+  const RestoreReport report = restore(*catalog_, *repo_, streamed, options);
+  EXPECT_TRUE(report.problems.empty()) << describe(report);
+  EXPECT_EQ(taken_at_first_item, 10u);
+  EXPECT_EQ(taken, sorted.size());
+  EXPECT_EQ(report.files, 40u);
+  expect_same_tree(source, snapshot(out_));
+}
+
 // Issue 12: one ranged read per chunk cost a round trip per small file on a remote destination.
 // Neighbouring chunks of a pack are read together, and what is restored is unchanged.
 TEST_F(Restore, SmallFilesOfOnePackAreReadInAFewRangedReads) {

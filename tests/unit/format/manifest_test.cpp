@@ -1,4 +1,5 @@
 #include "mybackup/format/manifest.hpp"
+#include "mybackup/format/manifest_spool.hpp"
 
 #include <gtest/gtest.h>
 
@@ -325,6 +326,81 @@ TEST(Manifest, huge_counts_are_corrupt_not_allocated) {
   }
   data.push_back(0);
   EXPECT_EQ(error_kind([&] { decode_manifest(data); }), ErrorKind::corrupt);
+}
+
+// ---- spooled records (a backup of many files keeps them on disk)
+
+TEST(ManifestSpool, records_read_back_as_added_and_encode_like_records_in_memory) {
+  testing::TempDir dir("manifest_spool_");
+  const Manifest in_memory = sample_manifest();
+  auto spool = std::make_shared<ManifestSpool>(dir.path());
+  for (const ManifestPack& pack : in_memory.packs) {
+    spool->add(pack);
+  }
+  for (const ManifestVersion& version : in_memory.versions) {
+    spool->add(version);
+  }
+  Manifest spooled = in_memory;
+  spooled.packs.clear();
+  spooled.versions.clear();
+  spooled.spooled = spool;
+  EXPECT_EQ(pack_count(spooled), in_memory.packs.size());
+  EXPECT_EQ(version_count(spooled), in_memory.versions.size());
+  EXPECT_EQ(spool->blob_count(), 3u);
+
+  std::vector<ManifestVersion> read_back;
+  for_each_version(spooled, [&](const ManifestVersion& version) { read_back.push_back(version); });
+  EXPECT_EQ(read_back, in_memory.versions);
+  EXPECT_EQ(encode_manifest(spooled), encode_manifest(in_memory));
+  // Reading does not consume: a second pass sees the same records.
+  std::size_t packs = 0;
+  for_each_pack(spooled, [&](const ManifestPack&) { ++packs; });
+  for_each_pack(spooled, [&](const ManifestPack&) { ++packs; });
+  EXPECT_EQ(packs, 2 * in_memory.packs.size());
+}
+
+TEST(ManifestSpool, many_records_cross_the_write_buffer_and_the_encoding_comes_in_pieces) {
+  testing::TempDir dir("manifest_spool_");
+  auto spool = std::make_shared<ManifestSpool>(dir.path());
+  Manifest manifest = sample_manifest();
+  const ManifestVersion model = manifest.versions.front();
+  constexpr int kCount = 30000;  // about 4 MiB of records: several buffers and pieces
+  for (int i = 0; i < kCount; ++i) {
+    ManifestVersion version = model;
+    version.path = model.path + "/" + std::to_string(i);
+    version.number = static_cast<std::uint32_t>(i + 1);
+    spool->add(version);
+  }
+  manifest.versions.clear();
+  manifest.spooled = spool;
+  std::size_t pieces = 0;
+  Bytes joined;
+  encode_manifest(manifest, [&](ByteView piece) {
+    ++pieces;
+    joined.insert(joined.end(), piece.begin(), piece.end());
+  });
+  EXPECT_GT(pieces, 2u);
+  const Manifest decoded = decode_manifest(joined);
+  ASSERT_EQ(decoded.versions.size(), static_cast<std::size_t>(kCount));
+  EXPECT_EQ(decoded.versions[12345].path, model.path + "/12345");
+  EXPECT_EQ(decoded.versions[12345].chunks, model.chunks);
+}
+
+TEST(ManifestSpool, a_directory_it_cannot_write_in_is_an_error_not_a_crash) {
+  EXPECT_EQ(error_kind([] { ManifestSpool spool("/nonexistent/mybackup-spool"); }), ErrorKind::not_found);
+}
+
+TEST(ManifestRecord, damaged_records_are_corrupt) {
+  const Manifest manifest = sample_manifest();
+  Bytes record;
+  encode_version_record(manifest.versions.front(), record);
+  EXPECT_EQ(decode_version_record(record), manifest.versions.front());
+  record.push_back(0);
+  EXPECT_EQ(error_kind([&] { decode_version_record(record); }), ErrorKind::corrupt);
+  Bytes pack;
+  encode_pack_record(manifest.packs.front(), pack);
+  pack.resize(pack.size() - 1);
+  EXPECT_EQ(error_kind([&] { decode_pack_record(pack); }), ErrorKind::corrupt);
 }
 
 }  // namespace

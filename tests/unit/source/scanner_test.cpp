@@ -435,3 +435,86 @@ TEST(NormalizePath, RelativePathsAreResolvedAgainstTheCurrentDirectory) {
 
 }  // namespace
 }  // namespace mybackup
+
+namespace mybackup {
+namespace {
+
+/// Records what a walk delivers, in order; can stop the walk after so many entries.
+class RecordingSink final : public ScanSink {
+ public:
+  explicit RecordingSink(std::size_t stop_after = SIZE_MAX) : stop_after_(stop_after) {}
+  void entry(ScanEntry&& entry) override {
+    events.push_back(entry.path);
+    if (events.size() >= stop_after_) {
+      throw Error(ErrorKind::interrupted, "enough");
+    }
+  }
+  void problem(ScanProblem&& problem) override { events.push_back("problem " + problem.path); }
+  std::vector<std::string> events;
+
+ private:
+  std::size_t stop_after_;
+};
+
+TEST(ScanTreeStreaming, DeliversEveryPathInByteOrderWhereDotAndDashSortBeforeSlash) {
+  TempDir dir("scanner_test_");
+  make_dir(dir / "a");
+  write_file(dir / "a/x", "1");
+  make_dir(dir / "a/b");
+  write_file(dir / "a/b/y", "2");
+  write_file(dir / "a.txt", "3");
+  make_dir(dir / "a-b");
+  write_file(dir / "a-b/z", "4");
+  make_dir(dir / "a!");  // a name that is a prefix of another directory's, with '!' < '/'
+  make_dir(dir / "a!!");
+  write_file(dir / "a!!/w", "5");
+  write_file(dir / "b", "6");
+
+  RecordingSink sink;
+  scan_tree(dir.path(), ExcludeMatcher(), sink);
+
+  std::vector<std::string> sorted = sink.events;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(sink.events, sorted);
+  EXPECT_EQ(sink.events.size(), 12u);  // the root and eleven paths
+  EXPECT_EQ(sink.events.front(), dir.path());
+}
+
+TEST(ScanTreeStreaming, DeliversEntriesWhileItWalksNotAfter) {
+  TempDir dir("scanner_test_");
+  for (int d = 0; d < 20; ++d) {
+    make_dir(dir / ("d" + std::to_string(d)));
+    for (int f = 0; f < 20; ++f) {
+      write_file(dir / ("d" + std::to_string(d) + "/f" + std::to_string(f)), "x");
+    }
+  }
+  // The sink stops the walk at its fifth entry: a walk that collected the tree first would have
+  // listed every directory before delivering anything.
+  FaultEnv env;
+  RecordingSink sink(5);
+  EXPECT_THROW(scan_tree(dir.path(), ExcludeMatcher(), sink, &env), Error);
+  EXPECT_EQ(sink.events.size(), 5u);
+  EXPECT_LE(env.calls(FaultEnv::Op::open, "*/d*"), 2);  // one or two of the 20 folders opened
+}
+
+TEST(ScanTreeStreaming, ReportsAnUnreadableFolderBeforeAnythingThatSortsAfterIt) {
+  if (geteuid() == 0) {
+    GTEST_SKIP() << "root reads every folder";
+  }
+  TempDir dir("scanner_test_");
+  make_dir(dir / "locked");
+  write_file(dir / "locked/inside", "1");
+  write_file(dir / "locked.txt", "2");
+  write_file(dir / "m", "3");
+  ASSERT_EQ(chmod((dir / "locked").c_str(), 0), 0);
+  RecordingSink sink;
+  scan_tree(dir.path(), ExcludeMatcher(), sink);
+  chmod((dir / "locked").c_str(), 0755);
+  const auto at = [&](const std::string& event) {
+    return std::find(sink.events.begin(), sink.events.end(), event) - sink.events.begin();
+  };
+  EXPECT_LT(at("problem " + (dir / "locked")), at(dir / "m"));
+}
+
+}  // namespace
+}  // namespace mybackup

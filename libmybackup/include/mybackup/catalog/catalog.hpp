@@ -165,6 +165,8 @@ class Catalog {
  public:
   class VersionCursor;
   class PackCursor;
+  class LatestCursor;
+  class StateCursor;
 
   /// Opens or creates the catalog at `path`. Error(config) if the file is not a catalog or its
   /// schema version is not kCatalogSchemaVersion.
@@ -199,7 +201,17 @@ class Catalog {
   void mark_damaged_packs(const std::vector<std::string>& names);
 
   /// The latest version of `root` and of every path below it, deletion markers included.
+  /// Holds them all in memory: a backup reads them through latest_cursor instead.
   std::unordered_map<std::string, LatestVersion> latest_under(const std::string& root) const;
+  /// The same, one path at a time in increasing byte order (root first), in constant memory.
+  /// REQUIRES: the catalog outlives the cursor, which is used by one thread; the catalog may be
+  /// read by another thread meanwhile (has_chunk), not written.
+  std::unique_ptr<LatestCursor> latest_cursor(const std::string& root) const;
+
+  /// Whether the chunk `id` is indexed in a pack other than `except_packs` (names). One indexed
+  /// lookup: deduplication asks it for every new chunk instead of holding every id in memory.
+  /// Thread-safe (serialized) against itself and against a cursor read by another thread.
+  bool has_chunk(const ChunkId& id, const std::unordered_set<std::string>& except_packs) const;
 
   /// Every chunk id stored so far.
   ChunkIdSet known_chunks() const;
@@ -245,6 +257,9 @@ class Catalog {
   /// The state at time `at_ns`: for `root` and every path below it, its latest version from a run
   /// finished at or before `at_ns`, deletion markers included (callers skip them). Sorted by path.
   std::vector<VersionRecord> state_at(const std::string& root, std::int64_t at_ns) const;
+  /// The same, one version at a time in path order, in constant memory (a restore of millions of
+  /// files). Same requirements as latest_cursor; other threads may read the catalog meanwhile.
+  std::unique_ptr<StateCursor> state_cursor(const std::string& root, std::int64_t at_ns) const;
 
   /// The chunks of a file version, in file order, with where each is stored.
   /// Error(corrupt) if the catalog lost track of one.
@@ -295,6 +310,33 @@ class Catalog::VersionCursor {
   friend class Catalog;
   struct Impl;
   explicit VersionCursor(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class Catalog::LatestCursor {
+ public:
+  ~LatestCursor();
+  /// Fills `path` and `version` with the next path's latest version; false at the end.
+  /// Error(io) if the catalog fails.
+  bool next(std::string& path, LatestVersion& version);
+
+ private:
+  friend class Catalog;
+  struct Impl;
+  explicit LatestCursor(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class Catalog::StateCursor {
+ public:
+  ~StateCursor();
+  /// Fills `version` with the next path's version; false at the end. Error(io) if the catalog fails.
+  bool next(VersionRecord& version);
+
+ private:
+  friend class Catalog;
+  struct Impl;
+  explicit StateCursor(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -53,6 +53,9 @@ struct BackupOptions {
   /// Error(interrupted) without writing a manifest or touching the catalog. Once the manifest
   /// is being written the run completes (that step is short).
   const std::atomic<bool>* cancel = nullptr;
+  /// Where the run keeps the list of what it recorded until its manifest is written (unnamed
+  /// temporary files: ManifestSpool). Empty: $TMPDIR, else /tmp. The session gives the home.
+  std::string spool_directory;
   /// The text of config.yaml, recorded in the run's manifest so that a new machine can get the
   /// settings back from the destination (`init --from`). Optional.
   std::string config;
@@ -78,8 +81,8 @@ struct BackupReport {
   std::int64_t started_ns = 0;
   std::int64_t finished_ns = 0;
   // Where the time went (seconds).
-  double scan_seconds = 0;
-  double store_seconds = 0;
+  double scan_seconds = 0;   // the walk and its comparison with the catalog (files are read meanwhile)
+  double store_seconds = 0;  // reading and storing what was left when the walk ended
   double commit_seconds = 0;
 };
 

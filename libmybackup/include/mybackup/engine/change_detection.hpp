@@ -2,8 +2,9 @@
 // Change detection: which entries of a source a backup records, and what a changed file holds.
 //
 // A backup reads only the files whose metadata differ from their latest recorded version.
-// plan_changes() compares one source's scan (scanner.hpp) with the latest version the catalog
-// holds for every path of that source (Catalog::latest_under), entry by entry:
+// ChangePlanner compares one source's scan (scanner.hpp) with the latest version the catalog
+// holds for every path of that source (Catalog::latest_cursor), as two streams sorted by path,
+// entry by entry (plan_changes does the same for a scan and a map held in memory):
 //
 //   new        the catalog has no version of the path, or its latest one is a deletion marker (a
 //              path that comes back). Its number continues the path's history (1 if it has none).
@@ -66,16 +67,60 @@ struct ChangePlan {
   std::vector<ManifestVersion> direct;  // directories, symlinks and deletion markers: no data to read
 };
 
-/// Compares `scan` (one source) with `latest` (Catalog::latest_under of that source) and appends
-/// what changed to `plan`. Adds to `stats`: bytes_scanned (every regular file in the scan),
-/// files_unchanged, and files_new, files_changed, files_deleted for the entries in
-/// plan.direct (directories are not counted). Files to read are not counted: the caller counts
-/// them once it knows whether they could be read. Calls `on_file` (optional) once for each entry
-/// appended to plan.direct, with added, changed or deleted (for a deletion, the type and size of
-/// the path's latest version). Throws only what `on_file` throws.
-/// `reread`: paths whose latest version is read again even when it looks unchanged (its data
-/// is in a pack that is missing or damaged), by path with the version numbers concerned.
+/// Paths whose latest version is read again even when it looks unchanged (its data is in a pack
+/// that is missing or damaged), by path with the version numbers concerned.
 using VersionsToReread = std::unordered_map<std::string, std::vector<std::uint32_t>>;
+
+/// The catalog's side: the next path (root first, then in increasing byte order) with its
+/// latest version; false at the end. Catalog::LatestCursor::next fits.
+using LatestSource = std::function<bool(std::string& path, LatestVersion& version)>;
+
+/// Compares one source's walk with its catalog history as they stream by: a ScanSink (feed it
+/// scan_tree's entries and problems in the walk's order), then finish(). Holds one pending
+/// catalog row and the paths of the walk's problems, never a list of the tree.
+///
+/// Adds to `stats`: bytes_scanned (every regular file in the scan), files_unchanged, and
+/// files_new, files_changed, files_deleted for the versions it records directly (directories
+/// are not counted) and gives to `on_direct` (directories, symlinks, fifos, devices and deletion
+/// markers: recorded without reading). Files to read go to `on_read` and are not counted: the caller counts them
+/// once it knows whether they could be read. Calls `on_file` (optional) once for each version
+/// recorded directly, with added, changed or deleted (for a deletion, the type and size of the
+/// path's latest version). Throws what the callbacks and `latest` throw, and Error(usage) for
+/// entries out of order. Not thread-safe; the callbacks run on the caller's thread.
+class ChangePlanner final : public ScanSink {
+ public:
+  using ReadSink = std::function<void(FileToRead&& file)>;
+  using VersionSink = std::function<void(ManifestVersion&& version)>;
+  /// Reads the first catalog row. `reread`, `stats` and `on_file` must outlive it.
+  ChangePlanner(LatestSource latest, const VersionsToReread& reread, RunStats& stats, const FileCallback& on_file,
+                ReadSink on_read, VersionSink on_direct);
+  void entry(ScanEntry&& entry) override;
+  void problem(ScanProblem&& problem) override;
+  /// The catalog's paths the walk did not reach: deletion markers, unless a problem hid them.
+  void finish();
+
+ private:
+  void advance();
+  void pass_latest_before(const std::string& path);  // the catalog's paths before it are missing
+  void missing(const std::string& path, const LatestVersion& last);
+  bool must_reread(const std::string& path, std::uint32_t number) const;
+
+  LatestSource latest_;
+  const VersionsToReread& reread_;
+  RunStats& stats_;
+  const FileCallback& on_file_;
+  ReadSink on_read_;
+  VersionSink on_direct_;
+  std::vector<std::string> problem_paths_;
+  std::string last_entry_;
+  bool have_latest_ = false;
+  std::string latest_path_;
+  LatestVersion latest_version_;
+};
+
+/// Compares `scan` (one source) with `latest` (Catalog::latest_under of that source) and appends
+/// what changed to `plan`, as ChangePlanner does (same counts and callbacks); plan.direct in path
+/// order.
 void plan_changes(const ScanResult& scan, const std::unordered_map<std::string, LatestVersion>& latest,
                   ChangePlan& plan, RunStats& stats, const FileCallback& on_file, const VersionsToReread& reread = {});
 

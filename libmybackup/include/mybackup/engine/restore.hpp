@@ -39,10 +39,20 @@ struct RestoreItem {
   VersionRecord version;  // a file, directory or symlink (never a deletion marker)
 };
 
+/// Gives the next item (false at the end).
+using RestoreItemSource = std::function<bool(RestoreItem& item)>;
+
 struct RestorePlan {
   std::string root;  // absolute; created with its parents if missing
-  std::vector<RestoreItem> items;
+  std::vector<RestoreItem> items;  // held in memory, in any order
+  /// When set, used instead of `items`: starts a reading of the items, one at a time in
+  /// increasing byte order of `relative` (a directory of millions of files: never held whole;
+  /// each restore of the plan reads it afresh). Read on the calling thread.
+  std::function<RestoreItemSource()> open_items;
 };
+
+/// Every item of `plan`, in order of `relative`, held in memory: for small plans and tests.
+std::vector<RestoreItem> items_of(const RestorePlan& plan);
 
 enum class RestoreAction { restored, identical, failed, would_restore };
 
@@ -66,6 +76,8 @@ struct RestoreOptions {
   /// (engine/pack_region_reader.hpp); transfer.connections. 0 (a local disk, which serves single
   /// reads faster and in less memory): each chunk is read on its own when a worker needs it.
   unsigned read_ahead = 0;
+  /// Items held at once: the restore reads the plan a batch at a time.
+  std::size_t batch_items = 4096;
   /// Where the files are written (and existing ones read for comparison), from the worker
   /// threads. nullptr: Env::default_env(). The root and its missing parents are opened
   /// and created through it too, link-free (util/path_walk.hpp): a root that is a symbolic link,
@@ -110,7 +122,8 @@ void to_json(nlohmann::ordered_json& json, const RestoreReport& report);
 /// without a leading '/'.
 void check_relative_path(std::string_view relative);
 
-/// Restores every item of the plan: directories first (parents before children), then files,
+/// Restores every item of the plan, a batch of a few thousand at a time in path order (a plan
+/// of millions of items is never held): in each, directories first (parents before children), then files,
 /// symlinks, fifos and device nodes (root only) on one worker thread per core, each with its
 /// owner, mode, extended attributes and time (see RestoreReport for what a user other than root
 /// gets). Throws only for problems with the root itself (cannot be created or opened), when

@@ -1,5 +1,5 @@
 #pragma once
-// zstd compression of single chunks.
+// zstd compression of single chunks, and of streams (manifests).
 
 #include "mybackup/util/bytes.hpp"
 
@@ -21,6 +21,26 @@ class Compressor {
   bool compress(ByteView input, Bytes& out);
 
  private:
+  struct Impl;
+  Impl* impl_;
+};
+
+/// Compresses a stream given in pieces into one zstd frame (its size is not declared in the
+/// frame header; decompress() accepts that). For data too large to hold twice in memory.
+class StreamCompressor {
+ public:
+  explicit StreamCompressor(int level);
+  ~StreamCompressor();
+  StreamCompressor(const StreamCompressor&) = delete;
+  StreamCompressor& operator=(const StreamCompressor&) = delete;
+
+  /// Compresses `input`, appending what zstd has ready to `out`.
+  void add(ByteView input, Bytes& out);
+  /// Ends the frame, appending the rest to `out`. The compressor is spent.
+  void finish(Bytes& out);
+
+ private:
+  void run(ByteView input, Bytes& out, bool end);
   struct Impl;
   Impl* impl_;
 };

@@ -26,6 +26,8 @@
 // manifests (no removed or deleted_packs sections) are still read.
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -67,6 +69,19 @@ struct ManifestRemoval {
   std::uint32_t number = 0;
 };
 
+/// A manifest's packs and versions kept outside memory (ManifestSpool: a backup of millions of
+/// files), read back one at a time. Implementations say whether they are thread-safe.
+class ManifestRecords {
+ public:
+  virtual ~ManifestRecords() = default;
+  virtual std::uint64_t pack_count() const = 0;
+  virtual std::uint64_t version_count() const = 0;
+  /// Each pack (then each version), in the order added. Throws what `visit` throws, and
+  /// Error(io) if the records cannot be read back.
+  virtual void for_each_pack(const std::function<void(const ManifestPack&)>& visit) const = 0;
+  virtual void for_each_version(const std::function<void(const ManifestVersion&)>& visit) const = 0;
+};
+
 struct Manifest {
   RunKind kind = RunKind::backup;
   std::uint64_t seq = 0;     // 1, 2, 3, … per repository
@@ -82,10 +97,31 @@ struct Manifest {
   /// The text of config.yaml when the run was made (empty if not recorded): what `init --from`
   /// restores on a new machine. It holds settings only, never key material.
   std::string config;
+  /// More packs and versions, after those of `packs` and `versions` (optional). Read them all
+  /// through for_each_pack and for_each_version.
+  std::shared_ptr<const ManifestRecords> spooled;
 };
+
+/// The manifest's packs (those in memory, then the spooled ones) and their number.
+std::uint64_t pack_count(const Manifest& manifest);
+void for_each_pack(const Manifest& manifest, const std::function<void(const ManifestPack&)>& visit);
+/// The same for its versions.
+std::uint64_t version_count(const Manifest& manifest);
+void for_each_version(const Manifest& manifest, const std::function<void(const ManifestVersion&)>& visit);
+
+/// The encoding, in pieces of about 1 MiB given to `sink` in order: a manifest of millions of
+/// files is never held whole.
+void encode_manifest(const Manifest& manifest, const std::function<void(ByteView piece)>& sink);
 
 Bytes encode_manifest(const Manifest& manifest);
 /// Error(corrupt) on any structural problem.
 Manifest decode_manifest(ByteView data);
+
+/// One pack or version alone, encoded as in a manifest of the current format: what a spool
+/// keeps. The decoders throw Error(corrupt) on any structural problem or trailing byte.
+void encode_pack_record(const ManifestPack& pack, Bytes& out);
+ManifestPack decode_pack_record(ByteView data);
+void encode_version_record(const ManifestVersion& version, Bytes& out);
+ManifestVersion decode_version_record(ByteView data);
 
 }  // namespace mybackup

@@ -83,15 +83,34 @@ class ExcludeMatcher {
 /// Splits "*.tmp,~*, .DS_Store" at commas, trimming spaces and dropping empty items.
 std::vector<std::string> split_patterns(std::string_view comma_separated);
 
-struct ScanResult {
-  std::vector<ScanEntry> entries;  // sorted by path; the root itself is included
-  std::vector<ScanProblem> problems;
+/// Receives a walk as it goes (scan_tree), on the walking thread.
+///
+/// Entries arrive in increasing byte order of their paths (the order of std::string and of the
+/// catalog's paths), the root first: "/r", "/r/a", "/r/a.txt", "/r/a/x" ('.' sorts before '/').
+/// A problem about a path P arrives before any entry that sorts after P + "/": a reader comparing
+/// the walk with a sorted list knows, when it passes a path, whether the walk could see it.
+/// The walk holds the names of the directories it is in, never a list of every entry.
+class ScanSink {
+ public:
+  virtual ~ScanSink() = default;
+  virtual void entry(ScanEntry&& entry) = 0;
+  virtual void problem(ScanProblem&& problem) = 0;
 };
 
 /// Walks `root` (an absolute path to a directory or a single file) through `env` (nullptr: the
-/// real filesystem, Env::default_env()). Throws Error(not_found) if the root does not exist and
-/// Error(io) if it cannot be read at all; everything below the root that cannot be read becomes
-/// a ScanProblem. Runs on the calling thread only.
+/// real filesystem, Env::default_env()) and delivers what it finds to `sink`. Throws
+/// Error(not_found) if the root does not exist and Error(io) if it cannot be read at all;
+/// everything below the root that cannot be read becomes a ScanProblem. A member whose type
+/// changed between the listing of its directory and its examination is a problem too ("changed
+/// while being scanned"). Runs on the calling thread only; what `sink` throws propagates.
+void scan_tree(const std::string& root, const ExcludeMatcher& excludes, ScanSink& sink, Env* env = nullptr);
+
+struct ScanResult {
+  std::vector<ScanEntry> entries;  // sorted by path; the root itself is included
+  std::vector<ScanProblem> problems;  // sorted by path
+};
+
+/// The same walk collected in memory: for small trees and tests (a backup streams it).
 ScanResult scan_tree(const std::string& root, const ExcludeMatcher& excludes, Env* env = nullptr);
 
 /// Makes `path` absolute (against the current directory) and lexically normal: no "." or ".."
