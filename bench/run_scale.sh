@@ -15,7 +15,10 @@
 #   verify        mybackup verify | restic check (both: metadata and index, not the data)
 #   init --from   mybackup only: a new home rebuilt from the destination
 # and, for mybackup, `status`, `list FILE` and `restore --list` (the first 10 lines) in ms.
-# Each measure is one run, warm cache, with `sync` and a pause before it. Needs: python3, restic,
+# Each measure is one run, warm cache, with `sync` and a pause before it. Run as root, each
+# restore writes into a fresh ext4 file system on a loop device: on a file system where many
+# files were just deleted, ext4 takes several times longer to create new ones (recently_deleted),
+# whatever the tool. Needs: python3, restic,
 # /usr/bin/time, and a release build (MYBACKUP_BIN, default build/release/apps/mybackup/mybackup).
 # Disk: about 6 GB at 1,000,000 files for the corpus, as much again per tool while it runs.
 set -euo pipefail
@@ -46,7 +49,19 @@ if [[ ! -f $C/.complete ]]; then
   touch "$C/.complete"
 fi
 W=$(mktemp -d "$CORPORA/run-scale.XXXXXX")
-trap 'rm -rf "$W" "$C/zz-incremental"' EXIT
+cleanup() { umount "$W/t/out" 2>/dev/null || true; rm -rf "$W" "$C/zz-incremental"; }
+trap cleanup EXIT
+CORPUS_BYTES=$(du -sb "$C" | cut -f1)
+# restore_target: $W/t/out, an empty fresh ext4 file system when we may make one.
+restore_target() {
+  mkdir -p "$W/t/out"
+  if [[ $(id -u) -eq 0 ]] && command -v mkfs.ext4 >/dev/null; then
+    rm -f "$W/fs.img"
+    truncate -s $((CORPUS_BYTES * 3 + (1 << 30))) "$W/fs.img"
+    mkfs.ext4 -q -F "$W/fs.img" && mount -o loop "$W/fs.img" "$W/t/out" && rmdir "$W/t/out/lost+found"
+  fi
+}
+release_target() { umount "$W/t/out" 2>/dev/null || true; rm -rf "$W/t/out" "$W/fs.img"; }
 
 settle() { sync; sleep "${SETTLE_SECONDS:-10}"; }
 # measure COMMAND... -> "seconds peakMiB" (the command's output goes to $W/out.txt)
@@ -89,14 +104,15 @@ for tool in ${TOOLS//,/ }; do
       read -r tc mc < <(measure "$B" backup)
       rm -rf "$C/zz-incremental"
       "$B" backup >/dev/null  # records the folder's removal
+      restore_target
       read -r tr mr < <(measure "$B" restore --directory "$C" --destination "$W/t/out")
       diff -rq --exclude=.complete "$C" "$W/t/out" >/dev/null || { echo "run_scale.sh: mybackup's restore differs from the corpus" >&2; exit 1; }
-      rm -rf "$W/t/out"
+      release_target
       read -r tk mk < <(measure "$B" clean --keep-versions 1 --keep-days 0)
       read -r tv mv < <(measure "$B" verify)
       "$B" key export --output "$W/t/key" >/dev/null
       read -r tf mf < <(MYBACKUP_HOME="$W/t/home2" measure "$B" init --from "$W/t/repo" --key-file "$W/t/key")
-      some_file=$(find "$C/part001" -type f | head -n1)
+      some_file=$(find "$C/part001" -type f -print -quit)
       lookups="status $(millis "$B" status) ms, list FILE $(millis "$B" list "$some_file") ms, restore --list (first 10 lines) $(millis sh -c "'$B' restore --list | head -n 10") ms; catalog $(du -m "$W/t/home/backups.db" | cut -f1) MiB"
       version=$("$B" --version | head -n1) ;;
     restic)
@@ -109,8 +125,9 @@ for tool in ${TOOLS//,/ }; do
       read -r tc mc < <(measure restic backup -q --exclude .complete "$C")
       rm -rf "$C/zz-incremental"
       restic backup -q --exclude .complete "$C" >/dev/null
+      restore_target
       read -r tr mr < <(measure restic restore -q latest --target "$W/t/out")
-      rm -rf "$W/t/out"
+      release_target
       read -r tk mk < <(measure restic forget -q --keep-last 1 --prune)
       read -r tv mv < <(measure restic check -q)
       tf="n/a" mf="n/a"
@@ -118,6 +135,7 @@ for tool in ${TOOLS//,/ }; do
     *) echo "run_scale.sh: unknown tool $tool" >&2; continue ;;
   esac
   rows+=("| $version | $ti / $mi | $tn / $mn | $tc / $mc | $tr / $mr | $tk / $mk | $tv / $mv | $tf / $mf |")
+  echo "run_scale.sh: ${rows[-1]}" >&2
   rm -rf "$W/t"
 done
 {

@@ -318,6 +318,38 @@ void seal_into(const AeadKey& key, const AeadNonce& nonce, ByteView plaintext, B
 
 }  // namespace
 
+struct Aes256GcmSealer::Impl {
+  CipherCtxPtr ctx;
+};
+
+Aes256GcmSealer::Aes256GcmSealer(const AeadKey& key, const AeadNonce& nonce, ByteView aad) : impl_(std::make_unique<Impl>()) {
+  constexpr const char* kWhat = "AES-256-GCM encryption";
+  impl_->ctx = check_ptr(CipherCtxPtr(EVP_CIPHER_CTX_new()), kWhat);
+  check(EVP_EncryptInit_ex2(impl_->ctx.get(), aes256gcm_cipher(), key.data(), nonce.data(), nullptr), kWhat);
+  cipher_aad(EVP_EncryptUpdate, impl_->ctx.get(), aad, kWhat);
+}
+
+Aes256GcmSealer::~Aes256GcmSealer() = default;
+
+void Aes256GcmSealer::update(ByteView plaintext, Bytes& out) {
+  const std::size_t old_size = out.size();
+  out.resize(old_size + plaintext.size());
+  cipher_update(EVP_EncryptUpdate, impl_->ctx.get(), plaintext, out.data() + old_size, "AES-256-GCM encryption");
+}
+
+void Aes256GcmSealer::finish(Bytes& out) {
+  constexpr const char* kWhat = "AES-256-GCM encryption";
+  const std::size_t old_size = out.size();
+  out.resize(old_size + kAeadTagSize);
+  int written = 0;
+  check(EVP_EncryptFinal_ex(impl_->ctx.get(), out.data() + old_size, &written), kWhat);
+  if (written != 0) {
+    fail(kWhat);
+  }
+  check(EVP_CIPHER_CTX_ctrl(impl_->ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kAeadTagSize), out.data() + old_size),
+        kWhat);
+}
+
 Bytes aes256gcm_seal(const AeadKey& key, const AeadNonce& nonce, ByteView plaintext, ByteView aad) {
   Bytes sealed(plaintext.size() + kAeadTagSize);
   seal_into(key, nonce, plaintext, aad, sealed.data());

@@ -2,11 +2,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <condition_variable>
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -529,6 +532,91 @@ std::string spool_directory(const BackupOptions& options) {
   return tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
 }
 
+/// The catalog's side of the comparison, read ahead on a thread of its own: on two cores the
+/// walk (system calls) and the catalog (SQLite) overlap instead of taking turns. Holds at most a
+/// few batches of rows. The cursor is used by that thread only.
+class LatestReadAhead {
+ public:
+  explicit LatestReadAhead(std::unique_ptr<Catalog::LatestCursor> cursor)
+      : cursor_(std::move(cursor)), thread_([this] { read(); }) {}
+
+  ~LatestReadAhead() {
+    {
+      std::lock_guard lock(mutex_);
+      stopped_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+
+  /// LatestSource: the next row; rethrows what the reading thread met.
+  bool next(std::string& path, LatestVersion& version) {
+    if (position_ == current_.size()) {
+      std::unique_lock lock(mutex_);
+      changed_.wait(lock, [&] { return !ready_.empty() || done_; });
+      if (ready_.empty()) {
+        if (failure_) {
+          std::rethrow_exception(failure_);
+        }
+        return false;
+      }
+      current_ = std::move(ready_.front());
+      ready_.pop_front();
+      position_ = 0;
+      changed_.notify_all();
+    }
+    path = std::move(current_[position_].first);
+    version = std::move(current_[position_].second);
+    ++position_;
+    return true;
+  }
+
+ private:
+  using Batch = std::vector<std::pair<std::string, LatestVersion>>;
+  static constexpr std::size_t kBatchRows = 2048;
+  static constexpr std::size_t kBatches = 4;
+
+  void read() {
+    try {
+      bool more = true;
+      while (more) {
+        Batch batch;
+        batch.reserve(kBatchRows);
+        std::pair<std::string, LatestVersion> row;
+        while (batch.size() < kBatchRows && (more = cursor_->next(row.first, row.second))) {
+          batch.push_back(std::move(row));
+        }
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] { return stopped_ || ready_.size() < kBatches; });
+        if (stopped_) {
+          return;
+        }
+        if (!batch.empty()) {
+          ready_.push_back(std::move(batch));
+        }
+        changed_.notify_all();
+      }
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      failure_ = std::current_exception();
+    }
+    std::lock_guard lock(mutex_);
+    done_ = true;
+    changed_.notify_all();
+  }
+
+  std::unique_ptr<Catalog::LatestCursor> cursor_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Batch> ready_;
+  bool done_ = false;
+  bool stopped_ = false;
+  std::exception_ptr failure_;
+  Batch current_;  // the consumer's
+  std::size_t position_ = 0;
+  std::thread thread_;  // last: starts once the rest is set up
+};
+
 /// Thrown through the walk when the pipeline stopped taking files (it failed: finish() says why).
 struct PipelineStopped {};
 
@@ -573,8 +661,8 @@ void scan_and_store(const Catalog& catalog, const BackupTarget& target, const Ba
   };
   try {
     for (const BackupSource& source : options.sources) {
-      const std::unique_ptr<Catalog::LatestCursor> latest = catalog.latest_cursor(source.path);
-      ChangePlanner planner([&latest](std::string& path, LatestVersion& version) { return latest->next(path, version); },
+      LatestReadAhead latest(catalog.latest_cursor(source.path));
+      ChangePlanner planner([&latest](std::string& path, LatestVersion& version) { return latest.next(path, version); },
                             untrusted.versions, report.stats, options.on_file, to_pipeline, record);
       SourceScan scan(planner, report, options);
       try {
@@ -621,6 +709,10 @@ BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const Back
   const UntrustedData untrusted = find_untrusted_packs(catalog, target.repository, report);
   const auto spool = std::make_shared<ManifestSpool>(spool_directory(options));
   scan_and_store(catalog, target, options, untrusted, *spool, report);
+  // The pipeline's buffers (about 100 MiB, freed by now) go back to the system before the
+  // manifest and the catalog need memory of their own: the peak is the larger of the two, not
+  // their sum.
+  ::malloc_trim(0);
   report.stats.files_skipped = report.problems.size();
   report.stats.status = report.problems.empty() ? "ok" : "partial";
   if (options.cancel != nullptr && options.cancel->load()) {

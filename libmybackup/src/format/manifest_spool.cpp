@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
 
 namespace mybackup {
 
@@ -15,45 +16,12 @@ namespace {
 constexpr std::size_t kBufferSize = 1024 * 1024;
 constexpr std::size_t kLengthPrefix = 4;
 
-/// An unnamed file in `directory`: O_TMPFILE, or where the file system lacks it, a named file
-/// removed at once.
-int open_unnamed(const std::string& directory) {
-  int fd = ::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (fd >= 0) {
-    return fd;
-  }
-  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
-    throw_system_error(errno, "cannot create a temporary file in " + directory);
-  }
-  std::string name = directory + "/.spool-XXXXXX";
-  fd = ::mkostemp(name.data(), O_CLOEXEC);
-  if (fd < 0) {
-    throw_system_error(errno, "cannot create a temporary file in " + directory);
-  }
-  ::unlink(name.c_str());
-  return fd;
-}
-
-void write_all(int fd, const Bytes& bytes, const std::string& directory) {
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      throw_system_error(errno, "cannot write the run's temporary list of files in " + directory);
-    }
-    done += static_cast<std::size_t>(n);
-  }
-}
-
 }  // namespace
 
 ManifestSpool::ManifestSpool(const std::string& directory) : directory_(directory) {
-  packs_.fd = open_unnamed(directory);
+  packs_.fd = open_unnamed_file(directory);
   try {
-    versions_.fd = open_unnamed(directory);
+    versions_.fd = open_unnamed_file(directory);
   } catch (...) {
     ::close(packs_.fd);
     throw;
@@ -94,7 +62,7 @@ void ManifestSpool::append(File& file, const Bytes& record) {
 }
 
 void ManifestSpool::flush(File& file) const {
-  write_all(file.fd, file.buffer, directory_);
+  write_all(file.fd, file.buffer, "the run's temporary list of files in " + directory_);
   file.buffer.clear();
 }
 

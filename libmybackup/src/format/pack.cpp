@@ -42,6 +42,16 @@ void seal_blob_with_nonce(const AeadKey& key, const ChunkId& id, std::uint8_t fl
   aes256gcm_seal_append(key, nonce, payload, blob_associated_data(flags, id), out);
 }
 
+BlobSealer::BlobSealer(const AeadKey& key, const ChunkId& id, std::uint8_t flags, Bytes& out)
+    : BlobSealer(key, id, flags, fresh_nonce(), out) {}
+
+BlobSealer::BlobSealer(const AeadKey& key, const ChunkId& id, std::uint8_t flags, const AeadNonce& nonce, Bytes& out)
+    : sealer_(key, nonce, blob_associated_data(flags, id)) {
+  out.insert(out.end(), kBlobMagic.begin(), kBlobMagic.end());
+  out.push_back(flags);
+  out.insert(out.end(), nonce.begin(), nonce.end());
+}
+
 Bytes open_blob(const AeadKey& key, const ChunkId& id, ByteView blob, std::uint8_t& flags) {
   if (blob.size() < kBlobOverhead || std::memcmp(blob.data(), kBlobMagic.data(), 4) != 0) {
     throw Error(ErrorKind::corrupt, "blob " + to_hex(id) + " is malformed");

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <cstdio>
 #include <limits>
 #include <unordered_set>
@@ -11,6 +13,10 @@
 #include "mybackup/format/compress.hpp"
 #include "mybackup/repository/object_names.hpp"
 #include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
+#include "util/unique_fd.hpp"
+
+#include <unistd.h>
 
 namespace mybackup {
 
@@ -307,36 +313,76 @@ Bytes Repository::open_chunk(const std::string& pack_name, const PackEntry& wher
   return data;
 }
 
-std::string Repository::put_manifest(const Manifest& manifest) {
-  const std::string key = object_names::manifest(manifest.seq, manifest.run_id);
-  // Encoded and compressed piece by piece: a manifest of millions of files is held compressed
-  // only (about 40 bytes a file), never whole.
+namespace {
+
+/// A manifest with spooled records, built in an unnamed file (`directory`) as it is encoded,
+/// compressed (always: it is large) and sealed, 1 MiB at a time: never held in memory, which at
+/// a million files would be about 130 MB. Returns the file; `size` is its length.
+UniqueFd build_manifest_object(const Manifest& manifest, const AeadKey& key, const ChunkId& id,
+                               const std::string& directory, std::uint64_t& size) {
+  UniqueFd fd(open_unnamed_file(directory));
+  const std::string what = "the manifest being written in " + directory;
+  Bytes out(4, 0);  // the raw size, known at the end
+  BlobSealer sealer(key, id, kBlobCompressed, out);
   StreamCompressor compressor(kManifestCompressionLevel);
   Bytes compressed;
   std::uint64_t plain_size = 0;
+  size = 0;
+  const auto drain = [&](bool all) {
+    if (!compressed.empty()) {
+      sealer.update(compressed, out);
+      compressed.clear();
+    }
+    if (all || out.size() >= 1024 * 1024) {
+      write_all(fd.get(), out, what);
+      size += out.size();
+      out.clear();
+    }
+  };
   encode_manifest(manifest, [&](ByteView piece) {
     plain_size += piece.size();
     compressor.add(piece, compressed);
+    drain(false);
   });
   compressor.finish(compressed);
+  drain(false);
+  sealer.finish(out);
+  drain(true);
   if (plain_size > UINT32_MAX) {
     throw Error(ErrorKind::usage, "this run's manifest would exceed 4 GiB: back up the sources in several runs");
   }
-  Bytes plain;
-  const bool shrunk = compressed.size() < plain_size;
-  if (!shrunk) {
-    compressed = Bytes();
-    plain = encode_manifest(manifest);  // small: stored as it is
+  std::array<std::uint8_t, 4> raw_size{};
+  for (std::size_t i = 0; i < raw_size.size(); ++i) {
+    raw_size[i] = static_cast<std::uint8_t>(plain_size >> (8 * i));
   }
+  if (::pwrite(fd.get(), raw_size.data(), raw_size.size(), 0) != static_cast<ssize_t>(raw_size.size())) {
+    throw_system_error(errno, "cannot write " + what);
+  }
+  return fd;
+}
+
+}  // namespace
+
+std::string Repository::put_manifest(const Manifest& manifest) {
+  const std::string key = object_names::manifest(manifest.seq, manifest.run_id);
+  const ChunkId id = Sha256::hash(as_bytes(manifest_blob_name(key)));
+  if (manifest.spooled) {
+    std::uint64_t size = 0;
+    const UniqueFd object = build_manifest_object(manifest, keys_.enc_key, id, manifest.spooled->directory(), size);
+    backend_->put_file(key, object.get(), size, Overwrite::no);
+    return key;
+  }
+  const Bytes plain = encode_manifest(manifest);
+  Compressor compressor(kManifestCompressionLevel);
+  Bytes compressed;
+  const bool shrunk = compressor.compress(plain, compressed);
   // The raw size is needed to decompress; it travels as a 4-byte prefix before the blob.
   Bytes object;
-  const auto size = static_cast<std::uint32_t>(plain_size);
+  const auto size = static_cast<std::uint32_t>(plain.size());
   for (int i = 0; i < 4; ++i) {
     object.push_back(static_cast<std::uint8_t>(size >> (8 * i)));
   }
-  const ChunkId id = Sha256::hash(as_bytes(manifest_blob_name(key)));
   seal_blob(keys_.enc_key, id, shrunk ? kBlobCompressed : 0, shrunk ? ByteView(compressed) : ByteView(plain), object);
-  compressed = Bytes();
   backend_->put(key, object, Overwrite::no);
   return key;
 }

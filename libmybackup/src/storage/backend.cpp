@@ -2,7 +2,31 @@
 
 #include "mybackup/util/error.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
+
 namespace mybackup {
+
+Bytes read_file_range(int fd, std::uint64_t size, const std::string& what) {
+  Bytes data(size);
+  std::uint64_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::pread(fd, data.data() + done, size - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      throw_system_error(n == 0 ? EIO : errno, "cannot read what is to become " + what);
+    }
+    done += static_cast<std::uint64_t>(n);
+  }
+  return data;
+}
+
+void Backend::put_file(const std::string& name, int fd, std::uint64_t size, Overwrite overwrite) {
+  put(name, read_file_range(fd, size, name), overwrite);
+}
 
 void check_object_name(const std::string& name) {
   bool valid = !name.empty() && name.size() <= 1024;

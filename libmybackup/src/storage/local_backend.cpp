@@ -127,6 +127,19 @@ class LocalBackend final : public Backend {
     }
   }
 
+  void put_file(const std::string& name, int fd, std::uint64_t size, Overwrite overwrite) override {
+    const std::string path = path_of(name);
+    const UniqueFd directory = open_directory_of(name, CreateDirectories::yes);
+    if (directory.get() < 0) {
+      throw Error(ErrorKind::corrupt, "cannot store " + path + ": a file is where the repository has a folder");
+    }
+    if (overwrite == Overwrite::yes) {
+      write_file_atomic_at(directory.get(), leaf_of(name), fd, size, file_mode_, path);
+    } else {
+      create_file_atomic_at(directory.get(), leaf_of(name), fd, size, file_mode_, path);
+    }
+  }
+
   Bytes get(const std::string& name, std::uint64_t max_size) const override {
     const std::string path = path_of(name);
     struct stat info {};

@@ -36,6 +36,22 @@ class RetryingBackend final : public Backend {
     });
   }
 
+  void put_file(const std::string& name, int fd, std::uint64_t size, Overwrite overwrite) override {
+    bool failed_transiently = false;
+    retry([&] {
+      try {
+        inner_->put_file(name, fd, size, overwrite);
+      } catch (const Error& error) {
+        if (error.kind() == ErrorKind::transient) {
+          failed_transiently = true;
+        } else if (error.kind() == ErrorKind::exists && failed_transiently && holds(name, read_file_range(fd, size, name))) {
+          return;  // our own earlier attempt got through; only its answer was lost
+        }
+        throw;
+      }
+    });
+  }
+
   Bytes get(const std::string& name, std::uint64_t max_size) const override {
     return retry([&] { return inner_->get(name, max_size); });
   }

@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <functional>
 
 #include "mybackup/crypto/crypto.hpp"
 #include "mybackup/util/error.hpp"
@@ -14,8 +16,10 @@ namespace mybackup {
 
 namespace {
 
-/// Writes and fsyncs a new temporary file in `dir_fd`; returns its name. Removes it on failure.
-std::string write_temporary_at(int dir_fd, const std::string& what, ByteView data, unsigned mode) {
+/// Writes (through `write`) and fsyncs a new temporary file in `dir_fd`; returns its name.
+/// Removes it on failure.
+std::string write_temporary_at(int dir_fd, const std::string& what, const std::function<void(int fd)>& write,
+                               unsigned mode) {
   std::array<std::uint8_t, 8> random{};
   random_bytes(random);
   const std::string temporary = ".tmp-" + to_hex(random);
@@ -24,7 +28,7 @@ std::string write_temporary_at(int dir_fd, const std::string& what, ByteView dat
     throw_system_error(errno, "cannot write " + what);
   }
   try {
-    write_all(fd.get(), data, what);
+    write(fd.get());
     if (::fsync(fd.get()) != 0) {
       throw_system_error(errno, "cannot sync " + what);
     }
@@ -59,10 +63,25 @@ std::string base_name(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-}  // namespace
+/// Writes the bytes 0 to `size` of `source_fd` to `fd`, in pieces.
+void copy_file_content(int source_fd, std::uint64_t size, int fd, const std::string& what) {
+  Bytes buffer(std::min<std::uint64_t>(size, 1024 * 1024));
+  std::uint64_t done = 0;
+  while (done < size) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size - done));
+    const ssize_t n = ::pread(source_fd, buffer.data(), want, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      throw_system_error(n == 0 ? EIO : errno, "cannot read what is to become " + what);
+    }
+    write_all(fd, ByteView(buffer.data(), static_cast<std::size_t>(n)), what);
+    done += static_cast<std::uint64_t>(n);
+  }
+}
 
-void write_file_atomic_at(int dir_fd, const std::string& name, ByteView data, unsigned mode, const std::string& what) {
-  const std::string temporary = write_temporary_at(dir_fd, what, data, mode);
+void replace_with_temporary(int dir_fd, const std::string& name, const std::string& temporary, const std::string& what) {
   if (::renameat(dir_fd, temporary.c_str(), dir_fd, name.c_str()) != 0) {
     const int saved = errno;
     ::unlinkat(dir_fd, temporary.c_str(), 0);
@@ -71,8 +90,7 @@ void write_file_atomic_at(int dir_fd, const std::string& name, ByteView data, un
   sync_directory_fd(dir_fd, parent_directory(what));
 }
 
-void create_file_atomic_at(int dir_fd, const std::string& name, ByteView data, unsigned mode, const std::string& what) {
-  const std::string temporary = write_temporary_at(dir_fd, what, data, mode);
+void link_temporary(int dir_fd, const std::string& name, const std::string& temporary, const std::string& what) {
   const int rc = ::linkat(dir_fd, temporary.c_str(), dir_fd, name.c_str(), 0);
   const int saved = errno;
   ::unlinkat(dir_fd, temporary.c_str(), 0);
@@ -83,6 +101,47 @@ void create_file_atomic_at(int dir_fd, const std::string& name, ByteView data, u
     throw_system_error(saved, "cannot create " + what);
   }
   sync_directory_fd(dir_fd, parent_directory(what));
+}
+
+}  // namespace
+
+void write_file_atomic_at(int dir_fd, const std::string& name, ByteView data, unsigned mode, const std::string& what) {
+  const auto write = [&](int fd) { write_all(fd, data, what); };
+  replace_with_temporary(dir_fd, name, write_temporary_at(dir_fd, what, write, mode), what);
+}
+
+void create_file_atomic_at(int dir_fd, const std::string& name, ByteView data, unsigned mode, const std::string& what) {
+  const auto write = [&](int fd) { write_all(fd, data, what); };
+  link_temporary(dir_fd, name, write_temporary_at(dir_fd, what, write, mode), what);
+}
+
+void write_file_atomic_at(int dir_fd, const std::string& name, int source_fd, std::uint64_t size, unsigned mode,
+                          const std::string& what) {
+  const auto write = [&](int fd) { copy_file_content(source_fd, size, fd, what); };
+  replace_with_temporary(dir_fd, name, write_temporary_at(dir_fd, what, write, mode), what);
+}
+
+void create_file_atomic_at(int dir_fd, const std::string& name, int source_fd, std::uint64_t size, unsigned mode,
+                           const std::string& what) {
+  const auto write = [&](int fd) { copy_file_content(source_fd, size, fd, what); };
+  link_temporary(dir_fd, name, write_temporary_at(dir_fd, what, write, mode), what);
+}
+
+int open_unnamed_file(const std::string& directory) {
+  int fd = ::open(directory.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    return fd;
+  }
+  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+    throw_system_error(errno, "cannot create a temporary file in " + directory);
+  }
+  std::string name = directory + "/.tmp-XXXXXX";
+  fd = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0) {
+    throw_system_error(errno, "cannot create a temporary file in " + directory);
+  }
+  ::unlink(name.c_str());
+  return fd;
 }
 
 void write_all(int fd, ByteView data, const std::string& what) {

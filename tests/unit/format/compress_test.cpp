@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "mybackup/util/error.hpp"
@@ -23,6 +24,26 @@ Bytes text_like(std::size_t size) {
   }
   out.resize(size);
   return out;
+}
+
+TEST(StreamCompress, pieces_make_one_frame_that_decompresses_whole) {
+  std::string text;
+  for (int i = 0; i < 50'000; ++i) {
+    text += "/home/ana/photos/" + std::to_string(i) + ".jpg\n";
+  }
+  const Bytes plain = to_bytes(text);
+  const Bytes noise = random_data(200'000, 3);
+  Bytes all = plain;
+  all.insert(all.end(), noise.begin(), noise.end());
+  StreamCompressor compressor(3);
+  Bytes out;
+  for (std::size_t at = 0; at < all.size(); at += 100'003) {
+    compressor.add(ByteView(all).subspan(at, std::min<std::size_t>(100'003, all.size() - at)), out);
+  }
+  compressor.finish(out);
+  EXPECT_LT(out.size(), all.size());
+  EXPECT_EQ(decompress(out, all.size()), all);
+  EXPECT_EQ(error_kind([&] { decompress(out, all.size() - 1); }), ErrorKind::corrupt);
 }
 
 TEST(Compress, round_trip_at_levels_1_3_and_19) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -124,6 +125,25 @@ TEST(Blob, seal_appends_to_the_output) {
   EXPECT_EQ(Bytes(out.begin(), out.begin() + 6), to_bytes("prefix"));
   std::uint8_t flags = 0;
   EXPECT_EQ(open_blob(key, make_id(1), ByteView(out).subspan(6), flags), payload);
+}
+
+TEST(Blob, a_blob_sealed_in_pieces_opens_like_one_sealed_whole) {
+  const AeadKey key = make_key(1);
+  const Bytes payload = random_data(300'000, 8);
+  Bytes out = to_bytes("raw ");
+  BlobSealer sealer(key, make_id(4), kBlobCompressed, out);
+  for (std::size_t at = 0; at < payload.size(); at += 70'001) {
+    sealer.update(ByteView(payload).subspan(at, std::min<std::size_t>(70'001, payload.size() - at)), out);
+  }
+  sealer.finish(out);
+  ASSERT_EQ(out.size(), 4 + payload.size() + kBlobOverhead);
+  std::uint8_t flags = 0;
+  EXPECT_EQ(open_blob(key, make_id(4), ByteView(out).subspan(4), flags), payload);
+  EXPECT_EQ(flags, kBlobCompressed);
+  // Bound to its id and flags like any blob.
+  EXPECT_EQ(error_kind([&] { open_blob(key, make_id(5), ByteView(out).subspan(4), flags); }), ErrorKind::corrupt);
+  out[4 + 4] ^= 1;  // the flags byte
+  EXPECT_EQ(error_kind([&] { open_blob(key, make_id(4), ByteView(out).subspan(4), flags); }), ErrorKind::corrupt);
 }
 
 TEST(Blob, each_seal_uses_a_fresh_nonce) {

@@ -8,11 +8,14 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "common/s3_test_server.hpp"
 #include "fault_backend.hpp"
 #include "mybackup/storage/registry.hpp"
 #include "mybackup/storage/retry_backend.hpp"
 #include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
 #include "servers/sshd_server.hpp"
 #include "test_util.hpp"
 
@@ -45,6 +48,24 @@ TEST_P(Conformance, PutThenGetReturnsTheSameBytes) {
   EXPECT_EQ(backend_->get("data/ab/object.enc", data.size()), data);
   EXPECT_EQ(backend_->size("data/ab/object.enc"), data.size());
   EXPECT_FALSE(backend_->empty());
+}
+
+// Issue 13: a manifest of millions of files is stored from a file, never held in memory.
+TEST_P(Conformance, PutFileStoresTheFilesBytesAndRefusesATakenName) {
+  const Bytes data = random_data(3 * 1024 * 1024 + 5, 4);  // several of the local copy's pieces
+  const int fd = open_unnamed_file(scratch_.path());
+  ASSERT_GE(fd, 0);
+  write_all(fd, data, "test file");
+  backend_->put_file("snapshots/big.enc", fd, data.size(), Overwrite::no);
+  EXPECT_EQ(backend_->get("snapshots/big.enc", data.size()), data);
+  EXPECT_EQ(testing::error_kind([&] { backend_->put_file("snapshots/big.enc", fd, 10, Overwrite::no); }), ErrorKind::exists);
+  backend_->put_file("snapshots/big.enc", fd, 10, Overwrite::yes);  // only the first bytes asked for
+  EXPECT_EQ(backend_->get("snapshots/big.enc", 10), Bytes(data.begin(), data.begin() + 10));
+  // A file shorter than announced stores nothing.
+  EXPECT_EQ(testing::error_kind([&] { backend_->put_file("snapshots/short.enc", fd, data.size() + 1, Overwrite::no); }),
+            ErrorKind::io);
+  EXPECT_FALSE(backend_->size("snapshots/short.enc").has_value());
+  ::close(fd);
 }
 
 TEST_P(Conformance, EmptyObjectsAreObjects) {

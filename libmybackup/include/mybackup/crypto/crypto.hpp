@@ -85,6 +85,23 @@ Bytes aes256gcm_seal(const AeadKey& key, const AeadNonce& nonce, ByteView plaint
 void aes256gcm_seal_append(const AeadKey& key, const AeadNonce& nonce, ByteView plaintext,
                            ByteView aad, Bytes& out);
 
+/// aes256gcm_seal given the plaintext in pieces: the same output (ciphertext, then the tag from
+/// finish()), appended to `out` as it comes. For data too large to hold. Not thread-safe; spent
+/// after finish(). Throws Error(crypto).
+class Aes256GcmSealer {
+ public:
+  Aes256GcmSealer(const AeadKey& key, const AeadNonce& nonce, ByteView aad);
+  ~Aes256GcmSealer();
+  Aes256GcmSealer(const Aes256GcmSealer&) = delete;
+  Aes256GcmSealer& operator=(const Aes256GcmSealer&) = delete;
+  void update(ByteView plaintext, Bytes& out);
+  void finish(Bytes& out);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 /// AES-256-GCM decryption of ciphertext||tag. Throws Error(crypto) if the input is shorter than a
 /// tag or if authentication fails (wrong key, wrong aad, or any modified byte).
 Bytes aes256gcm_open(const AeadKey& key, const AeadNonce& nonce, ByteView sealed, ByteView aad);

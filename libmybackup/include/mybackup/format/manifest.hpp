@@ -76,6 +76,8 @@ class ManifestRecords {
   virtual ~ManifestRecords() = default;
   virtual std::uint64_t pack_count() const = 0;
   virtual std::uint64_t version_count() const = 0;
+  /// Where temporary files about this manifest may go (the storing of its object).
+  virtual const std::string& directory() const = 0;
   /// Each pack (then each version), in the order added. Throws what `visit` throws, and
   /// Error(io) if the records cannot be read back.
   virtual void for_each_pack(const std::function<void(const ManifestPack&)>& visit) const = 0;

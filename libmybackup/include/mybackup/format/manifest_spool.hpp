@@ -30,6 +30,7 @@ class ManifestSpool final : public ManifestRecords {
 
   std::uint64_t pack_count() const override { return packs_.count; }
   std::uint64_t version_count() const override { return versions_.count; }
+  const std::string& directory() const override { return directory_; }
   /// Blobs in all the packs added.
   std::uint64_t blob_count() const { return blob_count_; }
   void for_each_pack(const std::function<void(const ManifestPack&)>& visit) const override;

@@ -38,6 +38,20 @@ void seal_blob(const AeadKey& key, const ChunkId& id, std::uint8_t flags, ByteVi
 void seal_blob_with_nonce(const AeadKey& key, const ChunkId& id, std::uint8_t flags, const AeadNonce& nonce,
                           ByteView payload, Bytes& out);
 
+/// seal_blob given the payload in pieces (a manifest too large to hold): the constructor appends
+/// the blob's header to `out`, update() the encrypted payload as it comes, finish() the tag. The
+/// result is the same format as seal_blob's, with a fresh random nonce. Not thread-safe.
+class BlobSealer {
+ public:
+  BlobSealer(const AeadKey& key, const ChunkId& id, std::uint8_t flags, Bytes& out);
+  void update(ByteView payload, Bytes& out) { sealer_.update(payload, out); }
+  void finish(Bytes& out) { sealer_.finish(out); }
+
+ private:
+  BlobSealer(const AeadKey& key, const ChunkId& id, std::uint8_t flags, const AeadNonce& nonce, Bytes& out);
+  Aes256GcmSealer sealer_;
+};
+
 /// Authenticates and decrypts a blob; returns its payload and sets `flags`.
 /// Error(corrupt) if the framing is wrong, Error(crypto) if authentication fails.
 Bytes open_blob(const AeadKey& key, const ChunkId& id, ByteView blob, std::uint8_t& flags);

@@ -57,6 +57,12 @@ class Backend {
   /// (Error(exists) if the name is taken); Overwrite::yes replaces an existing object atomically.
   virtual void put(const std::string& name, ByteView data, Overwrite overwrite) = 0;
 
+  /// put() with the bytes 0 to `size` of the open file `fd` (read with pread; the caller keeps
+  /// it): an object too large to hold in memory, such as the manifest of a backup of millions of
+  /// files. This default reads the file whole and calls put(); the local backend copies it in
+  /// pieces. Error(io) if the file is shorter than `size`.
+  virtual void put_file(const std::string& name, int fd, std::uint64_t size, Overwrite overwrite);
+
   /// The whole object. Error(not_found) if missing; Error(corrupt) if it is larger than
   /// `max_size` (checked before reading, so a huge or endless object costs no memory).
   virtual Bytes get(const std::string& name, std::uint64_t max_size) const = 0;
@@ -88,5 +94,9 @@ void check_object_name(const std::string& name);
 /// created on the first put() if missing. New files get `file_mode` (0600 for key material in the
 /// home), new directories the same with x wherever it has r (0755, 0700).
 std::unique_ptr<Backend> make_local_backend(const std::string& root, unsigned file_mode = 0644);
+
+/// The bytes 0 to `size` of the open file `fd` (pread), for Backend::put_file. Error(io) if
+/// shorter; `what` names the object in the message.
+Bytes read_file_range(int fd, std::uint64_t size, const std::string& what);
 
 }  // namespace mybackup

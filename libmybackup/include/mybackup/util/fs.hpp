@@ -1,6 +1,7 @@
 #pragma once
 // Small, careful helpers for local files: the only place that knows how to replace a file safely.
 
+#include <cstdint>
 #include <string>
 
 #include "mybackup/util/bytes.hpp"
@@ -21,6 +22,17 @@ void create_file_atomic(const std::string& path, ByteView data, unsigned mode = 
 /// renamed or linked over `name`). `what` names the file in error messages.
 void write_file_atomic_at(int dir_fd, const std::string& name, ByteView data, unsigned mode, const std::string& what);
 void create_file_atomic_at(int dir_fd, const std::string& name, ByteView data, unsigned mode, const std::string& what);
+/// The same with the bytes 0 to `size` of `source_fd` as the content, copied in pieces: a file
+/// too large to hold in memory. Error(io) if `source_fd` is shorter.
+void write_file_atomic_at(int dir_fd, const std::string& name, int source_fd, std::uint64_t size, unsigned mode,
+                          const std::string& what);
+void create_file_atomic_at(int dir_fd, const std::string& name, int source_fd, std::uint64_t size, unsigned mode,
+                           const std::string& what);
+
+/// A new file without a name in `directory` (O_TMPFILE, mode 0600; where the file system lacks
+/// it, a file removed as soon as it is made), open for reading and writing; it vanishes when
+/// closed. The caller owns the descriptor. Error(not_found), Error(denied), Error(io).
+int open_unnamed_file(const std::string& directory);
 
 /// Writes all of `data` to `fd`, retrying short writes and EINTR. Throws Error(io), or
 /// Error(no_space) for a full device, as "cannot write <what>: <reason>".
