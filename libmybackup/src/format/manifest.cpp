@@ -155,17 +155,27 @@ void flush_if_full(Bytes& out, const std::function<void(ByteView)>& sink, bool f
 }
 }  // namespace
 
+namespace {
+/// The records held in memory, then those the spool holds (its `each` member).
+template <typename Record>
+void visit_records(const std::vector<Record>& held, const ManifestRecords* spooled,
+                   void (ManifestRecords::*each)(const std::function<void(const Record&)>&) const,
+                   const std::function<void(const Record&)>& visit) {
+  for (const Record& record : held) {
+    visit(record);
+  }
+  if (spooled != nullptr) {
+    (spooled->*each)(visit);
+  }
+}
+}  // namespace
+
 std::uint64_t pack_count(const Manifest& manifest) {
   return manifest.packs.size() + (manifest.spooled ? manifest.spooled->pack_count() : 0);
 }
 
 void for_each_pack(const Manifest& manifest, const std::function<void(const ManifestPack&)>& visit) {
-  for (const ManifestPack& pack : manifest.packs) {
-    visit(pack);
-  }
-  if (manifest.spooled) {
-    manifest.spooled->for_each_pack(visit);
-  }
+  visit_records(manifest.packs, manifest.spooled.get(), &ManifestRecords::for_each_pack, visit);
 }
 
 std::uint64_t version_count(const Manifest& manifest) {
@@ -173,12 +183,7 @@ std::uint64_t version_count(const Manifest& manifest) {
 }
 
 void for_each_version(const Manifest& manifest, const std::function<void(const ManifestVersion&)>& visit) {
-  for (const ManifestVersion& version : manifest.versions) {
-    visit(version);
-  }
-  if (manifest.spooled) {
-    manifest.spooled->for_each_version(visit);
-  }
+  visit_records(manifest.versions, manifest.spooled.get(), &ManifestRecords::for_each_version, visit);
 }
 
 void encode_manifest(const Manifest& manifest, const std::function<void(ByteView)>& sink) {
