@@ -137,19 +137,19 @@ class Walker {
 
     // Directories whose entry was delivered, kept open (a few) until their turn to be walked.
     std::vector<std::pair<std::uint32_t, EnvFd>> opened;
-    std::vector<std::uint32_t> not_walked;  // members that turned out not to be directories to walk
+    std::vector<bool> walkable(members.size(), false);  // delivered as a directory to walk
+    const auto release_opened = [&] { pending_fds_ -= opened.size(); };
     for (const Step& step : steps) {
       const Member& member = members[step.member];
       append_component(abs_path, rel_path, member.name.c_str());
       if (!step.descend) {
         EnvFd child;
-        if (!visit(dir.get(), depth, member, abs_path, rel_path, child)) {
-          not_walked.push_back(step.member);
-        } else if (child.valid() && pending_fds_ < kMaxPendingDirectoryFds) {
+        walkable[step.member] = visit(dir.get(), depth, member, abs_path, rel_path, child);
+        if (walkable[step.member] && child.valid() && pending_fds_ < kMaxPendingDirectoryFds) {
           ++pending_fds_;
           opened.emplace_back(step.member, std::move(child));
         }
-      } else if (std::find(not_walked.begin(), not_walked.end(), step.member) == not_walked.end()) {
+      } else if (walkable[step.member]) {
         EnvFd child;
         const auto held = std::find_if(opened.begin(), opened.end(), [&](const auto& p) { return p.first == step.member; });
         if (held != opened.end()) {
@@ -169,6 +169,7 @@ class Walker {
             abs_path.resize(abs_length);
             dir = reopen_below_anchor(abs_path);
             if (!dir.valid()) {
+              release_opened();
               return;  // the folder is gone: nothing more of it can be listed
             }
           }
@@ -177,6 +178,7 @@ class Walker {
       abs_path.resize(abs_length);
       rel_path.resize(rel_length);
     }
+    release_opened();  // none left in practice: each was walked at its turn
   }
 
   /// Fills a directory entry's extended attributes from its open handle.
