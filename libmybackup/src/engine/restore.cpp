@@ -660,8 +660,9 @@ RestoreReport restore(const Catalog& catalog, const Repository& repository, cons
       counts.problems.push_back({item.relative, item.version.path, item.version.number, note});
     }
     std::lock_guard lock(mutex);
-    if (action == RestoreAction::restored && first_names.count(std::make_tuple(item.version.meta.device, item.version.inode,
-                                                                                item.version.sha256)) != 0) {
+    // Only a file recorded with several links can be a first name (see first_names below).
+    if (action == RestoreAction::restored && item.version.meta.links > 1 &&
+        first_names.count(std::make_tuple(item.version.meta.device, item.version.inode, item.version.sha256)) != 0) {
       restored_first_names.insert(item.relative);
     }
     if (options.on_item) {

@@ -145,6 +145,17 @@ ManifestVersion read_version(binary::Reader& r, std::uint8_t format) {
   return version;
 }
 
+/// One record that must fill `data` exactly (a spool's).
+template <typename Read>
+auto decode_whole(ByteView data, Read&& read) {
+  binary::Reader r(data, "manifest record");
+  auto record = read(r);
+  if (r.remaining() != 0) {
+    r.fail();
+  }
+  return record;
+}
+
 /// Hands `out` to `sink` once it holds about kPiece bytes.
 constexpr std::size_t kPiece = 1024 * 1024;
 void flush_if_full(Bytes& out, const std::function<void(ByteView)>& sink, bool force = false) {
@@ -238,12 +249,7 @@ void encode_pack_record(const ManifestPack& pack, Bytes& out) {
 }
 
 ManifestPack decode_pack_record(ByteView data) {
-  binary::Reader r(data, "manifest record");
-  ManifestPack pack = read_pack(r);
-  if (r.remaining() != 0) {
-    r.fail();
-  }
-  return pack;
+  return decode_whole(data, [](binary::Reader& r) { return read_pack(r); });
 }
 
 void encode_version_record(const ManifestVersion& version, Bytes& out) {
@@ -252,12 +258,7 @@ void encode_version_record(const ManifestVersion& version, Bytes& out) {
 }
 
 ManifestVersion decode_version_record(ByteView data) {
-  binary::Reader r(data, "manifest record");
-  ManifestVersion version = read_version(r, kVersion);
-  if (r.remaining() != 0) {
-    r.fail();
-  }
-  return version;
+  return decode_whole(data, [](binary::Reader& r) { return read_version(r, kVersion); });
 }
 
 Manifest decode_manifest(ByteView data) {

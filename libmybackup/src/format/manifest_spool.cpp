@@ -1,10 +1,8 @@
 #include "mybackup/format/manifest_spool.hpp"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/fs.hpp"

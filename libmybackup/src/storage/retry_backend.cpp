@@ -21,35 +21,11 @@ class RetryingBackend final : public Backend {
   std::string location() const override { return inner_->location(); }
 
   void put(const std::string& name, ByteView data, Overwrite overwrite) override {
-    bool failed_transiently = false;
-    retry([&] {
-      try {
-        inner_->put(name, data, overwrite);
-      } catch (const Error& error) {
-        if (error.kind() == ErrorKind::transient) {
-          failed_transiently = true;
-        } else if (error.kind() == ErrorKind::exists && failed_transiently && holds(name, data)) {
-          return;  // our own earlier attempt got through; only its answer was lost
-        }
-        throw;
-      }
-    });
+    put_retried(name, [&] { inner_->put(name, data, overwrite); }, [&] { return Bytes(data.begin(), data.end()); });
   }
 
   void put_file(const std::string& name, int fd, std::uint64_t size, Overwrite overwrite) override {
-    bool failed_transiently = false;
-    retry([&] {
-      try {
-        inner_->put_file(name, fd, size, overwrite);
-      } catch (const Error& error) {
-        if (error.kind() == ErrorKind::transient) {
-          failed_transiently = true;
-        } else if (error.kind() == ErrorKind::exists && failed_transiently && holds(name, read_file_range(fd, size, name))) {
-          return;  // our own earlier attempt got through; only its answer was lost
-        }
-        throw;
-      }
-    });
+    put_retried(name, [&] { inner_->put_file(name, fd, size, overwrite); }, [&] { return read_file_range(fd, size, name); });
   }
 
   Bytes get(const std::string& name, std::uint64_t max_size) const override {
@@ -77,6 +53,25 @@ class RetryingBackend final : public Backend {
   }
 
  private:
+  /// Runs `attempt` with retries. A create that says "exists" after a transient failure is our own
+  /// earlier attempt that got through (only its answer was lost) when the object holds `content()`.
+  template <typename Attempt, typename Content>
+  void put_retried(const std::string& name, Attempt&& attempt, Content&& content) {
+    bool failed_transiently = false;
+    retry([&] {
+      try {
+        attempt();
+      } catch (const Error& error) {
+        if (error.kind() == ErrorKind::transient) {
+          failed_transiently = true;
+        } else if (error.kind() == ErrorKind::exists && failed_transiently && holds(name, content())) {
+          return;
+        }
+        throw;
+      }
+    });
+  }
+
   bool holds(const std::string& name, ByteView data) const {
     try {
       const Bytes stored = inner_->get(name, data.size());
