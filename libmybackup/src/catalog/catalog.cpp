@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -205,26 +206,23 @@ class VersionRecorder {
                             "inode, sha256, link_target, uid, gid, owner, grp, ctime_ns, device, links, rdev, xattrs) "
                             "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
         insert_link_(db, "INSERT INTO version_chunks(version_id, seq, chunk_id) VALUES(?,?,?)"),
-        add_reference_(db, "UPDATE chunks SET refcount = refcount + 1 WHERE id = ?"),
-        set_stored_(db, "UPDATE versions SET stored_size = ? WHERE id = ?") {}
+        add_reference_(db, "UPDATE chunks SET refcount = refcount + 1 WHERE id = ?") {}
 
   void record(const ManifestVersion& version) {
-    const std::int64_t version_id = insert_version(version, file_id(version.path));
-    const std::int64_t stored = link_chunks(version_id, version.chunks);
-    if (stored != 0) {
-      set_stored_.bind(1, stored);
-      set_stored_.bind(2, version_id);
-      set_stored_.exec();
-      set_stored_.reset();
-    }
+    const std::int64_t stored = find_chunks(version.chunks);
+    bool new_path = false;
+    const std::int64_t file = file_id(version.path, new_path);
+    const std::int64_t version_id = insert_version(version, file, new_path, stored);
+    link_chunks(version_id);
   }
 
  private:
-  /// The path's row, added if it has none.
-  std::int64_t file_id(const std::string& path) {
+  /// The path's row, added if it has none (`added` says so).
+  std::int64_t file_id(const std::string& path, bool& added) {
     find_file_.bind(1, path);
     std::int64_t id = 0;
-    if (find_file_.executeStep()) {
+    added = !find_file_.executeStep();
+    if (!added) {
       id = find_file_.getColumn(0).getInt64();
     } else {
       insert_file_.bind(1, path);
@@ -250,14 +248,15 @@ class VersionRecorder {
     return free;
   }
 
-  /// The version's row, with a stored size of 0 until its chunks are linked. Returns its id.
-  std::int64_t insert_version(const ManifestVersion& version, std::int64_t file_id) {
+  /// The version's row (a path just added has no number taken yet). Returns its id.
+  std::int64_t insert_version(const ManifestVersion& version, std::int64_t file_id, bool new_path, std::int64_t stored) {
+    const auto number = static_cast<std::int64_t>(version.number);
     insert_version_.bind(1, file_id);
     insert_version_.bind(2, run_id_);
-    insert_version_.bind(3, free_number(file_id, static_cast<std::int64_t>(version.number)));
+    insert_version_.bind(3, new_path ? number : free_number(file_id, number));
     insert_version_.bind(4, static_cast<int>(version.type));
     insert_version_.bind(5, as_i64(version.size));
-    insert_version_.bind(6, static_cast<std::int64_t>(0));
+    insert_version_.bind(6, stored);
     insert_version_.bind(7, version.mtime_ns);
     insert_version_.bind(8, static_cast<std::int64_t>(version.mode));
     insert_version_.bind(9, as_i64(version.inode));
@@ -293,19 +292,27 @@ class VersionRecorder {
     return db_.getLastInsertRowid();
   }
 
-  /// Lists the chunks under the version, in file order, each one reference more. Returns the sum
-  /// of their blob lengths. Error(corrupt) for a chunk the catalog does not know.
-  std::int64_t link_chunks(std::int64_t version_id, const std::vector<ChunkId>& chunks) {
+  /// Finds the version's chunks (kept for link_chunks). Returns the sum of their blob lengths.
+  /// Error(corrupt) for a chunk the catalog does not know.
+  std::int64_t find_chunks(const std::vector<ChunkId>& chunks) {
     std::int64_t stored = 0;
-    std::int64_t seq = 0;
+    chunk_rows_.clear();
     for (const ChunkId& id : chunks) {
       find_chunk_.bind(1, id.data(), static_cast<int>(id.size()));
       if (!find_chunk_.executeStep()) {
         throw Error(ErrorKind::corrupt, "manifest " + manifest_key_ + " references unknown chunk " + to_hex(id));
       }
-      const std::int64_t chunk_id = find_chunk_.getColumn(0).getInt64();
+      chunk_rows_.push_back(find_chunk_.getColumn(0).getInt64());
       stored += find_chunk_.getColumn(1).getInt64();
       find_chunk_.reset();
+    }
+    return stored;
+  }
+
+  /// Lists the chunks find_chunks found under the version, in file order, each one reference more.
+  void link_chunks(std::int64_t version_id) {
+    std::int64_t seq = 0;
+    for (const std::int64_t chunk_id : chunk_rows_) {
       insert_link_.bind(1, version_id);
       insert_link_.bind(2, seq++);
       insert_link_.bind(3, chunk_id);
@@ -315,7 +322,6 @@ class VersionRecorder {
       add_reference_.exec();
       add_reference_.reset();
     }
-    return stored;
   }
 
   SQLite::Database& db_;
@@ -328,7 +334,7 @@ class VersionRecorder {
   SQLite::Statement insert_version_;
   SQLite::Statement insert_link_;
   SQLite::Statement add_reference_;
-  SQLite::Statement set_stored_;
+  std::vector<std::int64_t> chunk_rows_;  // the version being recorded's chunks, in file order
 };
 
 void record_versions(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key,
@@ -440,6 +446,26 @@ const std::string& private_file(const std::string& path) {
   return path;  // a failure shows, with its reason, when SQLite opens the file
 }
 
+}  // namespace
+
+namespace {
+/// Turns SQLite's foreign key checks off for its lifetime (they are on for the catalog).
+class ForeignKeysOff {
+ public:
+  explicit ForeignKeysOff(SQLite::Database& db) : db_(db) { db_.exec("PRAGMA foreign_keys=OFF"); }
+  ~ForeignKeysOff() {
+    try {
+      db_.exec("PRAGMA foreign_keys=ON");
+    } catch (const SQLite::Exception&) {
+      // Only the checks of later writes are lost; they are the catalog's own rows.
+    }
+  }
+  ForeignKeysOff(const ForeignKeysOff&) = delete;
+  ForeignKeysOff& operator=(const ForeignKeysOff&) = delete;
+
+ private:
+  SQLite::Database& db_;
+};
 }  // namespace
 
 struct Catalog::Impl {
@@ -762,6 +788,10 @@ std::unordered_map<std::string, std::uint64_t> Catalog::packs_in_use() const {
 void Catalog::record_run(const Manifest& manifest, const std::string& manifest_key, const RunStats& stats) {
   return guarded(impl_->path, [&] {
     SQLite::Database& db = impl_->db;
+    // Every row below refers to rows this run finds or inserts itself (an unknown chunk is an
+    // error): checking each reference again costs SQLite two index seeks per row, a third of the
+    // time of a run of a million files. SQLite only changes the setting outside a transaction.
+    const ForeignKeysOff unchecked(db);
     SQLite::Transaction transaction(db);
     const std::int64_t run_id = insert_run(db, manifest, manifest_key, stats);
     record_packs(db, manifest, run_id);
@@ -826,19 +856,34 @@ std::vector<VersionRecord> Catalog::versions_of(const std::string& path) const {
 }
 
 std::vector<VersionRecord> Catalog::all_versions() const {
+  std::vector<VersionRecord> all;
+  for_each_history([&all](const std::vector<VersionRecord>& versions) { all.insert(all.end(), versions.begin(), versions.end()); });
+  return all;
+}
+
+void Catalog::for_each_history(const std::function<void(const std::vector<VersionRecord>&)>& visit) const {
   return guarded(impl_->path, [&] {
+    // CROSS JOIN keeps the files table outside: its path index gives the order, the versions'
+    // (file_id, number) index each path's history, so nothing is sorted or held.
     SQLite::Statement query(impl_->db, std::string("SELECT ") + kVersionColumns +
-                                           " FROM files f JOIN versions v ON v.file_id = f.id JOIN runs r ON r.id = v.run_id "
+                                           " FROM files f CROSS JOIN versions v ON v.file_id = f.id JOIN runs r ON r.id = v.run_id "
                                            "ORDER BY f.path, v.number");
-    std::vector<VersionRecord> versions;
+    std::vector<VersionRecord> history;
     while (query.executeStep()) {
-      versions.push_back(read_version(query));
+      VersionRecord version = read_version(query);
+      if (!history.empty() && history.front().path != version.path) {
+        visit(history);
+        history.clear();
+      }
+      history.push_back(std::move(version));
     }
-    return versions;
+    if (!history.empty()) {
+      visit(history);
+    }
   });
 }
 
-std::vector<PackUsage> Catalog::pack_usage(const std::vector<std::int64_t>& removing) const {
+std::vector<PackUsage> Catalog::pack_usage(const std::vector<std::int64_t>& removing, const WantLiveChunks& want_live) const {
   return guarded(impl_->path, [&] {
     SQLite::Database& db = impl_->db;
     // The removed versions go in a temporary table (this connection only; the catalog file is
@@ -852,40 +897,68 @@ std::vector<PackUsage> Catalog::pack_usage(const std::vector<std::int64_t>& remo
       add.exec();
       add.reset();
     }
-    SQLite::Statement query(db,
-                            "SELECT p.name, p.size, c.hash, c.offset, c.length, c.raw_length, c.flags, "
-                            "c.refcount - coalesce(d.refs, 0) FROM packs p LEFT JOIN chunks c ON c.pack_id = p.id "
-                            "LEFT JOIN (SELECT vc.chunk_id, count(*) AS refs FROM version_chunks vc "
-                            "  JOIN usage_removing u ON u.version_id = vc.version_id GROUP BY vc.chunk_id) d "
-                            "ON d.chunk_id = c.id ORDER BY p.name, c.offset");
     std::vector<PackUsage> packs;
-    while (query.executeStep()) {
-      const std::string name = query.getColumn(0).getString();
-      if (packs.empty() || packs.back().name != name) {
-        packs.emplace_back();
-        packs.back().name = name;
-        packs.back().size = static_cast<std::uint64_t>(query.getColumn(1).getInt64());
+    std::unordered_map<std::int64_t, std::size_t> index;  // pack row id -> packs[i]
+    SQLite::Statement list(db, "SELECT id, name, size FROM packs ORDER BY name");
+    while (list.executeStep()) {
+      index.emplace(list.getColumn(0).getInt64(), packs.size());
+      PackUsage& pack = packs.emplace_back();
+      pack.name = list.getColumn(1).getString();
+      pack.size = static_cast<std::uint64_t>(list.getColumn(2).getInt64());
+    }
+    // The chunks in table order, each with its references left (the removed versions' are
+    // counted from the few removed rows, CROSS JOIN keeping them outside): no sort of the table.
+    const std::string chunks_left =
+        "FROM chunks c LEFT JOIN (SELECT vc.chunk_id, count(*) AS refs FROM usage_removing u "
+        "CROSS JOIN version_chunks vc ON vc.version_id = u.version_id GROUP BY vc.chunk_id) d ON d.chunk_id = c.id";
+    const auto pack_of = [&](SQLite::Statement& query) -> PackUsage& {
+      const auto found = index.find(query.getColumn(0).getInt64());
+      if (found == index.end()) {
+        throw Error(ErrorKind::corrupt, "the catalog " + impl_->path + " holds a chunk of an unknown pack");
       }
-      PackUsage& pack = packs.back();
-      const SQLite::Column hash = query.getColumn(2);
-      if (hash.isNull()) {
-        continue;  // a pack with no chunk left in it
-      }
-      PackEntry entry;
-      if (hash.getBytes() != static_cast<int>(entry.id.size())) {
-        throw Error(ErrorKind::corrupt, "the catalog " + impl_->path + " holds a malformed chunk id");
-      }
-      std::memcpy(entry.id.data(), hash.getBlob(), entry.id.size());
-      entry.offset = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
-      entry.length = static_cast<std::uint32_t>(query.getColumn(4).getInt64());
-      entry.raw_length = static_cast<std::uint32_t>(query.getColumn(5).getInt64());
-      entry.flags = static_cast<std::uint8_t>(query.getColumn(6).getInt());
-      if (query.getColumn(7).getInt64() > 0) {
-        pack.live_bytes += entry.length;
-        pack.live.push_back(entry);
+      return packs[found->second];
+    };
+    SQLite::Statement counts(db, "SELECT c.pack_id, c.length, c.refcount - coalesce(d.refs, 0) " + chunks_left);
+    while (counts.executeStep()) {
+      PackUsage& pack = pack_of(counts);
+      const auto length = static_cast<std::uint64_t>(counts.getColumn(1).getInt64());
+      if (counts.getColumn(2).getInt64() > 0) {
+        ++pack.live_chunks;
+        pack.live_bytes += length;
       } else {
         ++pack.dead_chunks;
-        pack.dead_bytes += entry.length;
+        pack.dead_bytes += length;
+      }
+    }
+    std::vector<bool> wanted(packs.size());
+    bool any_wanted = false;
+    for (std::size_t i = 0; i < packs.size(); ++i) {
+      wanted[i] = packs[i].live_chunks > 0 && (!want_live || want_live(packs[i]));
+      any_wanted = any_wanted || wanted[i];
+    }
+    if (any_wanted) {
+      SQLite::Statement live(db, "SELECT c.pack_id, c.hash, c.offset, c.length, c.raw_length, c.flags " + chunks_left +
+                                     " WHERE c.refcount - coalesce(d.refs, 0) > 0");
+      while (live.executeStep()) {
+        PackUsage& pack = pack_of(live);
+        if (!wanted[static_cast<std::size_t>(&pack - packs.data())]) {
+          continue;
+        }
+        PackEntry entry;
+        const SQLite::Column hash = live.getColumn(1);
+        if (hash.getBytes() != static_cast<int>(entry.id.size())) {
+          throw Error(ErrorKind::corrupt, "the catalog " + impl_->path + " holds a malformed chunk id");
+        }
+        std::memcpy(entry.id.data(), hash.getBlob(), entry.id.size());
+        entry.offset = static_cast<std::uint32_t>(live.getColumn(2).getInt64());
+        entry.length = static_cast<std::uint32_t>(live.getColumn(3).getInt64());
+        entry.raw_length = static_cast<std::uint32_t>(live.getColumn(4).getInt64());
+        entry.flags = static_cast<std::uint8_t>(live.getColumn(5).getInt());
+        pack.live.push_back(entry);
+      }
+      for (PackUsage& pack : packs) {
+        std::sort(pack.live.begin(), pack.live.end(),
+                  [](const PackEntry& a, const PackEntry& b) { return a.offset < b.offset; });
       }
     }
     db.exec("DELETE FROM usage_removing");

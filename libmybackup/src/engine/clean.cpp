@@ -24,17 +24,10 @@ struct CleanPlan {
   std::vector<std::string> orphans;       // on the destination, unknown to the catalog
 };
 
-/// The retention rule over every path: which versions go.
+/// The retention rule over every path, one path's history at a time: which versions go.
 void plan_removals(const Catalog& catalog, std::int64_t now_ns, const RetentionPolicy& policy, CleanPlan& plan,
                    CleanReport& report) {
-  const std::vector<VersionRecord> all = catalog.all_versions();
-  std::vector<VersionRecord> versions;
-  for (std::size_t start = 0; start < all.size();) {
-    std::size_t end = start;
-    while (end < all.size() && all[end].path == all[start].path) {
-      ++end;
-    }
-    versions.assign(all.begin() + static_cast<std::ptrdiff_t>(start), all.begin() + static_cast<std::ptrdiff_t>(end));
+  catalog.for_each_history([&](const std::vector<VersionRecord>& versions) {
     const std::vector<bool> keep = versions_to_keep(versions, now_ns, policy);
     const auto kept = static_cast<std::size_t>(std::count(keep.begin(), keep.end(), true));
     for (std::size_t i = 0; i < versions.size(); ++i) {
@@ -45,8 +38,13 @@ void plan_removals(const Catalog& catalog, std::int64_t now_ns, const RetentionP
     }
     report.versions_removed += versions.size() - kept;
     report.paths_removed += kept == 0 ? 1 : 0;
-    start = end;
-  }
+  });
+}
+
+/// A pack with live chunks is rewritten when at least `threshold` of its bytes are dead.
+bool worth_rewriting(const PackUsage& pack, double threshold) {
+  return pack.live_chunks > 0 && pack.dead_chunks > 0 &&
+         static_cast<double>(pack.dead_bytes) >= threshold * static_cast<double>(pack.size);
 }
 
 /// Which packs go, which are rewritten, and which destination packs nobody recorded.
@@ -55,10 +53,9 @@ void plan_packs(const std::vector<PackUsage>& usage, const std::vector<std::stri
   std::unordered_set<std::string> known;
   for (const PackUsage& pack : usage) {
     known.insert(pack.name);
-    if (pack.live.empty()) {
+    if (pack.live_chunks == 0) {
       plan.dead.push_back(&pack);
-    } else if (pack.dead_chunks > 0 &&
-               static_cast<double>(pack.dead_bytes) >= threshold * static_cast<double>(pack.size)) {
+    } else if (worth_rewriting(pack, threshold)) {
       plan.rewrite.push_back(&pack);
     } else {
       report.bytes_dead_kept += pack.dead_bytes;
@@ -205,7 +202,10 @@ CleanReport run_clean(Catalog& catalog, Repository& repository, const Repository
   // 1. Plan.
   CleanPlan plan;
   plan_removals(catalog, report.started_ns, options.policy, plan, report);
-  const std::vector<PackUsage> usage = catalog.pack_usage(plan.removed_ids);
+  // Only the packs to rewrite have their live chunks listed: the others need only counts.
+  const double threshold = options.rewrite_threshold;
+  const std::vector<PackUsage> usage =
+      catalog.pack_usage(plan.removed_ids, [threshold](const PackUsage& pack) { return worth_rewriting(pack, threshold); });
   plan_packs(usage, repository.pack_names(), options.rewrite_threshold, plan, report);
   keep_young_orphans(catalog, options, report.started_ns, plan, report);
 

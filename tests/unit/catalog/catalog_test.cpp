@@ -663,6 +663,30 @@ TEST(Catalog, VersionsOfListsEveryVersionOldestFirst) {
   EXPECT_TRUE(catalog.versions_of("/nowhere").empty());
 }
 
+TEST(Catalog, ForEachHistoryGivesOnePathAtATimeInByteOrder) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  record_both(catalog);
+  Manifest third = manifest_with_seq(3);  // names that sort around "/r/f1" ("-" and "." before "/")
+  third.versions = {file_version("/r/f1-b", 1, 400, {chunk(3)}), directory_version("/r/f1.d", 1),
+                    file_version("/r/f2", 3, 400, {chunk(3)})};
+  catalog.record_run(third, "snapshots/0000000003-x.enc", RunStats{});
+
+  std::vector<std::string> paths;
+  std::vector<std::vector<std::uint32_t>> numbers;
+  catalog.for_each_history([&](const std::vector<VersionRecord>& history) {
+    paths.push_back(history.front().path);
+    numbers.emplace_back();
+    for (const VersionRecord& version : history) {
+      EXPECT_EQ(version.path, history.front().path);
+      numbers.back().push_back(version.number);
+    }
+  });
+  EXPECT_EQ(paths, (std::vector<std::string>{"/r", "/r/d", "/r/f1", "/r/f1-b", "/r/f1.d", "/r/f2", "/r/l"}));
+  EXPECT_EQ(numbers, (std::vector<std::vector<std::uint32_t>>{{1}, {1}, {1, 2}, {1}, {1}, {1, 2, 3}, {1}}));
+  EXPECT_EQ(catalog.all_versions().size(), 10U);
+}
+
 TEST(Catalog, VersionsOfOrdersByNumberNotByInsertion) {
   TempDir dir("catalog_test_");
   Catalog catalog(dir / "backups.db");

@@ -373,6 +373,17 @@ TEST(CleanCatalog, AChunkListedTwiceByOneVersionIsReleasedTwice) {
   EXPECT_EQ(usage[0].dead_bytes, 100U);
   EXPECT_EQ(catalog.pack_usage({})[0].live.size(), 2U);  // nothing removed: both live
 
+  // Counts always; the live chunks only of the packs asked for, still in pack order.
+  const std::vector<PackUsage> counted = catalog.pack_usage({}, [](const PackUsage&) { return false; });
+  ASSERT_EQ(counted.size(), 1U);
+  EXPECT_TRUE(counted[0].live.empty());
+  EXPECT_EQ(counted[0].live_chunks, 2U);
+  EXPECT_EQ(counted[0].live_bytes, 200U);
+  const std::vector<PackUsage> listed = catalog.pack_usage({}, [](const PackUsage& p) { return p.live_chunks == 2; });
+  ASSERT_EQ(listed[0].live.size(), 2U);
+  EXPECT_EQ(listed[0].live[0].id, repeated);
+  EXPECT_EQ(listed[0].live[1].id, other);
+
   Manifest clean;
   clean.kind = RunKind::clean;
   clean.seq = 2;

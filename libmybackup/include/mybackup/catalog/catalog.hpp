@@ -9,6 +9,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -132,7 +133,8 @@ void to_json(nlohmann::ordered_json& json, const VersionRecord& version);
 struct PackUsage {
   std::string name;                // hex
   std::uint64_t size = 0;          // bytes on the destination
-  std::vector<PackEntry> live;     // chunks still referenced, in pack order
+  std::vector<PackEntry> live;     // chunks still referenced, in pack order (if asked for)
+  std::uint64_t live_chunks = 0;   // how many chunks are still referenced
   std::uint64_t live_bytes = 0;    // their blob bytes
   std::uint64_t dead_chunks = 0;   // chunks no remaining version references
   std::uint64_t dead_bytes = 0;    // their blob bytes
@@ -245,11 +247,22 @@ class Catalog {
   std::vector<VersionRecord> versions_of(const std::string& path) const;
 
   /// Every version of every path: grouped by path (in byte order), oldest first within a path.
+  /// Holds them all: for_each_history is the same in constant memory.
   std::vector<VersionRecord> all_versions() const;
 
-  /// Every pack the catalog knows, in name order, with which of its chunks stay referenced once
-  /// the versions whose row ids are in `removing` are gone (empty: as things are now).
-  std::vector<PackUsage> pack_usage(const std::vector<std::int64_t>& removing) const;
+  /// Every path's versions, one path at a time in byte order, oldest first (deletion markers
+  /// included): `visit` gets a path's whole history, then the next. Holds one path's versions.
+  void for_each_history(const std::function<void(const std::vector<VersionRecord>&)>& visit) const;
+
+  /// Says, from a pack's counts, whether pack_usage should list its live chunks.
+  using WantLiveChunks = std::function<bool(const PackUsage&)>;
+
+  /// Every pack the catalog knows, in name order, with how many of its chunks (and bytes) stay
+  /// referenced once the versions whose row ids are in `removing` are gone (empty: as things are
+  /// now). `live` lists those chunks, in pack order, for the packs `want_live` accepts (all of
+  /// them when it is empty): a clean of millions of chunks holds only those of the packs it
+  /// rewrites. Reads the chunk table once, or twice when some pack's live chunks are wanted.
+  std::vector<PackUsage> pack_usage(const std::vector<std::int64_t>& removing, const WantLiveChunks& want_live = {}) const;
 
   /// Names of every pack the catalog indexes.
   std::unordered_set<std::string> pack_names() const;
