@@ -18,6 +18,7 @@
 
 #include "mybackup/util/clock.hpp"
 #include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
 
 namespace mybackup {
 
@@ -53,7 +54,12 @@ CREATE TABLE version_chunks(version_id INTEGER NOT NULL REFERENCES versions(id),
   seq INTEGER NOT NULL, chunk_id INTEGER NOT NULL REFERENCES chunks(id),
   PRIMARY KEY(version_id, seq)) WITHOUT ROWID;
 CREATE INDEX version_chunks_chunk ON version_chunks(chunk_id);
+CREATE INDEX chunks_pack ON chunks(pack_id, offset);
 )sql";
+
+/// Added to schema 2 without a new number (older releases ignore it): a pack's chunks in pack
+/// order without sorting the chunk table (verify, clean).
+constexpr const char* kChunksByPack = "CREATE INDEX IF NOT EXISTS chunks_pack ON chunks(pack_id, offset)";
 
 /// Schema 1 to 2: file metadata (owner, links, device numbers, extended attributes). uid is NULL
 /// for the versions recorded before: their metadata is not known.
@@ -449,6 +455,31 @@ const std::string& private_file(const std::string& path) {
 }  // namespace
 
 namespace {
+/// Copies a 32-byte blob column into `id`; false if the column is not one.
+bool read_id(const SQLite::Column& column, ChunkId& id) {
+  if (column.getBytes() != static_cast<int>(id.size())) {
+    return false;
+  }
+  std::memcpy(id.data(), column.getBlob(), id.size());
+  return true;
+}
+
+/// A chunk's place, from the columns hash, offset, length, raw_length, flags starting at
+/// `first`. Error(corrupt) for a malformed id.
+PackEntry read_pack_entry(SQLite::Statement& query, int first, const std::string& catalog_path) {
+  PackEntry entry;
+  if (!read_id(query.getColumn(first), entry.id)) {
+    throw Error(ErrorKind::corrupt, "the catalog " + catalog_path + " holds a malformed chunk id");
+  }
+  entry.offset = static_cast<std::uint32_t>(query.getColumn(first + 1).getInt64());
+  entry.length = static_cast<std::uint32_t>(query.getColumn(first + 2).getInt64());
+  entry.raw_length = static_cast<std::uint32_t>(query.getColumn(first + 3).getInt64());
+  entry.flags = static_cast<std::uint8_t>(query.getColumn(first + 4).getInt());
+  return entry;
+}
+}  // namespace
+
+namespace {
 /// Turns SQLite's foreign key checks off for its lifetime (they are on for the catalog).
 class ForeignKeysOff {
  public:
@@ -497,7 +528,7 @@ Catalog::Catalog(const std::string& path) {
     db.exec("PRAGMA synchronous=FULL");
     // Chunk ids are random, so recording a run inserts all over the chunk index: with SQLite's
     // default 2 MiB page cache, a run of 100,000 files spent most of its commit re-reading pages.
-    db.exec("PRAGMA cache_size=-65536");  // KiB: up to 64 MiB, only as the catalog grows
+    limit_cache(kDefaultCacheBytes);  // only as the catalog grows
     db.exec("PRAGMA temp_store=MEMORY");
     db.exec("PRAGMA foreign_keys=ON");
     if (version == 0) {
@@ -511,12 +542,19 @@ Catalog::Catalog(const std::string& path) {
       db.exec("PRAGMA user_version=2");
       transaction.commit();
     }
+    db.exec(kChunksByPack);
   } catch (const SQLite::Exception& error) {
     throw Error(ErrorKind::config, "cannot open the catalog " + path + ": " + error.what());
   }
 }
 
 Catalog::~Catalog() = default;
+
+std::string Catalog::directory() const { return parent_directory(impl_->path); }
+
+void Catalog::limit_cache(std::size_t bytes) const {
+  return guarded(impl_->path, [&] { impl_->db.exec("PRAGMA cache_size=-" + std::to_string(std::max<std::size_t>(bytes / 1024, 1))); });
+}
 
 std::string Catalog::repository_id() const {
   return guarded(impl_->path, [&] {
@@ -944,17 +982,7 @@ std::vector<PackUsage> Catalog::pack_usage(const std::vector<std::int64_t>& remo
         if (!wanted[static_cast<std::size_t>(&pack - packs.data())]) {
           continue;
         }
-        PackEntry entry;
-        const SQLite::Column hash = live.getColumn(1);
-        if (hash.getBytes() != static_cast<int>(entry.id.size())) {
-          throw Error(ErrorKind::corrupt, "the catalog " + impl_->path + " holds a malformed chunk id");
-        }
-        std::memcpy(entry.id.data(), hash.getBlob(), entry.id.size());
-        entry.offset = static_cast<std::uint32_t>(live.getColumn(2).getInt64());
-        entry.length = static_cast<std::uint32_t>(live.getColumn(3).getInt64());
-        entry.raw_length = static_cast<std::uint32_t>(live.getColumn(4).getInt64());
-        entry.flags = static_cast<std::uint8_t>(live.getColumn(5).getInt());
-        pack.live.push_back(entry);
+        pack.live.push_back(read_pack_entry(live, 1, impl_->path));
       }
       for (PackUsage& pack : packs) {
         std::sort(pack.live.begin(), pack.live.end(),
@@ -1059,16 +1087,6 @@ std::uint64_t Catalog::encryptions() const {
   });
 }
 
-namespace {
-/// Copies a 32-byte blob column into `id`; false if the column is not one.
-bool read_id(const SQLite::Column& column, ChunkId& id) {
-  if (column.getBytes() != static_cast<int>(id.size())) {
-    return false;
-  }
-  std::memcpy(id.data(), column.getBlob(), id.size());
-  return true;
-}
-}  // namespace
 
 namespace {
 
@@ -1171,21 +1189,39 @@ bool Catalog::PackCursor::next(ManifestPack& pack) {
         if (query.getColumn(2).isNull()) {
           return;  // a pack with no chunk left in it
         }
-        PackEntry entry;
-        if (!read_id(query.getColumn(2), entry.id)) {
-          throw Error(ErrorKind::corrupt, "the catalog " + path + " holds a malformed chunk id");
-        }
-        entry.offset = static_cast<std::uint32_t>(query.getColumn(3).getInt64());
-        entry.length = static_cast<std::uint32_t>(query.getColumn(4).getInt64());
-        entry.raw_length = static_cast<std::uint32_t>(query.getColumn(5).getInt64());
-        entry.flags = static_cast<std::uint8_t>(query.getColumn(6).getInt());
-        pack.blobs.push_back(entry);
+        pack.blobs.push_back(read_pack_entry(query, 2, path));
       });
 }
 
 std::unique_ptr<Catalog::VersionCursor> Catalog::version_cursor() const {
   return guarded(impl_->path, [&] {
     return std::unique_ptr<VersionCursor>(new VersionCursor(std::make_unique<VersionCursor::Impl>(impl_->db, impl_->path)));
+  });
+}
+
+std::vector<ManifestPack> Catalog::packs() const {
+  return guarded(impl_->path, [&] {
+    std::vector<ManifestPack> packs;
+    SQLite::Statement query(impl_->db, "SELECT name, size FROM packs ORDER BY name");
+    while (query.executeStep()) {
+      ManifestPack& pack = packs.emplace_back();
+      pack.name = query.getColumn(0).getString();
+      pack.size = static_cast<std::uint64_t>(query.getColumn(1).getInt64());
+    }
+    return packs;
+  });
+}
+
+std::vector<PackEntry> Catalog::pack_blobs(const std::string& name) const {
+  return guarded(impl_->path, [&] {
+    std::vector<PackEntry> blobs;
+    SQLite::Statement query(impl_->db, "SELECT c.hash, c.offset, c.length, c.raw_length, c.flags FROM packs p "
+                                       "JOIN chunks c ON c.pack_id = p.id WHERE p.name = ? ORDER BY c.offset");
+    query.bind(1, name);
+    while (query.executeStep()) {
+      blobs.push_back(read_pack_entry(query, 0, impl_->path));
+    }
+    return blobs;
   });
 }
 

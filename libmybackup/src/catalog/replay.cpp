@@ -182,7 +182,7 @@ ReplayReport replay_new_manifests(Catalog& catalog, const Repository& repository
     }
     Manifest manifest;
     try {
-      manifest = repository.read_manifest(key);
+      manifest = repository.read_manifest(key, catalog.directory());
     } catch (const Error& error) {
       // The manifest's own fault: passed over. Anything else (unreachable, denied) is the run's.
       if (!is_damage(error.kind())) {
@@ -216,11 +216,11 @@ ReplayReport replay_new_manifests(Catalog& catalog, const Repository& repository
   return report;
 }
 
-std::string newest_recorded_config(const Repository& repository) {
+std::string newest_recorded_config(const Repository& repository, const std::string& spool_directory) {
   const std::vector<std::string> keys = repository.manifest_keys();
   for (auto key = keys.rbegin(); key != keys.rend(); ++key) {
     try {
-      Manifest manifest = repository.read_manifest(*key);
+      Manifest manifest = repository.read_manifest(*key, spool_directory);
       if (!manifest.config.empty()) {
         return std::move(manifest.config);
       }

@@ -350,6 +350,42 @@ void Aes256GcmSealer::finish(Bytes& out) {
         kWhat);
 }
 
+struct Aes256GcmOpener::Impl {
+  CipherCtxPtr ctx;
+};
+
+Aes256GcmOpener::Aes256GcmOpener(const AeadKey& key, const AeadNonce& nonce, ByteView aad) : impl_(std::make_unique<Impl>()) {
+  constexpr const char* kWhat = "AES-256-GCM decryption";
+  impl_->ctx = check_ptr(CipherCtxPtr(EVP_CIPHER_CTX_new()), kWhat);
+  check(EVP_DecryptInit_ex2(impl_->ctx.get(), aes256gcm_cipher(), key.data(), nonce.data(), nullptr), kWhat);
+  cipher_aad(EVP_DecryptUpdate, impl_->ctx.get(), aad, kWhat);
+}
+
+Aes256GcmOpener::~Aes256GcmOpener() = default;
+
+void Aes256GcmOpener::update(ByteView ciphertext, Bytes& out) {
+  const std::size_t old_size = out.size();
+  out.resize(old_size + ciphertext.size());
+  cipher_update(EVP_DecryptUpdate, impl_->ctx.get(), ciphertext, out.data() + old_size, "AES-256-GCM decryption");
+}
+
+void Aes256GcmOpener::finish(ByteView tag) {
+  constexpr const char* kWhat = "AES-256-GCM decryption";
+  if (tag.size() != kAeadTagSize) {
+    throw Error(ErrorKind::corrupt, "encrypted data is truncated (damaged data)");
+  }
+  // SET_TAG only reads the buffer despite the non-const parameter.
+  check(EVP_CIPHER_CTX_ctrl(impl_->ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kAeadTagSize),
+                            const_cast<std::uint8_t*>(tag.data())),
+        kWhat);
+  std::array<std::uint8_t, 16> rest{};  // GCM writes nothing here
+  int written = 0;
+  if (EVP_DecryptFinal_ex(impl_->ctx.get(), rest.data(), &written) <= 0) {
+    ERR_clear_error();
+    throw Error(ErrorKind::corrupt, kAuthFailed);
+  }
+}
+
 Bytes aes256gcm_seal(const AeadKey& key, const AeadNonce& nonce, ByteView plaintext, ByteView aad) {
   Bytes sealed(plaintext.size() + kAeadTagSize);
   seal_into(key, nonce, plaintext, aad, sealed.data());

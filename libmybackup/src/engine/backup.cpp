@@ -25,6 +25,7 @@
 #include "mybackup/format/compress.hpp"
 #include "mybackup/util/env.hpp"
 #include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
 #include "mybackup/repository/lock.hpp"
 
 namespace mybackup {
@@ -528,8 +529,7 @@ std::string spool_directory(const BackupOptions& options) {
   if (!options.spool_directory.empty()) {
     return options.spool_directory;
   }
-  const char* tmp = std::getenv("TMPDIR");
-  return tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+  return temporary_directory();
 }
 
 /// The catalog's side of the comparison, read ahead on a thread of its own: on two cores the

@@ -18,6 +18,7 @@
 #include "mybackup/util/clock.hpp"
 #include "mybackup/repository/object_names.hpp"
 #include "mybackup/util/error.hpp"
+#include "mybackup/util/fs.hpp"
 #include "mybackup/catalog/replay.hpp"
 
 namespace mybackup {
@@ -75,8 +76,7 @@ class ScratchDirectory {
  public:
   explicit ScratchDirectory(std::string parent) {
     if (parent.empty()) {
-      const char* tmpdir = std::getenv("TMPDIR");
-      parent = tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp";
+      parent = temporary_directory();
     }
     std::string pattern = parent + "/mybackup-verify-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) {
@@ -143,10 +143,7 @@ class Verifier {
   }
 
   void load_catalog_packs() {
-    const std::unique_ptr<Catalog::PackCursor> cursor = catalog_.pack_cursor();
-    for (ManifestPack pack; cursor->next(pack);) {
-      packs_.push_back(std::move(pack));
-    }
+    packs_ = catalog_.packs();
     report_.packs_referenced = packs_.size();
   }
 
@@ -255,7 +252,7 @@ class Verifier {
       }
       check_cancel();
       try {
-        primary_.read_manifest(key);
+        primary_.read_manifest(key, scratch.path());
         ++report_.manifests_checked;
       } catch (const Error& error) {
         if (error.kind() != ErrorKind::corrupt) {
@@ -269,8 +266,13 @@ class Verifier {
       return;
     }
     report_.catalog_compared = true;
+    // Both are only read in order from here: two full page caches would double the memory.
+    constexpr std::size_t kStreamingCache = 8 << 20;
+    catalog_.limit_cache(kStreamingCache);
+    rebuilt.limit_cache(kStreamingCache);
     compare_versions(rebuilt);
     compare_packs(rebuilt);
+    catalog_.limit_cache(Catalog::kDefaultCacheBytes);
   }
 
   void compare_versions(const Catalog& rebuilt) {
@@ -317,27 +319,29 @@ class Verifier {
   }
 
   void compare_packs(const Catalog& rebuilt) {
+    // Two cursors side by side: one pack and its chunks from each at a time.
+    const std::unique_ptr<Catalog::PackCursor> live = catalog_.pack_cursor();
     const std::unique_ptr<Catalog::PackCursor> replayed = rebuilt.pack_cursor();
+    ManifestPack a;
     ManifestPack b;
+    bool has_a = live->next(a);
     bool has_b = replayed->next(b);
-    std::size_t i = 0;
-    while (i < packs_.size() || has_b) {
-      const ManifestPack* a = i < packs_.size() ? &packs_[i] : nullptr;
-      if (a != nullptr && (!has_b || a->name < b.name)) {
-        add(VerifyProblemKind::catalog_mismatch, "indexed by the catalog but by no manifest").pack = a->name;
-        mismatched_packs_.push_back(a->name);
-        ++i;
-      } else if (has_b && (a == nullptr || b.name < a->name)) {
+    while (has_a || has_b) {
+      if (has_a && (!has_b || a.name < b.name)) {
+        add(VerifyProblemKind::catalog_mismatch, "indexed by the catalog but by no manifest").pack = a.name;
+        mismatched_packs_.push_back(a.name);
+        has_a = live->next(a);
+      } else if (has_b && (!has_a || b.name < a.name)) {
         add(VerifyProblemKind::catalog_mismatch, "listed by the manifests but unknown to the catalog").pack = b.name;
         has_b = replayed->next(b);
       } else {
-        if (!(*a == b)) {
+        if (!(a == b)) {
           add(VerifyProblemKind::catalog_mismatch,
               "the catalog and the manifests disagree on its size or on where its chunks are")
-              .pack = a->name;
-          mismatched_packs_.push_back(a->name);
+              .pack = a.name;
+          mismatched_packs_.push_back(a.name);
         }
-        ++i;
+        has_a = live->next(a);
         has_b = replayed->next(b);
       }
     }
@@ -392,6 +396,7 @@ class Verifier {
     }
     ++report_.packs_read;
     report_.bytes_read += bytes.size();
+    const std::vector<PackEntry> blobs = catalog_.pack_blobs(pack.name);  // one pack's at a time
 
     if (const std::string hash = to_hex(Sha256::hash(bytes)); hash != pack.name) {
       add(VerifyProblemKind::damaged_pack, "its SHA-256 is " + hash + ", not its name: its bytes changed").pack = pack.name;
@@ -403,7 +408,7 @@ class Verifier {
       for (const PackEntry& entry : header) {
         by_id.emplace(entry.id, &entry);
       }
-      for (const PackEntry& entry : pack.blobs) {
+      for (const PackEntry& entry : blobs) {
         const auto found = by_id.find(entry.id);
         if (found == by_id.end() || !(*found->second == entry)) {
           VerifyProblem& problem = add(VerifyProblemKind::header_mismatch,
@@ -422,7 +427,7 @@ class Verifier {
           .pack = pack.name;
     }
 
-    for (const PackEntry& entry : pack.blobs) {
+    for (const PackEntry& entry : blobs) {
       ++report_.chunks_checked;
       std::string failure;
       if (static_cast<std::uint64_t>(entry.offset) + entry.length > bytes.size()) {
@@ -548,7 +553,7 @@ class Verifier {
   const Repository& primary_;
   const VerifyOptions& options_;
   VerifyReport report_;
-  std::vector<ManifestPack> packs_;  // the catalog's, by name
+  std::vector<ManifestPack> packs_;  // the catalog's, by name, without their chunks (Catalog::pack_blobs)
   std::vector<std::string> destination_manifests_;  // sorted (by sequence number)
   std::vector<std::string> gone_;                   // recorded by the catalog, missing from the destination
   std::unordered_set<std::string> unusable_;       // missing, wrong size or unreadable: no chunk can be read

@@ -91,6 +91,63 @@ void StreamCompressor::run(ByteView input, Bytes& out, bool end) {
   }
 }
 
+struct StreamDecompressor::Impl {
+  ZSTD_DCtx* context = nullptr;
+  std::uint64_t expected = 0;
+  std::uint64_t produced = 0;
+  bool frame_done = false;
+  Bytes out;
+};
+
+namespace {
+[[noreturn]] void malformed_stream() { throw Error(ErrorKind::corrupt, "compressed stream is malformed or has the wrong size"); }
+}  // namespace
+
+StreamDecompressor::StreamDecompressor(std::uint64_t expected_size) : impl_(new Impl) {
+  impl_->context = ZSTD_createDCtx();
+  if (impl_->context == nullptr) {
+    delete impl_;
+    throw Error(ErrorKind::io, "cannot allocate a zstd decompression context");
+  }
+  impl_->expected = expected_size;
+  impl_->out.resize(ZSTD_DStreamOutSize());
+}
+
+StreamDecompressor::~StreamDecompressor() {
+  ZSTD_freeDCtx(impl_->context);
+  delete impl_;
+}
+
+void StreamDecompressor::add(ByteView input, const std::function<void(ByteView)>& sink) {
+  ZSTD_inBuffer in{input.data(), input.size(), 0};
+  bool output_pending = false;  // the last call filled the buffer: zstd may hold more
+  while (in.pos < in.size || output_pending) {
+    if (impl_->frame_done) {
+      malformed_stream();  // bytes after the frame
+    }
+    ZSTD_outBuffer out{impl_->out.data(), impl_->out.size(), 0};
+    const std::size_t hint = ZSTD_decompressStream(impl_->context, &out, &in);
+    if (ZSTD_isError(hint) != 0U) {
+      malformed_stream();
+    }
+    impl_->produced += out.pos;
+    if (impl_->produced > impl_->expected) {
+      malformed_stream();
+    }
+    impl_->frame_done = hint == 0;
+    output_pending = !impl_->frame_done && out.pos == out.size;  // 0: decoded and fully flushed
+    if (out.pos > 0) {
+      sink(ByteView(impl_->out.data(), out.pos));
+    }
+  }
+}
+
+void StreamDecompressor::finish() {
+  if (!impl_->frame_done || impl_->produced != impl_->expected) {
+    malformed_stream();
+  }
+}
+
 Bytes decompress(ByteView input, std::size_t expected_size) {
   const unsigned long long declared = ZSTD_getFrameContentSize(input.data(), input.size());
   if (declared == ZSTD_CONTENTSIZE_ERROR || (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != expected_size)) {

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "format/manifest_parser.hpp"
 #include "util/binary_io.hpp"
 #include "mybackup/util/error.hpp"
 
@@ -261,49 +262,126 @@ ManifestVersion decode_version_record(ByteView data) {
   return decode_whole(data, [](binary::Reader& r) { return read_version(r, kVersion); });
 }
 
-Manifest decode_manifest(ByteView data) {
-  binary::Reader r(data, "manifest");
-  if (std::memcmp(r.raw(4).data(), kMagic.data(), 4) != 0) {
+ManifestParser::ManifestParser(std::uint64_t size, Manifest& manifest, std::function<void(ManifestPack&&)> on_pack,
+                               std::function<void(ManifestVersion&&)> on_version)
+    : size_(size), manifest_(manifest), on_pack_(std::move(on_pack)), on_version_(std::move(on_version)) {}
+
+std::uint64_t ManifestParser::count(binary::Reader& r, std::uint64_t min_item_size) const {
+  const std::uint64_t value = r.varint();
+  if (value > size_ / min_item_size) {
     r.fail();
   }
-  const std::uint8_t format = r.u8();
-  if (format < kOldestReadableVersion || format > kVersion) {
-    throw Error(ErrorKind::corrupt, "manifest has an unknown format version (a newer mybackup wrote it?)");
-  }
-  Manifest manifest;
-  const std::uint8_t kind = r.u8();
-  if (kind != static_cast<std::uint8_t>(RunKind::backup) && kind != static_cast<std::uint8_t>(RunKind::clean)) {
-    r.fail();
-  }
-  manifest.kind = static_cast<RunKind>(kind);
-  manifest.seq = r.varint();
-  manifest.run_id = r.string();
-  manifest.host = r.string();
-  manifest.started_ns = r.svarint();
-  manifest.finished_ns = r.svarint();
-  manifest.sources.resize(r.count(1));
-  for (std::string& source : manifest.sources) {
-    source = r.string();
-  }
-  manifest.packs.resize(r.count(34));
-  for (ManifestPack& pack : manifest.packs) {
-    pack = read_pack(r);
-  }
-  manifest.versions.resize(r.count(8));
-  for (ManifestVersion& version : manifest.versions) {
-    version = read_version(r, format);
-  }
-  if (format >= 2) {
-    manifest.removed.resize(r.count(2));
-    for (ManifestRemoval& removal : manifest.removed) {
+  return value;
+}
+
+void ManifestParser::step(binary::Reader& r) {
+  switch (part_) {
+    case Part::header: {
+      if (std::memcmp(r.raw(4).data(), kMagic.data(), 4) != 0) {
+        r.fail();
+      }
+      const std::uint8_t format = r.u8();
+      if (format < kOldestReadableVersion || format > kVersion) {
+        throw Error(ErrorKind::corrupt, "manifest has an unknown format version (a newer mybackup wrote it?)");
+      }
+      Manifest header;
+      const std::uint8_t kind = r.u8();
+      if (kind != static_cast<std::uint8_t>(RunKind::backup) && kind != static_cast<std::uint8_t>(RunKind::clean)) {
+        r.fail();
+      }
+      header.kind = static_cast<RunKind>(kind);
+      header.seq = r.varint();
+      header.run_id = r.string();
+      header.host = r.string();
+      header.started_ns = r.svarint();
+      header.finished_ns = r.svarint();
+      for (std::uint64_t i = count(r, 1); i > 0; --i) {
+        header.sources.push_back(r.string());
+      }
+      manifest_.kind = header.kind;
+      manifest_.seq = header.seq;
+      manifest_.run_id = std::move(header.run_id);
+      manifest_.host = std::move(header.host);
+      manifest_.started_ns = header.started_ns;
+      manifest_.finished_ns = header.finished_ns;
+      manifest_.sources = std::move(header.sources);
+      format_ = format;
+      part_ = Part::pack_count;
+      break;
+    }
+    case Part::pack_count:
+      left_ = count(r, 34);
+      part_ = Part::packs;
+      break;
+    case Part::packs:
+      on_pack_(read_pack(r));
+      --left_;
+      break;
+    case Part::version_count:
+      left_ = count(r, 8);
+      part_ = Part::versions;
+      break;
+    case Part::versions:
+      on_version_(read_version(r, format_));
+      --left_;
+      break;
+    case Part::removal_count:
+      left_ = count(r, 2);
+      part_ = Part::removals;
+      break;
+    case Part::removals: {
+      ManifestRemoval removal;
       removal.path = r.string();
       removal.number = static_cast<std::uint32_t>(r.varint());
+      manifest_.removed.push_back(std::move(removal));
+      --left_;
+      break;
     }
-    manifest.deleted_packs.resize(r.count(32));
-    for (std::string& name : manifest.deleted_packs) {
-      name = to_hex(r.raw(32));
+    case Part::deleted_count:
+      left_ = count(r, 32);
+      part_ = Part::deleted;
+      break;
+    case Part::deleted:
+      manifest_.deleted_packs.push_back(to_hex(r.raw(32)));
+      --left_;
+      break;
+    case Part::config:
+      manifest_.config = r.string();
+      part_ = Part::done;
+      break;
+    case Part::done:
+      r.fail();  // bytes after the end
+  }
+  skip_empty_lists();
+}
+
+void ManifestParser::skip_empty_lists() {
+  for (;;) {
+    if (left_ != 0) {
+      return;
     }
-    manifest.config = r.string();
+    if (part_ == Part::packs) {
+      part_ = Part::version_count;
+    } else if (part_ == Part::versions) {
+      part_ = format_ >= 2 ? Part::removal_count : Part::done;  // format 1 ends with the versions
+    } else if (part_ == Part::removals) {
+      part_ = Part::deleted_count;
+    } else if (part_ == Part::deleted) {
+      part_ = Part::config;
+    } else {
+      return;
+    }
+  }
+}
+
+Manifest decode_manifest(ByteView data) {
+  Manifest manifest;
+  ManifestParser parser(
+      data.size(), manifest, [&manifest](ManifestPack&& pack) { manifest.packs.push_back(std::move(pack)); },
+      [&manifest](ManifestVersion&& version) { manifest.versions.push_back(std::move(version)); });
+  binary::Reader r(data, "manifest");
+  while (!parser.done()) {
+    parser.step(r);
   }
   if (r.remaining() != 0) {
     r.fail();

@@ -79,16 +79,11 @@ void ManifestSpool::read_back(File& file, const std::function<void(ByteView)>& v
         window.erase(window.begin(), window.begin() + static_cast<std::ptrdiff_t>(start));
         start = 0;
       }
-      const ssize_t n = ::pread(file.fd, block.data(), block.size(), static_cast<off_t>(offset));
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
-      if (n < 0) {
-        throw_system_error(errno, "cannot read back the run's temporary list of files in " + directory_);
-      }
+      const std::size_t n =
+          read_some_at(file.fd, block.data(), block.size(), offset, "back the run's temporary list of files in " + directory_);
       at_end = n == 0;
-      offset += static_cast<std::uint64_t>(n);
-      window.insert(window.end(), block.begin(), block.begin() + n);
+      offset += n;
+      window.insert(window.end(), block.begin(), block.begin() + static_cast<std::ptrdiff_t>(n));
     }
     return window.size() - start >= wanted;
   };

@@ -52,6 +52,24 @@ BlobSealer::BlobSealer(const AeadKey& key, const ChunkId& id, std::uint8_t flags
   out.insert(out.end(), nonce.begin(), nonce.end());
 }
 
+BlobOpener::BlobOpener(const AeadKey& key, const ChunkId& id, ByteView header) : id_(id) {
+  if (header.size() != kBlobHeaderSize || std::memcmp(header.data(), kBlobMagic.data(), 4) != 0) {
+    throw Error(ErrorKind::corrupt, "blob " + to_hex(id) + " is malformed");
+  }
+  flags_ = header[4];
+  AeadNonce nonce{};
+  std::memcpy(nonce.data(), header.data() + 5, nonce.size());
+  opener_ = std::make_unique<Aes256GcmOpener>(key, nonce, blob_associated_data(flags_, id));
+}
+
+void BlobOpener::finish(ByteView tag) {
+  try {
+    opener_->finish(tag);
+  } catch (const Error&) {
+    throw Error(ErrorKind::corrupt, "blob " + to_hex(id_) + " failed authentication (damaged data or wrong key)");
+  }
+}
+
 Bytes open_blob(const AeadKey& key, const ChunkId& id, ByteView blob, std::uint8_t& flags) {
   if (blob.size() < kBlobOverhead || std::memcmp(blob.data(), kBlobMagic.data(), 4) != 0) {
     throw Error(ErrorKind::corrupt, "blob " + to_hex(id) + " is malformed");

@@ -11,6 +11,7 @@
 
 #include "mybackup/util/clock.hpp"
 #include "mybackup/format/compress.hpp"
+#include "mybackup/format/manifest_decoder.hpp"
 #include "mybackup/repository/object_names.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/fs.hpp"
@@ -413,11 +414,93 @@ Bytes Repository::open_manifest_object(const std::string& key, ByteView object) 
   return (flags & kBlobCompressed) != 0 ? decompress(payload, size) : std::move(payload);
 }
 
-Manifest Repository::read_manifest(const std::string& key) const {
-  const Bytes object = backend_->get(key, object_names::kMaxManifestSize);
+namespace {
+constexpr std::uint64_t kManifestPiece = 8 << 20;  // one ranged read of a large manifest
+
+std::uint32_t declared_manifest_size(ByteView prefix) {
+  std::uint32_t size = 0;
+  for (std::size_t i = 0; i < 4; ++i) {
+    size |= static_cast<std::uint32_t>(prefix[i]) << (8 * i);
+  }
+  return size;
+}
+}  // namespace
+
+Manifest Repository::read_streamed_manifest(const std::string& key, const std::string& spool_directory) const {
+  const std::optional<std::uint64_t> size = backend_->size(key);
+  if (!size) {
+    throw Error(ErrorKind::not_found, "manifest " + location() + "/" + key + " is missing");
+  }
+  if (*size > object_names::kMaxManifestSize) {
+    throw Error(ErrorKind::corrupt, "manifest " + key + " is larger than any manifest can be");
+  }
+  if (*size < 4 + kBlobOverhead) {
+    throw Error(ErrorKind::corrupt, "manifest " + key + " is truncated");
+  }
+  // Exactly the bytes asked for, or the object changed under us.
+  const auto fetch = [&](std::uint64_t offset, std::uint64_t length) {
+    Bytes bytes = backend_->get_range(key, offset, length);
+    if (bytes.size() != length) {
+      throw Error(ErrorKind::corrupt, "manifest " + key + " changed size while it was read");
+    }
+    return bytes;
+  };
+  const Bytes head = fetch(0, 4 + kBlobHeaderSize);
+  const std::uint32_t plain_size = declared_manifest_size(head);
+  const ChunkId id = Sha256::hash(as_bytes(manifest_blob_name(key)));
+  BlobOpener opener(keys_.enc_key, id, ByteView(head).subspan(4));
+  // Decrypted aside, and used only once the tag at the end has authenticated all of it.
+  const UniqueFd decrypted(open_unnamed_file(spool_directory));
+  const std::string what = "a manifest's temporary file in " + spool_directory;
+  const std::uint64_t end = *size - kAeadTagSize;
+  Bytes plain;
+  for (std::uint64_t offset = head.size(); offset < end;) {
+    const std::uint64_t length = std::min(kManifestPiece, end - offset);
+    plain.clear();
+    opener.update(fetch(offset, length), plain);
+    write_all(decrypted.get(), plain, what);
+    offset += length;
+  }
+  opener.finish(fetch(end, kAeadTagSize));
+
+  // The size prefix is not authenticated: it only steers decompression, which checks it, as
+  // open_manifest_object does; a stored manifest is as long as what was decrypted.
+  const bool compressed = (opener.flags() & kBlobCompressed) != 0;
+  ManifestDecoder decoder(compressed ? plain_size : end - head.size(), spool_directory);
+  std::optional<StreamDecompressor> decompressor;
+  if (compressed) {
+    decompressor.emplace(plain_size);
+  }
+  const auto decode = [&decoder](ByteView piece) { decoder.add(piece); };
+  Bytes piece(1 << 20);
+  for (std::uint64_t offset = 0;;) {
+    const std::size_t got = read_some_at(decrypted.get(), piece.data(), piece.size(), offset, what);
+    if (got == 0) {
+      break;
+    }
+    offset += got;
+    const ByteView data(piece.data(), got);
+    if (decompressor) {
+      decompressor->add(data, decode);
+    } else {
+      decode(data);
+    }
+  }
+  if (decompressor) {
+    decompressor->finish();
+  }
+  return decoder.finish();
+}
+
+Manifest Repository::read_manifest(const std::string& key, const std::string& spool_directory) const {
   Manifest manifest;
   try {
-    manifest = decode_manifest(open_manifest_object(key, object));
+    if (spool_directory.empty()) {
+      const Bytes object = backend_->get(key, object_names::kMaxManifestSize);
+      manifest = decode_manifest(open_manifest_object(key, object));
+    } else {
+      manifest = read_streamed_manifest(key, spool_directory);
+    }
   } catch (const Error& error) {
     if (error.kind() != ErrorKind::corrupt) {
       throw;

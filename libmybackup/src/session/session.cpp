@@ -465,7 +465,9 @@ RecoveryReport recover_home(const Home& home, const std::string& destination, co
   }
 
   // The settings the newest backup recorded, pointed at this destination.
-  const std::string recorded = newest_recorded_config(*repository);
+  // Read through temporary files in the home, or, before it exists, where temporary files go.
+  const std::string recorded =
+      newest_recorded_config(*repository, path_exists(home.root()) ? home.root() : temporary_directory());
   report.settings_recorded = !recorded.empty();
   report.config = recorded.empty() ? Config{} : parse_config(recorded, "the config recorded on " + report.destination);
   report.config.destination_primary = report.destination;

@@ -86,6 +86,7 @@ class Reader {
   std::string string() {
     const std::uint64_t size = varint();
     if (size > remaining()) {
+      short_of_data_ = true;
       fail();
     }
     return std::string(as_text(take(static_cast<std::size_t>(size))));
@@ -95,15 +96,22 @@ class Reader {
   std::size_t count(std::size_t min_item_size) {
     const std::uint64_t value = varint();
     if (min_item_size > 0 && value > remaining() / min_item_size) {
+      short_of_data_ = true;
       fail();
     }
     return static_cast<std::size_t>(value);
   }
+  /// Bytes read so far.
+  std::size_t consumed() const { return position_; }
+  /// True once a read failed for want of bytes (more data might have made it succeed), as
+  /// opposed to bytes that can never be valid: what a decoder of a stream tells apart.
+  bool short_of_data() const { return short_of_data_; }
   [[noreturn]] void fail() const { throw Error(ErrorKind::corrupt, what_ + " is malformed"); }
 
  private:
   ByteView take(std::size_t size) {
     if (size > remaining()) {
+      short_of_data_ = true;
       fail();
     }
     const ByteView piece = data_.subspan(position_, size);
@@ -114,6 +122,7 @@ class Reader {
   ByteView data_;
   std::size_t position_ = 0;
   std::string what_;
+  bool short_of_data_ = false;
 };
 
 }  // namespace mybackup::binary

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <functional>
 
 #include "mybackup/crypto/crypto.hpp"
@@ -69,15 +70,12 @@ void copy_file_content(int source_fd, std::uint64_t size, int fd, const std::str
   std::uint64_t done = 0;
   while (done < size) {
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), size - done));
-    const ssize_t n = ::pread(source_fd, buffer.data(), want, static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) {
-      continue;
+    const std::size_t n = read_some_at(source_fd, buffer.data(), want, done, "what is to become " + what);
+    if (n == 0) {
+      throw_system_error(EIO, "cannot read what is to become " + what);
     }
-    if (n <= 0) {
-      throw_system_error(n == 0 ? EIO : errno, "cannot read what is to become " + what);
-    }
-    write_all(fd, ByteView(buffer.data(), static_cast<std::size_t>(n)), what);
-    done += static_cast<std::uint64_t>(n);
+    write_all(fd, ByteView(buffer.data(), n), what);
+    done += n;
   }
 }
 
@@ -142,6 +140,23 @@ int open_unnamed_file(const std::string& directory) {
   }
   ::unlink(name.c_str());
   return fd;
+}
+
+std::string temporary_directory() {
+  const char* tmpdir = std::getenv("TMPDIR");
+  return tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp";
+}
+
+std::size_t read_some_at(int fd, std::uint8_t* data, std::size_t size, std::uint64_t offset, const std::string& what) {
+  for (;;) {
+    const ssize_t n = ::pread(fd, data, size, static_cast<off_t>(offset));
+    if (n >= 0) {
+      return static_cast<std::size_t>(n);
+    }
+    if (errno != EINTR) {
+      throw_system_error(errno, "cannot read " + what);
+    }
+  }
 }
 
 void write_all(int fd, ByteView data, const std::string& what) {

@@ -46,6 +46,36 @@ TEST(StreamCompress, pieces_make_one_frame_that_decompresses_whole) {
   EXPECT_EQ(error_kind([&] { decompress(out, all.size() - 1); }), ErrorKind::corrupt);
 }
 
+Bytes decompress_in_pieces(const Bytes& frame, std::uint64_t expected, std::size_t piece) {
+  StreamDecompressor decompressor(expected);
+  Bytes out;
+  for (std::size_t at = 0; at < frame.size(); at += piece) {
+    decompressor.add(ByteView(frame).subspan(at, std::min(piece, frame.size() - at)),
+                     [&out](ByteView data) { out.insert(out.end(), data.begin(), data.end()); });
+  }
+  decompressor.finish();
+  return out;
+}
+
+TEST(StreamDecompress, any_piece_size_gives_the_whole_and_checks_the_size) {
+  const Bytes plain = text_like(3'000'000);  // more than zstd's output buffer many times over
+  StreamCompressor compressor(3);
+  Bytes frame;
+  compressor.add(plain, frame);
+  compressor.finish(frame);
+  for (const std::size_t piece : {std::size_t{1}, std::size_t{1000}, frame.size()}) {
+    EXPECT_EQ(decompress_in_pieces(frame, plain.size(), piece), plain) << piece;
+  }
+  EXPECT_EQ(error_kind([&] { decompress_in_pieces(frame, plain.size() - 1, 4096); }), ErrorKind::corrupt);
+  EXPECT_EQ(error_kind([&] { decompress_in_pieces(frame, plain.size() + 1, 4096); }), ErrorKind::corrupt);
+  const Bytes cut(frame.begin(), frame.end() - 3);
+  EXPECT_EQ(error_kind([&] { decompress_in_pieces(cut, plain.size(), 4096); }), ErrorKind::corrupt);
+  Bytes longer = frame;
+  longer.push_back(0);  // a byte after the frame
+  EXPECT_EQ(error_kind([&] { decompress_in_pieces(longer, plain.size(), 4096); }), ErrorKind::corrupt);
+  EXPECT_EQ(error_kind([&] { decompress_in_pieces(to_bytes("not zstd at all"), 10, 4); }), ErrorKind::corrupt);
+}
+
 TEST(Compress, round_trip_at_levels_1_3_and_19) {
   const Bytes input = text_like(300'000);
   for (const int level : {1, 3, 19}) {

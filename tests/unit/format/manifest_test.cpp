@@ -1,8 +1,10 @@
 #include "mybackup/format/manifest.hpp"
+#include "mybackup/format/manifest_decoder.hpp"
 #include "mybackup/format/manifest_spool.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -388,6 +390,90 @@ TEST(ManifestSpool, many_records_cross_the_write_buffer_and_the_encoding_comes_i
 
 TEST(ManifestSpool, a_directory_it_cannot_write_in_is_an_error_not_a_crash) {
   EXPECT_EQ(error_kind([] { ManifestSpool spool("/nonexistent/mybackup-spool"); }), ErrorKind::not_found);
+}
+
+// ---- decoding a manifest that comes in pieces (read from the destination in constant memory)
+
+Manifest decode_in_pieces(const Bytes& encoded, std::size_t piece, const std::string& directory) {
+  ManifestDecoder decoder(encoded.size(), directory);
+  for (std::size_t at = 0; at < encoded.size(); at += piece) {
+    decoder.add(ByteView(encoded).subspan(at, std::min(piece, encoded.size() - at)));
+  }
+  return decoder.finish();
+}
+
+TEST(ManifestDecoder, any_piece_size_decodes_like_the_whole_with_packs_and_versions_spooled) {
+  testing::TempDir dir("manifest_decoder_");
+  const Bytes encoded = encode_manifest(sample_manifest());
+  for (const std::size_t piece : {std::size_t{1}, std::size_t{2}, std::size_t{7}, std::size_t{100}, encoded.size()}) {
+    const Manifest decoded = decode_in_pieces(encoded, piece, dir.path());
+    EXPECT_TRUE(decoded.packs.empty() && decoded.versions.empty()) << "held in memory, piece " << piece;
+    ASSERT_TRUE(decoded.spooled) << piece;
+    EXPECT_EQ(encode_manifest(decoded), encoded) << "piece " << piece;
+    EXPECT_EQ(decoded.removed.size(), sample_manifest().removed.size());
+    EXPECT_EQ(decoded.config, sample_manifest().config);
+  }
+}
+
+TEST(ManifestDecoder, a_record_larger_than_a_piece_and_many_records_are_decoded) {
+  testing::TempDir dir("manifest_decoder_");
+  Manifest manifest = sample_manifest();
+  ManifestVersion large = manifest.versions.front();
+  large.type = EntryType::file;
+  large.chunks.assign(50000, digest_of("repeated"));  // 1.6 MB: one record across many pieces
+  manifest.versions.push_back(large);
+  for (int i = 0; i < 20000; ++i) {
+    ManifestVersion version = manifest.versions.front();
+    version.path += "/" + std::to_string(i);
+    manifest.versions.push_back(version);
+  }
+  const Bytes encoded = encode_manifest(manifest);
+  const Manifest decoded = decode_in_pieces(encoded, 64 * 1024, dir.path());
+  EXPECT_EQ(version_count(decoded), manifest.versions.size());
+  EXPECT_EQ(encode_manifest(decoded), encoded);
+}
+
+TEST(ManifestDecoder, truncated_extended_or_damaged_input_is_corrupt) {
+  testing::TempDir dir("manifest_decoder_");
+  const Bytes encoded = encode_manifest(sample_manifest());
+  for (std::size_t length = 0; length < encoded.size(); ++length) {
+    const Bytes prefix(encoded.begin(), encoded.begin() + static_cast<std::ptrdiff_t>(length));
+    // Declared whole, given short; and declared at the length given.
+    EXPECT_EQ(error_kind([&] {
+                ManifestDecoder decoder(encoded.size(), dir.path());
+                decoder.add(prefix);
+                decoder.finish();
+              }),
+              ErrorKind::corrupt)
+        << "length " << length;
+    EXPECT_EQ(error_kind([&] { decode_in_pieces(prefix, 3, dir.path()); }), ErrorKind::corrupt) << "length " << length;
+  }
+  Bytes longer = encoded;
+  longer.push_back(0);
+  EXPECT_EQ(error_kind([&] { decode_in_pieces(longer, 5, dir.path()); }), ErrorKind::corrupt);
+  EXPECT_EQ(error_kind([&] {
+              ManifestDecoder decoder(encoded.size(), dir.path());
+              decoder.add(longer);  // more than declared
+            }),
+            ErrorKind::corrupt);
+  for (std::size_t i = 0; i < encoded.size(); ++i) {
+    Bytes damaged = encoded;
+    damaged[i] ^= 0xff;
+    const auto kind = error_kind([&] { decode_in_pieces(damaged, 11, dir.path()); });
+    EXPECT_TRUE(!kind.has_value() || *kind == ErrorKind::corrupt) << "byte " << i;
+  }
+}
+
+TEST(ManifestDecoder, a_bad_entry_type_fails_at_once_not_at_the_end) {
+  // Damage that no further byte can mend is reported by add(), without waiting for finish().
+  testing::TempDir dir("manifest_decoder_");
+  Bytes encoded = encode_manifest(sample_manifest());
+  const Bytes path = to_bytes(sample_manifest().versions.front().path);
+  const auto at = std::search(encoded.begin(), encoded.end(), path.begin(), path.end());
+  ASSERT_NE(at, encoded.end());
+  *(at + static_cast<std::ptrdiff_t>(path.size())) = 0x7f;  // the type byte after the path
+  ManifestDecoder decoder(encoded.size() * 10, dir.path());
+  EXPECT_EQ(error_kind([&] { decoder.add(encoded); }), ErrorKind::corrupt);
 }
 
 TEST(ManifestRecord, damaged_records_are_corrupt) {

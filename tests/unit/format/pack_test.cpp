@@ -146,6 +146,36 @@ TEST(Blob, a_blob_sealed_in_pieces_opens_like_one_sealed_whole) {
   EXPECT_EQ(error_kind([&] { open_blob(key, make_id(4), ByteView(out).subspan(4), flags); }), ErrorKind::corrupt);
 }
 
+TEST(Blob, a_blob_opened_in_pieces_gives_its_payload_and_authenticates_at_the_end) {
+  const AeadKey key = make_key(1);
+  const Bytes payload = random_data(200'000, 9);
+  const Bytes blob = sealed(key, make_id(6), kBlobCompressed, payload);
+  const auto open_in_pieces = [&](const Bytes& bytes, const ChunkId& id) {
+    BlobOpener opener(key, id, ByteView(bytes).first(kBlobHeaderSize));
+    EXPECT_EQ(opener.flags(), kBlobCompressed);
+    Bytes out;
+    const ByteView body = ByteView(bytes).subspan(kBlobHeaderSize, bytes.size() - kBlobHeaderSize - kAeadTagSize);
+    for (std::size_t at = 0; at < body.size(); at += 65'537) {
+      opener.update(body.subspan(at, std::min<std::size_t>(65'537, body.size() - at)), out);
+    }
+    opener.finish(ByteView(bytes).last(kAeadTagSize));
+    return out;
+  };
+  EXPECT_EQ(open_in_pieces(blob, make_id(6)), payload);
+  EXPECT_EQ(error_kind([&] { open_in_pieces(blob, make_id(7)); }), ErrorKind::corrupt);  // another id
+  for (const std::size_t at : {kBlobHeaderSize + 100, blob.size() - 1}) {                 // payload, tag
+    Bytes damaged = blob;
+    damaged[at] ^= 1;
+    EXPECT_EQ(error_kind([&] { open_in_pieces(damaged, make_id(6)); }), ErrorKind::corrupt) << at;
+  }
+  EXPECT_EQ(error_kind([&] { BlobOpener(key, make_id(6), to_bytes("XBK1")); }), ErrorKind::corrupt);
+  EXPECT_EQ(error_kind([&] {
+              BlobOpener opener(key, make_id(6), ByteView(blob).first(kBlobHeaderSize));
+              opener.finish(to_bytes("short tag"));
+            }),
+            ErrorKind::corrupt);
+}
+
 TEST(Blob, each_seal_uses_a_fresh_nonce) {
   const AeadKey key = make_key(1);
   const Bytes payload = to_bytes("same payload");

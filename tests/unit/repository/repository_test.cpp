@@ -587,6 +587,15 @@ TEST(Repository, manifests_round_trip_in_sequence_order) {
   EXPECT_EQ(encode_manifest(repo->read_manifest(expected[2])), encode_manifest(tenth));
   // The big one really was compressed: smaller on the destination than its encoding.
   EXPECT_LT(*(*raw_backend(*repo)).size(expected[0]), encode_manifest(big).size());
+
+  // Read in constant memory through temporary files: the same manifests, records spooled.
+  TempDir spool;
+  for (const auto& [key, manifest] : {std::pair{expected[0], &big}, std::pair{expected[1], &small}, std::pair{expected[2], &tenth}}) {
+    const Manifest streamed = repo->read_manifest(key, spool.path());
+    EXPECT_TRUE(streamed.versions.empty() && streamed.packs.empty()) << key;
+    EXPECT_EQ(encode_manifest(streamed), encode_manifest(*manifest)) << key;
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(spool.path())) << "the temporary files have no name";
 }
 
 TEST(Repository, manifest_keys_ignore_other_files) {
@@ -629,37 +638,50 @@ TEST(Repository, put_manifest_refuses_a_taken_key) {
 }
 
 TEST(Repository, damaged_or_moved_manifest_fails) {
-  TempDir dir;
-  const MasterKey key = MasterKey::generate();
-  const auto repo = open_repo(dir.path(), key);
-  const std::string name = repo->put_manifest(make_manifest(1, "00000000000000aa", 20));
-  const Bytes stored = (*raw_backend(*repo)).get(name, kAnySize);
+  for (const bool streamed : {false, true}) {
+    SCOPED_TRACE(streamed ? "streamed" : "whole");
+    TempDir dir;
+    TempDir spool;
+    const std::string through = streamed ? spool.path() : std::string();
+    const MasterKey key = MasterKey::generate();
+    const auto repo = open_repo(dir.path(), key);
+    const std::string name = repo->put_manifest(make_manifest(1, "00000000000000aa", 20));
+    const Bytes stored = (*raw_backend(*repo)).get(name, kAnySize);
 
-  Bytes damaged = stored;
-  damaged[damaged.size() / 2] ^= 0x01;
-  (*raw_backend(*repo)).put(name, damaged, Overwrite::yes);
-  EXPECT_EQ(error_kind([&] { repo->read_manifest(name); }), ErrorKind::corrupt);
+    Bytes damaged = stored;
+    damaged[damaged.size() / 2] ^= 0x01;
+    (*raw_backend(*repo)).put(name, damaged, Overwrite::yes);
+    EXPECT_EQ(error_kind([&] { repo->read_manifest(name, through); }), ErrorKind::corrupt);
 
-  // The blob id binds the file name: a manifest copied under another name does not open.
-  const std::string moved = object_names::manifest(2, "00000000000000aa");
-  (*raw_backend(*repo)).put(moved, stored, Overwrite::no);
-  EXPECT_EQ(error_kind([&] { repo->read_manifest(moved); }), ErrorKind::corrupt);
+    // The blob id binds the file name: a manifest copied under another name does not open.
+    const std::string moved = object_names::manifest(2, "00000000000000aa");
+    (*raw_backend(*repo)).put(moved, stored, Overwrite::no);
+    EXPECT_EQ(error_kind([&] { repo->read_manifest(moved, through); }), ErrorKind::corrupt);
 
-  (*raw_backend(*repo)).put(name, Bytes(stored.begin(), stored.begin() + 3), Overwrite::yes);
-  EXPECT_EQ(error_kind([&] { repo->read_manifest(name); }), ErrorKind::corrupt);
-  (*raw_backend(*repo)).put(name, Bytes(stored.begin(), stored.begin() + 20), Overwrite::yes);
-  EXPECT_EQ(error_kind([&] { repo->read_manifest(name); }), ErrorKind::corrupt);
-  (*raw_backend(*repo)).put(name, Bytes(stored.begin(), stored.end() - 1), Overwrite::yes);
-  EXPECT_EQ(error_kind([&] { repo->read_manifest(name); }), ErrorKind::corrupt);
+    (*raw_backend(*repo)).put(name, Bytes(stored.begin(), stored.begin() + 3), Overwrite::yes);
+    EXPECT_EQ(error_kind([&] { repo->read_manifest(name, through); }), ErrorKind::corrupt);
+    (*raw_backend(*repo)).put(name, Bytes(stored.begin(), stored.begin() + 20), Overwrite::yes);
+    EXPECT_EQ(error_kind([&] { repo->read_manifest(name, through); }), ErrorKind::corrupt);
+    (*raw_backend(*repo)).put(name, Bytes(stored.begin(), stored.end() - 1), Overwrite::yes);
+    EXPECT_EQ(error_kind([&] { repo->read_manifest(name, through); }), ErrorKind::corrupt);
 
-  EXPECT_EQ(error_kind([&] { repo->read_manifest(object_names::manifest(7, "00000000000000aa")); }),
-            ErrorKind::not_found);
+    EXPECT_EQ(error_kind([&] { repo->read_manifest(object_names::manifest(7, "00000000000000aa"), through); }),
+              ErrorKind::not_found);
 
-  // Another repository's key cannot read it.
-  TempDir other_dir;
-  const auto other = open_repo(other_dir.path(), MasterKey::generate());
-  (*raw_backend(*other)).put(name, stored, Overwrite::no);
-  EXPECT_EQ(error_kind([&] { other->read_manifest(name); }), ErrorKind::corrupt);
+    // Another repository's key cannot read it.
+    TempDir other_dir;
+    const auto other = open_repo(other_dir.path(), MasterKey::generate());
+    (*raw_backend(*other)).put(name, stored, Overwrite::no);
+    EXPECT_EQ(error_kind([&] { other->read_manifest(name, through); }), ErrorKind::corrupt);
+
+    // Cut inside the payload, and the tag's last byte: the streamed read authenticates too.
+    (*raw_backend(*repo)).put(name, Bytes(stored.begin(), stored.begin() + 40), Overwrite::yes);
+    EXPECT_EQ(error_kind([&] { repo->read_manifest(name, through); }), ErrorKind::corrupt);
+    Bytes bad_tag = stored;
+    bad_tag.back() ^= 0x80;
+    (*raw_backend(*repo)).put(name, bad_tag, Overwrite::yes);
+    EXPECT_EQ(error_kind([&] { repo->read_manifest(name, through); }), ErrorKind::corrupt);
+  }
 }
 
 }  // namespace

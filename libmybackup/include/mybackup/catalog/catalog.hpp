@@ -264,6 +264,15 @@ class Catalog {
   /// rewrites. Reads the chunk table once, or twice when some pack's live chunks are wanted.
   std::vector<PackUsage> pack_usage(const std::vector<std::int64_t>& removing, const WantLiveChunks& want_live = {}) const;
 
+  /// Keeps at most `bytes` of the catalog's pages in memory from now on: for callers that only
+  /// read it in order. By default, kDefaultCacheBytes (recording a run inserts all over the
+  /// chunk index, which pays to keep in memory).
+  void limit_cache(std::size_t bytes) const;
+  static constexpr std::size_t kDefaultCacheBytes = std::size_t{64} << 20;
+
+  /// The folder the catalog file is in (where temporary files about it may go).
+  std::string directory() const;
+
   /// Names of every pack the catalog indexes.
   std::unordered_set<std::string> pack_names() const;
 
@@ -291,6 +300,10 @@ class Catalog {
   /// Every pack with every chunk located in it (referenced or not, by offset), one at a time, by
   /// name (same requirements).
   std::unique_ptr<PackCursor> pack_cursor() const;
+  /// Every pack, by name, with its size but without its chunks (`blobs` left empty).
+  std::vector<ManifestPack> packs() const;
+  /// The chunks located in the pack `name`, by offset (empty for an unknown pack).
+  std::vector<PackEntry> pack_blobs(const std::string& name) const;
 
   /// Every (chunk, file version) pair where the version lists a chunk that is located in one of
   /// `packs` (hex names) or whose id is in `chunks`; sorted by pack, chunk, path, number, without

@@ -77,7 +77,8 @@ struct ReplayReport {
 };
 
 /// Records every manifest whose sequence number is above catalog.last_seq() (and at most
-/// `up_to_seq`), oldest first, each in its own transaction. A manifest that cannot be read or
+/// `up_to_seq`), oldest first, each in its own transaction, and each read in constant memory
+/// through temporary files beside the catalog (Repository::read_manifest). A manifest that cannot be read or
 /// authenticated (Error corrupt or crypto) is skipped and listed in check.unreadable; other errors
 /// (the destination unreachable, the catalog failing) propagate, with what was replayed before
 /// staying recorded (and correct). RememberSequence::yes then raises the number the catalog
@@ -90,7 +91,8 @@ ReplayReport replay_new_manifests(Catalog& catalog, const Repository& repository
 
 /// The config.yaml text recorded by the newest readable manifest that has one ("" if none does),
 /// for `init --from`. Reads manifests newest first and stops at the first with a config; an
-/// unreadable one is passed over.
-std::string newest_recorded_config(const Repository& repository);
+/// unreadable one is passed over. Manifests are read through `spool_directory`
+/// (Repository::read_manifest).
+std::string newest_recorded_config(const Repository& repository, const std::string& spool_directory);
 
 }  // namespace mybackup

@@ -102,6 +102,24 @@ class Aes256GcmSealer {
   std::unique_ptr<Impl> impl_;
 };
 
+/// aes256gcm_open given the ciphertext in pieces (data too large to hold): update() appends the
+/// decrypted piece to `out`, finish() checks the tag. What update() gave is NOT authenticated
+/// until finish() returns: the caller keeps it aside (a temporary file) and uses nothing of it
+/// before. finish() throws Error(corrupt) when authentication fails. Not thread-safe.
+class Aes256GcmOpener {
+ public:
+  Aes256GcmOpener(const AeadKey& key, const AeadNonce& nonce, ByteView aad);
+  ~Aes256GcmOpener();
+  Aes256GcmOpener(const Aes256GcmOpener&) = delete;
+  Aes256GcmOpener& operator=(const Aes256GcmOpener&) = delete;
+  void update(ByteView ciphertext, Bytes& out);
+  void finish(ByteView tag);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 /// AES-256-GCM decryption of ciphertext||tag. Throws Error(crypto) if the input is shorter than a
 /// tag or if authentication fails (wrong key, wrong aad, or any modified byte).
 Bytes aes256gcm_open(const AeadKey& key, const AeadNonce& nonce, ByteView sealed, ByteView aad);

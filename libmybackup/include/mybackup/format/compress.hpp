@@ -1,6 +1,9 @@
 #pragma once
 // zstd compression of single chunks, and of streams (manifests).
 
+#include <cstdint>
+#include <functional>
+
 #include "mybackup/util/bytes.hpp"
 
 namespace mybackup {
@@ -41,6 +44,25 @@ class StreamCompressor {
 
  private:
   void run(ByteView input, Bytes& out, bool end);
+  struct Impl;
+  Impl* impl_;
+};
+
+/// Decompresses one zstd frame given in pieces, handing the output to a sink in pieces of at
+/// most about 128 KiB: for data too large to hold. add() and finish() throw Error(corrupt) for
+/// a malformed frame, data after it, or more or fewer bytes than `expected_size` in all.
+class StreamDecompressor {
+ public:
+  explicit StreamDecompressor(std::uint64_t expected_size);
+  ~StreamDecompressor();
+  StreamDecompressor(const StreamDecompressor&) = delete;
+  StreamDecompressor& operator=(const StreamDecompressor&) = delete;
+
+  void add(ByteView input, const std::function<void(ByteView)>& sink);
+  /// The frame must be complete and the size the one expected.
+  void finish();
+
+ private:
   struct Impl;
   Impl* impl_;
 };

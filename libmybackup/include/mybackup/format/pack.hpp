@@ -24,6 +24,8 @@ using ChunkId = Digest;
 
 constexpr std::uint8_t kBlobCompressed = 0x01;
 constexpr std::size_t kBlobOverhead = 4 + 1 + kAeadNonceSize + kAeadTagSize;
+/// The part of that before the payload: magic, flags, nonce.
+constexpr std::size_t kBlobHeaderSize = 4 + 1 + kAeadNonceSize;
 /// The pack target size of a repository created without options (RepositoryOptions): writers
 /// close a pack before a blob would take it past its repository's target size.
 constexpr std::uint32_t kDefaultPackTargetSize = 16 * 1024 * 1024;
@@ -50,6 +52,24 @@ class BlobSealer {
  private:
   BlobSealer(const AeadKey& key, const ChunkId& id, std::uint8_t flags, const AeadNonce& nonce, Bytes& out);
   Aes256GcmSealer sealer_;
+};
+
+/// open_blob given the blob in pieces: the constructor reads the header (the first
+/// kBlobHeaderSize bytes), update() decrypts the payload as it comes (appending to `out`),
+/// finish() takes the last kAeadTagSize bytes and authenticates. Nothing update() gave may be
+/// used before finish() returns. Error(corrupt) for a malformed header or a failed
+/// authentication (naming `id`). Not thread-safe.
+class BlobOpener {
+ public:
+  BlobOpener(const AeadKey& key, const ChunkId& id, ByteView header);
+  std::uint8_t flags() const { return flags_; }
+  void update(ByteView ciphertext, Bytes& out) { opener_->update(ciphertext, out); }
+  void finish(ByteView tag);
+
+ private:
+  ChunkId id_;
+  std::uint8_t flags_ = 0;
+  std::unique_ptr<Aes256GcmOpener> opener_;
 };
 
 /// Authenticates and decrypts a blob; returns its payload and sets `flags`.

@@ -137,7 +137,13 @@ class Repository {
   std::string put_manifest(const Manifest& manifest);
   /// Keys of all manifests, in sequence order.
   std::vector<std::string> manifest_keys() const;
-  Manifest read_manifest(const std::string& key) const;
+  /// Reads, authenticates and decodes a manifest. Error(not_found) if it is missing,
+  /// Error(corrupt) if it is damaged, fails authentication or holds another sequence number
+  /// than its name. With a `spool_directory`, a manifest of any size is read in constant
+  /// memory: the object is fetched in ranges and decrypted into an unnamed file there, and
+  /// only once its tag checks out decompressed and decoded, its packs and versions spooled to
+  /// unnamed files there too (Manifest::spooled). Without one, it is read whole into memory.
+  Manifest read_manifest(const std::string& key, const std::string& spool_directory = "") const;
   /// The stored bytes of a manifest, authenticated first (Error(corrupt) if they fail), to copy
   /// to another copy of this repository with put_manifest_object.
   Bytes read_manifest_object(const std::string& key) const;
@@ -154,6 +160,7 @@ class Repository {
   Repository(std::unique_ptr<Backend> backend, KeySet keys, RepositoryInfo info);
   Bytes read_chunk_here(const std::string& pack_name, const PackEntry& where) const;
   Bytes open_manifest_object(const std::string& key, ByteView object) const;
+  Manifest read_streamed_manifest(const std::string& key, const std::string& spool_directory) const;
 
   std::unique_ptr<Backend> backend_;
   KeySet keys_;

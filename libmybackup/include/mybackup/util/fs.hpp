@@ -38,6 +38,13 @@ int open_unnamed_file(const std::string& directory);
 /// Error(no_space) for a full device, as "cannot write <what>: <reason>".
 void write_all(int fd, ByteView data, const std::string& what);
 
+/// One pread of up to `size` bytes at `offset` into `data`, retried on EINTR. Returns how many
+/// were read: 0 at the end of the file. Throws as "cannot read <what>: <reason>".
+std::size_t read_some_at(int fd, std::uint8_t* data, std::size_t size, std::uint64_t offset, const std::string& what);
+
+/// Where temporary files go: $TMPDIR, or /tmp.
+std::string temporary_directory();
+
 /// Reads a whole file. Error(not_found) if missing, Error(io) otherwise.
 Bytes read_file(const std::string& path);
 
