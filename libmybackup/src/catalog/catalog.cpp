@@ -15,6 +15,8 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <optional>
+#include <unordered_map>
 
 #include "mybackup/util/clock.hpp"
 #include "mybackup/util/error.hpp"
@@ -57,6 +59,18 @@ CREATE INDEX version_chunks_chunk ON version_chunks(chunk_id);
 CREATE INDEX chunks_pack ON chunks(pack_id, offset);
 )sql";
 
+/// Schema 3: the totals `status` reads instead of scanning every version and chunk (a second
+/// and more at a million files), kept by record_run (TotalsKeeper). A folder's row counts the
+/// regular files directly in it: paths whose latest version is a file (`files`, their sizes in
+/// `bytes`) and file versions in history (`versions`, `version_bytes`).
+constexpr const char* kTotalsSchema = R"sql(
+CREATE TABLE folder_totals(folder TEXT PRIMARY KEY, files INTEGER NOT NULL, bytes INTEGER NOT NULL,
+  versions INTEGER NOT NULL, version_bytes INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE chunk_totals(id INTEGER PRIMARY KEY CHECK(id = 1), chunks INTEGER NOT NULL,
+  raw_bytes INTEGER NOT NULL, stored_bytes INTEGER NOT NULL);
+INSERT INTO chunk_totals SELECT 1, count(*), coalesce(sum(raw_length), 0), coalesce(sum(length), 0) FROM chunks;
+)sql";
+
 /// Added to schema 2 without a new number (older releases ignore it): a pack's chunks in pack
 /// order without sorting the chunk table (verify, clean).
 constexpr const char* kChunksByPack = "CREATE INDEX IF NOT EXISTS chunks_pack ON chunks(pack_id, offset)";
@@ -74,11 +88,6 @@ ALTER TABLE versions ADD COLUMN links INTEGER;
 ALTER TABLE versions ADD COLUMN rdev INTEGER;
 ALTER TABLE versions ADD COLUMN xattrs BLOB;
 )sql";
-
-/// The latest version of each file, as a subquery usable in other statements.
-constexpr const char* kLatestVersions =
-    "SELECT v.* FROM versions v JOIN (SELECT file_id, MAX(number) AS number FROM versions GROUP BY file_id) m "
-    "ON v.file_id = m.file_id AND v.number = m.number";
 
 /// A version's metadata columns, in the order read_metadata reads them.
 constexpr const char* kMetadataColumns = "v.uid, v.gid, v.owner, v.grp, v.ctime_ns, v.device, v.links, v.rdev, v.xattrs";
@@ -108,6 +117,145 @@ std::string below_end(const std::string& root) { return (root == "/" ? std::stri
 std::string below_start(const std::string& root) { return (root == "/" ? std::string() : root) + "/"; }
 
 std::int64_t as_i64(std::uint64_t value) { return static_cast<std::int64_t>(value); }
+
+/// A version as the totals count it.
+struct CountedVersion {
+  std::int64_t number = 0;
+  EntryType type = EntryType::file;
+  std::int64_t size = 0;
+};
+
+/// The path's latest version: `query` is kLatestOfFile, bound to nothing.
+constexpr const char* kLatestOfFile = "SELECT number, type, size FROM versions WHERE file_id = ? ORDER BY number DESC LIMIT 1";
+std::optional<CountedVersion> latest_of_file(SQLite::Statement& query, std::int64_t file_id) {
+  query.bind(1, file_id);
+  std::optional<CountedVersion> latest;
+  if (query.executeStep()) {
+    latest = CountedVersion{query.getColumn(0).getInt64(), static_cast<EntryType>(query.getColumn(1).getInt()),
+                            query.getColumn(2).getInt64()};
+  }
+  query.reset();
+  return latest;
+}
+
+/// What a run changes in folder_totals and chunk_totals (kTotalsSchema), gathered in memory and
+/// written by flush(): one row update per folder rather than per version. Holds at most
+/// kMaxFolders folders' changes.
+class TotalsKeeper {
+ public:
+  explicit TotalsKeeper(SQLite::Database& db)
+      : add_(db, "INSERT INTO folder_totals(folder, files, bytes, versions, version_bytes) VALUES(?,?,?,?,?) "
+                 "ON CONFLICT(folder) DO UPDATE SET files = files + excluded.files, bytes = bytes + excluded.bytes, "
+                 "versions = versions + excluded.versions, version_bytes = version_bytes + excluded.version_bytes"),
+        drop_empty_(db, "DELETE FROM folder_totals WHERE folder = ? AND versions = 0"),
+        chunks_(db, "UPDATE chunk_totals SET chunks = chunks + ?, raw_bytes = raw_bytes + ?, stored_bytes = stored_bytes + ?") {}
+
+  /// A version of `path` entered (`sign` 1) or left (-1) the history.
+  void version_counted(const std::string& path, EntryType type, std::int64_t size, int sign) {
+    if (type == EntryType::file) {
+      Delta& delta = folder(path);
+      delta.versions += sign;
+      delta.version_bytes += sign * size;
+    }
+  }
+
+  /// The path's latest version is now `after` instead of `before` (nullopt: none).
+  void latest_changed(const std::string& path, const std::optional<CountedVersion>& before,
+                      const std::optional<CountedVersion>& after) {
+    for (const auto& [version, sign] : {std::pair{&before, -1}, std::pair{&after, 1}}) {
+      if (version->has_value() && (*version)->type == EntryType::file) {
+        Delta& delta = folder(path);
+        delta.files += sign;
+        delta.bytes += sign * (*version)->size;
+      }
+    }
+  }
+
+  void chunks_changed(std::int64_t count, std::int64_t raw_bytes, std::int64_t stored_bytes) {
+    chunk_count_ += count;
+    chunk_raw_bytes_ += raw_bytes;
+    chunk_stored_bytes_ += stored_bytes;
+  }
+
+  /// Writes what was gathered into the run's transaction.
+  void flush() {
+    for (const auto& [folder, delta] : folders_) {
+      if (delta.files == 0 && delta.bytes == 0 && delta.versions == 0 && delta.version_bytes == 0) {
+        continue;
+      }
+      add_.bind(1, folder);
+      add_.bind(2, delta.files);
+      add_.bind(3, delta.bytes);
+      add_.bind(4, delta.versions);
+      add_.bind(5, delta.version_bytes);
+      add_.exec();
+      add_.reset();
+      if (delta.versions < 0) {
+        drop_empty_.bind(1, folder);
+        drop_empty_.exec();
+        drop_empty_.reset();
+      }
+    }
+    folders_.clear();
+    if (chunk_count_ != 0 || chunk_raw_bytes_ != 0 || chunk_stored_bytes_ != 0) {
+      chunks_.bind(1, chunk_count_);
+      chunks_.bind(2, chunk_raw_bytes_);
+      chunks_.bind(3, chunk_stored_bytes_);
+      chunks_.exec();
+      chunks_.reset();
+      chunk_count_ = chunk_raw_bytes_ = chunk_stored_bytes_ = 0;
+    }
+  }
+
+ private:
+  struct Delta {
+    std::int64_t files = 0;
+    std::int64_t bytes = 0;
+    std::int64_t versions = 0;
+    std::int64_t version_bytes = 0;
+  };
+  static constexpr std::size_t kMaxFolders = 4096;
+
+  Delta& folder(const std::string& path) {
+    std::string name = parent_directory(path);
+    if (folders_.size() >= kMaxFolders && folders_.count(name) == 0) {
+      flush();
+    }
+    return folders_[std::move(name)];
+  }
+
+  SQLite::Statement add_;
+  SQLite::Statement drop_empty_;
+  SQLite::Statement chunks_;
+  std::unordered_map<std::string, Delta> folders_;
+  std::int64_t chunk_count_ = 0;
+  std::int64_t chunk_raw_bytes_ = 0;
+  std::int64_t chunk_stored_bytes_ = 0;
+};
+
+/// Fills folder_totals from the versions (a catalog from before schema 3).
+void count_folder_totals(SQLite::Database& db) {
+  TotalsKeeper totals(db);
+  SQLite::Statement query(db, "SELECT f.path, v.number, v.type, v.size FROM files f JOIN versions v ON v.file_id = f.id "
+                              "ORDER BY f.id, v.number");
+  std::optional<CountedVersion> latest;
+  std::string latest_path;
+  while (query.executeStep()) {
+    std::string path = query.getColumn(0).getString();
+    const CountedVersion version{query.getColumn(1).getInt64(), static_cast<EntryType>(query.getColumn(2).getInt()),
+                                 query.getColumn(3).getInt64()};
+    totals.version_counted(path, version.type, version.size, 1);
+    if (path != latest_path && latest) {
+      totals.latest_changed(latest_path, std::nullopt, latest);
+    }
+    latest = version;
+    latest_path = std::move(path);
+  }
+  if (latest) {
+    totals.latest_changed(latest_path, std::nullopt, latest);
+  }
+  totals.flush();
+}
 
 /// Runs a catalog operation, turning SQLite's exceptions into the library's error kinds: a full
 /// disk is no_space (with the fix), a failed constraint corrupt, anything else io, all naming the
@@ -165,14 +313,15 @@ std::int64_t insert_run(SQLite::Database& db, const Manifest& manifest, const st
 }
 
 /// The run's packs and where each of their chunks is.
-void record_packs(SQLite::Database& db, const Manifest& manifest, std::int64_t run_id) {
+void record_packs(SQLite::Database& db, const Manifest& manifest, std::int64_t run_id, TotalsKeeper& totals) {
   SQLite::Statement insert_pack(db, "INSERT INTO packs(name, size, run_id) VALUES(?,?,?) "
                                     "ON CONFLICT(name) DO UPDATE SET size = excluded.size RETURNING id");
   // A chunk stored again moves to its new place: a clean run copies live chunks out of packs it is
   // about to delete, and a backup stores again only chunks whose pack is missing or damaged.
   SQLite::Statement insert_chunk(db, "INSERT INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
-                                     "VALUES(?,?,?,?,?,?) ON CONFLICT(hash) DO UPDATE SET pack_id = excluded.pack_id, "
-                                     "offset = excluded.offset, length = excluded.length, flags = excluded.flags");
+                                     "VALUES(?,?,?,?,?,?) ON CONFLICT(hash) DO NOTHING");
+  SQLite::Statement old_length(db, "SELECT length FROM chunks WHERE hash = ?");
+  SQLite::Statement move_chunk(db, "UPDATE chunks SET pack_id = ?2, offset = ?3, length = ?4, flags = ?5 WHERE hash = ?1");
   for_each_pack(manifest, [&](const ManifestPack& pack) {
     insert_pack.bind(1, pack.name);
     insert_pack.bind(2, as_i64(pack.size));
@@ -189,7 +338,21 @@ void record_packs(SQLite::Database& db, const Manifest& manifest, std::int64_t r
       insert_chunk.bind(4, static_cast<std::int64_t>(blob.length));
       insert_chunk.bind(5, static_cast<std::int64_t>(blob.raw_length));
       insert_chunk.bind(6, static_cast<int>(blob.flags));
-      insert_chunk.exec();
+      if (insert_chunk.exec() == 1) {
+        totals.chunks_changed(1, static_cast<std::int64_t>(blob.raw_length), static_cast<std::int64_t>(blob.length));
+      } else {
+        old_length.bind(1, blob.id.data(), static_cast<int>(blob.id.size()));
+        old_length.executeStep();
+        totals.chunks_changed(0, 0, static_cast<std::int64_t>(blob.length) - old_length.getColumn(0).getInt64());
+        old_length.reset();
+        move_chunk.bind(1, blob.id.data(), static_cast<int>(blob.id.size()));
+        move_chunk.bind(2, pack_id);
+        move_chunk.bind(3, static_cast<std::int64_t>(blob.offset));
+        move_chunk.bind(4, static_cast<std::int64_t>(blob.length));
+        move_chunk.bind(5, static_cast<int>(blob.flags));
+        move_chunk.exec();
+        move_chunk.reset();
+      }
       insert_chunk.reset();
     }
   });
@@ -199,10 +362,12 @@ void record_packs(SQLite::Database& db, const Manifest& manifest, std::int64_t r
 /// one reference) and the stored size of its chunks. Its statements are prepared once per run.
 class VersionRecorder {
  public:
-  VersionRecorder(SQLite::Database& db, const std::string& manifest_key, std::int64_t run_id)
+  VersionRecorder(SQLite::Database& db, const std::string& manifest_key, std::int64_t run_id, TotalsKeeper& totals)
       : db_(db),
         manifest_key_(manifest_key),
         run_id_(run_id),
+        totals_(totals),
+        latest_(db, kLatestOfFile),
         find_file_(db, "SELECT id FROM files WHERE path = ?"),
         insert_file_(db, "INSERT INTO files(path) VALUES(?)"),
         find_chunk_(db, "SELECT id, length FROM chunks WHERE hash = ?"),
@@ -218,8 +383,19 @@ class VersionRecorder {
     const std::int64_t stored = find_chunks(version.chunks);
     bool new_path = false;
     const std::int64_t file = file_id(version.path, new_path);
-    const std::int64_t version_id = insert_version(version, file, new_path, stored);
+    // A path just added has no number taken yet; above the latest, none is taken either.
+    auto number = static_cast<std::int64_t>(version.number);
+    const std::optional<CountedVersion> latest = new_path ? std::nullopt : latest_of_file(latest_, file);
+    if (latest && number <= latest->number) {
+      number = free_number(file, number);
+    }
+    const std::int64_t version_id = insert_version(version, file, number, stored);
     link_chunks(version_id);
+    const auto size = as_i64(version.size);
+    totals_.version_counted(version.path, version.type, size, 1);
+    if (!latest || number > latest->number) {
+      totals_.latest_changed(version.path, latest, CountedVersion{number, version.type, size});
+    }
   }
 
  private:
@@ -254,12 +430,11 @@ class VersionRecorder {
     return free;
   }
 
-  /// The version's row (a path just added has no number taken yet). Returns its id.
-  std::int64_t insert_version(const ManifestVersion& version, std::int64_t file_id, bool new_path, std::int64_t stored) {
-    const auto number = static_cast<std::int64_t>(version.number);
+  /// The version's row, numbered `number`. Returns its id.
+  std::int64_t insert_version(const ManifestVersion& version, std::int64_t file_id, std::int64_t number, std::int64_t stored) {
     insert_version_.bind(1, file_id);
     insert_version_.bind(2, run_id_);
-    insert_version_.bind(3, new_path ? number : free_number(file_id, number));
+    insert_version_.bind(3, number);
     insert_version_.bind(4, static_cast<int>(version.type));
     insert_version_.bind(5, as_i64(version.size));
     insert_version_.bind(6, stored);
@@ -333,6 +508,8 @@ class VersionRecorder {
   SQLite::Database& db_;
   const std::string& manifest_key_;
   std::int64_t run_id_;
+  TotalsKeeper& totals_;
+  SQLite::Statement latest_;
   SQLite::Statement find_file_;
   SQLite::Statement insert_file_;
   SQLite::Statement find_chunk_;
@@ -344,8 +521,8 @@ class VersionRecorder {
 };
 
 void record_versions(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key,
-                     std::int64_t run_id) {
-  VersionRecorder recorder(db, manifest_key, run_id);
+                     std::int64_t run_id, TotalsKeeper& totals) {
+  VersionRecorder recorder(db, manifest_key, run_id, totals);
   for_each_version(manifest, [&recorder](const ManifestVersion& version) { recorder.record(version); });
 }
 
@@ -367,12 +544,14 @@ void count_encryptions(SQLite::Database& db, const Manifest& manifest, const std
 
 /// A clean run's removed versions: each goes with its chunk references (a version may list one
 /// chunk several times; each listing is one reference), and its path when nothing is left of it.
-void forget_removed_versions(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key) {
+void forget_removed_versions(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key,
+                             TotalsKeeper& totals) {
   if (manifest.removed.empty()) {
     return;
   }
-  SQLite::Statement find(db, "SELECT v.id, v.file_id FROM versions v JOIN files f ON f.id = v.file_id "
+  SQLite::Statement find(db, "SELECT v.id, v.file_id, v.type, v.size FROM versions v JOIN files f ON f.id = v.file_id "
                              "WHERE f.path = ? AND v.number = ?");
+  SQLite::Statement latest(db, kLatestOfFile);
   SQLite::Statement release(db, "UPDATE chunks SET refcount = refcount - (SELECT count(*) FROM version_chunks vc "
                                 "WHERE vc.version_id = ?1 AND vc.chunk_id = chunks.id) "
                                 "WHERE id IN (SELECT chunk_id FROM version_chunks WHERE version_id = ?1)");
@@ -388,11 +567,17 @@ void forget_removed_versions(SQLite::Database& db, const Manifest& manifest, con
     }
     const std::int64_t version_id = find.getColumn(0).getInt64();
     const std::int64_t file_id = find.getColumn(1).getInt64();
+    const CountedVersion removed{static_cast<std::int64_t>(removal.number), static_cast<EntryType>(find.getColumn(2).getInt()),
+                                 find.getColumn(3).getInt64()};
     find.reset();
     for (SQLite::Statement* step : {&release, &unlink, &erase}) {
       step->bind(1, version_id);
       step->exec();
       step->reset();
+    }
+    totals.version_counted(removal.path, removed.type, removed.size, -1);
+    if (const std::optional<CountedVersion> now = latest_of_file(latest, file_id); !now || now->number < removed.number) {
+      totals.latest_changed(removal.path, removed, now);
     }
     erase_file.bind(1, file_id);
     erase_file.exec();
@@ -402,8 +587,10 @@ void forget_removed_versions(SQLite::Database& db, const Manifest& manifest, con
 
 /// A clean run's deleted packs, with the chunks still located in them (all unreferenced: live
 /// ones were moved by the run's own packs first).
-void forget_deleted_packs(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key) {
+void forget_deleted_packs(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key,
+                          TotalsKeeper& totals) {
   SQLite::Statement find(db, "SELECT id FROM packs WHERE name = ?");
+  SQLite::Statement sizes(db, "SELECT count(*), coalesce(sum(raw_length), 0), coalesce(sum(length), 0) FROM chunks WHERE pack_id = ?");
   SQLite::Statement in_use(db, "SELECT count(*) FROM chunks WHERE pack_id = ? AND refcount > 0");
   SQLite::Statement erase_chunks(db, "DELETE FROM chunks WHERE pack_id = ?");
   SQLite::Statement erase_pack(db, "DELETE FROM packs WHERE id = ?");
@@ -423,6 +610,10 @@ void forget_deleted_packs(SQLite::Database& db, const Manifest& manifest, const 
       throw Error(ErrorKind::corrupt, "manifest " + manifest_key + " deletes pack " + name + ", which still holds " +
                                           std::to_string(used) + " chunk(s) in use: refusing to record it");
     }
+    sizes.bind(1, pack_id);
+    sizes.executeStep();
+    totals.chunks_changed(-sizes.getColumn(0).getInt64(), -sizes.getColumn(1).getInt64(), -sizes.getColumn(2).getInt64());
+    sizes.reset();
     for (SQLite::Statement* step : {&erase_chunks, &erase_pack}) {
       step->bind(1, pack_id);
       step->exec();
@@ -517,7 +708,7 @@ Catalog::Catalog(const std::string& path) {
     if (version == 0 && db.execAndGet("SELECT count(*) FROM sqlite_master").getInt() != 0) {
       throw Error(ErrorKind::config, path + " is not a mybackup catalog");
     }
-    if (version != 0 && version != 1 && version != kCatalogSchemaVersion) {
+    if (version < 0 || version > kCatalogSchemaVersion) {
       throw Error(ErrorKind::config, path + " has catalog schema version " + std::to_string(version) +
                                          ", this mybackup reads version " + std::to_string(kCatalogSchemaVersion) +
                                          ": use a matching mybackup release");
@@ -534,12 +725,17 @@ Catalog::Catalog(const std::string& path) {
     if (version == 0) {
       SQLite::Transaction transaction(db);
       db.exec(kSchema);
+      db.exec(kTotalsSchema);
       db.exec("PRAGMA user_version=" + std::to_string(kCatalogSchemaVersion));
       transaction.commit();
-    } else if (version == 1) {
+    } else if (version < kCatalogSchemaVersion) {
       SQLite::Transaction transaction(db);
-      db.exec(kMigrateTo2);
-      db.exec("PRAGMA user_version=2");
+      if (version == 1) {
+        db.exec(kMigrateTo2);
+      }
+      db.exec(kTotalsSchema);
+      count_folder_totals(db);
+      db.exec("PRAGMA user_version=" + std::to_string(kCatalogSchemaVersion));
       transaction.commit();
     }
     db.exec(kChunksByPack);
@@ -832,11 +1028,13 @@ void Catalog::record_run(const Manifest& manifest, const std::string& manifest_k
     const ForeignKeysOff unchecked(db);
     SQLite::Transaction transaction(db);
     const std::int64_t run_id = insert_run(db, manifest, manifest_key, stats);
-    record_packs(db, manifest, run_id);
-    record_versions(db, manifest, manifest_key, run_id);
+    TotalsKeeper totals(db);
+    record_packs(db, manifest, run_id, totals);
+    record_versions(db, manifest, manifest_key, run_id, totals);
     count_encryptions(db, manifest, manifest_key);
-    forget_removed_versions(db, manifest, manifest_key);
-    forget_deleted_packs(db, manifest, manifest_key);
+    forget_removed_versions(db, manifest, manifest_key, totals);
+    forget_deleted_packs(db, manifest, manifest_key, totals);
+    totals.flush();
     transaction.commit();
   });
 }
@@ -1332,16 +1530,15 @@ CatalogSummary Catalog::summary() const {
     const auto number = [&db](const std::string& sql) {
       return static_cast<std::uint64_t>(db.execAndGet(sql).getInt64());
     };
-    const std::string file_type = std::to_string(static_cast<int>(EntryType::file));
-    summary.files = number(std::string("SELECT count(*) FROM (") + kLatestVersions + ") WHERE type = " + file_type);
-    summary.current_bytes =
-        number(std::string("SELECT coalesce(sum(size), 0) FROM (") + kLatestVersions + ") WHERE type = " + file_type);
-    summary.versions = number("SELECT count(*) FROM versions WHERE type = " + file_type);
-    summary.original_bytes = number("SELECT coalesce(sum(size), 0) FROM versions WHERE type = " + file_type);
-    summary.unique_bytes = number("SELECT coalesce(sum(raw_length), 0) FROM chunks");
-    summary.compressed_bytes = number("SELECT coalesce(sum(length), 0) FROM chunks");
+    // The kept totals (kTotalsSchema): a row per folder, not per file or chunk.
+    summary.files = number("SELECT coalesce(sum(files), 0) FROM folder_totals");
+    summary.current_bytes = number("SELECT coalesce(sum(bytes), 0) FROM folder_totals");
+    summary.versions = number("SELECT coalesce(sum(versions), 0) FROM folder_totals");
+    summary.original_bytes = number("SELECT coalesce(sum(version_bytes), 0) FROM folder_totals");
+    summary.unique_bytes = number("SELECT raw_bytes FROM chunk_totals");
+    summary.compressed_bytes = number("SELECT stored_bytes FROM chunk_totals");
+    summary.chunks = number("SELECT chunks FROM chunk_totals");
     summary.stored_bytes = number("SELECT coalesce(sum(size), 0) FROM packs");
-    summary.chunks = number("SELECT count(*) FROM chunks");
     summary.packs = number("SELECT count(*) FROM packs");
     summary.runs = number("SELECT count(*) FROM runs WHERE status != 'failed'");
     return summary;
@@ -1350,12 +1547,15 @@ CatalogSummary Catalog::summary() const {
 
 std::uint64_t Catalog::file_count_under(const std::string& root) const {
   return guarded(impl_->path, [&] {
-    SQLite::Statement query(impl_->db, std::string("SELECT count(*) FROM files f JOIN (") + kLatestVersions +
-                                           ") l ON l.file_id = f.id WHERE l.type = ? AND (f.path = ? OR (f.path >= ? AND f.path < ?))");
-    query.bind(1, static_cast<int>(EntryType::file));
-    query.bind(2, root);
-    query.bind(3, below_start(root));
-    query.bind(4, below_end(root));
+    // The files in `root` and in the folders below it, and `root` itself when it is a file.
+    SQLite::Statement query(impl_->db, std::string("SELECT (SELECT coalesce(sum(files), 0) FROM folder_totals WHERE folder = ?1 "
+                                                   "OR (folder >= ?2 AND folder < ?3)) + coalesce((SELECT v.type = ?4 FROM "
+                                                   "files f JOIN versions v ON v.file_id = f.id WHERE f.path = ?1 "
+                                                   "ORDER BY v.number DESC LIMIT 1), 0)"));
+    query.bind(1, root);
+    query.bind(2, below_start(root));
+    query.bind(3, below_end(root));
+    query.bind(4, static_cast<int>(EntryType::file));
     query.executeStep();
     return static_cast<std::uint64_t>(query.getColumn(0).getInt64());
   });

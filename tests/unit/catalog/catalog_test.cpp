@@ -251,10 +251,13 @@ TEST(Catalog, SchemaOneIsMigratedAndItsVersionsHaveNoMetadata) {
               SQLITE_OK)
         << column;
   }
-  ASSERT_EQ(sqlite3_exec(raw, "PRAGMA user_version=1", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "DROP TABLE folder_totals; DROP TABLE chunk_totals; PRAGMA user_version=1", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
   sqlite3_close(raw);
 
   Catalog migrated(path);
+  EXPECT_EQ(migrated.summary().files, 1u);  // its totals are counted too (schema 3)
   EXPECT_EQ(migrated.last_seq(), 2u);
   const auto latest = migrated.latest_under("/r");
   ASSERT_EQ(latest.count("/r/f1"), 1u);
@@ -450,6 +453,92 @@ TEST(Catalog, FileCountUnderCountsLatestRegularFiles) {
   catalog.record_run(second_manifest(), "snapshots/0000000002-x.enc", RunStats{});
   EXPECT_EQ(catalog.file_count_under("/r"), 1u);  // f2 is now deleted
   EXPECT_EQ(catalog.file_count_under("/r/f2"), 0u);
+}
+
+// The figures status shows, counted from scratch the slow way (what the kept totals replace).
+std::uint64_t count_in(const std::string& catalog, const std::string& sql) {
+  sqlite3* raw = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(catalog.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* statement = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(raw, sql.c_str(), -1, &statement, nullptr), SQLITE_OK) << sql;
+  EXPECT_EQ(sqlite3_step(statement), SQLITE_ROW) << sql;
+  const auto value = static_cast<std::uint64_t>(sqlite3_column_int64(statement, 0));
+  sqlite3_finalize(statement);
+  sqlite3_close(raw);
+  return value;
+}
+
+void expect_totals_match_a_count(const Catalog& catalog, const std::string& path, const std::string& step) {
+  SCOPED_TRACE(step);
+  const std::string file = std::to_string(static_cast<int>(EntryType::file));
+  const std::string latest =
+      "(SELECT v.* FROM versions v JOIN (SELECT file_id, max(number) AS number FROM versions GROUP BY file_id) m "
+      "ON v.file_id = m.file_id AND v.number = m.number WHERE v.type = " + file + ")";
+  CatalogSummary counted;
+  counted.files = count_in(path, "SELECT count(*) FROM " + latest);
+  counted.current_bytes = count_in(path, "SELECT coalesce(sum(size), 0) FROM " + latest);
+  counted.versions = count_in(path, "SELECT count(*) FROM versions WHERE type = " + file);
+  counted.original_bytes = count_in(path, "SELECT coalesce(sum(size), 0) FROM versions WHERE type = " + file);
+  counted.unique_bytes = count_in(path, "SELECT coalesce(sum(raw_length), 0) FROM chunks");
+  counted.compressed_bytes = count_in(path, "SELECT coalesce(sum(length), 0) FROM chunks");
+  counted.stored_bytes = count_in(path, "SELECT coalesce(sum(size), 0) FROM packs");
+  counted.chunks = count_in(path, "SELECT count(*) FROM chunks");
+  counted.packs = count_in(path, "SELECT count(*) FROM packs");
+  counted.runs = count_in(path, "SELECT count(*) FROM runs WHERE status != 'failed'");
+  expect_same_summary(catalog.summary(), counted);
+  for (const std::string root : {"/", "/r", "/r/d", "/r/f1", "/r/f2", "/rr"}) {
+    const std::string below = root == "/" ? "/" : root + "/";
+    const std::string end = root == "/" ? "0" : root + "0";
+    EXPECT_EQ(catalog.file_count_under(root),
+              count_in(path, "SELECT count(*) FROM files f JOIN " + latest + " l ON l.file_id = f.id WHERE f.path = '" +
+                                 root + "' OR (f.path >= '" + below + "' AND f.path < '" + end + "')"))
+        << root;
+  }
+}
+
+// Runs that add, change, delete, renumber and remove versions and move and delete chunks: the
+// totals status reads stay what counting every version and chunk gives; an older catalog
+// (schema 2) gets the same totals when it is opened.
+TEST(Catalog, KeptTotalsMatchACountAfterEveryKindOfRun) {
+  TempDir dir("catalog_test_");
+  const std::string path = dir / "backups.db";
+  CatalogSummary before_migration;
+  {
+    Catalog catalog(path);
+    expect_totals_match_a_count(catalog, path, "empty");
+    record_both(catalog);
+    expect_totals_match_a_count(catalog, path, "added, changed, deleted");
+
+    Manifest other_writer = manifest_with_seq(3);  // moves /r/f1 up to 3, /r/f2 comes back as 3
+    ManifestVersion below = file_version("/r/d/g", 5, 70, {chunk(4)});
+    other_writer.versions = {file_version("/r/f1", 2, 700, {chunk(3)}), file_version("/r/f2", 2, 100, {chunk(1)}), below,
+                             file_version("/r/d/g", 3, 30, {chunk(4)})};  // a free number below the latest
+    catalog.record_run(other_writer, "snapshots/0000000003-x.enc", RunStats{});
+    expect_totals_match_a_count(catalog, path, "renumbered");
+
+    Manifest clean = manifest_with_seq(4);
+    clean.kind = RunKind::clean;
+    ManifestPack moved;
+    moved.name = pack_name("pack four");
+    moved.size = 200;
+    moved.blobs = {blob(chunk(3), 0, 140, 400)};  // chunk 3 leaves pack two, longer than it was
+    clean.packs = {moved};
+    clean.deleted_packs = {pack_name("pack two")};
+    clean.removed = {{"/r/f1", 1}, {"/r/f2", 3}, {"/r/f2", 1}, {"/r/f2", 2}, {"/r/d/g", 5}};
+    catalog.record_run(clean, "snapshots/0000000004-x.enc", RunStats{});
+    expect_totals_match_a_count(catalog, path, "cleaned");
+    EXPECT_TRUE(catalog.versions_of("/r/f2").empty());
+    before_migration = catalog.summary();
+  }
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "DROP TABLE folder_totals; DROP TABLE chunk_totals; PRAGMA user_version=2", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+  Catalog migrated(path);
+  expect_totals_match_a_count(migrated, path, "migrated");
+  expect_same_summary(migrated.summary(), before_migration);
 }
 
 TEST(Catalog, LastSeqAndLastRun) {

@@ -21,7 +21,9 @@
 
 namespace mybackup {
 
-constexpr int kCatalogSchemaVersion = 2;  // 2: file metadata; a version 1 catalog is migrated on open
+/// 2: file metadata; 3: kept totals (status). An older catalog is migrated when opened; a newer
+/// one is refused, since this release would not keep what it added.
+constexpr int kCatalogSchemaVersion = 3;
 
 /// Backups stop once a repository key has made this many encryptions: half of the 2^32 that
 /// NIST SP 800-38D allows for AES-GCM with random 96-bit nonces, so the chance that two blobs
@@ -170,8 +172,9 @@ class Catalog {
   class LatestCursor;
   class StateCursor;
 
-  /// Opens or creates the catalog at `path`. Error(config) if the file is not a catalog or its
-  /// schema version is not kCatalogSchemaVersion.
+  /// Opens or creates the catalog at `path`, migrating an older schema in one transaction (for
+  /// schema 2, counting its totals: seconds at a million versions, once). Error(config) if the
+  /// file is not a catalog or its schema version is above kCatalogSchemaVersion.
   explicit Catalog(const std::string& path);
   ~Catalog();
   Catalog(const Catalog&) = delete;
@@ -317,8 +320,10 @@ class Catalog {
   std::uint64_t last_seq() const;
   /// The most recent run of `kind` ("backup", "clean"), or of any kind when `kind` is empty.
   std::optional<RunRecord> last_run(const std::string& kind = "") const;
+  /// From totals kept as runs are recorded: as fast at a million files as at ten.
   CatalogSummary summary() const;
-  /// Number of paths below `root` whose latest version is a regular file.
+  /// Number of paths below `root` (or `root` itself) whose latest version is a regular file,
+  /// from the same totals: it reads one row per folder below `root`.
   std::uint64_t file_count_under(const std::string& root) const;
 
  private:
