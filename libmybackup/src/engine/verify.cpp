@@ -272,6 +272,7 @@ class Verifier {
     rebuilt.limit_cache(kStreamingCache);
     compare_versions(rebuilt);
     compare_packs(rebuilt);
+    compare_totals(rebuilt);
     catalog_.limit_cache(Catalog::kDefaultCacheBytes);
   }
 
@@ -316,6 +317,28 @@ class Verifier {
     report(only_live, "versions in the catalog that no manifest on the destination records");
     report(only_replayed, "versions the manifests record that the catalog lacks");
     report(different, "versions recorded differently by the catalog and the manifests");
+  }
+
+  /// The totals `status` shows, kept as each run was recorded, against the replay's. Reported
+  /// only when the rows agree: otherwise the totals differ for the reason already reported.
+  void compare_totals(const Catalog& rebuilt) {
+    for (const VerifyProblem& problem : report_.problems) {
+      if (problem.kind == VerifyProblemKind::catalog_mismatch) {
+        return;
+      }
+    }
+    const CatalogSummary live = catalog_.summary();
+    const CatalogSummary replayed = rebuilt.summary();
+    const auto figures = [](const CatalogSummary& summary) {
+      return std::to_string(summary.files) + " files of " + std::to_string(summary.current_bytes) + " bytes, " +
+             std::to_string(summary.versions) + " versions of " + std::to_string(summary.original_bytes) + " bytes, " +
+             std::to_string(summary.chunks) + " chunks of " + std::to_string(summary.unique_bytes) + " bytes (" +
+             std::to_string(summary.compressed_bytes) + " stored)";
+    };
+    if (figures(live) != figures(replayed)) {
+      add(VerifyProblemKind::catalog_mismatch,
+          "the totals status shows (" + figures(live) + ") differ from the manifests' (" + figures(replayed) + ")");
+    }
   }
 
   void compare_packs(const Catalog& rebuilt) {

@@ -2,6 +2,7 @@
 #include "mybackup/engine/verify.hpp"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -334,6 +335,25 @@ TEST_F(Verify, ACatalogThatRecordsAVersionDifferentlyIsADisagreement) {
   ASSERT_EQ(kinds_of(report), std::vector<VerifyProblemKind>{VerifyProblemKind::catalog_mismatch}) << describe(report);
   EXPECT_EQ(report.problems[0].affected, versions({{src("b.txt"), 1}}));
   EXPECT_NE(report.problems[0].detail.find("recorded differently"), std::string::npos) << describe(report);
+}
+
+// The totals status reads are kept apart from the rows they sum: if they ever drift, verify says so.
+TEST_F(Verify, TotalsThatDriftFromTheRowsAreADisagreement) {
+  two_runs();
+  const std::string path = dir_ / "drifted.db";
+  Catalog drifted(path);
+  for (const std::string& key : repo_->manifest_keys()) {
+    drifted.record_run(repo_->read_manifest(key), key, RunStats{});
+  }
+  EXPECT_TRUE(verify(false, 100, nullptr, &drifted).ok());
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "UPDATE folder_totals SET files = files + 1", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(raw);
+
+  const VerifyReport report = verify(false, 100, nullptr, &drifted);
+  ASSERT_EQ(kinds_of(report), std::vector<VerifyProblemKind>{VerifyProblemKind::catalog_mismatch}) << describe(report);
+  EXPECT_NE(report.problems[0].detail.find("totals"), std::string::npos) << describe(report);
 }
 
 TEST_F(Verify, AHeaderThatDisagreesWithTheCatalogIsReported) {
