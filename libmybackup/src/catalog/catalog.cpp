@@ -722,19 +722,21 @@ Catalog::Catalog(const std::string& path) {
     limit_cache(kDefaultCacheBytes);  // only as the catalog grows
     db.exec("PRAGMA temp_store=MEMORY");
     db.exec("PRAGMA foreign_keys=ON");
-    if (version == 0) {
-      SQLite::Transaction transaction(db);
-      db.exec(kSchema);
-      db.exec(kTotalsSchema);
-      db.exec("PRAGMA user_version=" + std::to_string(kCatalogSchemaVersion));
-      transaction.commit();
-    } else if (version < kCatalogSchemaVersion) {
-      SQLite::Transaction transaction(db);
-      if (version == 1) {
-        db.exec(kMigrateTo2);
+    if (version < kCatalogSchemaVersion) {
+      // IMMEDIATE, and the version read again inside: two processes that open a new or older
+      // catalog at once (a backup and `status`) create or migrate it once, one after the other.
+      SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
+      const int current = db.execAndGet("PRAGMA user_version").getInt();
+      if (current == 0) {
+        db.exec(kSchema);
+        db.exec(kTotalsSchema);
+      } else if (current < kCatalogSchemaVersion) {
+        if (current == 1) {
+          db.exec(kMigrateTo2);
+        }
+        db.exec(kTotalsSchema);
+        count_folder_totals(db);
       }
-      db.exec(kTotalsSchema);
-      count_folder_totals(db);
       db.exec("PRAGMA user_version=" + std::to_string(kCatalogSchemaVersion));
       transaction.commit();
     }

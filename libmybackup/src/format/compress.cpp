@@ -153,6 +153,15 @@ Bytes decompress(ByteView input, std::size_t expected_size) {
   if (declared == ZSTD_CONTENTSIZE_ERROR || (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != expected_size)) {
     throw Error(ErrorKind::corrupt, "compressed chunk is malformed or has the wrong size");
   }
+  if (declared == ZSTD_CONTENTSIZE_UNKNOWN) {
+    // A streamed frame (a manifest) records no size, and `expected_size` may come from outside
+    // the authenticated bytes: the output grows with what the frame really holds, up to it.
+    Bytes out;
+    StreamDecompressor stream(expected_size);
+    stream.add(input, [&out](ByteView piece) { out.insert(out.end(), piece.begin(), piece.end()); });
+    stream.finish();
+    return out;
+  }
   Bytes out(expected_size);
   const std::size_t written = ZSTD_decompress(out.data(), out.size(), input.data(), input.size());
   if (ZSTD_isError(written) != 0U || written != expected_size) {

@@ -142,6 +142,19 @@ TEST(Compress, decompress_with_the_wrong_expected_size_is_corrupt) {
   EXPECT_EQ(error_kind([&] { decompress(compressed, 0); }), ErrorKind::corrupt);
 }
 
+// A manifest's frame records no size and its expected size travels outside the authenticated
+// bytes: a forged size of gigabytes is refused without allocating it first.
+TEST(Compress, a_frame_without_its_size_is_not_trusted_with_a_huge_expected_size) {
+  const Bytes input = text_like(20'000);
+  StreamCompressor compressor(3);
+  Bytes frame;
+  compressor.add(input, frame);
+  compressor.finish(frame);
+  EXPECT_EQ(decompress(frame, input.size()), input);
+  EXPECT_EQ(error_kind([&] { decompress(frame, std::size_t{1} << 40); }), ErrorKind::corrupt);
+  EXPECT_EQ(error_kind([&] { decompress(frame, input.size() - 1); }), ErrorKind::corrupt);
+}
+
 TEST(Compress, decompress_of_garbage_is_corrupt) {
   EXPECT_EQ(error_kind([&] { decompress(to_bytes("this is not a zstd frame"), 24); }), ErrorKind::corrupt);
   EXPECT_EQ(error_kind([&] { decompress(random_data(1000, 5), 1000); }), ErrorKind::corrupt);

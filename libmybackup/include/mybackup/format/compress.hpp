@@ -67,7 +67,8 @@ class StreamDecompressor {
   Impl* impl_;
 };
 
-/// Decompresses a zstd frame whose content size must equal `expected_size`.
+/// Decompresses a zstd frame whose content size must equal `expected_size`. A frame that records
+/// no size (StreamCompressor's) is decoded as a stream: memory grows with its real output only.
 /// Throws Error(corrupt) on malformed input or a size mismatch.
 Bytes decompress(ByteView input, std::size_t expected_size);
 
