@@ -1532,14 +1532,19 @@ CatalogSummary Catalog::summary() const {
     const auto number = [&db](const std::string& sql) {
       return static_cast<std::uint64_t>(db.execAndGet(sql).getInt64());
     };
-    // The kept totals (kTotalsSchema): a row per folder, not per file or chunk.
-    summary.files = number("SELECT coalesce(sum(files), 0) FROM folder_totals");
-    summary.current_bytes = number("SELECT coalesce(sum(bytes), 0) FROM folder_totals");
-    summary.versions = number("SELECT coalesce(sum(versions), 0) FROM folder_totals");
-    summary.original_bytes = number("SELECT coalesce(sum(version_bytes), 0) FROM folder_totals");
-    summary.unique_bytes = number("SELECT raw_bytes FROM chunk_totals");
-    summary.compressed_bytes = number("SELECT stored_bytes FROM chunk_totals");
-    summary.chunks = number("SELECT chunks FROM chunk_totals");
+    // The kept totals (kTotalsSchema): a row per folder, not per file or chunk, read once.
+    SQLite::Statement folders(db, "SELECT coalesce(sum(files), 0), coalesce(sum(bytes), 0), coalesce(sum(versions), 0), "
+                                  "coalesce(sum(version_bytes), 0) FROM folder_totals");
+    folders.executeStep();
+    summary.files = static_cast<std::uint64_t>(folders.getColumn(0).getInt64());
+    summary.current_bytes = static_cast<std::uint64_t>(folders.getColumn(1).getInt64());
+    summary.versions = static_cast<std::uint64_t>(folders.getColumn(2).getInt64());
+    summary.original_bytes = static_cast<std::uint64_t>(folders.getColumn(3).getInt64());
+    SQLite::Statement chunks(db, "SELECT chunks, raw_bytes, stored_bytes FROM chunk_totals");
+    chunks.executeStep();
+    summary.chunks = static_cast<std::uint64_t>(chunks.getColumn(0).getInt64());
+    summary.unique_bytes = static_cast<std::uint64_t>(chunks.getColumn(1).getInt64());
+    summary.compressed_bytes = static_cast<std::uint64_t>(chunks.getColumn(2).getInt64());
     summary.stored_bytes = number("SELECT coalesce(sum(size), 0) FROM packs");
     summary.packs = number("SELECT count(*) FROM packs");
     summary.runs = number("SELECT count(*) FROM runs WHERE status != 'failed'");

@@ -405,29 +405,17 @@ void aes256gcm_seal_append(const AeadKey& key, const AeadNonce& nonce, ByteView 
 }
 
 Bytes aes256gcm_open(const AeadKey& key, const AeadNonce& nonce, ByteView sealed, ByteView aad) {
-  constexpr const char* kWhat = "AES-256-GCM decryption";
   if (sealed.size() < kAeadTagSize) {
     throw Error(ErrorKind::corrupt, "encrypted data is truncated (damaged data)");
   }
-  const ByteView ciphertext = sealed.first(sealed.size() - kAeadTagSize);
-  const ByteView tag = sealed.last(kAeadTagSize);
-
-  const CipherCtxPtr ctx = check_ptr(CipherCtxPtr(EVP_CIPHER_CTX_new()), kWhat);
-  check(EVP_DecryptInit_ex2(ctx.get(), aes256gcm_cipher(), key.data(), nonce.data(), nullptr),
-        kWhat);
-  cipher_aad(EVP_DecryptUpdate, ctx.get(), aad, kWhat);
-  Bytes plaintext(ciphertext.size());
-  cipher_update(EVP_DecryptUpdate, ctx.get(), ciphertext, plaintext.data(), kWhat);
-  // SET_TAG only reads the buffer despite the non-const parameter.
-  check(EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kAeadTagSize),
-                            const_cast<std::uint8_t*>(tag.data())),
-        kWhat);
-  int written = 0;
-  if (EVP_DecryptFinal_ex(ctx.get(), plaintext.data() + plaintext.size(), &written) <= 0) {
-    // Never hand out (or leave lying around) unauthenticated plaintext.
-    secure_wipe(plaintext);
-    ERR_clear_error();
-    throw Error(ErrorKind::corrupt, kAuthFailed);
+  Aes256GcmOpener opener(key, nonce, aad);
+  Bytes plaintext;
+  opener.update(sealed.first(sealed.size() - kAeadTagSize), plaintext);
+  try {
+    opener.finish(sealed.last(kAeadTagSize));
+  } catch (const Error&) {
+    secure_wipe(plaintext);  // never hand out (or leave lying around) unauthenticated plaintext
+    throw;
   }
   return plaintext;
 }

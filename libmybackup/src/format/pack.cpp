@@ -27,6 +27,22 @@ std::array<std::uint8_t, 4 + 1 + 32> blob_associated_data(std::uint8_t flags, co
   std::memcpy(ad.data() + 5, id.data(), id.size());
   return ad;
 }
+
+/// The flags and nonce of a blob's header (its first kBlobHeaderSize bytes, magic first).
+/// Error(corrupt) naming `id` if `blob` is shorter than `least` or the magic is wrong.
+AeadNonce read_blob_header(ByteView blob, std::size_t least, const ChunkId& id, std::uint8_t& flags) {
+  if (blob.size() < least || std::memcmp(blob.data(), kBlobMagic.data(), 4) != 0) {
+    throw Error(ErrorKind::corrupt, "blob " + to_hex(id) + " is malformed");
+  }
+  flags = blob[4];
+  AeadNonce nonce{};
+  std::memcpy(nonce.data(), blob.data() + 5, nonce.size());
+  return nonce;
+}
+
+[[noreturn]] void blob_failed_authentication(const ChunkId& id) {
+  throw Error(ErrorKind::corrupt, "blob " + to_hex(id) + " failed authentication (damaged data or wrong key)");
+}
 }  // namespace
 
 void seal_blob(const AeadKey& key, const ChunkId& id, std::uint8_t flags, ByteView payload, Bytes& out) {
@@ -53,12 +69,10 @@ BlobSealer::BlobSealer(const AeadKey& key, const ChunkId& id, std::uint8_t flags
 }
 
 BlobOpener::BlobOpener(const AeadKey& key, const ChunkId& id, ByteView header) : id_(id) {
-  if (header.size() != kBlobHeaderSize || std::memcmp(header.data(), kBlobMagic.data(), 4) != 0) {
+  if (header.size() > kBlobHeaderSize) {
     throw Error(ErrorKind::corrupt, "blob " + to_hex(id) + " is malformed");
   }
-  flags_ = header[4];
-  AeadNonce nonce{};
-  std::memcpy(nonce.data(), header.data() + 5, nonce.size());
+  const AeadNonce nonce = read_blob_header(header, kBlobHeaderSize, id, flags_);
   opener_ = std::make_unique<Aes256GcmOpener>(key, nonce, blob_associated_data(flags_, id));
 }
 
@@ -66,21 +80,16 @@ void BlobOpener::finish(ByteView tag) {
   try {
     opener_->finish(tag);
   } catch (const Error&) {
-    throw Error(ErrorKind::corrupt, "blob " + to_hex(id_) + " failed authentication (damaged data or wrong key)");
+    blob_failed_authentication(id_);
   }
 }
 
 Bytes open_blob(const AeadKey& key, const ChunkId& id, ByteView blob, std::uint8_t& flags) {
-  if (blob.size() < kBlobOverhead || std::memcmp(blob.data(), kBlobMagic.data(), 4) != 0) {
-    throw Error(ErrorKind::corrupt, "blob " + to_hex(id) + " is malformed");
-  }
-  flags = blob[4];
-  AeadNonce nonce{};
-  std::memcpy(nonce.data(), blob.data() + 5, nonce.size());
+  const AeadNonce nonce = read_blob_header(blob, kBlobOverhead, id, flags);
   try {
-    return aes256gcm_open(key, nonce, blob.subspan(5 + nonce.size()), blob_associated_data(flags, id));
+    return aes256gcm_open(key, nonce, blob.subspan(kBlobHeaderSize), blob_associated_data(flags, id));
   } catch (const Error&) {
-    throw Error(ErrorKind::corrupt, "blob " + to_hex(id) + " failed authentication (damaged data or wrong key)");
+    blob_failed_authentication(id);
   }
 }
 

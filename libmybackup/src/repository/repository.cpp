@@ -15,6 +15,7 @@
 #include "mybackup/repository/object_names.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/fs.hpp"
+#include "util/binary_io.hpp"
 #include "util/unique_fd.hpp"
 
 #include <unistd.h>
@@ -352,10 +353,8 @@ UniqueFd build_manifest_object(const Manifest& manifest, const AeadKey& key, con
   if (plain_size > UINT32_MAX) {
     throw Error(ErrorKind::usage, "this run's manifest would exceed 4 GiB: back up the sources in several runs");
   }
-  std::array<std::uint8_t, 4> raw_size{};
-  for (std::size_t i = 0; i < raw_size.size(); ++i) {
-    raw_size[i] = static_cast<std::uint8_t>(plain_size >> (8 * i));
-  }
+  Bytes raw_size;
+  binary::Writer(raw_size).u32(static_cast<std::uint32_t>(plain_size));
   if (::pwrite(fd.get(), raw_size.data(), raw_size.size(), 0) != static_cast<ssize_t>(raw_size.size())) {
     throw_system_error(errno, "cannot write " + what);
   }
@@ -379,10 +378,7 @@ std::string Repository::put_manifest(const Manifest& manifest) {
   const bool shrunk = compressor.compress(plain, compressed);
   // The raw size is needed to decompress; it travels as a 4-byte prefix before the blob.
   Bytes object;
-  const auto size = static_cast<std::uint32_t>(plain.size());
-  for (int i = 0; i < 4; ++i) {
-    object.push_back(static_cast<std::uint8_t>(size >> (8 * i)));
-  }
+  binary::Writer(object).u32(static_cast<std::uint32_t>(plain.size()));
   seal_blob(keys_.enc_key, id, shrunk ? kBlobCompressed : 0, shrunk ? ByteView(compressed) : ByteView(plain), object);
   backend_->put(key, object, Overwrite::no);
   return key;
@@ -400,14 +396,18 @@ std::vector<std::string> Repository::manifest_keys() const {
   return keys;
 }
 
-Bytes Repository::open_manifest_object(const std::string& key, ByteView object) const {
+namespace {
+/// The raw size a manifest object declares in its first 4 bytes (outside the authenticated blob).
+std::uint32_t declared_manifest_size(const std::string& key, ByteView object) {
   if (object.size() < 4) {
     throw Error(ErrorKind::corrupt, "manifest " + key + " is truncated");
   }
-  std::uint32_t size = 0;
-  for (int i = 0; i < 4; ++i) {
-    size |= static_cast<std::uint32_t>(object[static_cast<std::size_t>(i)]) << (8 * i);
-  }
+  return binary::Reader(object, "manifest " + key).u32();
+}
+}  // namespace
+
+Bytes Repository::open_manifest_object(const std::string& key, ByteView object) const {
+  const std::uint32_t size = declared_manifest_size(key, object);
   const ChunkId id = Sha256::hash(as_bytes(manifest_blob_name(key)));
   std::uint8_t flags = 0;
   Bytes payload = open_blob(keys_.enc_key, id, object.subspan(4), flags);
@@ -416,14 +416,6 @@ Bytes Repository::open_manifest_object(const std::string& key, ByteView object) 
 
 namespace {
 constexpr std::uint64_t kManifestPiece = 8 << 20;  // one ranged read of a large manifest
-
-std::uint32_t declared_manifest_size(ByteView prefix) {
-  std::uint32_t size = 0;
-  for (std::size_t i = 0; i < 4; ++i) {
-    size |= static_cast<std::uint32_t>(prefix[i]) << (8 * i);
-  }
-  return size;
-}
 }  // namespace
 
 Manifest Repository::read_streamed_manifest(const std::string& key, const std::string& spool_directory) const {
@@ -446,7 +438,7 @@ Manifest Repository::read_streamed_manifest(const std::string& key, const std::s
     return bytes;
   };
   const Bytes head = fetch(0, 4 + kBlobHeaderSize);
-  const std::uint32_t plain_size = declared_manifest_size(head);
+  const std::uint32_t plain_size = declared_manifest_size(key, head);
   const ChunkId id = Sha256::hash(as_bytes(manifest_blob_name(key)));
   BlobOpener opener(keys_.enc_key, id, ByteView(head).subspan(4));
   // Decrypted aside, and used only once the tag at the end has authenticated all of it.
