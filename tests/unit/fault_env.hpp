@@ -48,8 +48,8 @@ namespace mybackup::testing {
 class FaultEnv : public EnvWrapper {
  public:
   /// The calls a fault or a hook applies to. `open` is open_for_reading, open_directory (and
-  /// open_directory_for_lookup) and
-  /// create_file_at; `sync` is sync and sync_filesystem.
+  /// open_directory_for_lookup), create_file_at and create_unnamed_file_at; `sync` is sync and
+  /// sync_filesystem; `rename` is rename_at and name_unnamed_file_at.
   enum class Op { open, read, write, sync, rename };
 
   explicit FaultEnv(Env& target = Env::default_env()) : EnvWrapper(target) {}
@@ -184,13 +184,57 @@ class FaultEnv : public EnvWrapper {
     return fd;
   }
 
+  /// Known as "<dir>/(unnamed N)" until named; faults set for `open` apply under that name.
+  int create_unnamed_file_at(int dir_fd, unsigned mode) override {
+    std::string full;
+    {
+      const std::lock_guard lock(mutex_);
+      full = path_at(dir_fd, ("(unnamed " + std::to_string(++unnamed_files_) + ")").c_str());
+    }
+    full = logged(Op::open, std::move(full));
+    if (int fault = injected(Op::open, full); fault != 0) {
+      return fault;
+    }
+    const int fd = EnvWrapper::create_unnamed_file_at(dir_fd, mode);
+    if (fd >= 0) {
+      const std::lock_guard lock(mutex_);
+      open_[fd] = OpenFile{full, false, 0};
+      files_[full] = FileState{0, true};
+    }
+    return fd;
+  }
+
+  /// Counts as a rename, from the unnamed file's name.
+  int name_unnamed_file_at(int fd, int dir_fd, const char* name) override {
+    const std::string from = before(Op::rename, fd);
+    if (int fault = injected(Op::rename, from); fault != 0) {
+      return fault;
+    }
+    const int rc = EnvWrapper::name_unnamed_file_at(fd, dir_fd, name);
+    if (rc == 0) {
+      const std::lock_guard lock(mutex_);
+      const std::string to = path_at(dir_fd, name);
+      const auto state = files_.find(from);
+      if (state != files_.end()) {
+        files_[to] = state->second;
+        files_.erase(state);
+      }
+      open_[fd].path = to;
+    }
+    return rc;
+  }
+
   int close(int fd) override {
     {
       const std::lock_guard lock(mutex_);
+      if (const auto file = open_.find(fd); file != open_.end() && file->second.path.find("/(unnamed ") != std::string::npos) {
+        files_.erase(file->second.path);  // never named: gone with its descriptor
+      }
       open_.erase(fd);
     }
     return EnvWrapper::close(fd);
   }
+
 
   std::int64_t read(int fd, void* buffer, std::size_t size) override {
     const std::string path = before(Op::read, fd);
@@ -447,6 +491,7 @@ class FaultEnv : public EnvWrapper {
   std::vector<std::pair<Op, std::string>> log_;
   std::unordered_map<int, OpenFile> open_;
   std::map<std::string, FileState> files_;
+  std::uint64_t unnamed_files_ = 0;  // create_unnamed_file_at calls, to name them apart
 };
 
 }  // namespace mybackup::testing

@@ -26,6 +26,19 @@ namespace mybackup {
 
 namespace {
 
+/// Resets a statement kept prepared when its use ends, so that it holds no read transaction
+/// (and no snapshot of the WAL) between uses.
+struct ResetOnExit {
+  SQLite::Statement& statement;
+  ~ResetOnExit() {
+    try {
+      statement.reset();
+    } catch (...) {
+      // Only reports the error of the last step again, which the caller has seen.
+    }
+  }
+};
+
 constexpr const char* kSchema = R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE runs(
@@ -696,6 +709,8 @@ struct Catalog::Impl {
   std::string path;
   std::mutex chunk_lookup_mutex;
   std::unique_ptr<SQLite::Statement> chunk_lookup;  // has_chunk's, prepared once
+  std::mutex chunks_of_mutex;
+  std::unique_ptr<SQLite::Statement> chunks_of;  // chunks_of's, prepared once
 };
 
 Catalog::Catalog(const std::string& path) {
@@ -974,6 +989,7 @@ bool Catalog::has_chunk(const ChunkId& id, const std::unordered_set<std::string>
     }
     SQLite::Statement& query = *impl_->chunk_lookup;
     query.reset();
+    const ResetOnExit reset{query};
     query.bind(1, id.data(), static_cast<int>(id.size()));
     if (!query.executeStep()) {
       return false;
@@ -1254,10 +1270,19 @@ std::unique_ptr<Catalog::StateCursor> Catalog::state_cursor(const std::string& r
 
 std::vector<ChunkLocation> Catalog::chunks_of(std::int64_t version_id) const {
   return guarded(impl_->path, [&] {
-    SQLite::Statement query(impl_->db,
-                            "SELECT c.hash, p.name, c.offset, c.length, c.raw_length, c.flags, p.id FROM version_chunks vc "
-                            "LEFT JOIN chunks c ON c.id = vc.chunk_id LEFT JOIN packs p ON p.id = c.pack_id "
-                            "WHERE vc.version_id = ? ORDER BY vc.seq");
+    // Prepared once: a restore asks for every file's chunks, and parsing the query each time
+    // cost as much as running it.
+    std::lock_guard lock(impl_->chunks_of_mutex);
+    if (!impl_->chunks_of) {
+      impl_->chunks_of = std::make_unique<SQLite::Statement>(
+          impl_->db,
+          "SELECT c.hash, p.name, c.offset, c.length, c.raw_length, c.flags, p.id FROM version_chunks vc "
+          "LEFT JOIN chunks c ON c.id = vc.chunk_id LEFT JOIN packs p ON p.id = c.pack_id "
+          "WHERE vc.version_id = ? ORDER BY vc.seq");
+    }
+    SQLite::Statement& query = *impl_->chunks_of;
+    query.reset();
+    const ResetOnExit reset{query};
     query.bind(1, version_id);
     std::vector<ChunkLocation> chunks;
     while (query.executeStep()) {

@@ -62,11 +62,21 @@ std::string failure(const char* what, int negative_errno) {
   return std::string(what) + ": " + std::strerror(-negative_errno);
 }
 
-std::string temporary_name() {
-  std::array<std::uint8_t, 8> random{};
-  random_bytes(random);
-  return ".mybackup-restore-" + to_hex(random);
-}
+/// Names a restorer writes under before renaming into place: random per restorer, then counted
+/// (a random draw per file cost a lock and a getpid in OpenSSL for each).
+class TemporaryNames {
+ public:
+  TemporaryNames() {
+    std::array<std::uint8_t, 8> random{};
+    random_bytes(random);
+    prefix_ = ".mybackup-restore-" + to_hex(random) + "-";
+  }
+  std::string next() { return prefix_ + std::to_string(++count_); }
+
+ private:
+  std::string prefix_;
+  std::uint64_t count_ = 0;
+};
 
 /// SHA-256 of an existing file (opened without following a symlink), or nullopt if unreadable.
 std::optional<Digest> hash_existing(Env& env, int directory, const std::string& name) {
@@ -103,17 +113,26 @@ class Restorer {
     if (relative.empty()) {
       return root_;
     }
+    // The directory itself, or else its nearest open ancestor to walk down from: files come in
+    // the order their data lies in the packs, so siblings are often apart.
+    const OpenDirectory* nearest = nullptr;
     for (OpenDirectory& open : open_directories_) {
       if (open.path == relative) {
         open.last_used = ++directory_uses_;
         return open.fd.get();
       }
+      if (relative.size() > open.path.size() && relative[open.path.size()] == '/' &&
+          relative.compare(0, open.path.size(), open.path) == 0 &&
+          (nearest == nullptr || open.path.size() > nearest->path.size())) {
+        nearest = &open;
+      }
     }
     EnvFd current;
-    std::string walked;
-    for (const std::string& part : split(relative)) {
+    std::string walked = nearest != nullptr ? nearest->path : "";
+    const int start = nearest != nullptr ? nearest->fd.get() : root_;
+    for (const std::string& part : split(std::string_view(relative).substr(nearest != nullptr ? walked.size() + 1 : 0))) {
       walked += (walked.empty() ? "" : "/") + part;
-      const int parent = current.valid() ? current.get() : root_;
+      const int parent = current.valid() ? current.get() : start;
       int next = env_.open_directory(parent, part.c_str(), FollowLinks::no);
       if (next == -ENOENT && create && !options_.dry_run) {
         const int made = env_.make_directory_at(parent, part.c_str(), 0755);
@@ -288,7 +307,7 @@ class Restorer {
   }
 
   void write_symlink(const VersionRecord& version, int directory, const std::string& name) {
-    const std::string temporary = temporary_name();
+    const std::string temporary = temporary_names_.next();
     if (const int rc = env_.symlink_at(version.link_target.c_str(), directory, temporary.c_str()); rc != 0) {
       throw ItemError{failure("cannot create symbolic link", rc)};
     }
@@ -325,7 +344,7 @@ class Restorer {
         static_cast<std::uint64_t>(source.st_size) != first.version.size) {
       return false;
     }
-    const std::string temporary = temporary_name();
+    const std::string temporary = temporary_names_.next();
     if (env_.link_at(first_directory, first_name.c_str(), directory, temporary.c_str()) != 0) {
       return false;
     }
@@ -351,7 +370,7 @@ class Restorer {
     const unsigned type = fifo ? S_IFIFO : (version.type == EntryType::char_device ? S_IFCHR : S_IFBLK);
     // A fifo's mode is set through its handle below; a device keeps what mknod gives it.
     const unsigned mode = type | (fifo ? 0600U : (version.mode & 0777U));
-    const std::string temporary = temporary_name();
+    const std::string temporary = temporary_names_.next();
     if (const int rc = env_.make_node_at(directory, temporary.c_str(), mode, fifo ? 0 : version.meta.rdev); rc != 0) {
       throw ItemError{failure(fifo ? "cannot create fifo" : "cannot create device node", rc)};
     }
@@ -383,47 +402,24 @@ class Restorer {
     }
   }
 
-  /// Returns the bytes written.
+  /// Returns the bytes written. A new file is written without a name and named once complete
+  /// and checked, so nothing half-written ever carries its name, even if the process dies; a
+  /// replaced file, and any file where the filesystem has no unnamed files, goes to a temporary
+  /// name first and is renamed into place.
   std::uint64_t write_file(const VersionRecord& version, int directory, const std::string& name, bool replacing,
                            RestoreReport& report) {
-    const std::string temporary = temporary_name();
+    if (!replacing && unnamed_files_) {
+      if (const std::optional<std::uint64_t> written = write_unnamed_file(version, directory, name, report)) {
+        return *written;
+      }
+    }
+    const std::string temporary = temporary_names_.next();
     EnvFd file(env_, env_.create_file_at(directory, temporary.c_str(), 0600));
     if (!file.valid()) {
       throw ItemError{failure("cannot create a file there", file.get())};
     }
     try {
-      Sha256 hash;
-      std::uint64_t written = 0;
-      std::vector<ChunkLocation> chunks;
-      try {
-        chunks = catalog_.chunks_of(version.id);
-      } catch (const Error& error) {
-        throw ItemError{error.what()};
-      }
-      for (const ChunkLocation& chunk : chunks) {
-        if (options_.cancel != nullptr && options_.cancel->load()) {
-          throw StopRequested{};
-        }
-        Bytes data;
-        try {
-          data = chunks_.read_chunk(chunk.pack, chunk.entry);
-        } catch (const Error& error) {
-          if (error.kind() == ErrorKind::transient) {
-            throw;  // the destination stopped answering, retries included: the restore stops
-          }
-          // Missing pack, failed authentication or a chunk that does not match its id.
-          throw ItemError{std::string("cannot be read: ") + error.what()};
-        }
-        hash.update(data);
-        if (const int rc = env_.write_all(file.get(), data); rc != 0) {
-          throw ItemError{rc == -ENOSPC || rc == -EDQUOT ? "cannot write: the destination's disk is full" : failure("cannot write", rc)};
-        }
-        written += data.size();
-      }
-      if (written != version.size || hash.finish() != version.sha256) {
-        throw ItemError{"does not match its recorded size and SHA-256 (damaged catalog or repository)"};
-      }
-      apply_metadata(file.get(), version, report);
+      const std::uint64_t written = fill(file.get(), version, report);
       // Replacing a file: make the new content durable before the old one is gone.
       if (replacing) {
         if (const int rc = env_.sync(file.get()); rc != 0) {
@@ -442,6 +438,69 @@ class Restorer {
     }
   }
 
+  /// write_file into an unnamed file; nullopt when this filesystem or process cannot make or
+  /// name one (then the restorer stops trying).
+  std::optional<std::uint64_t> write_unnamed_file(const VersionRecord& version, int directory, const std::string& name,
+                                                  RestoreReport& report) {
+    EnvFd file(env_, env_.create_unnamed_file_at(directory, 0600));
+    if (file.get() == -EOPNOTSUPP) {
+      unnamed_files_ = false;
+      return std::nullopt;
+    }
+    if (!file.valid()) {
+      throw ItemError{failure("cannot create a file there", file.get())};
+    }
+    const std::uint64_t written = fill(file.get(), version, report);
+    const int rc = env_.name_unnamed_file_at(file.get(), directory, name.c_str());
+    if (rc == -EOPNOTSUPP) {
+      unnamed_files_ = false;
+      return std::nullopt;  // written again under a temporary name
+    }
+    if (rc != 0) {
+      throw ItemError{rc == -EEXIST ? "something appeared under its name while it was restored: nothing was changed"
+                                    : failure("cannot move into place", rc)};
+    }
+    return written;
+  }
+
+  /// Writes the version's chunks to `fd`, checks them against its size and SHA-256 and sets its
+  /// metadata. Returns the bytes written.
+  std::uint64_t fill(int fd, const VersionRecord& version, RestoreReport& report) {
+    Sha256 hash;
+    std::uint64_t written = 0;
+    std::vector<ChunkLocation> chunks;
+    try {
+      chunks = catalog_.chunks_of(version.id);
+    } catch (const Error& error) {
+      throw ItemError{error.what()};
+    }
+    for (const ChunkLocation& chunk : chunks) {
+      if (options_.cancel != nullptr && options_.cancel->load()) {
+        throw StopRequested{};
+      }
+      Bytes data;
+      try {
+        data = chunks_.read_chunk(chunk.pack, chunk.entry);
+      } catch (const Error& error) {
+        if (error.kind() == ErrorKind::transient) {
+          throw;  // the destination stopped answering, retries included: the restore stops
+        }
+        // Missing pack, failed authentication or a chunk that does not match its id.
+        throw ItemError{std::string("cannot be read: ") + error.what()};
+      }
+      hash.update(data);
+      if (const int rc = env_.write_all(fd, data); rc != 0) {
+        throw ItemError{rc == -ENOSPC || rc == -EDQUOT ? "cannot write: the destination's disk is full" : failure("cannot write", rc)};
+      }
+      written += data.size();
+    }
+    if (written != version.size || hash.finish() != version.sha256) {
+      throw ItemError{"does not match its recorded size and SHA-256 (damaged catalog or repository)"};
+    }
+    apply_metadata(fd, version, report);
+    return written;
+  }
+
   Env& env_;
   const Catalog& catalog_;
   PackRegionReader& chunks_;
@@ -450,6 +509,8 @@ class Restorer {
   const std::uint32_t effective_uid_ = ::geteuid();
   OwnerNames& names_ = system_owner_names();
   Restorer* link_sources_ = nullptr;
+  TemporaryNames temporary_names_;
+  bool unnamed_files_ = true;  // until the filesystem or the process cannot make or name one
   int root_;
   bool root_existed_;
   struct OpenDirectory {
@@ -457,7 +518,7 @@ class Restorer {
     EnvFd fd;
     std::uint64_t last_used = 0;
   };
-  static constexpr std::size_t kOpenDirectories = 8;  // per worker
+  static constexpr std::size_t kOpenDirectories = 32;  // per worker
   std::vector<OpenDirectory> open_directories_;
   std::uint64_t directory_uses_ = 0;
   std::vector<RestoreItem> directories_;  // created by this restore, to finish at the end

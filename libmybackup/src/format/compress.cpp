@@ -162,8 +162,18 @@ Bytes decompress(ByteView input, std::size_t expected_size) {
     stream.finish();
     return out;
   }
+  // One context per thread, kept: ZSTD_decompress would create and free one per chunk, which
+  // cost more than decompressing a chunk of a few kilobytes.
+  struct ContextOfThread {
+    ZSTD_DCtx* context = ZSTD_createDCtx();
+    ~ContextOfThread() { ZSTD_freeDCtx(context); }
+  };
+  thread_local ContextOfThread thread_context;
+  if (thread_context.context == nullptr) {
+    throw Error(ErrorKind::io, "cannot allocate a zstd decompression context");
+  }
   Bytes out(expected_size);
-  const std::size_t written = ZSTD_decompress(out.data(), out.size(), input.data(), input.size());
+  const std::size_t written = ZSTD_decompressDCtx(thread_context.context, out.data(), out.size(), input.data(), input.size());
   if (ZSTD_isError(written) != 0U || written != expected_size) {
     throw Error(ErrorKind::corrupt, "compressed chunk cannot be decompressed");
   }

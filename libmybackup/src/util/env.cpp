@@ -155,6 +155,28 @@ class PosixEnv final : public Env {
     return retrying([&] { return ::openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode); });
   }
 
+  int create_unnamed_file_at(int dir_fd, unsigned mode) override {
+    const int fd = retrying([&] { return ::openat(dir_fd, ".", O_WRONLY | O_TMPFILE | O_CLOEXEC, mode); });
+    // Kernels and filesystems without O_TMPFILE answer EISDIR (the flag reads as O_DIRECTORY)
+    // or EOPNOTSUPP.
+    return fd == -EISDIR || fd == -EINVAL ? -EOPNOTSUPP : fd;
+  }
+
+  int name_unnamed_file_at(int fd, int dir_fd, const char* name) override {
+    // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH (root); otherwise the file's /proc link names it.
+    if (::linkat(fd, "", dir_fd, name, AT_EMPTY_PATH) == 0) {
+      return 0;
+    }
+    if (errno != ENOENT && errno != EPERM) {
+      return -errno;
+    }
+    const std::string proc_link = "/proc/self/fd/" + std::to_string(fd);
+    if (::linkat(AT_FDCWD, proc_link.c_str(), dir_fd, name, AT_SYMLINK_FOLLOW) == 0) {
+      return 0;
+    }
+    return errno == ENOENT && ::access("/proc/self/fd", F_OK) != 0 ? -EOPNOTSUPP : -errno;
+  }
+
   std::int64_t write(int fd, const void* data, std::size_t size) override {
     return retrying([&] { return static_cast<std::int64_t>(::write(fd, data, size)); });
   }

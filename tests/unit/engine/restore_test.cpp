@@ -1162,6 +1162,61 @@ TEST_F(RestoreCrash, ReplacingAFileSyncsTheNewContentBeforeTheOldIsGone) {
   EXPECT_EQ(testing::read_text_file(out("a.txt")), "a");
 }
 
+// ---- new files are named only once complete
+
+TEST_F(RestoreCrash, ANewFileIsWrittenWithoutANameAndNamedOnceChecked) {
+  const RestoreReport report = restore(*catalog_, *repo_, plan_latest(out_), options_);
+
+  ASSERT_TRUE(report.problems.empty()) << describe(report);
+  EXPECT_EQ(env_.calls(FaultEnv::Op::open, out_ + "/*(unnamed *"), 4);   // one per regular file
+  EXPECT_EQ(env_.calls(FaultEnv::Op::rename, out_ + "/*(unnamed *"), 4);  // then named
+  EXPECT_EQ(env_.calls(FaultEnv::Op::open, out_ + "/*" + kTemporaryPrefix + "*"), 0);
+  expect_same_tree(snapshot(src_), snapshot(out_));
+}
+
+TEST_F(RestoreCrash, AFileThatAppearsUnderItsNameMeanwhileIsKept) {
+  // Another program (or user) creates the name while the restore writes the file.
+  env_.on(FaultEnv::Op::rename, out_ + "/(unnamed *", [&](const std::string&) { write_file(out("a.txt"), "planted"); });
+
+  const RestoreReport report = restore(*catalog_, *repo_, only(plan_latest(out_), {"a.txt"}), options_);
+
+  ASSERT_EQ(report.problems.size(), 1u) << describe(report);
+  EXPECT_EQ(report.problems[0].reason, "something appeared under its name while it was restored: nothing was changed");
+  EXPECT_EQ(testing::read_text_file(out("a.txt")), "planted");
+  EXPECT_TRUE(restore_temporaries(out_).empty());
+}
+
+/// A filesystem without unnamed files (O_TMPFILE), or a process that cannot name one.
+class WithoutUnnamedFiles : public FaultEnv {
+ public:
+  explicit WithoutUnnamedFiles(bool can_create) : can_create_(can_create) {}
+  int create_unnamed_file_at(int dir_fd, unsigned mode) override {
+    return can_create_ ? FaultEnv::create_unnamed_file_at(dir_fd, mode) : -EOPNOTSUPP;
+  }
+  int name_unnamed_file_at(int, int, const char*) override { return -EOPNOTSUPP; }
+
+ private:
+  bool can_create_;
+};
+
+TEST_F(RestoreCrash, WhereUnnamedFilesCannotBeMadeOrNamedFilesGoThroughATemporaryName) {
+  for (const bool can_create : {false, true}) {
+    SCOPED_TRACE(can_create ? "cannot name them" : "cannot make them");
+    std::filesystem::remove_all(out_);
+    WithoutUnnamedFiles env(can_create);
+    options_.env = &env;
+
+    const RestoreReport report = restore(*catalog_, *repo_, plan_latest(out_), options_);
+
+    ASSERT_TRUE(report.problems.empty()) << describe(report);
+    expect_same_tree(snapshot(src_), snapshot(out_));
+    // The 4 files, and the symbolic link (always made under a temporary name).
+    EXPECT_EQ(env.calls(FaultEnv::Op::rename, out_ + "/*" + kTemporaryPrefix + "*"), 5);
+    EXPECT_TRUE(restore_temporaries(out_).empty());
+    EXPECT_TRUE(env.unsynced_files().empty());
+  }
+}
+
 // ---- dry run
 
 class RestoreDryRun : public Restore {

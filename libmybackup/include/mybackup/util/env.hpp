@@ -130,6 +130,17 @@ class Env : public Clock {
   /// -EACCES, -ENOSPC, -EROFS, ...).
   virtual int create_file_at(int dir_fd, const char* name, unsigned mode) = 0;
 
+  /// Creates a file without a name in `dir_fd`'s filesystem (O_TMPFILE) for writing, with
+  /// permission bits `mode`: it vanishes if closed, or the process dies, before it is named.
+  /// Returns the descriptor, -EOPNOTSUPP when the filesystem or kernel has no such files, or the
+  /// other -errno of create_file_at.
+  virtual int create_unnamed_file_at(int dir_fd, unsigned mode) = 0;
+
+  /// Gives the file `fd` made by create_unnamed_file_at the name `name` in `dir_fd`, never
+  /// replacing anything there (-EEXIST). 0 or -errno; -EOPNOTSUPP when this process cannot name
+  /// such a file (neither privileged for linkat's AT_EMPTY_PATH nor with /proc mounted).
+  virtual int name_unnamed_file_at(int fd, int dir_fd, const char* name) = 0;
+
   /// Writes up to `size` bytes at the current offset. Returns the count written (possibly fewer
   /// than asked) or -errno (-ENOSPC, -EDQUOT, -EIO).
   virtual std::int64_t write(int fd, const void* data, std::size_t size) = 0;
@@ -226,6 +237,10 @@ class EnvWrapper : public Env {
   int sync_filesystem(int fd) override { return target_.sync_filesystem(fd); }
   int make_directory_at(int dir_fd, const char* name, unsigned mode) override {
     return target_.make_directory_at(dir_fd, name, mode);
+  }
+  int create_unnamed_file_at(int dir_fd, unsigned mode) override { return target_.create_unnamed_file_at(dir_fd, mode); }
+  int name_unnamed_file_at(int fd, int dir_fd, const char* name) override {
+    return target_.name_unnamed_file_at(fd, dir_fd, name);
   }
   int symlink_at(const char* target, int dir_fd, const char* name) override {
     return target_.symlink_at(target, dir_fd, name);
