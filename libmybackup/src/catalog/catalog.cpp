@@ -998,6 +998,10 @@ bool Catalog::has_chunk(const ChunkId& id, const std::unordered_set<std::string>
   });
 }
 
+bool Catalog::has_chunks() const {
+  return guarded(impl_->path, [&] { return impl_->db.execAndGet("SELECT EXISTS (SELECT 1 FROM chunks)").getInt() != 0; });
+}
+
 ChunkIdSet Catalog::known_chunks() const { return known_chunks({}); }
 
 ChunkIdSet Catalog::known_chunks(const std::unordered_set<std::string>& except_packs) const {

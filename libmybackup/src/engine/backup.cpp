@@ -288,7 +288,7 @@ class Pipeline {
   /// A chunk in a pack not to trust is stored again.
   bool claim(const ChunkId& id) {
     std::lock_guard lock(mutex_);
-    if (stored_this_run_.contains(id) || catalog_.has_chunk(id, untrusted_packs_)) {
+    if (stored_this_run_.contains(id) || (catalog_has_chunks_ && catalog_.has_chunk(id, untrusted_packs_))) {
       return false;
     }
     return stored_this_run_.insert(id);
@@ -440,6 +440,9 @@ class Pipeline {
   const BackupOptions& options_;
   Env& env_;
   CompactChunkIdSet stored_this_run_;  // new chunks this run stores (the catalog knows the older ones)
+  // False for a first backup: then no chunk needs looking up (a lookup per chunk took a
+  // lock of the catalog's file twice, under the pipeline's mutex).
+  const bool catalog_has_chunks_ = catalog_.has_chunks();
   Chunker chunker_;
   unsigned threads_;
   BoundedQueue<RawChunk> compress_queue_;

@@ -204,13 +204,57 @@ ContentReader::ContentReader(Env& env, const Chunker& chunker, ByteView id_key)
       hmac_(id_key),
       buffer_(2 * static_cast<std::size_t>(chunker.params().max_size) + kReadBlock) {}
 
-int ContentReader::open_parent(const std::string& directory) {
-  if (!parent_.valid() || directory != parent_path_) {
-    parent_.reset();
-    parent_ = open_directory_path(env_, directory, PathUse::look_up);
-    parent_path_ = directory;
+namespace {
+
+/// The deepest folder other than "/" holding both absolute folders `a` and `b` and neither of
+/// them: "/x" for "/x/y" and "/x/z", and for "/x/y" and "/x/y/z"; "" when there is none.
+std::string shared_ancestor(const std::string& a, const std::string& b) {
+  std::size_t shared = 0;  // a and b agree up to here, a '/' in both
+  for (std::size_t i = 0; i < a.size() && i < b.size() && a[i] == b[i]; ++i) {
+    if (a[i] == '/') {
+      shared = i;
+    }
   }
-  return parent_.get();
+  return shared == 0 ? "" : a.substr(0, shared);
+}
+
+}  // namespace
+
+int ContentReader::open_parent(const std::string& directory) {
+  if (const int open = parents_.find(directory); open >= 0) {
+    return open;
+  }
+  OpenDirectories::Ancestor ancestor = parents_.nearest_ancestor(directory);
+  if (ancestor.fd < 0) {
+    // None open: open the deepest folder it shares with the previous file's (a source's root,
+    // or below it) the whole way, and keep it for the next ones.
+    const std::string shared = shared_ancestor(directory, last_parent_);
+    if (!shared.empty()) {
+      parents_.keep(shared, open_directory_path(env_, shared, PathUse::look_up));
+      ancestor = parents_.nearest_ancestor(directory);
+    }
+  }
+  last_parent_ = directory;
+  // Below a folder already open, every component was a real folder at scan time (the scan
+  // follows no link below a source's root): step down without following links.
+  if (ancestor.fd >= 0) {
+    EnvFd current;
+    bool reached = true;
+    for (std::size_t start = 0; start < ancestor.rest.size() && reached;) {
+      const std::size_t slash = std::min(ancestor.rest.find('/', start), ancestor.rest.size());
+      const std::string part(ancestor.rest.substr(start, slash - start));
+      const int next = env_.open_directory_for_lookup(current.valid() ? current.get() : ancestor.fd, part.c_str());
+      reached = next >= 0;
+      current = EnvFd(env_, next);
+      start = slash + 1;
+    }
+    if (reached && current.valid()) {
+      return parents_.keep(directory, std::move(current));
+    }
+    // A link or a file on the way (new since the scan, or a second source reached through a
+    // trusted link): the whole walk below decides, with its rules for links.
+  }
+  return parents_.keep(directory, open_directory_path(env_, directory, PathUse::look_up));
 }
 
 ReadResult ContentReader::read(const FileToRead& file, ManifestVersion& version, const ChunkSink& on_chunk,

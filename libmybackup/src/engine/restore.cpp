@@ -25,6 +25,7 @@
 #include "mybackup/util/env.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/fs.hpp"
+#include "mybackup/util/open_directories.hpp"
 #include "mybackup/util/path_walk.hpp"
 
 namespace mybackup {
@@ -113,24 +114,20 @@ class Restorer {
     if (relative.empty()) {
       return root_;
     }
-    // The directory itself, or else its nearest open ancestor to walk down from: files come in
-    // the order their data lies in the packs, so siblings are often apart.
-    const OpenDirectory* nearest = nullptr;
-    for (OpenDirectory& open : open_directories_) {
-      if (open.path == relative) {
-        open.last_used = ++directory_uses_;
-        return open.fd.get();
-      }
-      if (relative.size() > open.path.size() && relative[open.path.size()] == '/' &&
-          relative.compare(0, open.path.size(), open.path) == 0 &&
-          (nearest == nullptr || open.path.size() > nearest->path.size())) {
-        nearest = &open;
-      }
+    if (const int open = open_directories_.find(relative); open >= 0) {
+      return open;
     }
+    // From its nearest open ancestor: files come in the order their data lies in the packs, so
+    // siblings are often apart.
+    const OpenDirectories::Ancestor ancestor = open_directories_.nearest_ancestor(relative);
+    const std::string_view below = ancestor.fd >= 0 ? ancestor.rest : std::string_view(relative);
     EnvFd current;
-    std::string walked = nearest != nullptr ? nearest->path : "";
-    const int start = nearest != nullptr ? nearest->fd.get() : root_;
-    for (const std::string& part : split(std::string_view(relative).substr(nearest != nullptr ? walked.size() + 1 : 0))) {
+    std::string walked = relative.substr(0, relative.size() - below.size());
+    if (!walked.empty() && walked.back() == '/') {
+      walked.pop_back();
+    }
+    const int start = ancestor.fd >= 0 ? ancestor.fd : root_;
+    for (const std::string& part : split(below)) {
       walked += (walked.empty() ? "" : "/") + part;
       const int parent = current.valid() ? current.get() : start;
       int next = env_.open_directory(parent, part.c_str(), FollowLinks::no);
@@ -152,14 +149,7 @@ class Restorer {
       }
       current = EnvFd(env_, next);
     }
-    if (open_directories_.size() < kOpenDirectories) {
-      open_directories_.push_back({relative, std::move(current), ++directory_uses_});
-      return open_directories_.back().fd.get();
-    }
-    OpenDirectory& oldest = *std::min_element(open_directories_.begin(), open_directories_.end(),
-                                              [](const OpenDirectory& a, const OpenDirectory& b) { return a.last_used < b.last_used; });
-    oldest = {relative, std::move(current), ++directory_uses_};
-    return oldest.fd.get();
+    return open_directories_.keep(relative, std::move(current));
   }
 
   /// For the hard-link pass: the Restorer whose directory cache opens the first names of linked
@@ -513,14 +503,7 @@ class Restorer {
   bool unnamed_files_ = true;  // until the filesystem or the process cannot make or name one
   int root_;
   bool root_existed_;
-  struct OpenDirectory {
-    std::string path;  // relative to the root
-    EnvFd fd;
-    std::uint64_t last_used = 0;
-  };
-  static constexpr std::size_t kOpenDirectories = 32;  // per worker
-  std::vector<OpenDirectory> open_directories_;
-  std::uint64_t directory_uses_ = 0;
+  OpenDirectories open_directories_{32};  // per worker, below the root
   std::vector<RestoreItem> directories_;  // created by this restore, to finish at the end
 };
 

@@ -521,6 +521,52 @@ TEST_F(ReadContent, AFolderSwappedForAnotherUsersLinkIsNotFollowed) {
   EXPECT_TRUE(chunks.empty()) << "not one byte of root's file was read";
 }
 
+// One reader keeps folders open between files and steps down from them without following any
+// link: a folder swapped for a link below one it holds open is not followed either, and a link
+// it may follow (root's own, in root's folder) is still followed, by the whole walk.
+TEST_F(ReadContent, AReaderThatKeepsFoldersOpenFollowsNoNewLinkBelowThem) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "only root can make a link another user owns";
+  }
+  for (const char* folder : {"tree", "tree/a", "tree/b", "tree/user", "secret", "real"}) {
+    ASSERT_EQ(::mkdir((dir_ / folder).c_str(), 0755), 0) << folder;
+  }
+  ASSERT_EQ(::chmod((dir_ / "secret").c_str(), 0700), 0);
+  const FileToRead first = to_read(write("tree/a/one", testing::to_bytes("one")));
+  const FileToRead second = to_read(write("tree/b/two", testing::to_bytes("two")));
+  const FileToRead users = to_read(write("tree/user/key", testing::to_bytes("the user's own")));
+  ASSERT_NO_FATAL_FAILURE(testing::write_text_file(dir_ / "secret/key", "root's secret"));
+  const FileToRead trusted = to_read(write("real/three", testing::to_bytes("three")));
+  ASSERT_EQ(::symlink((dir_ / "real").c_str(), (dir_ / "tree/root-link").c_str()), 0);
+  FileToRead through_trusted = trusted;
+  through_trusted.entry.path = dir_ / "tree/root-link/three";
+
+  ContentReader reader(env_, chunker_, id_key_);
+  std::vector<Bytes> chunks;
+  const auto read_one = [&](const FileToRead& file) {
+    ManifestVersion version;
+    chunks.clear();
+    return reader.read(
+        file, version, [&](const ChunkId&, ByteView chunk) { chunks.emplace_back(chunk.begin(), chunk.end()); },
+        [] { return false; });
+  };
+  ASSERT_EQ(read_one(first).outcome, ReadOutcome::read);
+  ASSERT_EQ(read_one(second).outcome, ReadOutcome::read);  // "tree" is now held open
+
+  ASSERT_EQ(::rename((dir_ / "tree/user").c_str(), (dir_ / "moved").c_str()), 0);
+  ASSERT_EQ(::symlink((dir_ / "secret").c_str(), (dir_ / "tree/user").c_str()), 0);
+  ASSERT_EQ(::lchown((dir_ / "tree/user").c_str(), 65534, 65534), 0);
+  const ReadResult swapped = read_one(users);
+  EXPECT_EQ(swapped.outcome, ReadOutcome::unreadable);
+  EXPECT_NE(swapped.problem.find("does not follow it"), std::string::npos) << swapped.problem;
+  EXPECT_TRUE(chunks.empty()) << "not one byte of root's file was read";
+
+  const ReadResult followed = read_one(through_trusted);
+  EXPECT_EQ(followed.outcome, ReadOutcome::read) << followed.problem;
+  ASSERT_EQ(chunks.size(), 1U);
+  EXPECT_EQ(chunks[0], testing::to_bytes("three"));
+}
+
 TEST_F(ReadContent, AStopAbandonsTheFile) {
   const std::string path = write("data.bin", testing::random_data(100'000, 8));
   ManifestVersion version;

@@ -217,6 +217,8 @@ class Catalog {
   /// lookup: deduplication asks it for every new chunk instead of holding every id in memory.
   /// Thread-safe (serialized) against itself and against a cursor read by another thread.
   bool has_chunk(const ChunkId& id, const std::unordered_set<std::string>& except_packs) const;
+  /// Whether any chunk is indexed: a first backup need not look up each of its chunks.
+  bool has_chunks() const;
 
   /// Every chunk id stored so far.
   ChunkIdSet known_chunks() const;

@@ -44,6 +44,7 @@
 #include "mybackup/format/manifest.hpp"
 #include "mybackup/source/scanner.hpp"
 #include "mybackup/util/env.hpp"
+#include "mybackup/util/open_directories.hpp"
 
 namespace mybackup {
 
@@ -165,13 +166,14 @@ class ContentReader {
   const Chunker& chunker_;
   HmacSha256 hmac_;
   /// The open directory `directory` (absolute), opened link-free; throws what
-  /// open_directory_path throws. The last one is kept: files come sorted, siblings share it.
+  /// open_directory_path throws. A few stay open: readers take files largest first, so the
+  /// folders of consecutive files are often apart.
   int open_parent(const std::string& directory);
 
   Bytes buffer_;
   const bool privileged_ = running_as_root();  // records trusted.* and security.* attributes
-  std::string parent_path_;
-  EnvFd parent_;
+  OpenDirectories parents_{64};
+  std::string last_parent_;  // the folder of the previous file
 };
 
 }  // namespace mybackup
