@@ -106,36 +106,49 @@ void check_lock(const BackupTarget& target) {
 
 /// Files waiting to be read, handed from the scan to the readers. The largest waiting file is
 /// read first, so a big file found late is less likely to finish alone while other cores idle;
-/// at most kReadWindow wait (the scan blocks), whatever the size of the tree.
+/// at most kReadWindow wait (the scan blocks; then one more hand-over), whatever the size of the
+/// tree.
 class ReadQueue {
  public:
   static constexpr std::size_t kReadWindow = 4096;
 
-  /// Blocks while the window is full. False (the file dropped) once aborted.
-  bool push(FileToRead&& file) {
+  /// Queues `files` (and empties it) under one lock: handing files over one at a time made the
+  /// scan and the readers fight for the lock. Blocks while the window is full. False (the
+  /// files dropped) once aborted.
+  bool push(std::vector<FileToRead>& files) {
     std::unique_lock lock(mutex_);
     not_full_.wait(lock, [&] { return aborted_ || waiting_.size() < kReadWindow; });
     if (aborted_) {
+      files.clear();
       return false;
     }
-    waiting_.push_back(std::move(file));
-    std::push_heap(waiting_.begin(), waiting_.end(), smaller);
-    not_empty_.notify_one();
+    for (FileToRead& file : files) {
+      waiting_.push_back(std::move(file));
+      std::push_heap(waiting_.begin(), waiting_.end(), smaller);
+    }
+    files.clear();
+    not_empty_.notify_all();
     return true;
   }
 
-  /// Blocks until a file waits; nullopt once closed and drained, or aborted.
-  std::optional<FileToRead> pop() {
+  /// Blocks until a file waits, then moves the largest waiting files into `out`: at least one,
+  /// at most `max_files`, and more only while they add up to less than `max_bytes`. False once
+  /// closed and drained, or aborted.
+  bool pop(std::deque<FileToRead>& out, std::size_t max_files, std::uint64_t max_bytes) {
     std::unique_lock lock(mutex_);
     not_empty_.wait(lock, [&] { return aborted_ || closed_ || !waiting_.empty(); });
     if (aborted_ || waiting_.empty()) {
-      return std::nullopt;
+      return false;
     }
-    std::pop_heap(waiting_.begin(), waiting_.end(), smaller);
-    FileToRead file = std::move(waiting_.back());
-    waiting_.pop_back();
+    std::uint64_t bytes = 0;
+    do {
+      std::pop_heap(waiting_.begin(), waiting_.end(), smaller);
+      bytes += waiting_.back().entry.size;
+      out.push_back(std::move(waiting_.back()));
+      waiting_.pop_back();
+    } while (!waiting_.empty() && out.size() < max_files && bytes + waiting_.front().entry.size < max_bytes);
     not_full_.notify_one();
-    return file;
+    return true;
   }
 
   void close() {
@@ -198,7 +211,13 @@ class Pipeline {
     if (!started_) {
       start();
     }
-    return read_queue_.push(std::move(file));
+    added_bytes_ += file.entry.size;
+    to_queue_.push_back(std::move(file));
+    if (to_queue_.size() < kHandOverFiles && added_bytes_ < kHandOverBytes) {
+      return !stop_;
+    }
+    added_bytes_ = 0;
+    return read_queue_.push(to_queue_);
   }
 
   /// Waits until every file added is read and stored; rethrows the first stage's error.
@@ -206,6 +225,7 @@ class Pipeline {
     if (!started_) {
       return;
     }
+    read_queue_.push(to_queue_);
     read_queue_.close();
     join();
     if (failure_) {
@@ -308,12 +328,14 @@ class Pipeline {
       store_if_new(state, id, chunk);
     };
     const ContentReader::StopCheck stopped = [this] { return stop_ || cancelled(); };
+    std::deque<FileToRead> taken;  // files taken from the queue, not yet read
     for (;;) {
-      const std::optional<FileToRead> next = read_queue_.pop();
-      if (!next || stop_) {
+      if ((taken.empty() && !read_queue_.pop(taken, kHandOverFiles, kHandOverBytes)) || stop_) {
         flush_batch(state);
         return;
       }
+      const std::optional<FileToRead> next = std::move(taken.front());
+      taken.pop_front();
       if (cancelled()) {
         throw Error(ErrorKind::interrupted, kInterrupted);
       }
@@ -439,6 +461,11 @@ class Pipeline {
   const BackupTarget& target_;
   const BackupOptions& options_;
   Env& env_;
+  // Files go from the scan to the queue, and from the queue to a reader, a few at a time.
+  static constexpr std::size_t kHandOverFiles = 32;
+  static constexpr std::uint64_t kHandOverBytes = 1 << 20;
+  std::vector<FileToRead> to_queue_;  // added by the scan, not queued yet
+  std::uint64_t added_bytes_ = 0;     // their size
   CompactChunkIdSet stored_this_run_;  // new chunks this run stores (the catalog knows the older ones)
   // False for a first backup: then no chunk needs looking up (a lookup per chunk took a
   // lock of the catalog's file twice, under the pipeline's mutex).
