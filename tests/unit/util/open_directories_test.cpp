@@ -41,16 +41,20 @@ TEST_F(OpenDirectoriesTest, TheNearestAncestorIsTheLongestKeptPrefixEndingAtASla
   const int a = cache.keep("/a", open_one());
   const int ab = cache.keep("/a/b", open_one());
 
-  OpenDirectories::Ancestor found = cache.nearest_ancestor("/a/b/c/d");
+  const std::string deep = "/a/b/c/d";
+  OpenDirectories::Ancestor found = cache.nearest_ancestor(deep);
   EXPECT_EQ(found.fd, ab);
   EXPECT_EQ(found.rest, "c/d");
-  found = cache.nearest_ancestor("/a/bc");  // "/a/b" is not an ancestor of "/a/bc"
+  const std::string sibling = "/a/bc";  // "/a/b" is not an ancestor of "/a/bc"
+  found = cache.nearest_ancestor(sibling);
   EXPECT_EQ(found.fd, a);
   EXPECT_EQ(found.rest, "bc");
-  found = cache.nearest_ancestor("/x");
+  const std::string elsewhere = "/x";
+  found = cache.nearest_ancestor(elsewhere);
   EXPECT_EQ(found.fd, root);
   EXPECT_EQ(found.rest, "x");
-  found = cache.nearest_ancestor("/a/b");  // itself is not its own ancestor
+  const std::string itself = "/a/b";  // not its own ancestor
+  found = cache.nearest_ancestor(itself);
   EXPECT_EQ(found.fd, a);
   EXPECT_EQ(found.rest, "b");
 }
@@ -58,10 +62,13 @@ TEST_F(OpenDirectoriesTest, TheNearestAncestorIsTheLongestKeptPrefixEndingAtASla
 TEST_F(OpenDirectoriesTest, RelativePathsHaveAncestorsToo) {
   OpenDirectories cache(4);
   const int docs = cache.keep("docs", open_one());
-  EXPECT_EQ(cache.nearest_ancestor("docs/a/b").fd, docs);
-  EXPECT_EQ(cache.nearest_ancestor("docs/a/b").rest, "a/b");
-  EXPECT_EQ(cache.nearest_ancestor("docsx/a").fd, -1);
-  EXPECT_EQ(cache.nearest_ancestor("other").fd, -1);
+  const std::string below = "docs/a/b";
+  const std::string beside = "docsx/a";
+  const std::string other = "other";
+  EXPECT_EQ(cache.nearest_ancestor(below).fd, docs);
+  EXPECT_EQ(cache.nearest_ancestor(below).rest, "a/b");
+  EXPECT_EQ(cache.nearest_ancestor(beside).fd, -1);
+  EXPECT_EQ(cache.nearest_ancestor(other).fd, -1);
 }
 
 TEST_F(OpenDirectoriesTest, WhenFullTheLeastRecentlyUsedIsClosed) {

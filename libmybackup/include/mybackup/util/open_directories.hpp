@@ -35,6 +35,7 @@ class OpenDirectories {
     std::string_view rest;         // `path` below it ("c/d" for "/a/b/c/d" below "/a/b"), a view into `path`
   };
   Ancestor nearest_ancestor(const std::string& path) const;
+  Ancestor nearest_ancestor(std::string&& path) const = delete;  // `rest` would outlive it
 
   /// Keeps `directory` open as `path`, closing the least recently used one when full. Returns its
   /// descriptor (owned by this cache: valid until it is closed to make room, or clear()).
