@@ -214,11 +214,7 @@ class FaultEnv : public EnvWrapper {
     if (rc == 0) {
       const std::lock_guard lock(mutex_);
       const std::string to = path_at(dir_fd, name);
-      const auto state = files_.find(from);
-      if (state != files_.end()) {
-        files_[to] = state->second;
-        files_.erase(state);
-      }
+      move_state(from, to);
       open_[fd].path = to;
     }
     return rc;
@@ -344,13 +340,7 @@ class FaultEnv : public EnvWrapper {
     const int rc = EnvWrapper::rename_at(dir_fd, from, to);
     if (rc == 0) {
       const std::lock_guard lock(mutex_);
-      const std::string full_to = path_at(dir_fd, to);
-      files_.erase(full_to);
-      const auto state = files_.find(full_from);
-      if (state != files_.end()) {
-        files_[full_to] = state->second;
-        files_.erase(full_from);
-      }
+      move_state(full_from, path_at(dir_fd, to));
     }
     return rc;
   }
@@ -365,6 +355,15 @@ class FaultEnv : public EnvWrapper {
   }
 
  private:
+  /// What is known of `from` is now `to`'s (whose own state, if any, is gone). Called with mutex_ held.
+  void move_state(const std::string& from, const std::string& to) {
+    files_.erase(to);
+    if (const auto state = files_.find(from); state != files_.end()) {
+      files_[to] = state->second;
+      files_.erase(state);
+    }
+  }
+
   struct Failure {
     Op op;
     std::string pattern;

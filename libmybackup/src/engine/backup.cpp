@@ -334,13 +334,12 @@ class Pipeline {
         flush_batch(state);
         return;
       }
-      const std::optional<FileToRead> next = std::move(taken.front());
+      const FileToRead task = std::move(taken.front());
       taken.pop_front();
       if (cancelled()) {
         throw Error(ErrorKind::interrupted, kInterrupted);
       }
       check_lock(target_);  // a run that lost its lock stops instead of storing more
-      const FileToRead& task = *next;
       ReadResult result;
       for (int attempt = 1; attempt <= kReadAttempts; ++attempt) {
         ManifestVersion version;

@@ -238,18 +238,8 @@ int ContentReader::open_parent(const std::string& directory) {
   // Below a folder already open, every component was a real folder at scan time (the scan
   // follows no link below a source's root): step down without following links.
   if (ancestor.fd >= 0) {
-    EnvFd current;
-    bool reached = true;
-    for (std::size_t start = 0; start < ancestor.rest.size() && reached;) {
-      const std::size_t slash = std::min(ancestor.rest.find('/', start), ancestor.rest.size());
-      const std::string part(ancestor.rest.substr(start, slash - start));
-      const int next = env_.open_directory_for_lookup(current.valid() ? current.get() : ancestor.fd, part.c_str());
-      reached = next >= 0;
-      current = EnvFd(env_, next);
-      start = slash + 1;
-    }
-    if (reached && current.valid()) {
-      return parents_.keep(directory, std::move(current));
+    if (const int below = open_directory_below(env_, ancestor.fd, ancestor.rest, PathUse::look_up); below >= 0) {
+      return parents_.keep(directory, EnvFd(env_, below));
     }
     // A link or a file on the way (new since the scan, or a second source reached through a
     // trusted link): the whole walk below decides, with its rules for links.

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -142,20 +143,31 @@ EnvFd open_directory_path(Env& env, const std::string& path, PathUse use, Create
   return current;
 }
 
-int open_directory_below(Env& env, int dir_fd, const std::string& relative) {
+int open_directory_below(Env& env, int dir_fd, std::string_view relative, PathUse use) {
+  const auto open_one = [&env, use](int from, const char* name) {
+    return use == PathUse::write_into ? env.open_directory(from, name, FollowLinks::no)
+                                      : env.open_directory_for_lookup(from, name);
+  };
   EnvFd current;
-  for (const std::string& part : components_of(relative)) {
+  std::string part;
+  for (std::size_t start = 0; start < relative.size();) {
+    const std::size_t slash = std::min(relative.find('/', start), relative.size());
+    part.assign(relative.substr(start, slash - start));
+    start = slash + 1;
+    if (part.empty() || part == ".") {
+      continue;
+    }
     if (part == "..") {
       return -EINVAL;  // "below" never climbs out
     }
-    const int next = env.open_directory(current.valid() ? current.get() : dir_fd, part.c_str(), FollowLinks::no);
+    const int next = open_one(current.valid() ? current.get() : dir_fd, part.c_str());
     if (next < 0) {
       return next;
     }
     current = EnvFd(env, next);
   }
   if (!current.valid()) {
-    return env.open_directory(dir_fd, ".", FollowLinks::no);
+    return open_one(dir_fd, ".");
   }
   return current.release();
 }

@@ -17,6 +17,7 @@
 // Thread safety: the functions are reentrant; each call uses only the descriptors it opens.
 
 #include <string>
+#include <string_view>
 
 #include "mybackup/util/env.hpp"
 
@@ -47,10 +48,11 @@ EnvFd open_directory_path(Env& env, const std::string& path, PathUse use, Create
                           unsigned mode = 0755);
 
 /// Opens `relative` ("a/b/c"; empty: a new handle on `dir_fd` itself) below the open directory
-/// `dir_fd`, never following any symbolic link. Returns the descriptor or -errno (-ELOOP or
+/// `dir_fd`, never following any symbolic link, for `use` (write_into: a handle to list and
+/// write into; look_up: one to look names up in). Returns the descriptor or -errno (-ELOOP or
 /// -ENOTDIR where a link or a non-directory is in the way, -EINVAL for a ".." component), like
 /// the Env calls.
-int open_directory_below(Env& env, int dir_fd, const std::string& relative);
+int open_directory_below(Env& env, int dir_fd, std::string_view relative, PathUse use = PathUse::write_into);
 
 /// Reads the target of the symbolic link `name` in `dir_fd` whatever its length (`size_hint`:
 /// its lstat size, 0 when unknown). Returns 0 and fills `target`, or the errno.
