@@ -25,6 +25,7 @@
 #include "mybackup/util/env.hpp"
 #include "mybackup/util/error.hpp"
 #include "mybackup/util/fs.hpp"
+#include "mybackup/util/direct_write.hpp"
 #include "mybackup/util/open_directories.hpp"
 #include "mybackup/util/path_walk.hpp"
 
@@ -464,6 +465,7 @@ class Restorer {
     } catch (const Error& error) {
       throw ItemError{error.what()};
     }
+    writer_.start(fd, version.size);
     for (const ChunkLocation& chunk : chunks) {
       if (options_.cancel != nullptr && options_.cancel->load()) {
         throw StopRequested{};
@@ -479,16 +481,23 @@ class Restorer {
         throw ItemError{std::string("cannot be read: ") + error.what()};
       }
       hash.update(data);
-      if (const int rc = env_.write_all(fd, data); rc != 0) {
-        throw ItemError{rc == -ENOSPC || rc == -EDQUOT ? "cannot write: the destination's disk is full" : failure("cannot write", rc)};
+      if (const int rc = writer_.add(data); rc != 0) {
+        throw write_failure(rc);
       }
       written += data.size();
+    }
+    if (const int rc = writer_.finish(); rc != 0) {
+      throw write_failure(rc);
     }
     if (written != version.size || hash.finish() != version.sha256) {
       throw ItemError{"does not match its recorded size and SHA-256 (damaged catalog or repository)"};
     }
     apply_metadata(fd, version, report);
     return written;
+  }
+
+  ItemError write_failure(int rc) const {
+    return ItemError{rc == -ENOSPC || rc == -EDQUOT ? "cannot write: the destination's disk is full" : failure("cannot write", rc)};
   }
 
   Env& env_;
@@ -504,6 +513,7 @@ class Restorer {
   int root_;
   bool root_existed_;
   OpenDirectories open_directories_{32};  // per worker, below the root
+  DirectWriter writer_{env_};             // large files go past the page cache
   std::vector<RestoreItem> directories_;  // created by this restore, to finish at the end
 };
 

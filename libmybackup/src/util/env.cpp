@@ -181,6 +181,14 @@ class PosixEnv final : public Env {
     return retrying([&] { return static_cast<std::int64_t>(::write(fd, data, size)); });
   }
 
+  int set_direct_io(int fd, bool on) override {
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0) {
+      return -errno;
+    }
+    return result_of(::fcntl(fd, F_SETFL, on ? (flags | O_DIRECT) : (flags & ~O_DIRECT)));
+  }
+
   int sync(int fd) override { return retrying([&] { return ::fsync(fd); }); }
 
   int sync_filesystem(int fd) override { return result_of(::syncfs(fd)); }

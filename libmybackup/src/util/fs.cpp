@@ -10,6 +10,7 @@
 #include <functional>
 
 #include "mybackup/crypto/crypto.hpp"
+#include "mybackup/util/direct_write.hpp"
 #include "mybackup/util/error.hpp"
 #include "util/unique_fd.hpp"
 
@@ -104,12 +105,12 @@ void link_temporary(int dir_fd, const std::string& name, const std::string& temp
 }  // namespace
 
 void write_file_atomic_at(int dir_fd, const std::string& name, ByteView data, unsigned mode, const std::string& what) {
-  const auto write = [&](int fd) { write_all(fd, data, what); };
+  const auto write = [&](int fd) { write_all_direct(fd, data, what); };
   replace_with_temporary(dir_fd, name, write_temporary_at(dir_fd, what, write, mode), what);
 }
 
 void create_file_atomic_at(int dir_fd, const std::string& name, ByteView data, unsigned mode, const std::string& what) {
-  const auto write = [&](int fd) { write_all(fd, data, what); };
+  const auto write = [&](int fd) { write_all_direct(fd, data, what); };
   link_temporary(dir_fd, name, write_temporary_at(dir_fd, what, write, mode), what);
 }
 

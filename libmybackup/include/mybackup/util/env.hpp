@@ -148,6 +148,11 @@ class Env : public Clock {
   /// Writes all of `data`, retrying short writes. Returns 0 or -errno.
   int write_all(int fd, ByteView data);
 
+  /// Turns direct I/O (O_DIRECT) on or off for the open file `fd`: its writes then go to the
+  /// device past the page cache, and must be aligned (util/direct_write's DirectWriter does
+  /// that). 0 or -errno (-EINVAL where the filesystem has no direct I/O).
+  virtual int set_direct_io(int fd, bool on) = 0;
+
   /// fsync(2): the file's data and metadata are durable when it returns 0. Else -errno.
   virtual int sync(int fd) = 0;
 
@@ -233,6 +238,7 @@ class EnvWrapper : public Env {
     return target_.create_file_at(dir_fd, name, mode);
   }
   std::int64_t write(int fd, const void* data, std::size_t size) override { return target_.write(fd, data, size); }
+  int set_direct_io(int fd, bool on) override { return target_.set_direct_io(fd, on); }
   int sync(int fd) override { return target_.sync(fd); }
   int sync_filesystem(int fd) override { return target_.sync_filesystem(fd); }
   int make_directory_at(int dir_fd, const char* name, unsigned mode) override {

@@ -19,7 +19,8 @@ void create_file_atomic(const std::string& path, ByteView data, unsigned mode = 
 
 /// write_file_atomic and create_file_atomic inside the open directory `dir_fd`: `name` is one
 /// path component, never followed if it is a link (the temporary file is created O_NOFOLLOW and
-/// renamed or linked over `name`). `what` names the file in error messages.
+/// renamed or linked over `name`). `what` names the file in error messages. A large `data` (a
+/// pack) is written past the page cache where the file system allows it (write_all_direct).
 void write_file_atomic_at(int dir_fd, const std::string& name, ByteView data, unsigned mode, const std::string& what);
 void create_file_atomic_at(int dir_fd, const std::string& name, ByteView data, unsigned mode, const std::string& what);
 /// The same with the bytes 0 to `size` of `source_fd` as the content, copied in pieces: a file
