@@ -383,17 +383,17 @@ class VersionRecorder {
         latest_(db, kLatestOfFile),
         find_file_(db, "SELECT id FROM files WHERE path = ?"),
         insert_file_(db, "INSERT INTO files(path) VALUES(?)"),
-        find_chunk_(db, "SELECT id, length FROM chunks WHERE hash = ?"),
+        // Finds a chunk and counts the listing as one reference more, in one seek.
+        reference_chunk_(db, "UPDATE chunks SET refcount = refcount + 1 WHERE hash = ? RETURNING id, length"),
         highest_if_taken_(db, "SELECT max(number) FROM versions WHERE file_id = ?1 "
                               "AND EXISTS (SELECT 1 FROM versions WHERE file_id = ?1 AND number = ?2)"),
         insert_version_(db, "INSERT INTO versions(file_id, run_id, number, type, size, stored_size, mtime_ns, mode, "
                             "inode, sha256, link_target, uid, gid, owner, grp, ctime_ns, device, links, rdev, xattrs) "
                             "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
-        insert_link_(db, "INSERT INTO version_chunks(version_id, seq, chunk_id) VALUES(?,?,?)"),
-        add_reference_(db, "UPDATE chunks SET refcount = refcount + 1 WHERE id = ?") {}
+        insert_link_(db, "INSERT INTO version_chunks(version_id, seq, chunk_id) VALUES(?,?,?)") {}
 
   void record(const ManifestVersion& version) {
-    const std::int64_t stored = find_chunks(version.chunks);
+    const std::int64_t stored = reference_chunks(version.chunks);
     bool new_path = false;
     const std::int64_t file = file_id(version.path, new_path);
     // A path just added has no number taken yet; above the latest, none is taken either.
@@ -486,24 +486,27 @@ class VersionRecorder {
     return db_.getLastInsertRowid();
   }
 
-  /// Finds the version's chunks (kept for link_chunks). Returns the sum of their blob lengths.
-  /// Error(corrupt) for a chunk the catalog does not know.
-  std::int64_t find_chunks(const std::vector<ChunkId>& chunks) {
+  /// Finds the version's chunks (kept for link_chunks), each one reference more: every listing
+  /// is one. Returns the sum of their blob lengths. Error(corrupt) for a chunk the catalog does
+  /// not know.
+  std::int64_t reference_chunks(const std::vector<ChunkId>& chunks) {
     std::int64_t stored = 0;
     chunk_rows_.clear();
     for (const ChunkId& id : chunks) {
-      find_chunk_.bind(1, id.data(), static_cast<int>(id.size()));
-      if (!find_chunk_.executeStep()) {
+      reference_chunk_.bind(1, id.data(), static_cast<int>(id.size()));
+      if (!reference_chunk_.executeStep()) {
         throw Error(ErrorKind::corrupt, "manifest " + manifest_key_ + " references unknown chunk " + to_hex(id));
       }
-      chunk_rows_.push_back(find_chunk_.getColumn(0).getInt64());
-      stored += find_chunk_.getColumn(1).getInt64();
-      find_chunk_.reset();
+      chunk_rows_.push_back(reference_chunk_.getColumn(0).getInt64());
+      stored += reference_chunk_.getColumn(1).getInt64();
+      while (reference_chunk_.executeStep()) {
+      }  // RETURNING's update completes when its statement runs to the end
+      reference_chunk_.reset();
     }
     return stored;
   }
 
-  /// Lists the chunks find_chunks found under the version, in file order, each one reference more.
+  /// Lists the chunks reference_chunks found under the version, in file order.
   void link_chunks(std::int64_t version_id) {
     std::int64_t seq = 0;
     for (const std::int64_t chunk_id : chunk_rows_) {
@@ -512,9 +515,6 @@ class VersionRecorder {
       insert_link_.bind(3, chunk_id);
       insert_link_.exec();
       insert_link_.reset();
-      add_reference_.bind(1, chunk_id);
-      add_reference_.exec();
-      add_reference_.reset();
     }
   }
 
@@ -525,11 +525,10 @@ class VersionRecorder {
   SQLite::Statement latest_;
   SQLite::Statement find_file_;
   SQLite::Statement insert_file_;
-  SQLite::Statement find_chunk_;
+  SQLite::Statement reference_chunk_;
   SQLite::Statement highest_if_taken_;
   SQLite::Statement insert_version_;
   SQLite::Statement insert_link_;
-  SQLite::Statement add_reference_;
   std::vector<std::int64_t> chunk_rows_;  // the version being recorded's chunks, in file order
 };
 

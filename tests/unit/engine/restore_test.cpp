@@ -1217,6 +1217,46 @@ TEST_F(RestoreCrash, WhereUnnamedFilesCannotBeMadeOrNamedFilesGoThroughATemporar
   }
 }
 
+// ---- large files
+
+/// Counts the direct I/O a restore turns on, and refuses it when told to, as tmpfs or some FUSE
+/// file systems do.
+class DirectIoEnv : public FaultEnv {
+ public:
+  explicit DirectIoEnv(bool refuse) : refuse_(refuse) {}
+  int set_direct_io(int fd, bool on) override {
+    if (on) {
+      ++turned_on;
+    }
+    return on && refuse_ ? -EINVAL : FaultEnv::set_direct_io(fd, on);
+  }
+  int turned_on = 0;
+
+ private:
+  bool refuse_;
+};
+
+TEST_F(Restore, ALargeFileGoesPastThePageCacheOrTheOrdinaryWayWithTheSameBytes) {
+  make_dir(src("sub"));
+  write_random(src("sub/large.bin"), 3 * 1024 * 1024 + 12345, 77);
+  write_random(src("small.bin"), kBigSize, 78);
+  backup();
+  for (const bool refuse : {false, true}) {
+    SCOPED_TRACE(refuse ? "refused" : "direct");
+    std::filesystem::remove_all(out_);
+    DirectIoEnv env(refuse);
+    RestoreOptions options;
+    options.env = &env;
+
+    const RestoreReport report = restore(*catalog_, *repo_, plan_latest(out_), options);
+
+    ASSERT_TRUE(report.problems.empty()) << describe(report);
+    expect_same_tree(snapshot(src_), snapshot(out_));
+    EXPECT_EQ(env.turned_on, 1);  // for the large file only
+    EXPECT_TRUE(env.unsynced_files().empty());
+  }
+}
+
 // ---- dry run
 
 class RestoreDryRun : public Restore {
