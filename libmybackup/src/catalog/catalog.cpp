@@ -12,10 +12,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 
 #include "mybackup/util/clock.hpp"
@@ -713,51 +715,73 @@ struct Catalog::Impl {
 };
 
 Catalog::Catalog(const std::string& path) {
-  try {
-    impl_ = std::make_unique<Impl>(path);
-    SQLite::Database& db = impl_->db;
-    db.setBusyTimeout(5000);
-    // Check what the file is before changing anything in it (journal_mode=WAL is persistent).
-    const int version = db.execAndGet("PRAGMA user_version").getInt();
-    if (version == 0 && db.execAndGet("SELECT count(*) FROM sqlite_master").getInt() != 0) {
-      throw Error(ErrorKind::config, path + " is not a mybackup catalog");
-    }
-    if (version < 0 || version > kCatalogSchemaVersion) {
-      throw Error(ErrorKind::config, path + " has catalog schema version " + std::to_string(version) +
-                                         ", this mybackup reads version " + std::to_string(kCatalogSchemaVersion) +
-                                         ": use a matching mybackup release");
-    }
-    db.exec("PRAGMA journal_mode=WAL");
-    // FULL: a committed run survives a power loss, so the catalog never forgets chunks whose
-    // manifest is already on the destination.
-    db.exec("PRAGMA synchronous=FULL");
-    // Chunk ids are random, so recording a run inserts all over the chunk index: with SQLite's
-    // default 2 MiB page cache, a run of 100,000 files spent most of its commit re-reading pages.
-    limit_cache(kDefaultCacheBytes);  // only as the catalog grows
-    db.exec("PRAGMA temp_store=MEMORY");
-    db.exec("PRAGMA foreign_keys=ON");
-    if (version < kCatalogSchemaVersion) {
-      // IMMEDIATE, and the version read again inside: two processes that open a new or older
-      // catalog at once (a backup and `status`) create or migrate it once, one after the other.
-      SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
-      const int current = db.execAndGet("PRAGMA user_version").getInt();
-      if (current == 0) {
-        db.exec(kSchema);
-        db.exec(kTotalsSchema);
-      } else if (current < kCatalogSchemaVersion) {
-        if (current == 1) {
-          db.exec(kMigrateTo2);
-        }
-        db.exec(kTotalsSchema);
-        count_folder_totals(db);
+  // Two processes opening a new catalog at once (a backup and `status`) can both hold a read lock
+  // and want to write (switching to WAL mode, creating the schema): SQLite then answers one of
+  // them "busy" at once, without waiting, to avoid a deadlock. That one opens it again.
+  constexpr int kOpenAttempts = 20;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      impl_ = std::make_unique<Impl>(path);
+      prepare(path);
+      return;
+    } catch (const SQLite::Exception& error) {
+      impl_.reset();
+      if ((error.getErrorCode() & 0xff) == SQLITE_BUSY && attempt < kOpenAttempts) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5 * attempt));
+        continue;
       }
-      db.exec("PRAGMA user_version=" + std::to_string(kCatalogSchemaVersion));
-      transaction.commit();
+      throw Error(ErrorKind::config, "cannot open the catalog " + path + ": " + error.what());
     }
-    db.exec(kChunksByPack);
-  } catch (const SQLite::Exception& error) {
-    throw Error(ErrorKind::config, "cannot open the catalog " + path + ": " + error.what());
   }
+}
+
+void Catalog::prepare(const std::string& path) {
+  SQLite::Database& db = impl_->db;
+  db.setBusyTimeout(5000);
+  // Check what the file is before changing anything in it (journal_mode=WAL is persistent).
+  // One statement reads both, from one snapshot: read apart, another process creating the
+  // catalog in between made a new catalog look like someone else's database.
+  SQLite::Statement what(db, "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master)");
+  what.executeStep();
+  const int version = what.getColumn(0).getInt();
+  const bool has_tables = what.getColumn(1).getInt() != 0;
+  what.reset();
+  if (version == 0 && has_tables) {
+    throw Error(ErrorKind::config, path + " is not a mybackup catalog");
+  }
+  if (version < 0 || version > kCatalogSchemaVersion) {
+    throw Error(ErrorKind::config, path + " has catalog schema version " + std::to_string(version) +
+                                       ", this mybackup reads version " + std::to_string(kCatalogSchemaVersion) +
+                                       ": use a matching mybackup release");
+  }
+  db.exec("PRAGMA journal_mode=WAL");
+  // FULL: a committed run survives a power loss, so the catalog never forgets chunks whose
+  // manifest is already on the destination.
+  db.exec("PRAGMA synchronous=FULL");
+  // Chunk ids are random, so recording a run inserts all over the chunk index: with SQLite's
+  // default 2 MiB page cache, a run of 100,000 files spent most of its commit re-reading pages.
+  limit_cache(kDefaultCacheBytes);  // only as the catalog grows
+  db.exec("PRAGMA temp_store=MEMORY");
+  db.exec("PRAGMA foreign_keys=ON");
+  if (version < kCatalogSchemaVersion) {
+    // IMMEDIATE, and the version read again inside: two processes that open a new or older
+    // catalog at once (a backup and `status`) create or migrate it once, one after the other.
+    SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
+    const int current = db.execAndGet("PRAGMA user_version").getInt();
+    if (current == 0) {
+      db.exec(kSchema);
+      db.exec(kTotalsSchema);
+    } else if (current < kCatalogSchemaVersion) {
+      if (current == 1) {
+        db.exec(kMigrateTo2);
+      }
+      db.exec(kTotalsSchema);
+      count_folder_totals(db);
+    }
+    db.exec("PRAGMA user_version=" + std::to_string(kCatalogSchemaVersion));
+    transaction.commit();
+  }
+  db.exec(kChunksByPack);
 }
 
 Catalog::~Catalog() = default;

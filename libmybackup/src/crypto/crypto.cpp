@@ -296,24 +296,33 @@ void cipher_aad(UpdateFn update_fn, EVP_CIPHER_CTX* ctx, ByteView aad, const cha
   }
 }
 
+constexpr const char* kSealing = "AES-256-GCM encryption";
+
+/// A context ready to encrypt under `key` and `nonce`, with `aad` already taken in.
+CipherCtxPtr start_sealing(const AeadKey& key, const AeadNonce& nonce, ByteView aad) {
+  CipherCtxPtr ctx = check_ptr(CipherCtxPtr(EVP_CIPHER_CTX_new()), kSealing);
+  // The default GCM IV length is 12 bytes, matching kAeadNonceSize.
+  check(EVP_EncryptInit_ex2(ctx.get(), aes256gcm_cipher(), key.data(), nonce.data(), nullptr), kSealing);
+  cipher_aad(EVP_EncryptUpdate, ctx.get(), aad, kSealing);
+  return ctx;
+}
+
+/// Ends the encryption and writes the kAeadTagSize-byte tag to `tag` (GCM has no trailing bytes).
+void finish_sealing(EVP_CIPHER_CTX* ctx, std::uint8_t* tag) {
+  int written = 0;
+  check(EVP_EncryptFinal_ex(ctx, tag, &written), kSealing);
+  if (written != 0) {
+    fail(kSealing);
+  }
+  check(EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, static_cast<int>(kAeadTagSize), tag), kSealing);
+}
+
 // Writes ciphertext || tag to `output`, which has room for plaintext.size() + kAeadTagSize bytes.
 void seal_into(const AeadKey& key, const AeadNonce& nonce, ByteView plaintext, ByteView aad,
                std::uint8_t* output) {
-  constexpr const char* kWhat = "AES-256-GCM encryption";
-  const CipherCtxPtr ctx = check_ptr(CipherCtxPtr(EVP_CIPHER_CTX_new()), kWhat);
-  // The default GCM IV length is 12 bytes, matching kAeadNonceSize.
-  check(EVP_EncryptInit_ex2(ctx.get(), aes256gcm_cipher(), key.data(), nonce.data(), nullptr),
-        kWhat);
-  cipher_aad(EVP_EncryptUpdate, ctx.get(), aad, kWhat);
-  cipher_update(EVP_EncryptUpdate, ctx.get(), plaintext, output, kWhat);
-  int written = 0;
-  check(EVP_EncryptFinal_ex(ctx.get(), output + plaintext.size(), &written), kWhat);
-  if (written != 0) {
-    fail(kWhat);
-  }
-  check(EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kAeadTagSize),
-                            output + plaintext.size()),
-        kWhat);
+  const CipherCtxPtr ctx = start_sealing(key, nonce, aad);
+  cipher_update(EVP_EncryptUpdate, ctx.get(), plaintext, output, kSealing);
+  finish_sealing(ctx.get(), output + plaintext.size());
 }
 
 }  // namespace
@@ -323,10 +332,7 @@ struct Aes256GcmSealer::Impl {
 };
 
 Aes256GcmSealer::Aes256GcmSealer(const AeadKey& key, const AeadNonce& nonce, ByteView aad) : impl_(std::make_unique<Impl>()) {
-  constexpr const char* kWhat = "AES-256-GCM encryption";
-  impl_->ctx = check_ptr(CipherCtxPtr(EVP_CIPHER_CTX_new()), kWhat);
-  check(EVP_EncryptInit_ex2(impl_->ctx.get(), aes256gcm_cipher(), key.data(), nonce.data(), nullptr), kWhat);
-  cipher_aad(EVP_EncryptUpdate, impl_->ctx.get(), aad, kWhat);
+  impl_->ctx = start_sealing(key, nonce, aad);
 }
 
 Aes256GcmSealer::~Aes256GcmSealer() = default;
@@ -334,20 +340,13 @@ Aes256GcmSealer::~Aes256GcmSealer() = default;
 void Aes256GcmSealer::update(ByteView plaintext, Bytes& out) {
   const std::size_t old_size = out.size();
   out.resize(old_size + plaintext.size());
-  cipher_update(EVP_EncryptUpdate, impl_->ctx.get(), plaintext, out.data() + old_size, "AES-256-GCM encryption");
+  cipher_update(EVP_EncryptUpdate, impl_->ctx.get(), plaintext, out.data() + old_size, kSealing);
 }
 
 void Aes256GcmSealer::finish(Bytes& out) {
-  constexpr const char* kWhat = "AES-256-GCM encryption";
   const std::size_t old_size = out.size();
   out.resize(old_size + kAeadTagSize);
-  int written = 0;
-  check(EVP_EncryptFinal_ex(impl_->ctx.get(), out.data() + old_size, &written), kWhat);
-  if (written != 0) {
-    fail(kWhat);
-  }
-  check(EVP_CIPHER_CTX_ctrl(impl_->ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kAeadTagSize), out.data() + old_size),
-        kWhat);
+  finish_sealing(impl_->ctx.get(), out.data() + old_size);
 }
 
 struct Aes256GcmOpener::Impl {

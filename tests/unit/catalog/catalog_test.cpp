@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -20,6 +22,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -351,6 +354,36 @@ TEST(Catalog, SqliteFileOfAnotherProgramIsAConfigError) {
   EXPECT_EQ(header_byte(path, 18), 1u);
   EXPECT_EQ(header_byte(path, 19), 1u);
   EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
+}
+
+TEST(Catalog, TwoProcessesOpeningANewCatalogAtOnceBothGetIt) {
+  // A backup and `status` opening a home's catalog for the first time at the same moment: the
+  // one that does not create it must see either no catalog or a whole one, never tables without
+  // a version (which reads as another program's database). Two threads, each with its own
+  // connection: SQLite locks them as it locks two processes.
+  TempDir dir("catalog_test_");
+  for (int round = 0; round < 30; ++round) {
+    const std::string path = dir / ("backups-" + std::to_string(round) + ".db");
+    std::atomic<int> ready{0};
+    std::array<std::string, 2> failures;
+    const auto open = [&](int which) {
+      ++ready;
+      while (ready.load() < 2) {
+      }
+      try {
+        Catalog catalog(path);
+        EXPECT_EQ(catalog.last_seq(), 0u);
+      } catch (const Error& error) {
+        failures[static_cast<std::size_t>(which)] = error.what();
+      }
+    };
+    std::thread first(open, 0);
+    std::thread second(open, 1);
+    first.join();
+    second.join();
+    EXPECT_EQ(failures[0], "") << "round " << round;
+    EXPECT_EQ(failures[1], "") << "round " << round;
+  }
 }
 
 TEST(Catalog, LatestUnderReturnsTheLatestVersionOfEveryPath) {

@@ -329,6 +329,10 @@ class Catalog {
   std::uint64_t file_count_under(const std::string& root) const;
 
  private:
+  /// Checks, configures and creates or migrates the open database (the constructor's work,
+  /// retried by it when SQLite answers busy).
+  void prepare(const std::string& path);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
