@@ -1,11 +1,18 @@
 // Throughput of each step a chunk goes through, one core each: FastCDC, SHA-256, HMAC-SHA256
-// (chunk ids), zstd at the default level, AES-256-GCM, and the whole seal path.
+// (chunk ids), zstd at the default level, AES-256-GCM, and the whole seal path; and the catalog's
+// recording of a run of small new files (the end of an initial backup).
 // Inputs: pseudo-random bytes (incompressible) and generated log-like text (compressible).
 
 #include <benchmark/benchmark.h>
 
+#include <unistd.h>
+
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
+
+#include "mybackup/catalog/catalog.hpp"
 
 #include "mybackup/format/chunker.hpp"
 #include "mybackup/format/compress.hpp"
@@ -147,6 +154,53 @@ void BM_ChunkPipeline(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * data.size()));
 }
 BENCHMARK(BM_ChunkPipeline)->Unit(benchmark::kMillisecond);
+
+// Catalog::record_run of an initial backup of `range(0)` new one-chunk files, 100 per folder, in
+// two packs, into a new catalog: what the commit of the `small` corpus's first backup costs.
+void BM_RecordRun(benchmark::State& state) {
+  const auto files = static_cast<std::size_t>(state.range(0));
+  mybackup::Manifest manifest;
+  manifest.seq = 1;
+  manifest.sources = {"/src"};
+  const Bytes ids = random_bytes_of(files * 32);
+  for (std::size_t i = 0; i < files; ++i) {
+    if (i % (files / 2 + 1) == 0) {
+      manifest.packs.push_back({std::string(64, static_cast<char>('a' + manifest.packs.size())), 16 << 20, {}});
+    }
+    mybackup::PackEntry blob;
+    std::copy_n(ids.begin() + static_cast<std::ptrdiff_t>(i * 32), 32, blob.id.begin());
+    blob.offset = static_cast<std::uint32_t>(manifest.packs.back().blobs.size() * 2000);
+    blob.length = 2000;
+    blob.raw_length = 3600;
+    manifest.packs.back().blobs.push_back(blob);
+    mybackup::ManifestVersion version;
+    version.path = "/src/folder" + std::to_string(i / 100) + "/file" + std::to_string(i) + ".txt";
+    version.number = 1;
+    version.mode = 0100644;
+    version.size = 3600;
+    version.inode = i;
+    version.chunks = {blob.id};
+    version.meta.recorded = true;
+    version.meta.owner = version.meta.group = "root";
+    manifest.versions.push_back(std::move(version));
+  }
+  const std::string dir = std::filesystem::temp_directory_path() / ("record-run-bench-" + std::to_string(::getpid()));
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    {
+      mybackup::Catalog catalog(dir + "/catalog.db");
+      state.ResumeTiming();
+      catalog.record_run(manifest, "snapshots/0000000001", mybackup::RunStats{});
+      state.PauseTiming();
+    }
+    state.ResumeTiming();
+  }
+  std::filesystem::remove_all(dir);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * files));
+}
+BENCHMARK(BM_RecordRun)->Arg(20000)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -13,6 +13,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <list>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -107,6 +111,88 @@ void read_exactly(int fd, std::uint8_t* out, std::uint64_t length, std::uint64_t
 
 enum class CreateDirectories { no, yes };
 
+/// The objects ranged reads came to last, kept open with their folders: a restore reads a pack
+/// chunk by chunk, and opening it each time (the root, two folders, the file, a stat, four
+/// closes) cost more than reading it. Before each use the name is looked up again in the kept
+/// folder (one fstatat): a file replaced, removed or resized since is opened afresh, so a read
+/// sees what it would without the cache. Holds at most kMaxOpen objects, each for at most
+/// kMaxIdle unused (a deleted pack's space is not held long by a running process). Thread-safe.
+class OpenObjects {
+ public:
+  struct Object {
+    UniqueFd directory;
+    UniqueFd fd;
+    struct stat info {};  // when opened
+
+    /// True while the name in `directory` is still this file, of the same size.
+    bool current(const std::string& leaf) const {
+      struct stat now {};
+      return ::fstatat(directory.get(), leaf.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_ino == info.st_ino &&
+             now.st_dev == info.st_dev && now.st_size == info.st_size;
+    }
+  };
+
+  /// The open object `name`, or nullptr. The pointer keeps it open while the caller reads; the
+  /// caller checks it is current(). `ticket` is for keep(): what was opened after it may be kept.
+  std::shared_ptr<const Object> find(const std::string& name, std::uint64_t& ticket) {
+    const std::lock_guard lock(mutex_);
+    ticket = forgotten_;
+    const auto now = Clock::now();
+    for (auto entry = entries_.begin(); entry != entries_.end(); ++entry) {
+      if (entry->name != name) {
+        continue;
+      }
+      if (now - entry->used > kMaxIdle) {
+        entries_.erase(entry);
+        return nullptr;
+      }
+      entry->used = now;
+      entries_.splice(entries_.begin(), entries_, entry);
+      return entries_.front().object;
+    }
+    return nullptr;
+  }
+
+  /// Keeps `object`, opened after find() gave `ticket`, unless a name was forgotten since: it
+  /// may then be a replaced object's old file.
+  void keep(const std::string& name, std::shared_ptr<const Object> object, std::uint64_t ticket) {
+    const std::lock_guard lock(mutex_);
+    if (ticket != forgotten_) {
+      return;
+    }
+    forget_locked(name);
+    entries_.push_front({name, std::move(object), Clock::now()});
+    if (entries_.size() > kMaxOpen) {
+      entries_.pop_back();
+    }
+  }
+
+  /// Called once this backend has written or deleted `name`.
+  void forget(const std::string& name) {
+    const std::lock_guard lock(mutex_);
+    ++forgotten_;
+    forget_locked(name);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::size_t kMaxOpen = 8;
+  static constexpr auto kMaxIdle = std::chrono::seconds(10);
+  struct Entry {
+    std::string name;
+    std::shared_ptr<const Object> object;
+    Clock::time_point used;
+  };
+
+  void forget_locked(const std::string& name) {
+    entries_.remove_if([&](const Entry& entry) { return entry.name == name; });
+  }
+
+  std::mutex mutex_;
+  std::uint64_t forgotten_ = 0;  // forget() calls so far
+  std::list<Entry> entries_;  // most recently used first
+};
+
 class LocalBackend final : public Backend {
  public:
   LocalBackend(std::string root, unsigned file_mode)
@@ -125,6 +211,7 @@ class LocalBackend final : public Backend {
     } else {
       create_file_atomic_at(directory.get(), leaf_of(name), data, file_mode_, path);
     }
+    open_objects_.forget(name);
   }
 
   void put_file(const std::string& name, int fd, std::uint64_t size, Overwrite overwrite) override {
@@ -138,6 +225,7 @@ class LocalBackend final : public Backend {
     } else {
       create_file_atomic_at(directory.get(), leaf_of(name), fd, size, file_mode_, path);
     }
+    open_objects_.forget(name);
   }
 
   Bytes get(const std::string& name, std::uint64_t max_size) const override {
@@ -156,15 +244,23 @@ class LocalBackend final : public Backend {
 
   Bytes get_range(const std::string& name, std::uint64_t offset, std::uint64_t length) const override {
     const std::string path = path_of(name);
-    struct stat info {};
-    const UniqueFd fd = open_object(open_existing_directory_of(name).get(), leaf_of(name), path, info);
+    const std::string leaf = leaf_of(name);
+    std::uint64_t ticket = 0;
+    std::shared_ptr<const OpenObjects::Object> object = open_objects_.find(name, ticket);
+    if (!object || !object->current(leaf)) {
+      auto opened = std::make_shared<OpenObjects::Object>();
+      opened->directory = open_existing_directory_of(name);
+      opened->fd = open_object(opened->directory.get(), leaf, path, opened->info);
+      object = opened;
+      open_objects_.keep(name, object, ticket);
+    }
     // Check the range before allocating: a damaged entry may ask for up to 4 GiB.
-    const auto object_size = static_cast<std::uint64_t>(info.st_size);
+    const auto object_size = static_cast<std::uint64_t>(object->info.st_size);
     if (offset > object_size || length > object_size - offset) {
       throw Error(ErrorKind::corrupt, path + " is shorter than expected (truncated?)");
     }
     Bytes data(length);
-    read_exactly(fd.get(), data.data(), length, offset, path);
+    read_exactly(object->fd.get(), data.data(), length, offset, path);
     return data;
   }
 
@@ -232,6 +328,7 @@ class LocalBackend final : public Backend {
     if (::unlinkat(directory.get(), leaf_of(name).c_str(), 0) != 0 && errno != ENOENT) {
       throw_system_error(errno, "cannot delete " + path);
     }
+    open_objects_.forget(name);
   }
 
  private:
@@ -321,6 +418,7 @@ class LocalBackend final : public Backend {
   std::string root_;
   unsigned file_mode_;
   unsigned directory_mode_;  // file_mode_ with x wherever it has r (0644 -> 0755, 0600 -> 0700)
+  mutable OpenObjects open_objects_;  // get_range's
 };
 
 }  // namespace

@@ -868,6 +868,25 @@ TEST(Catalog, AVersionNumberRecordedTwiceMovesTheLaterOneUp) {
   EXPECT_EQ(numbers, (std::vector<std::uint32_t>{1, 3, 5}));
 }
 
+// Two first backups of one tree at once (two machines, clocks apart): both recorded version 1 of
+// every path. The later manifest's versions become 2, and the path has one row.
+TEST(Catalog, AFirstVersionRecordedTwiceMovesTheLaterOneUp) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  catalog.record_run(first_manifest(), "snapshots/0000000001-x.enc", RunStats{});
+  Manifest again = manifest_with_seq(2);
+  again.versions = {file_version("/r/f1", 1, 900, {chunk(3)}), file_version("/r/new", 1, 400, {chunk(3)})};
+  catalog.record_run(again, "snapshots/0000000002-x.enc", RunStats{});
+  const std::vector<VersionRecord> f1 = catalog.versions_of("/r/f1");
+  ASSERT_EQ(f1.size(), 2u);
+  EXPECT_EQ(f1[0].size, 500u);
+  EXPECT_EQ(f1[1].number, 2u);
+  EXPECT_EQ(f1[1].size, 900u);
+  EXPECT_EQ(catalog.latest_under("/r").at("/r/f1").number, 2u);
+  EXPECT_EQ(catalog.latest_under("/r").at("/r/new").number, 1u);
+  EXPECT_EQ(catalog.versions_of("/r/new").size(), 1u);
+}
+
 TEST(Catalog, StateAtBeforeBetweenAndAfterRuns) {
   TempDir dir("catalog_test_");
   Catalog catalog(dir / "backups.db");

@@ -113,6 +113,47 @@ TEST(Backend, get_range_past_the_end_is_corrupt) {
             ErrorKind::corrupt);
 }
 
+TEST(Backend, get_range_reads_what_this_backend_wrote_or_deleted_since_the_last_read) {
+  // Ranged reads keep the object open between calls: writing or deleting it must not leave the
+  // old file to the next read.
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  backend->put("data/ab/pack", to_bytes("first bytes"), Overwrite::no);
+  EXPECT_EQ(backend->get_range("data/ab/pack", 0, 5), to_bytes("first"));
+  backend->put("data/ab/pack", to_bytes("other bytes, longer"), Overwrite::yes);
+  EXPECT_EQ(backend->get_range("data/ab/pack", 0, 5), to_bytes("other"));
+  EXPECT_EQ(backend->get_range("data/ab/pack", 13, 6), to_bytes("longer"));
+  backend->remove("data/ab/pack");
+  EXPECT_EQ(error_kind([&] { backend->get_range("data/ab/pack", 0, 5); }), ErrorKind::not_found);
+  backend->put("data/ab/pack", to_bytes("third"), Overwrite::no);
+  EXPECT_EQ(backend->get_range("data/ab/pack", 0, 5), to_bytes("third"));
+}
+
+TEST(Backend, get_range_of_many_objects_in_turn_reads_each_its_own_bytes) {
+  // More objects than are kept open, read back and forth.
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  for (int i = 0; i < 20; ++i) {
+    backend->put("data/" + std::to_string(i), random_data(1000, static_cast<std::uint64_t>(i)), Overwrite::no);
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (int i = round % 2 == 0 ? 0 : 19; i >= 0 && i < 20; i += round % 2 == 0 ? 1 : -1) {
+      const Bytes data = random_data(1000, static_cast<std::uint64_t>(i));
+      EXPECT_EQ(backend->get_range("data/" + std::to_string(i), 10 * i, 100), Bytes(data.begin() + 10 * i, data.begin() + 10 * i + 100));
+    }
+  }
+}
+
+TEST(Backend, get_range_of_an_object_truncated_after_it_was_read_is_corrupt) {
+  // Another process (or a hostile destination) shortens a pack this backend holds open.
+  TempDir dir;
+  auto backend = make_local_backend(dir.path());
+  backend->put("data/pack", Bytes(4096, 7), Overwrite::no);
+  EXPECT_EQ(backend->get_range("data/pack", 4000, 96), Bytes(96, 7));
+  ASSERT_EQ(::truncate((dir.path() + "/data/pack").c_str(), 100), 0);
+  EXPECT_EQ(error_kind([&] { backend->get_range("data/pack", 4000, 96); }), ErrorKind::corrupt);
+}
+
 TEST(Backend, overwrite_no_on_a_taken_key_is_exists_and_keeps_the_old_object) {
   TempDir dir;
   auto backend = make_local_backend(dir.path());
