@@ -292,17 +292,12 @@ auto guarded(const std::string& path, Body&& body) -> decltype(body()) {
   }
 }
 
-/// The run's own row. Returns its id.
-std::int64_t insert_run(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key,
-                        const RunStats& stats) {
+/// Binds the run row's columns 1 to 18 (kRunColumns' order) from the manifest and the stats.
+void bind_run(SQLite::Statement& run, const Manifest& manifest, const std::string& manifest_key, const RunStats& stats) {
   std::string sources;
   for (const std::string& source : manifest.sources) {
     sources += (sources.empty() ? "" : "\n") + source;
   }
-  SQLite::Statement run(db,
-                        "INSERT INTO runs(seq, kind, manifest, host, started_ns, finished_ns, status, error, sources, "
-                        "files_new, files_changed, files_deleted, files_unchanged, files_skipped, bytes_scanned, "
-                        "bytes_read, bytes_new, bytes_stored) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   if (manifest_key.empty()) {
     run.bind(1);  // a run that changed nothing wrote no manifest
   } else {
@@ -323,52 +318,117 @@ std::int64_t insert_run(SQLite::Database& db, const Manifest& manifest, const st
   for (const std::uint64_t counter : counters) {
     run.bind(column++, as_i64(counter));
   }
+}
+
+/// The run's own row. Returns its id.
+std::int64_t insert_run(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key,
+                        const RunStats& stats) {
+  SQLite::Statement run(db,
+                        "INSERT INTO runs(seq, kind, manifest, host, started_ns, finished_ns, status, error, sources, "
+                        "files_new, files_changed, files_deleted, files_unchanged, files_skipped, bytes_scanned, "
+                        "bytes_read, bytes_new, bytes_stored) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  bind_run(run, manifest, manifest_key, stats);
   run.exec();
   return db.getLastInsertRowid();
 }
 
+/// The row insert_run made before the run ended (RunRecorder), now with what the run did.
+void complete_run(SQLite::Database& db, std::int64_t run_id, const Manifest& manifest, const std::string& manifest_key,
+                  const RunStats& stats) {
+  SQLite::Statement run(db,
+                        "UPDATE runs SET seq = ?1, kind = ?2, manifest = ?3, host = ?4, started_ns = ?5, finished_ns = ?6, "
+                        "status = ?7, error = ?8, sources = ?9, files_new = ?10, files_changed = ?11, files_deleted = ?12, "
+                        "files_unchanged = ?13, files_skipped = ?14, bytes_scanned = ?15, bytes_read = ?16, "
+                        "bytes_new = ?17, bytes_stored = ?18 WHERE id = ?19");
+  bind_run(run, manifest, manifest_key, stats);
+  run.bind(19, run_id);
+  run.exec();
+}
+
+/// Records a run's packs and where each of their chunks is. Its statements are prepared once.
+class PackRecorder {
+ public:
+  PackRecorder(SQLite::Database& db, std::int64_t run_id, TotalsKeeper& totals)
+      : run_id_(run_id),
+        totals_(totals),
+        insert_pack_(db, "INSERT INTO packs(name, size, run_id) VALUES(?,?,?) "
+                         "ON CONFLICT(name) DO UPDATE SET size = excluded.size RETURNING id"),
+        name_pack_(db, "UPDATE packs SET name = ?2, size = ?3 WHERE id = ?1"),
+        // A chunk stored again moves to its new place: a clean run copies live chunks out of packs it is
+        // about to delete, and a backup stores again only chunks whose pack is missing or damaged.
+        insert_chunk_(db, "INSERT INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
+                          "VALUES(?,?,?,?,?,?) ON CONFLICT(hash) DO NOTHING"),
+        old_length_(db, "SELECT length FROM chunks WHERE hash = ?"),
+        move_chunk_(db, "UPDATE chunks SET pack_id = ?2, offset = ?3, length = ?4, flags = ?5 WHERE hash = ?1") {}
+
+  /// The pack's row (the one of that name if there is one). Returns its id.
+  std::int64_t add(const std::string& name, std::uint64_t size) {
+    insert_pack_.bind(1, name);
+    insert_pack_.bind(2, as_i64(size));
+    insert_pack_.bind(3, run_id_);
+    if (!insert_pack_.executeStep()) {
+      throw Error(ErrorKind::io, "cannot record pack " + name);
+    }
+    const std::int64_t pack_id = insert_pack_.getColumn(0).getInt64();
+    while (insert_pack_.executeStep()) {
+    }  // RETURNING's insert completes when its statement runs to the end
+    insert_pack_.reset();
+    return pack_id;
+  }
+
+  /// The pack added under a provisional name, now stored under its own.
+  void name(std::int64_t pack_id, const std::string& name, std::uint64_t size) {
+    name_pack_.bind(1, pack_id);
+    name_pack_.bind(2, name);
+    name_pack_.bind(3, as_i64(size));
+    name_pack_.exec();
+    name_pack_.reset();
+  }
+
+  /// A chunk of the pack: a new row, or the known chunk moved here.
+  void add_blob(std::int64_t pack_id, const PackEntry& blob) {
+    insert_chunk_.bind(1, blob.id.data(), static_cast<int>(blob.id.size()));
+    insert_chunk_.bind(2, pack_id);
+    insert_chunk_.bind(3, static_cast<std::int64_t>(blob.offset));
+    insert_chunk_.bind(4, static_cast<std::int64_t>(blob.length));
+    insert_chunk_.bind(5, static_cast<std::int64_t>(blob.raw_length));
+    insert_chunk_.bind(6, static_cast<int>(blob.flags));
+    const bool inserted = insert_chunk_.exec() == 1;
+    insert_chunk_.reset();
+    if (inserted) {
+      totals_.chunks_changed(1, static_cast<std::int64_t>(blob.raw_length), static_cast<std::int64_t>(blob.length));
+      return;
+    }
+    old_length_.bind(1, blob.id.data(), static_cast<int>(blob.id.size()));
+    old_length_.executeStep();
+    totals_.chunks_changed(0, 0, static_cast<std::int64_t>(blob.length) - old_length_.getColumn(0).getInt64());
+    old_length_.reset();
+    move_chunk_.bind(1, blob.id.data(), static_cast<int>(blob.id.size()));
+    move_chunk_.bind(2, pack_id);
+    move_chunk_.bind(3, static_cast<std::int64_t>(blob.offset));
+    move_chunk_.bind(4, static_cast<std::int64_t>(blob.length));
+    move_chunk_.bind(5, static_cast<int>(blob.flags));
+    move_chunk_.exec();
+    move_chunk_.reset();
+  }
+
+ private:
+  std::int64_t run_id_;
+  TotalsKeeper& totals_;
+  SQLite::Statement insert_pack_;
+  SQLite::Statement name_pack_;
+  SQLite::Statement insert_chunk_;
+  SQLite::Statement old_length_;
+  SQLite::Statement move_chunk_;
+};
+
 /// The run's packs and where each of their chunks is.
 void record_packs(SQLite::Database& db, const Manifest& manifest, std::int64_t run_id, TotalsKeeper& totals) {
-  SQLite::Statement insert_pack(db, "INSERT INTO packs(name, size, run_id) VALUES(?,?,?) "
-                                    "ON CONFLICT(name) DO UPDATE SET size = excluded.size RETURNING id");
-  // A chunk stored again moves to its new place: a clean run copies live chunks out of packs it is
-  // about to delete, and a backup stores again only chunks whose pack is missing or damaged.
-  SQLite::Statement insert_chunk(db, "INSERT INTO chunks(hash, pack_id, offset, length, raw_length, flags) "
-                                     "VALUES(?,?,?,?,?,?) ON CONFLICT(hash) DO NOTHING");
-  SQLite::Statement old_length(db, "SELECT length FROM chunks WHERE hash = ?");
-  SQLite::Statement move_chunk(db, "UPDATE chunks SET pack_id = ?2, offset = ?3, length = ?4, flags = ?5 WHERE hash = ?1");
+  PackRecorder packs(db, run_id, totals);
   for_each_pack(manifest, [&](const ManifestPack& pack) {
-    insert_pack.bind(1, pack.name);
-    insert_pack.bind(2, as_i64(pack.size));
-    insert_pack.bind(3, run_id);
-    if (!insert_pack.executeStep()) {
-      throw Error(ErrorKind::io, "cannot record pack " + pack.name);
-    }
-    const std::int64_t pack_id = insert_pack.getColumn(0).getInt64();
-    insert_pack.reset();
+    const std::int64_t pack_id = packs.add(pack.name, pack.size);
     for (const PackEntry& blob : pack.blobs) {
-      insert_chunk.bind(1, blob.id.data(), static_cast<int>(blob.id.size()));
-      insert_chunk.bind(2, pack_id);
-      insert_chunk.bind(3, static_cast<std::int64_t>(blob.offset));
-      insert_chunk.bind(4, static_cast<std::int64_t>(blob.length));
-      insert_chunk.bind(5, static_cast<std::int64_t>(blob.raw_length));
-      insert_chunk.bind(6, static_cast<int>(blob.flags));
-      if (insert_chunk.exec() == 1) {
-        totals.chunks_changed(1, static_cast<std::int64_t>(blob.raw_length), static_cast<std::int64_t>(blob.length));
-      } else {
-        old_length.bind(1, blob.id.data(), static_cast<int>(blob.id.size()));
-        old_length.executeStep();
-        totals.chunks_changed(0, 0, static_cast<std::int64_t>(blob.length) - old_length.getColumn(0).getInt64());
-        old_length.reset();
-        move_chunk.bind(1, blob.id.data(), static_cast<int>(blob.id.size()));
-        move_chunk.bind(2, pack_id);
-        move_chunk.bind(3, static_cast<std::int64_t>(blob.offset));
-        move_chunk.bind(4, static_cast<std::int64_t>(blob.length));
-        move_chunk.bind(5, static_cast<int>(blob.flags));
-        move_chunk.exec();
-        move_chunk.reset();
-      }
-      insert_chunk.reset();
+      packs.add_blob(pack_id, blob);
     }
   });
 }
@@ -377,16 +437,15 @@ void record_packs(SQLite::Database& db, const Manifest& manifest, std::int64_t r
 /// one reference) and the stored size of its chunks. Its statements are prepared once per run.
 class VersionRecorder {
  public:
-  VersionRecorder(SQLite::Database& db, const std::string& manifest_key, std::int64_t run_id, TotalsKeeper& totals)
+  VersionRecorder(SQLite::Database& db, std::int64_t run_id, TotalsKeeper& totals)
       : db_(db),
-        manifest_key_(manifest_key),
         run_id_(run_id),
         totals_(totals),
         latest_(db, kLatestOfFile),
         find_file_(db, "SELECT id FROM files WHERE path = ?"),
         insert_file_(db, "INSERT INTO files(path) VALUES(?) ON CONFLICT(path) DO NOTHING RETURNING id"),
-        // Finds a chunk and counts the listing as one reference more, in one seek.
-        reference_chunk_(db, "UPDATE chunks SET refcount = refcount + 1 WHERE hash = ? RETURNING id, length"),
+        find_chunk_(db, "SELECT id, length FROM chunks WHERE hash = ?"),
+        reference_chunk_(db, "UPDATE chunks SET refcount = refcount + 1 WHERE id = ?"),
         highest_if_taken_(db, "SELECT max(number) FROM versions WHERE file_id = ?1 "
                               "AND EXISTS (SELECT 1 FROM versions WHERE file_id = ?1 AND number = ?2)"),
         insert_version_(db, "INSERT INTO versions(file_id, run_id, number, type, size, stored_size, mtime_ns, mode, "
@@ -394,8 +453,14 @@ class VersionRecorder {
                             "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
         insert_link_(db, "INSERT INTO version_chunks(version_id, seq, chunk_id) VALUES(?,?,?)") {}
 
-  void record(const ManifestVersion& version) {
-    const std::int64_t stored = reference_chunks(version.chunks);
+  /// Records the version, unless the catalog does not know one of its chunks: then returns
+  /// false (missing_chunk() says which) and records nothing.
+  bool record(const ManifestVersion& version) {
+    std::int64_t stored = 0;
+    if (!find_chunks(version.chunks, stored)) {
+      return false;
+    }
+    count_references();
     bool new_path = false;
     const std::int64_t file = file_id(version.path, version.number == 1, new_path);
     // A path just added has no number taken yet; above the latest, none is taken either.
@@ -411,7 +476,11 @@ class VersionRecorder {
     if (!latest || number > latest->number) {
       totals_.latest_changed(version.path, latest, CountedVersion{number, version.type, size});
     }
+    return true;
   }
+
+  /// The chunk the last refused version lists and the catalog does not know.
+  const ChunkId& missing_chunk() const { return missing_; }
 
  private:
   /// The path's row, added if it has none (`added` says so). `likely_new` (a first version) tries
@@ -512,27 +581,36 @@ class VersionRecorder {
     return db_.getLastInsertRowid();
   }
 
-  /// Finds the version's chunks (kept for link_chunks), each one reference more: every listing
-  /// is one. Returns the sum of their blob lengths. Error(corrupt) for a chunk the catalog does
-  /// not know.
-  std::int64_t reference_chunks(const std::vector<ChunkId>& chunks) {
-    std::int64_t stored = 0;
+  /// Finds the version's chunks (kept for count_references and link_chunks) and the sum of
+  /// their blob lengths. False at the first chunk the catalog does not know.
+  bool find_chunks(const std::vector<ChunkId>& chunks, std::int64_t& stored) {
     chunk_rows_.clear();
     for (const ChunkId& id : chunks) {
-      reference_chunk_.bind(1, id.data(), static_cast<int>(id.size()));
-      if (!reference_chunk_.executeStep()) {
-        throw Error(ErrorKind::corrupt, "manifest " + manifest_key_ + " references unknown chunk " + to_hex(id));
+      find_chunk_.bind(1, id.data(), static_cast<int>(id.size()));
+      const bool found = find_chunk_.executeStep();
+      if (found) {
+        chunk_rows_.push_back(find_chunk_.getColumn(0).getInt64());
+        stored += find_chunk_.getColumn(1).getInt64();
       }
-      chunk_rows_.push_back(reference_chunk_.getColumn(0).getInt64());
-      stored += reference_chunk_.getColumn(1).getInt64();
-      while (reference_chunk_.executeStep()) {
-      }  // RETURNING's update completes when its statement runs to the end
-      reference_chunk_.reset();
+      find_chunk_.reset();
+      if (!found) {
+        missing_ = id;
+        return false;
+      }
     }
-    return stored;
+    return true;
   }
 
-  /// Lists the chunks reference_chunks found under the version, in file order.
+  /// Each chunk find_chunks found is one reference more: every listing is one.
+  void count_references() {
+    for (const std::int64_t chunk_id : chunk_rows_) {
+      reference_chunk_.bind(1, chunk_id);
+      reference_chunk_.exec();
+      reference_chunk_.reset();
+    }
+  }
+
+  /// Lists the chunks find_chunks found under the version, in file order.
   void link_chunks(std::int64_t version_id) {
     std::int64_t seq = 0;
     for (const std::int64_t chunk_id : chunk_rows_) {
@@ -545,23 +623,28 @@ class VersionRecorder {
   }
 
   SQLite::Database& db_;
-  const std::string& manifest_key_;
   std::int64_t run_id_;
   TotalsKeeper& totals_;
   SQLite::Statement latest_;
   SQLite::Statement find_file_;
   SQLite::Statement insert_file_;
+  SQLite::Statement find_chunk_;
   SQLite::Statement reference_chunk_;
   SQLite::Statement highest_if_taken_;
   SQLite::Statement insert_version_;
   SQLite::Statement insert_link_;
   std::vector<std::int64_t> chunk_rows_;  // the version being recorded's chunks, in file order
+  ChunkId missing_{};
 };
 
 void record_versions(SQLite::Database& db, const Manifest& manifest, const std::string& manifest_key,
                      std::int64_t run_id, TotalsKeeper& totals) {
-  VersionRecorder recorder(db, manifest_key, run_id, totals);
-  for_each_version(manifest, [&recorder](const ManifestVersion& version) { recorder.record(version); });
+  VersionRecorder recorder(db, run_id, totals);
+  for_each_version(manifest, [&](const ManifestVersion& version) {
+    if (!recorder.record(version)) {
+      throw Error(ErrorKind::corrupt, "manifest " + manifest_key + " references unknown chunk " + to_hex(recorder.missing_chunk()));
+    }
+  });
 }
 
 /// Adds what storing the run encrypted to the key's count (Catalog::encryptions): the manifest,
@@ -1114,6 +1197,121 @@ void Catalog::record_run(const Manifest& manifest, const std::string& manifest_k
     forget_deleted_packs(db, manifest, manifest_key, totals);
     totals.flush();
     transaction.commit();
+  });
+}
+
+struct RunRecorder::Impl {
+  explicit Impl(const std::string& file) : path(file), db(file, SQLite::OPEN_READWRITE) {
+    db.setBusyTimeout(5000);
+    db.exec("PRAGMA synchronous=FULL");  // per connection: as the catalog's own (see prepare)
+    db.exec("PRAGMA temp_store=MEMORY");
+    // Its pages are held along with the scan's and the pipeline's: less than the catalog's own
+    // cache, the rest spills to the WAL.
+    db.exec("PRAGMA cache_size=-" + std::to_string(kCacheBytes / 1024));
+    // Every row refers to rows of this run or found by it (see Catalog::record_run).
+    db.exec("PRAGMA foreign_keys=OFF");
+  }
+
+  /// The transaction and the run's row, at the first write: a run that records nothing takes
+  /// the write lock only to commit.
+  void start() {
+    if (run_id != 0) {
+      return;
+    }
+    transaction.emplace(db);
+    run_id = insert_run(db, Manifest{}, "", RunStats{});
+    totals.emplace(db);
+    packs.emplace(db, run_id, *totals);
+    versions.emplace(db, run_id, *totals);
+  }
+
+  static constexpr std::size_t kCacheBytes = std::size_t{8} << 20;
+  std::string path;
+  SQLite::Database db;
+  std::optional<SQLite::Transaction> transaction;
+  std::int64_t run_id = 0;
+  std::optional<TotalsKeeper> totals;
+  std::optional<PackRecorder> packs;
+  std::optional<VersionRecorder> versions;
+  std::uint64_t provisional_names = 0;
+  std::unordered_set<std::int64_t> unstored;  // packs started, not yet stored
+  bool finished = false;
+};
+
+RunRecorder::RunRecorder(const Catalog& catalog) {
+  const std::string& path = catalog.impl_->path;
+  guarded(path, [&] { impl_ = std::make_unique<Impl>(path); });
+}
+
+RunRecorder::~RunRecorder() {
+  if (impl_) {
+    try {
+      // The statements go before the transaction rolls back (SQLiteCpp's order of members).
+      impl_->versions.reset();
+      impl_->packs.reset();
+      impl_->totals.reset();
+      impl_->transaction.reset();
+    } catch (...) {
+      // A rollback that fails leaves SQLite to roll back when the connection closes.
+    }
+  }
+}
+
+std::int64_t RunRecorder::pack_started() {
+  return guarded(impl_->path, [&] {
+    impl_->start();
+    // Never a pack's name (those are 64 hex digits): pack_stored gives it its own.
+    const std::int64_t pack = impl_->packs->add("provisional-" + std::to_string(++impl_->provisional_names), 0);
+    impl_->unstored.insert(pack);
+    return pack;
+  });
+}
+
+void RunRecorder::chunk_placed(std::int64_t pack, const PackEntry& blob) {
+  guarded(impl_->path, [&] {
+    impl_->start();
+    impl_->packs->add_blob(pack, blob);
+  });
+}
+
+void RunRecorder::pack_stored(std::int64_t pack, const std::string& name, std::uint64_t size) {
+  guarded(impl_->path, [&] {
+    impl_->start();
+    impl_->packs->name(pack, name, size);
+    impl_->unstored.erase(pack);
+  });
+}
+
+bool RunRecorder::add_version(const ManifestVersion& version) {
+  return guarded(impl_->path, [&] {
+    impl_->start();
+    return impl_->versions->record(version);
+  });
+}
+
+const ChunkId& RunRecorder::missing_chunk() const { return impl_->versions->missing_chunk(); }
+
+void RunRecorder::finish(const Manifest& manifest, const std::string& manifest_key, const RunStats& stats) {
+  guarded(impl_->path, [&] {
+    if (impl_->finished) {
+      throw Error(ErrorKind::usage, "RunRecorder::finish called twice");
+    }
+    if (!manifest.removed.empty() || !manifest.deleted_packs.empty()) {
+      throw Error(ErrorKind::usage, "RunRecorder records backups: a clean goes through Catalog::record_run");
+    }
+    impl_->start();
+    if (!impl_->unstored.empty()) {
+      throw Error(ErrorKind::corrupt, "the run filled a pack it never stored: nothing was recorded");
+    }
+    complete_run(impl_->db, impl_->run_id, manifest, manifest_key, stats);
+    count_encryptions(impl_->db, manifest, manifest_key);
+    impl_->totals->flush();
+    impl_->versions.reset();
+    impl_->packs.reset();
+    impl_->totals.reset();
+    impl_->transaction->commit();
+    impl_->transaction.reset();
+    impl_->finished = true;
   });
 }
 

@@ -12,10 +12,12 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "util/bounded_queue.hpp"
 #include "util/buffer_pool.hpp"
+#include "engine/run_feed.hpp"
 #include "mybackup/engine/change_detection.hpp"
 #include "mybackup/engine/commit.hpp"
 #include "mybackup/util/clock.hpp"
@@ -42,6 +44,11 @@ constexpr std::size_t kIdleBufferBudget = 12 * 1024 * 1024;
 // thread wake-ups than the work it moves.
 constexpr std::size_t kInlineChunkLimit = 256 * 1024;
 constexpr std::size_t kBatchBytes = 1024 * 1024;
+// A reader's batch also goes once this many files were read since its first chunk: the versions
+// of those files wait for their chunks to be placed before the catalog can record them.
+constexpr std::size_t kBatchFiles = 256;
+// What may wait for the recording thread (RunEvent::weight): a few thousand versions.
+constexpr std::size_t kRecordQueueBudget = 4 * 1024 * 1024;
 constexpr std::size_t kPackBufferSlack = 1024 * 1024;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -95,6 +102,13 @@ struct ReaderState {
   Sealer sealer;
   SealedBatch batch;  // small sealed chunks waiting to go to the writer
   std::size_t batch_bytes = 0;
+  std::size_t files_since_batch = 0;  // files read since the batch's first chunk
+};
+
+/// A finished pack on its way to the destination, with the writer's number for it.
+struct NumberedPack {
+  std::uint64_t number = 0;
+  FinishedPack pack;
 };
 
 /// Error(locked) if the run's writer lock was taken over (its file removed by another writer).
@@ -179,10 +193,12 @@ class ReadQueue {
 /// stores them; finish() waits for the last.
 class Pipeline {
  public:
+  /// `recorder` (none for a dry run) records the run in the catalog as it goes.
   Pipeline(const Catalog& catalog, const std::unordered_set<std::string>& untrusted_packs, const BackupTarget& target,
-           const BackupOptions& options, unsigned threads, ManifestSpool& spool)
+           const BackupOptions& options, unsigned threads, ManifestSpool& spool, RunRecorder* recorder)
       : catalog_(catalog),
         spool_(spool),
+        recorder_(recorder),
         untrusted_packs_(untrusted_packs),
         target_(target),
         options_(options),
@@ -194,12 +210,18 @@ class Pipeline {
         // One finished pack may wait while another is being stored: storing (write + fsync)
         // overlaps with compression instead of stalling it.
         upload_queue_(target.pack_target_size()),
+        record_queue_(kRecordQueueBudget),
         buffers_(kIdleBufferBudget),
-        pack_buffers_(target.pack_target_size() + kPackBufferSlack) {}
+        pack_buffers_(target.pack_target_size() + kPackBufferSlack) {
+    if (recorder_ != nullptr) {
+      // From the start: the scan records versions that need no reading before any file is read.
+      recording_ = std::thread([this] { guarded([this] { record_loop(); }); });
+    }
+  }
 
   /// Left by an exception (the walk failed or was cancelled): stops every stage, stores nothing more.
   ~Pipeline() {
-    if (started_) {
+    if (started_ || recording_.joinable()) {
       stop_all();
       join();
     }
@@ -222,11 +244,10 @@ class Pipeline {
 
   /// Waits until every file added is read and stored; rethrows the first stage's error.
   void finish() {
-    if (!started_) {
-      return;
+    if (started_) {
+      read_queue_.push(to_queue_);
+      read_queue_.close();
     }
-    read_queue_.push(to_queue_);
-    read_queue_.close();
     join();
     if (failure_) {
       std::rethrow_exception(failure_);
@@ -234,9 +255,12 @@ class Pipeline {
   }
 
   /// Records a version that needs no reading (from the scan's thread, while files are read).
-  void record(const ManifestVersion& version) {
-    std::lock_guard lock(mutex_);
-    spool_.add(version);
+  void record(ManifestVersion&& version) {
+    {
+      std::lock_guard lock(mutex_);
+      spool_.add(version);
+    }
+    to_catalog(std::move(version));
   }
 
   std::vector<ScanProblem> problems;
@@ -280,6 +304,10 @@ class Pipeline {
       thread.join();
     }
     uploaders_.clear();
+    record_queue_.close();
+    if (recording_.joinable()) {
+      recording_.join();
+    }
   }
 
   /// Runs a stage; the first exception stops every stage and is rethrown by finish().
@@ -302,6 +330,7 @@ class Pipeline {
     compress_queue_.abort();
     write_queue_.abort();
     upload_queue_.abort();
+    record_queue_.abort();
   }
 
   /// True the first time an id is seen (this run or before): the caller must store the chunk.
@@ -354,8 +383,14 @@ class Pipeline {
           bytes_read += version.size;
           ++(task.action == FileAction::added ? files_new : files_changed);
           report(task.action, task.entry, "");
-          std::lock_guard lock(mutex_);
-          spool_.add(version);
+          {
+            std::lock_guard lock(mutex_);
+            spool_.add(version);
+          }
+          to_catalog(std::move(version));
+          if (!state.batch.empty() && ++state.files_since_batch >= kBatchFiles) {
+            flush_batch(state);
+          }
           break;
         }
         if (result.outcome != ReadOutcome::changed_while_read) {
@@ -397,6 +432,7 @@ class Pipeline {
       state.batch = SealedBatch();
       state.batch_bytes = 0;
     }
+    state.files_since_batch = 0;
   }
 
   void compress_loop() {
@@ -413,34 +449,54 @@ class Pipeline {
 
   void write_loop() {
     PackBuilder builder(target_.pack_target_size());
+    std::vector<PackEntry> placed;  // in the pack being filled, not yet told to the catalog
     while (std::optional<SealedBatch> batch = write_queue_.pop()) {
       for (SealedChunk& chunk : *batch) {
         if (!builder.fits(chunk.blob.size())) {
+          tell_placed(placed);
           close_pack(builder);
         }
-        builder.add(chunk.id, chunk.blob, chunk.raw_length, chunk.flags);
+        const PackEntry& entry = builder.add(chunk.id, chunk.blob, chunk.raw_length, chunk.flags);
+        if (recorder_ != nullptr) {
+          placed.push_back(entry);
+        }
         buffers_.release(std::move(chunk.blob));
       }
+      tell_placed(placed);
     }
     if (!builder.empty() && !stop_) {
       close_pack(builder);
     }
   }
 
-  void close_pack(PackBuilder& builder) {
-    FinishedPack pack = builder.finish(target_.keys->enc_key);
-    builder.reuse(pack_buffers_.acquire());
-    const std::size_t weight = pack.bytes.size();
-    upload_queue_.push(std::move(pack), weight);
-  }
-
-  void upload_loop() {
-    while (std::optional<FinishedPack> pack = upload_queue_.pop()) {
-      store(*pack);
+  /// The catalog learns where the chunks just placed in the current pack are.
+  void tell_placed(std::vector<PackEntry>& placed) {
+    if (!placed.empty()) {
+      RunEvent event;
+      event.kind = RunEvent::Kind::chunks_placed;
+      event.pack = packs_started_ + 1;
+      event.blobs = std::move(placed);
+      placed.clear();
+      const std::size_t weight = event.weight();
+      record_queue_.push(std::move(event), weight);
     }
   }
 
-  void store(FinishedPack& pack) {
+  void close_pack(PackBuilder& builder) {
+    NumberedPack numbered{++packs_started_, builder.finish(target_.keys->enc_key)};
+    builder.reuse(pack_buffers_.acquire());
+    const std::size_t weight = numbered.pack.bytes.size();
+    upload_queue_.push(std::move(numbered), weight);
+  }
+
+  void upload_loop() {
+    while (std::optional<NumberedPack> numbered = upload_queue_.pop()) {
+      store(*numbered);
+    }
+  }
+
+  void store(NumberedPack& numbered) {
+    FinishedPack& pack = numbered.pack;
     if (!options_.dry_run) {
       target_.repository->put_pack(pack);
     }
@@ -450,12 +506,44 @@ class Pipeline {
     record.size = pack.bytes.size();
     record.blobs = std::move(pack.entries);
     pack_buffers_.release(std::move(pack.bytes));
+    if (recorder_ != nullptr) {
+      RunEvent event;
+      event.kind = RunEvent::Kind::pack_stored;
+      event.pack = numbered.number;
+      event.name = record.name;
+      event.size = record.size;
+      const std::size_t weight = event.weight();
+      record_queue_.push(std::move(event), weight);
+    }
     std::lock_guard lock(mutex_);
     spool_.add(record);
   }
 
+  /// Hands a version spooled for the manifest to the recording thread.
+  void to_catalog(ManifestVersion&& version) {
+    if (recorder_ != nullptr) {
+      RunEvent event;
+      event.kind = RunEvent::Kind::version;
+      event.version = std::move(version);
+      const std::size_t weight = event.weight();
+      record_queue_.push(std::move(event), weight);
+    }
+  }
+
+  /// The recording thread: the catalog records the run while it is read and stored.
+  void record_loop() {
+    RunFeed feed(*recorder_);
+    while (std::optional<RunEvent> event = record_queue_.pop()) {
+      feed.apply(std::move(*event));
+    }
+    if (!stop_) {
+      feed.finish();
+    }
+  }
+
   const Catalog& catalog_;
   ManifestSpool& spool_;  // every version and pack of the run, guarded by mutex_
+  RunRecorder* recorder_;  // used by the recording thread only
   const std::unordered_set<std::string>& untrusted_packs_;
   const BackupTarget& target_;
   const BackupOptions& options_;
@@ -473,7 +561,9 @@ class Pipeline {
   unsigned threads_;
   BoundedQueue<RawChunk> compress_queue_;
   BoundedQueue<SealedBatch> write_queue_;
-  BoundedQueue<FinishedPack> upload_queue_;
+  BoundedQueue<NumberedPack> upload_queue_;
+  BoundedQueue<RunEvent> record_queue_;
+  std::uint64_t packs_started_ = 0;  // by the writer: packs closed so far
   BufferPool buffers_;
   BufferPool pack_buffers_;
   ReadQueue read_queue_;
@@ -481,6 +571,7 @@ class Pipeline {
   std::vector<std::thread> readers_;
   std::vector<std::thread> compressors_;
   std::thread writer_;
+  std::thread recording_;
   std::vector<std::thread> uploaders_;
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
@@ -678,11 +769,12 @@ class SourceScan final : public ScanSink {
 /// and reads and stores the new and changed files while the walk goes on. Scan problems go to
 /// the report; files are counted (new, changed or skipped).
 void scan_and_store(const Catalog& catalog, const BackupTarget& target, const BackupOptions& options,
-                    const UntrustedData& untrusted, ManifestSpool& spool, BackupReport& report) {
+                    const UntrustedData& untrusted, ManifestSpool& spool, RunRecorder* recorder, BackupReport& report) {
   const auto started = std::chrono::steady_clock::now();
   const unsigned cores = std::max(1U, std::thread::hardware_concurrency());
-  Pipeline pipeline(catalog, untrusted.packs, target, options, options.threads != 0 ? options.threads : cores, spool);
-  const auto record = [&pipeline](ManifestVersion&& version) { pipeline.record(version); };
+  Pipeline pipeline(catalog, untrusted.packs, target, options, options.threads != 0 ? options.threads : cores, spool,
+                    recorder);
+  const auto record = [&pipeline](ManifestVersion&& version) { pipeline.record(std::move(version)); };
   const auto to_pipeline = [&pipeline](FileToRead&& file) {
     if (!pipeline.add(std::move(file))) {
       throw PipelineStopped{};
@@ -737,7 +829,13 @@ BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const Back
   // 1 and 2. Scan and compare with the catalog; read and store what changed meanwhile.
   const UntrustedData untrusted = find_untrusted_packs(catalog, target.repository, report);
   const auto spool = std::make_shared<ManifestSpool>(spool_directory(options));
-  scan_and_store(catalog, target, options, untrusted, *spool, report);
+  // The catalog records the run while it is read and stored, in a transaction committed only
+  // after the manifest (commit_run); a run that fails here leaves it rolled back.
+  std::optional<RunRecorder> recorder;
+  if (!options.dry_run) {
+    recorder.emplace(catalog);
+  }
+  scan_and_store(catalog, target, options, untrusted, *spool, recorder ? &*recorder : nullptr, report);
   // The pipeline's buffers (about 100 MiB, freed by now) go back to the system before the
   // manifest and the catalog need memory of their own: the peak is the larger of the two, not
   // their sum.
@@ -764,7 +862,7 @@ BackupReport run_backup(Catalog& catalog, const BackupTarget& target, const Back
   }
   manifest.spooled = spool;
   manifest.config = options.config;
-  const CommittedRun committed = commit_run(catalog, *target.repository, target.lock, manifest, report.stats);
+  const CommittedRun committed = commit_run(catalog, *target.repository, target.lock, manifest, report.stats, &*recorder);
   report.manifest_key = committed.manifest_key;
   report.seq = committed.seq;
   report.commit_seconds = seconds_since(phase);

@@ -25,7 +25,7 @@ Error lost_lock_error(const std::string& location, RunKind kind) {
 }
 
 CommittedRun commit_run(Catalog& catalog, Repository& repository, const RepositoryLock* lock, Manifest& manifest,
-                        const RunStats& stats) {
+                        const RunStats& stats, RunRecorder* recorded) {
   // Checked on the destination now, not only by the refresher: a writer who judged this one stale
   // (clocks apart, a resume from suspend) must not see a manifest appear after it took over.
   if (lock != nullptr && !lock->still_held()) {
@@ -41,7 +41,11 @@ CommittedRun commit_run(Catalog& catalog, Repository& repository, const Reposito
     committed.manifest_key = repository.put_manifest(manifest);
     committed.seq = manifest.seq;
   }
-  catalog.record_run(manifest, committed.manifest_key, stats);
+  if (recorded != nullptr) {
+    recorded->finish(manifest, committed.manifest_key, stats);
+  } else {
+    catalog.record_run(manifest, committed.manifest_key, stats);
+  }
   if (committed.seq != 0) {
     // So that deleting this manifest later (a rollback) is noticed at the next listing.
     catalog.remember_highest_seq(repository.location(), committed.seq);

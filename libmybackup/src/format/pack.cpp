@@ -93,7 +93,7 @@ Bytes open_blob(const AeadKey& key, const ChunkId& id, ByteView blob, std::uint8
   }
 }
 
-void PackBuilder::add(const ChunkId& id, ByteView blob, std::uint32_t raw_length, std::uint8_t flags) {
+const PackEntry& PackBuilder::add(const ChunkId& id, ByteView blob, std::uint32_t raw_length, std::uint8_t flags) {
   PackEntry entry;
   entry.id = id;
   entry.offset = static_cast<std::uint32_t>(bytes_.size());
@@ -106,6 +106,7 @@ void PackBuilder::add(const ChunkId& id, ByteView blob, std::uint32_t raw_length
   }
   bytes_.insert(bytes_.end(), blob.begin(), blob.end());
   entries_.push_back(entry);
+  return entries_.back();
 }
 
 FinishedPack PackBuilder::finish(const AeadKey& key) { return finish_with_nonce(key, fresh_nonce()); }

@@ -1068,6 +1068,137 @@ TEST(Catalog, CountsTheEncryptionsOfTheRepositoryKey) {
 }
 
 
+// ---------------------------------------------------------------- RunRecorder
+
+/// The second run recorded as a backup records it while it goes: chunks placed in a pack that
+/// is stored later, versions offered as they are read (one before its chunk is placed).
+void record_second_as_it_goes(Catalog& catalog, const RunStats& stats) {
+  RunRecorder recorder(catalog);
+  const Manifest second = second_manifest();
+  const ManifestVersion& new_f1 = second.versions[0];  // lists c4, not placed yet
+  EXPECT_FALSE(recorder.add_version(new_f1));
+  EXPECT_EQ(recorder.missing_chunk(), chunk(4));
+  EXPECT_TRUE(recorder.add_version(second.versions[1]));  // the deletion lists no chunk
+  const std::int64_t pack = recorder.pack_started();
+  recorder.chunk_placed(pack, second.packs[0].blobs[0]);
+  EXPECT_TRUE(recorder.add_version(new_f1));
+  recorder.pack_stored(pack, second.packs[0].name, second.packs[0].size);
+  recorder.finish(second, "snapshots/0000000002-x.enc", stats);
+}
+
+/// The second run half done: its pack's chunk placed (the pack not stored) and /r/f1's new
+/// version recorded.
+void start_second_run(RunRecorder& recorder) {
+  const Manifest second = second_manifest();
+  recorder.chunk_placed(recorder.pack_started(), second.packs[0].blobs[0]);
+  EXPECT_TRUE(recorder.add_version(second.versions[0]));
+}
+
+TEST(RunRecorder, RecordsWhatRecordRunRecordsFromTheSameManifest) {
+  TempDir dir("catalog_test_");
+  Catalog whole(dir / "whole.db");
+  Catalog live(dir / "live.db");
+  for (Catalog* catalog : {&whole, &live}) {
+    catalog->record_run(first_manifest(), "snapshots/0000000001-x.enc", stats_with(0));
+  }
+  whole.record_run(second_manifest(), "snapshots/0000000002-x.enc", stats_with(100));
+  record_second_as_it_goes(live, stats_with(100));
+
+  expect_same_summary(live.summary(), whole.summary());
+  EXPECT_EQ(live.known_chunks(), whole.known_chunks());
+  EXPECT_EQ(live.packs_in_use(), whole.packs_in_use());
+  EXPECT_EQ(live.encryptions(), whole.encryptions());
+  EXPECT_EQ(live.last_seq(), 2u);
+  const std::optional<RunRecord> run = live.last_run();
+  ASSERT_TRUE(run.has_value());
+  EXPECT_EQ(run->seq, 2u);
+  EXPECT_EQ(run->kind, "backup");
+  EXPECT_EQ(run->started_ns, whole.last_run()->started_ns);
+  EXPECT_EQ(run->finished_ns, whole.last_run()->finished_ns);
+  EXPECT_EQ(run->stats.files_new, 101u);
+  EXPECT_EQ(run->stats.bytes_stored, 109u);
+  for (const std::string path : {"/r", "/r/d", "/r/f1", "/r/f2", "/r/l"}) {
+    const std::vector<VersionRecord> a = live.versions_of(path);
+    const std::vector<VersionRecord> b = whole.versions_of(path);
+    ASSERT_EQ(a.size(), b.size()) << path;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].number, b[i].number) << path;
+      EXPECT_EQ(a[i].type, b[i].type) << path;
+      EXPECT_EQ(a[i].size, b[i].size) << path;
+      EXPECT_EQ(a[i].stored_size, b[i].stored_size) << path;
+      EXPECT_EQ(a[i].sha256, b[i].sha256) << path;
+      EXPECT_EQ(a[i].run_finished_ns, b[i].run_finished_ns) << path;
+      std::vector<ChunkId> chunks_a;
+      std::vector<ChunkId> chunks_b;
+      for (const ChunkLocation& chunk : live.chunks_of(a[i].id)) {
+        chunks_a.push_back(chunk.entry.id);
+      }
+      for (const ChunkLocation& chunk : whole.chunks_of(b[i].id)) {
+        chunks_b.push_back(chunk.entry.id);
+      }
+      EXPECT_EQ(chunks_a, chunks_b) << path;
+    }
+  }
+}
+
+/// A catalog holding the first run, and its summary then.
+class RunRecorderAfterFirstRun : public ::testing::Test {
+ protected:
+  RunRecorderAfterFirstRun() {
+    catalog.record_run(first_manifest(), "snapshots/0000000001-x.enc", stats_with(0));
+    before = catalog.summary();
+  }
+  TempDir dir{"catalog_test_"};
+  Catalog catalog{dir / "backups.db"};
+  CatalogSummary before;
+};
+
+TEST_F(RunRecorderAfterFirstRun, NothingShowsBeforeFinishAndAnAbandonedRunLeavesNoTrace) {
+  {
+    RunRecorder recorder(catalog);
+    start_second_run(recorder);
+    EXPECT_TRUE(recorder.add_version(file_version("/r/brand-new", 1, 100, {chunk(1)})));
+    // Another connection (status, a restore) sees the catalog as it was.
+    Catalog reader(dir / "backups.db");
+    EXPECT_EQ(reader.versions_of("/r/f1").size(), 1u);
+    EXPECT_TRUE(reader.versions_of("/r/brand-new").empty());
+    expect_same_summary(reader.summary(), before);
+  }  // a failed or interrupted run: rolled back
+  expect_same_summary(catalog.summary(), before);
+  EXPECT_EQ(catalog.known_chunks(), (ChunkIdSet{chunk(1), chunk(2), chunk(3)}));
+  EXPECT_TRUE(catalog.versions_of("/r/brand-new").empty());
+  EXPECT_EQ(catalog.last_seq(), 1u);
+  // The write lock went with it: the next run records.
+  record_second_as_it_goes(catalog, stats_with(100));
+  EXPECT_EQ(catalog.versions_of("/r/f1").size(), 2u);
+  EXPECT_EQ(catalog.summary().runs, 2u);
+}
+
+TEST_F(RunRecorderAfterFirstRun, APackNeverStoredFailsTheRunAndRecordsNothing) {
+  {
+    RunRecorder recorder(catalog);
+    start_second_run(recorder);
+    EXPECT_EQ(catch_error([&] { recorder.finish(second_manifest(), "snapshots/0000000002-x.enc", stats_with(100)); }).kind(),
+              ErrorKind::corrupt);
+  }
+  expect_same_summary(catalog.summary(), before);
+  EXPECT_EQ(catalog.last_seq(), 1u);
+  EXPECT_EQ(catalog.versions_of("/r/f1").size(), 1u);
+}
+
+TEST(RunRecorder, ARunThatChangedNothingIsRecordedWithoutAManifest) {
+  TempDir dir("catalog_test_");
+  Catalog catalog(dir / "backups.db");
+  catalog.record_run(first_manifest(), "snapshots/0000000001-x.enc", stats_with(0));
+  RunRecorder recorder(catalog);
+  Manifest nothing = manifest_with_seq(0);
+  recorder.finish(nothing, "", stats_with(7));
+  EXPECT_EQ(catalog.summary().runs, 2u);
+  EXPECT_EQ(catalog.last_seq(), 1u);
+  EXPECT_EQ(catalog.last_run()->stats.files_unchanged, 11u);
+  EXPECT_EQ(catch_error([&] { recorder.finish(nothing, "", stats_with(7)); }).kind(), ErrorKind::usage);
+}
+
 TEST(CatalogJson, SummarySavingsNeverGoNegative) {
   CatalogSummary summary;
   summary.original_bytes = 1000;

@@ -850,6 +850,69 @@ TEST_F(Backup, FailureToStoreTheManifestChangesNothing) {
   EXPECT_EQ(expect_restorable(*repo_, *catalog_, src_), 5u);
 }
 
+// The catalog records a backup while it runs (RunRecorder): a pack that cannot be stored half
+// way through fails the run, and the catalog is as it was, though it had recorded earlier packs
+// and versions of that run.
+TEST_F(Backup, FailureToStoreAPackHalfWayChangesNothing) {
+  make_tree(false);
+  backup();
+  for (int i = 0; i < 6; ++i) {
+    write_random(src("more" + std::to_string(i) + ".bin"), 900 * 1024, static_cast<std::uint32_t>(80 + i));
+  }
+  const CatalogSummary summary_before = catalog_->summary();
+  const auto latest_before = catalog_->latest_under("/");
+  faults_->set_key_filter("data/");
+  faults_->reset_counts();
+  faults_->fail_put_number(3, ErrorKind::io);
+  EXPECT_EQ(testing::error_kind([&] { backup(); }), ErrorKind::io);
+  EXPECT_EQ(faults_->failed_puts(), 1);
+  expect_same_summary(catalog_->summary(), summary_before);
+  expect_same_latest(catalog_->latest_under("/"), latest_before);
+  EXPECT_EQ(catalog_->last_seq(), 1u);
+
+  const BackupReport retry = backup();
+  EXPECT_EQ(retry.stats.files_new, 6u);
+  EXPECT_EQ(expect_restorable(*repo_, *catalog_, src_), 10u);
+}
+
+// What the catalog recorded as the run went (versions often before their chunks were placed:
+// small files sealed by the readers, large ones compressed by other threads, duplicates, several
+// packs) is what the destination's manifests rebuild.
+TEST_F(Backup, TheCatalogRecordedDuringTheRunIsWhatItsManifestsRebuild) {
+  make_tree(false);
+  make_dir(src("many"));
+  for (int i = 0; i < 300; ++i) {
+    testing::write_text_file(src("many/f" + std::to_string(i) + ".txt"), "small file " + std::to_string(i % 40));
+  }
+  for (int i = 0; i < 3; ++i) {
+    write_random(src("big" + std::to_string(i) + ".bin"), kBigSize, static_cast<std::uint32_t>(90 + i));
+  }
+  write_random(src("many/copy-of-big0.bin"), kBigSize, 90);
+  backup();
+  write_random(src("big1.bin"), kBigSize, 99);
+  ASSERT_EQ(::unlink(src("many/f7.txt").c_str()), 0);
+  backup();
+
+  Catalog rebuilt(dir_ / "rebuilt.db");
+  EXPECT_EQ(replay_new_manifests(rebuilt, *repo_).replayed, 2u);
+  expect_same_latest(rebuilt.latest_under("/"), catalog_->latest_under("/"));
+  expect_same_summary(rebuilt.summary(), catalog_->summary());
+  EXPECT_EQ(rebuilt.known_chunks(), catalog_->known_chunks());
+  EXPECT_EQ(rebuilt.packs_in_use(), catalog_->packs_in_use());
+  EXPECT_EQ(rebuilt.encryptions(), catalog_->encryptions());
+  for (const std::string& path : {src("big1.bin"), src("many/f7.txt"), src("many/copy-of-big0.bin")}) {
+    const std::vector<VersionRecord> live = catalog_->versions_of(path);
+    const std::vector<VersionRecord> replayed = rebuilt.versions_of(path);
+    ASSERT_EQ(live.size(), replayed.size()) << path;
+    for (std::size_t i = 0; i < live.size(); ++i) {
+      EXPECT_EQ(live[i].number, replayed[i].number) << path;
+      EXPECT_EQ(live[i].stored_size, replayed[i].stored_size) << path;
+      EXPECT_EQ(catalog_->chunks_of(live[i].id).size(), rebuilt.chunks_of(replayed[i].id).size()) << path;
+    }
+  }
+  EXPECT_EQ(expect_restorable(*repo_, *catalog_, src_), 307u);
+}
+
 // A crash (or a failed catalog commit) after put_manifest() and before record_run() leaves a
 // manifest on the destination that the catalog does not know. Before planning, the caller (the
 // CLI's backup, after taking the lock) replays the manifests newer than catalog.last_seq(), so the

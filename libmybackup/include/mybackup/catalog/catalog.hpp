@@ -333,6 +333,49 @@ class Catalog {
   /// retried by it when SQLite answers busy).
   void prepare(const std::string& path);
 
+  friend class RunRecorder;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// A backup recorded while it runs: its packs as they fill and are stored, its versions as they
+/// are read, on a connection of its own, so that SQLite's work overlaps the reading instead of
+/// following it. Everything goes into one transaction that only finish() commits, after the
+/// run's manifest is on the destination; until then no other connection sees any of it, and
+/// destroying the recorder (a failed or interrupted run) rolls it back. It records what
+/// record_run would from the same manifest, by the same rules (see there).
+///
+/// The recorder holds the catalog's write lock from its first call to finish(): other writers
+/// wait (up to 5 s) meanwhile, which is why only a run holding the destination's writer lock
+/// uses one. The Catalog it was opened from must not write until then either.
+///
+/// Not thread-safe: one thread makes every call. Errors: Error(io / no_space) from SQLite,
+/// Error(corrupt) as record_run.
+class RunRecorder {
+ public:
+  /// Opens a second connection to `catalog`'s file.
+  explicit RunRecorder(const Catalog& catalog);
+  ~RunRecorder();
+  RunRecorder(const RunRecorder&) = delete;
+  RunRecorder& operator=(const RunRecorder&) = delete;
+
+  /// A pack starts filling: its handle for chunk_placed and pack_stored.
+  std::int64_t pack_started();
+  /// A chunk was placed in the pack being filled (its entry as the pack's header will list it).
+  void chunk_placed(std::int64_t pack, const PackEntry& blob);
+  /// The pack is stored on the destination, under `name` (hex SHA-256), `size` bytes.
+  void pack_stored(std::int64_t pack, const std::string& name, std::uint64_t size);
+  /// Records `version` if the catalog knows each of its chunks (from earlier runs, or placed by
+  /// this one). Otherwise returns false and records nothing: offer it again once more chunks are
+  /// placed.
+  bool add_version(const ManifestVersion& version);
+  /// After add_version returned false: the chunk it did not know.
+  const ChunkId& missing_chunk() const;
+  /// Completes the run's row from `manifest` (sequence, times, sources, counts of encryptions)
+  /// and `stats`, and commits. Error(corrupt) if a pack was never stored. The recorder is spent.
+  void finish(const Manifest& manifest, const std::string& manifest_key, const RunStats& stats);
+
+ private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

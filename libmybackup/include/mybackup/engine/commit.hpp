@@ -9,7 +9,8 @@
 //      atomically and durably (Repository::put_manifest). A run that changed nothing writes no
 //      manifest.
 //   3. The catalog records the run in one transaction (Catalog::record_run), with its manifest's
-//      key or, for a run that changed nothing, without one.
+//      key or, for a run that changed nothing, without one. A backup has recorded its packs and
+//      versions as it went (RunRecorder): its transaction gets the run's row and commits.
 //
 // The order keeps the catalog an index of the destination: it never records a run the
 // destination does not hold. A failure in 2 leaves the catalog as it was (the run's packs are
@@ -38,12 +39,14 @@ struct CommittedRun {
 /// and seq (seq: one more than the highest of the destination's and the catalog's, so a catalog
 /// ahead of a destination, or behind it, never makes a number repeat). `lock` is the writer lock
 /// held for the run (nullptr: none to check). `stats` go to the catalog's record of the run.
+/// `recorded`: the run's packs and versions, recorded as it went (nullptr: record_run records
+/// them from `manifest`); it is spent afterwards.
 /// REQUIRES: the caller holds the writer lock and the catalog has replayed the destination's
 /// manifests. Throws Error(locked) if the lock was lost, what Repository::put_manifest throws
 /// (then the catalog is unchanged) and what Catalog::record_run throws (then the manifest is on
-/// the destination and the next run replays it).
+/// the destination and the next run replays it; so does RunRecorder::finish).
 CommittedRun commit_run(Catalog& catalog, Repository& repository, const RepositoryLock* lock, Manifest& manifest,
-                        const RunStats& stats);
+                        const RunStats& stats, RunRecorder* recorded = nullptr);
 
 /// The error a run of `kind` throws when it finds its writer lock on `location` taken over:
 /// nothing of the run is recorded, and the message says to run it again.

@@ -110,9 +110,10 @@ class PackBuilder {
   /// A builder for packs of about `target_size` bytes (the repository's pack target size).
   explicit PackBuilder(std::size_t target_size) : target_size_(target_size) {}
 
-  /// Appends a sealed blob. REQUIRES: the pack stays below 4 GiB. Callers close a pack before a
-  /// blob would take it past the target size (see fits()), so packs stay near that size.
-  void add(const ChunkId& id, ByteView blob, std::uint32_t raw_length, std::uint8_t flags);
+  /// Appends a sealed blob; returns its entry, as the header will list it. REQUIRES: the pack
+  /// stays below 4 GiB. Callers close a pack before a blob would take it past the target size
+  /// (see fits()), so packs stay near that size.
+  const PackEntry& add(const ChunkId& id, ByteView blob, std::uint32_t raw_length, std::uint8_t flags);
   std::size_t size() const { return bytes_.size(); }
   /// pack_fits() for this pack and its target size.
   bool fits(std::size_t blob_size) const { return pack_fits(bytes_.size(), blob_size, target_size_); }
