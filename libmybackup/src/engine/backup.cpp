@@ -212,7 +212,7 @@ class Pipeline {
         upload_queue_(target.pack_target_size()),
         record_queue_(kRecordQueueBudget),
         buffers_(kIdleBufferBudget),
-        pack_buffers_(target.pack_target_size() + kPackBufferSlack) {
+        pack_buffers_(PackBuilder::buffer_capacity(target.pack_target_size()) + kPackBufferSlack) {
     if (recorder_ != nullptr) {
       // From the start: the scan records versions that need no reading before any file is read.
       recording_ = std::thread([this] { guarded([this] { record_loop(); }); });

@@ -202,7 +202,9 @@ ContentReader::ContentReader(Env& env, const Chunker& chunker, ByteView id_key)
     : env_(env),
       chunker_(chunker),
       hmac_(id_key),
-      buffer_(2 * static_cast<std::size_t>(chunker.params().max_size) + kReadBlock) {}
+      buffer_size_(2 * static_cast<std::size_t>(chunker.params().max_size) + kReadBlock) {
+  buffer_.reset(new std::uint8_t[buffer_size_]);  // default-initialized: not zeroed
+}
 
 namespace {
 
@@ -285,12 +287,12 @@ ReadResult ContentReader::read(const FileToRead& file, ManifestVersion& version,
     // Keep at least max_size bytes ahead of `start` (or everything up to EOF): then next_cut
     // always finds a cut.
     while (!at_eof && end - start < max_size) {
-      if (end + kReadBlock > buffer_.size()) {
-        std::memmove(buffer_.data(), buffer_.data() + start, end - start);
+      if (end + kReadBlock > buffer_size_) {
+        std::memmove(buffer_.get(), buffer_.get() + start, end - start);
         end -= start;
         start = 0;
       }
-      const std::int64_t n = env_.read(opened.get(), buffer_.data() + end, kReadBlock);
+      const std::int64_t n = env_.read(opened.get(), buffer_.get() + end, kReadBlock);
       if (n < 0) {
         return unreadable(std::string("cannot read: ") + std::strerror(static_cast<int>(-n)));
       }
@@ -302,7 +304,7 @@ ReadResult ContentReader::read(const FileToRead& file, ManifestVersion& version,
     if (start == end) {
       break;
     }
-    const ByteView window(buffer_.data() + start, end - start);
+    const ByteView window(buffer_.get() + start, end - start);
     const std::size_t cut = chunker_.next_cut(window, at_eof);
     const ByteView chunk = window.first(cut);
     file_hash.update(chunk);

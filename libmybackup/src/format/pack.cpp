@@ -100,9 +100,11 @@ const PackEntry& PackBuilder::add(const ChunkId& id, ByteView blob, std::uint32_
   entry.length = static_cast<std::uint32_t>(blob.size());
   entry.raw_length = raw_length;
   entry.flags = flags;
-  if (bytes_.empty() && bytes_.capacity() < target_size_) {
-    // One allocation per pack instead of a doubling series (which would also peak at 2x).
-    bytes_.reserve(std::max(target_size_, blob.size()) + 64 * 1024);
+  if (bytes_.empty() && bytes_.capacity() < buffer_capacity(target_size_)) {
+    // One allocation per pack instead of a doubling series (which would also peak at 2x), with
+    // room for the header too: a pack of small files lists ten thousand blobs, and growing the
+    // buffer for it copied the whole pack into new pages. Pages never written cost nothing.
+    bytes_.reserve(std::max(buffer_capacity(target_size_), blob.size() + 64 * 1024));
   }
   bytes_.insert(bytes_.end(), blob.begin(), blob.end());
   entries_.push_back(entry);

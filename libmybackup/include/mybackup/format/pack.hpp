@@ -110,6 +110,10 @@ class PackBuilder {
   /// A builder for packs of about `target_size` bytes (the repository's pack target size).
   explicit PackBuilder(std::size_t target_size) : target_size_(target_size) {}
 
+  /// The capacity a pack's buffer gets at its first blob: the blobs, and room for a header
+  /// listing thousands of small ones. A pool keeping pack buffers for reuse must keep this much.
+  static std::size_t buffer_capacity(std::size_t target_size) { return target_size + target_size / 8 + 64 * 1024; }
+
   /// Appends a sealed blob; returns its entry, as the header will list it. REQUIRES: the pack
   /// stays below 4 GiB. Callers close a pack before a blob would take it past the target size
   /// (see fits()), so packs stay near that size.
