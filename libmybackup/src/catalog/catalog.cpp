@@ -292,7 +292,7 @@ auto guarded(const std::string& path, Body&& body) -> decltype(body()) {
   }
 }
 
-/// Binds the run row's columns 1 to 18 (kRunColumns' order) from the manifest and the stats.
+/// Binds the run row's columns 1 to 18 (in insert_run's column order) from the manifest and the stats.
 void bind_run(SQLite::Statement& run, const Manifest& manifest, const std::string& manifest_key, const RunStats& stats) {
   std::string sources;
   for (const std::string& source : manifest.sources) {
